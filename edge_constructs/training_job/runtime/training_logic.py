@@ -1,0 +1,382 @@
+"""Custom::TrainingJob logic: properties in, CreateTrainingJob request out; idempotent on JobName.
+
+Completion is not polled here: a training job can outlast the one-hour custom-resource limit,
+so the stack waits on a CloudFormation WaitCondition that ``training_signal`` (EventBridge) or,
+for a job that had already ended, the create path signals. Nothing here creates a client:
+the SageMaker client is passed in.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Optional
+
+import wait_condition_signal
+from botocore.exceptions import ClientError
+
+LOGGER = logging.getLogger(__name__)
+
+# SageMaker's job-name pattern; at most 63 characters.
+JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
+
+Signaller = Callable[[str, str, str, Optional[str], Optional[str]], Any]
+
+
+class PropertyError(ValueError):
+    """A ResourceProperty is missing or malformed; the message names it."""
+
+
+# ---------------------------------------------------------------- property parsing
+def _str(props: Mapping[str, Any], name: str, *, required: bool = True) -> str:
+    value = props.get(name)
+    if value is None or value == "":
+        if required:
+            raise PropertyError(f"Property {name} is required")
+        return ""
+    if not isinstance(value, str):
+        raise PropertyError(f"Property {name} must be a string, got {type(value).__name__}")
+    return value
+
+
+def _int(props: Mapping[str, Any], name: str, *, minimum: int = 1) -> int:
+    raw = props.get(name)
+    if raw is None or raw == "":
+        raise PropertyError(f"Property {name} is required")
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        raise PropertyError(f"Property {name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise PropertyError(f"Property {name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _bool(props: Mapping[str, Any], name: str, *, default: bool = False) -> bool:
+    raw = props.get(name)
+    if raw is None or raw == "":
+        return default
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("true", "false"):
+        return text == "true"
+    raise PropertyError(f'Property {name} must be "true" or "false", got {raw!r}')
+
+
+def _json(props: Mapping[str, Any], name: str, default: Any) -> Any:
+    raw = props.get(name)
+    if raw is None or raw == "":
+        return default
+    if not isinstance(raw, str):
+        return raw  # already structured (never from CloudFormation, which sends strings)
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise PropertyError(f"Property {name} is not valid JSON: {error}") from None
+
+
+def _s3_uri(props: Mapping[str, Any], name: str, *, required: bool = True) -> str:
+    value = _str(props, name, required=required)
+    if value and not value.startswith("s3://"):
+        raise PropertyError(f"Property {name} must be an s3:// URI, got {value!r}")
+    return value
+
+
+def job_name(props: Mapping[str, Any], name: str = "JobName") -> str:
+    value = _str(props, name)
+    if not JOB_NAME_RE.match(value):
+        raise PropertyError(
+            f"Property {name} must match {JOB_NAME_RE.pattern} (at most 63 characters), "
+            f"got {value!r}"
+        )
+    return value
+
+
+def parse_tags(props: Mapping[str, Any]) -> list[dict[str, str]]:
+    tags = _json(props, "Tags", {})
+    if not isinstance(tags, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
+    ):
+        raise PropertyError("Property Tags must be a JSON object of string to string")
+    return [{"Key": key, "Value": tags[key]} for key in sorted(tags)]
+
+
+def is_job_name(value: Optional[str]) -> bool:
+    return bool(value) and JOB_NAME_RE.match(value or "") is not None
+
+
+@dataclass(frozen=True)
+class TrainingProps:
+    job_name: str
+    role_arn: str
+    image_uri: str
+    instance_type: str
+    instance_count: int
+    volume_size_gb: int
+    max_runtime_seconds: int
+    use_spot: bool
+    max_wait_seconds: Optional[int]
+    checkpoint_s3_uri: str
+    output_s3_uri: str
+    train_s3_uri: str
+    validation_s3_uri: str
+    hyperparameters: dict[str, str]
+    metric_definitions: list[dict[str, str]]
+    wait_handle_url: str
+    tags: list[dict[str, str]]
+
+    @property
+    def model_artifact_uri(self) -> str:
+        return model_artifact_uri(self.output_s3_uri, self.job_name)
+
+
+def model_artifact_uri(output_s3_uri: str, name: str) -> str:
+    return f"{output_s3_uri.rstrip('/')}/{name}/output/model.tar.gz"
+
+
+def parse_props(props: Mapping[str, Any]) -> TrainingProps:
+    """Parse the string-typed ResourceProperties; every error names the property."""
+    use_spot = _bool(props, "UseSpot")
+    max_runtime = _int(props, "MaxRuntimeSeconds")
+    max_wait: Optional[int] = None
+    if use_spot:
+        max_wait = _int(props, "MaxWaitSeconds")
+        if max_wait < max_runtime:
+            raise PropertyError(
+                f"Property MaxWaitSeconds ({max_wait}) must be at least "
+                f"MaxRuntimeSeconds ({max_runtime}) when UseSpot is true"
+            )
+
+    hyperparameters = _json(props, "Hyperparameters", {})
+    if not isinstance(hyperparameters, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in hyperparameters.items()
+    ):
+        raise PropertyError("Property Hyperparameters must be a JSON object of string to string")
+
+    metrics = _json(props, "MetricDefinitions", [])
+    if not isinstance(metrics, list) or not all(
+        isinstance(m, dict)
+        and set(m) == {"Name", "Regex"}
+        and all(isinstance(v, str) and v for v in m.values())
+        for m in metrics
+    ):
+        raise PropertyError(
+            'Property MetricDefinitions must be a JSON list of {"Name": str, "Regex": str}'
+        )
+
+    return TrainingProps(
+        job_name=job_name(props),
+        role_arn=_str(props, "RoleArn"),
+        image_uri=_str(props, "ImageUri"),
+        instance_type=_str(props, "InstanceType"),
+        instance_count=_int(props, "InstanceCount"),
+        volume_size_gb=_int(props, "VolumeSizeGb"),
+        max_runtime_seconds=max_runtime,
+        use_spot=use_spot,
+        max_wait_seconds=max_wait,
+        checkpoint_s3_uri=_s3_uri(props, "CheckpointS3Uri", required=False),
+        output_s3_uri=_s3_uri(props, "OutputS3Uri"),
+        train_s3_uri=_s3_uri(props, "TrainS3Uri", required=False),
+        validation_s3_uri=_s3_uri(props, "ValidationS3Uri", required=False),
+        hyperparameters=dict(hyperparameters),
+        metric_definitions=[dict(m) for m in metrics],
+        wait_handle_url=_str(props, "WaitHandleUrl"),
+        tags=parse_tags(props),
+    )
+
+
+# ---------------------------------------------------------------- request builder
+def _channel(name: str, s3_uri: str) -> dict[str, Any]:
+    return {
+        "ChannelName": name,
+        "DataSource": {
+            "S3DataSource": {
+                "S3DataType": "S3Prefix",
+                "S3Uri": s3_uri,
+                "S3DataDistributionType": "FullyReplicated",
+            }
+        },
+        "InputMode": "File",
+    }
+
+
+def build_create_request(p: TrainingProps) -> dict[str, Any]:
+    """The CreateTrainingJob request for ``p`` (pure)."""
+    algorithm: dict[str, Any] = {"TrainingImage": p.image_uri, "TrainingInputMode": "File"}
+    if p.metric_definitions:
+        algorithm["MetricDefinitions"] = p.metric_definitions
+    stopping: dict[str, int] = {"MaxRuntimeInSeconds": p.max_runtime_seconds}
+    if p.use_spot and p.max_wait_seconds is not None:
+        stopping["MaxWaitTimeInSeconds"] = p.max_wait_seconds
+
+    request: dict[str, Any] = {
+        "TrainingJobName": p.job_name,
+        "RoleArn": p.role_arn,
+        "AlgorithmSpecification": algorithm,
+        "HyperParameters": p.hyperparameters,
+        "OutputDataConfig": {"S3OutputPath": p.output_s3_uri},
+        "ResourceConfig": {
+            "InstanceType": p.instance_type,
+            "InstanceCount": p.instance_count,
+            "VolumeSizeInGB": p.volume_size_gb,
+        },
+        "StoppingCondition": stopping,
+        "EnableManagedSpotTraining": p.use_spot,
+    }
+    channels = [
+        _channel(name, uri)
+        for name, uri in (("train", p.train_s3_uri), ("validation", p.validation_s3_uri))
+        if uri
+    ]
+    if channels:
+        request["InputDataConfig"] = channels
+    if p.checkpoint_s3_uri:
+        request["CheckpointConfig"] = {
+            "S3Uri": p.checkpoint_s3_uri,
+            "LocalPath": CHECKPOINT_LOCAL_PATH,
+        }
+    if p.tags:
+        request["Tags"] = p.tags
+    return request
+
+
+# ---------------------------------------------------------------- SageMaker calls
+def is_not_found(error: ClientError) -> bool:
+    """DescribeTrainingJob answers a missing job with ValidationException, not a 404 code."""
+    err = error.response.get("Error", {})
+    code = err.get("Code", "")
+    message = err.get("Message", "").lower()
+    if code in ("ResourceNotFound", "ResourceNotFoundException"):
+        return True
+    return code == "ValidationException" and ("not found" in message or "could not find" in message)
+
+
+def describe_or_none(sagemaker: Any, name: str) -> Optional[dict[str, Any]]:
+    try:
+        description: dict[str, Any] = sagemaker.describe_training_job(TrainingJobName=name)
+    except ClientError as error:
+        if is_not_found(error):
+            return None
+        raise
+    return description
+
+
+def ensure_job(sagemaker: Any, p: TrainingProps) -> tuple[dict[str, Any], bool]:
+    """Start the job unless one named ``p.job_name`` exists; (description, started_now)."""
+    existing = describe_or_none(sagemaker, p.job_name)
+    if existing is not None:
+        LOGGER.info(
+            "Training job %s already exists (%s): not starting another",
+            p.job_name,
+            existing.get("TrainingJobStatus"),
+        )
+        return existing, False
+    try:
+        sagemaker.create_training_job(**build_create_request(p))
+    except ClientError as error:
+        # A concurrent retry created it between our describe and create.
+        if error.response.get("Error", {}).get("Code") != "ResourceInUse":
+            raise
+        LOGGER.info("Training job %s was created concurrently", p.job_name)
+        return sagemaker.describe_training_job(TrainingJobName=p.job_name), False
+    LOGGER.info("Started training job %s", p.job_name)
+    return sagemaker.describe_training_job(TrainingJobName=p.job_name), True
+
+
+def _signal_existing(description: dict[str, Any], p: TrainingProps, signal: Signaller) -> None:
+    status = description.get("TrainingJobStatus", "")
+    artifact = description.get("ModelArtifacts", {}).get("S3ModelArtifacts") or (
+        p.model_artifact_uri
+    )
+    signal(p.wait_handle_url, p.job_name, status, description.get("FailureReason"), artifact)
+
+
+def _response(p: TrainingProps, description: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "PhysicalResourceId": p.job_name,
+        "Data": {
+            "JobName": p.job_name,
+            "ModelArtifactUri": p.model_artifact_uri,
+            "TrainingJobArn": description.get("TrainingJobArn", ""),
+        },
+    }
+
+
+def create(sagemaker: Any, props: Mapping[str, Any], signal: Signaller) -> dict[str, Any]:
+    p = parse_props(props)
+    description, started = ensure_job(sagemaker, p)
+    if not started:
+        # The EventBridge rule fires only on a state change; a job that had already ended
+        # before this (re)create will never fire it again for this wait handle.
+        _signal_existing(description, p, signal)
+    return _response(p, description)
+
+
+def update(
+    sagemaker: Any,
+    props: Mapping[str, Any],
+    old_props: Mapping[str, Any],
+    signal: Signaller,
+) -> dict[str, Any]:
+    p = parse_props(props)
+    old_name = old_props.get("JobName")
+    if old_name != p.job_name:
+        LOGGER.info("JobName changed from %s to %s: replacing the job", old_name, p.job_name)
+        return create(sagemaker, props, signal)
+    description = describe_or_none(sagemaker, p.job_name)
+    if description is None:
+        LOGGER.warning("Training job %s no longer exists: starting it again", p.job_name)
+        return create(sagemaker, props, signal)
+    LOGGER.info("Training job %s inputs unchanged: starting nothing", p.job_name)
+    if old_props.get("WaitHandleUrl") != p.wait_handle_url:
+        # A new wait handle would otherwise never hear about a job that already ended.
+        _signal_existing(description, p, signal)
+    return _response(p, description)
+
+
+def delete(sagemaker: Any, physical_id: Optional[str]) -> dict[str, Any]:
+    """Stop the job if it runs. Never deletes the job record or its artifacts. Safe twice."""
+    if not is_job_name(physical_id):
+        LOGGER.info("Physical ID is not a training job name (failed create?): nothing to do")
+        return {"PhysicalResourceId": physical_id}
+    name = str(physical_id)
+    description = describe_or_none(sagemaker, name)
+    if description is None:
+        LOGGER.info("Training job %s not found: nothing to stop", name)
+    elif description.get("TrainingJobStatus") == "InProgress":
+        try:
+            sagemaker.stop_training_job(TrainingJobName=name)
+        except ClientError:
+            again = describe_or_none(sagemaker, name)
+            if again is not None and again.get("TrainingJobStatus") == "InProgress":
+                raise
+            LOGGER.info("Training job %s ended while being stopped", name)
+        else:
+            LOGGER.info("Stopping training job %s", name)
+    else:
+        LOGGER.info(
+            "Training job %s is %s: nothing to stop (artifacts and job record are kept)",
+            name,
+            description.get("TrainingJobStatus"),
+        )
+    return {"PhysicalResourceId": name}
+
+
+def on_event(
+    event: Mapping[str, Any],
+    sagemaker: Any,
+    signal: Signaller = wait_condition_signal.signal_if_terminal,
+) -> dict[str, Any]:
+    request_type = event["RequestType"]
+    props = event.get("ResourceProperties", {})
+    if request_type == "Create":
+        return create(sagemaker, props, signal)
+    if request_type == "Update":
+        return update(sagemaker, props, event.get("OldResourceProperties", {}), signal)
+    if request_type == "Delete":
+        return delete(sagemaker, event.get("PhysicalResourceId"))
+    raise ValueError(f"Unknown RequestType {request_type!r}")

@@ -1,0 +1,103 @@
+"""Fixtures for the custom-resource handler tests.
+
+Each runtime folder is deployed as its own Lambda asset root, where modules import each other
+as top-level modules (``import training_logic``); put those folders on sys.path the same way.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNTIME_DIRS = [
+    ROOT / "edge_constructs" / name / "runtime"
+    for name in ("training_job", "compilation_job", "model_packaging")
+]
+for runtime_dir in RUNTIME_DIRS:
+    if str(runtime_dir) not in sys.path:
+        sys.path.insert(0, str(runtime_dir))
+
+REGION = "eu-west-1"
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and a region, so nothing can reach a real account."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+
+
+@pytest.fixture
+def aws(aws_env: None) -> Iterator[None]:
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def sagemaker(aws: None) -> Any:
+    return boto3.client("sagemaker", region_name=REGION)
+
+
+@pytest.fixture
+def s3(aws: None) -> Any:
+    return boto3.client("s3", region_name=REGION)
+
+
+class WaitHandle:
+    """A real HTTP server on 127.0.0.1 standing in for a presigned wait-condition handle URL."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.status = 200
+        handle = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_PUT(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                handle.requests.append(
+                    {
+                        "method": self.command,
+                        "path": self.path,
+                        "headers": dict(self.headers.items()),
+                        "body": self.rfile.read(length),
+                    }
+                )
+                self.send_response(handle.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        port = self.server.server_address[1]
+        # Shaped like a presigned URL: the query string is the secret that must not be logged.
+        self.url = f"http://127.0.0.1:{port}/cfn-wait/handle?X-Amz-Signature=s3cr3tsig"
+
+    def bodies(self) -> list[dict[str, Any]]:
+        return [json.loads(r["body"]) for r in self.requests]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def wait_handle() -> Iterator[WaitHandle]:
+    handle = WaitHandle()
+    yield handle
+    handle.close()
