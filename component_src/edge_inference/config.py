@@ -1,0 +1,255 @@
+"""The component's configuration: keys, defaults, parsing and validation.
+
+The keys are the component configuration's (PascalCase, set by the recipe's
+``DefaultConfiguration`` and changed by deployments). The CLI gives the starting values; a
+configuration from IPC is merged onto those starting values, so a key that a deployment removes
+goes back to its CLI value. Keys this component does not know (``accessControl``, ...) are
+ignored. A configuration is applied only if every key is valid; otherwise it is rejected with the
+reasons and the previous one stays in force.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import threading
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+
+from edge_inference.durable import device_of
+from edge_inference.model import ModelError, check_model_files
+
+LOG = logging.getLogger(__name__)
+
+RUNTIMES = ("dlr", "onnx")
+THING_NAME_PLACEHOLDER = "{iot:thingName}"
+THING_NAME_ENV = "AWS_IOT_THING_NAME"
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be applied; the message says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """One complete, validated configuration. Paths are absolute."""
+
+    model_dir: Path
+    input_dir: Path
+    processed_dir: Path
+    failed_dir: Path
+    runtime: str = "dlr"
+    top_k: int = 5
+    poll_interval: float = 1.0
+    settle_seconds: float = 1.0
+    max_image_pixels: int = 50_000_000
+    publish_topic: str = "edge-ai/{iot:thingName}/predictions"
+    max_outbox_files: int = 10_000
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)
+
+
+def _as_int(value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"must be an integer, got {value!r}")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    elif isinstance(value, str):
+        value = int(value.strip())
+    if not isinstance(value, int):
+        raise ValueError(f"must be an integer, got {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"must be between {low} and {high}, got {value}")
+    return value
+
+
+def _as_float(value: Any, low: float, high: float, *, low_open: bool = False) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"must be a number, got {value!r}")
+    if isinstance(value, str):
+        value = float(value.strip())
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"must be a finite number, got {value!r}")
+    value = float(value)
+    too_low = value <= low if low_open else value < low
+    if too_low or value > high:
+        bound = f"greater than {low}" if low_open else f"at least {low}"
+        raise ValueError(f"must be {bound} and at most {high}, got {value}")
+    return value
+
+
+def _as_text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"must be a non-empty string, got {value!r}")
+    return value.strip()
+
+
+def _as_runtime(value: Any) -> str:
+    text = _as_text(value).lower()
+    if text not in RUNTIMES:
+        raise ValueError(f"must be one of {', '.join(RUNTIMES)}, got {value!r}")
+    return text
+
+
+def _as_topic(value: Any) -> str:
+    text = _as_text(value)
+    if "#" in text or "+" in text:
+        raise ValueError(f"must not contain MQTT wildcards (# or +), got {value!r}")
+    if len(text.encode("utf-8")) > 256:
+        raise ValueError("must be at most 256 bytes")
+    return text
+
+
+# Configuration key -> (Config field, parser). Paths are handled separately.
+_SCALAR_KEYS: Dict[str, Tuple[str, Callable[[Any], Any]]] = {
+    "Runtime": ("runtime", _as_runtime),
+    "TopK": ("top_k", lambda v: _as_int(v, 1, 1000)),
+    "PollIntervalSeconds": ("poll_interval", lambda v: _as_float(v, 0.0, 3600.0, low_open=True)),
+    "SettleSeconds": ("settle_seconds", lambda v: _as_float(v, 0.0, 3600.0)),
+    "MaxImagePixels": ("max_image_pixels", lambda v: _as_int(v, 1, 2**40)),
+    "PublishTopic": ("publish_topic", _as_topic),
+    "MaxOutboxFiles": ("max_outbox_files", lambda v: _as_int(v, 1, 10_000_000)),
+}
+_PATH_KEYS: Dict[str, str] = {
+    "InputDir": "input_dir",
+    "ProcessedDir": "processed_dir",
+    "FailedDir": "failed_dir",
+    "ModelDir": "model_dir",
+}
+KEYS = tuple(sorted([*_SCALAR_KEYS, *_PATH_KEYS]))
+
+
+def merge_config(base: Config, raw: Mapping[str, Any], *, cwd: Path) -> Config:
+    """``base`` with the known keys of ``raw`` applied; raises :class:`ConfigError` listing
+    every invalid key. Relative paths are resolved against ``cwd`` (the component's work
+    directory). An empty or null ``ModelDir`` means "use ``base``'s model dir"."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"configuration must be an object, got {type(raw).__name__}")
+    changes: Dict[str, Any] = {}
+    problems: List[str] = []
+    for key, (field, parse) in _SCALAR_KEYS.items():
+        if key in raw and raw[key] is not None:
+            try:
+                changes[field] = parse(raw[key])
+            except ValueError as err:
+                problems.append(f"{key} {err}")
+    for key, field in _PATH_KEYS.items():
+        value = raw.get(key)
+        if value is None or (key == "ModelDir" and value == ""):
+            continue
+        try:
+            changes[field] = (cwd / Path(_as_text(value)).expanduser()).resolve()
+        except ValueError as err:
+            problems.append(f"{key} {err}")
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return base.replace(**changes)
+
+
+def resolve_topic(template: str, thing_name: Optional[str]) -> str:
+    """``template`` with ``{iot:thingName}`` replaced by ``thing_name``."""
+    if THING_NAME_PLACEHOLDER not in template:
+        return template
+    if not thing_name:
+        raise ConfigError(
+            f"PublishTopic uses {THING_NAME_PLACEHOLDER} but {THING_NAME_ENV} is not set"
+        )
+    topic = template.replace(THING_NAME_PLACEHOLDER, thing_name)
+    return _as_topic(topic)
+
+
+def check_folders(config: Config, state_dir: Path) -> None:
+    """Raise :class:`ConfigError` unless the folders are distinct and on one filesystem.
+
+    Claiming a file and finishing it are ``os.rename`` calls, which are atomic only within a
+    filesystem; a move across filesystems would be a copy that a crash can leave half done.
+    """
+    folders = {
+        "InputDir": config.input_dir,
+        "ProcessedDir": config.processed_dir,
+        "FailedDir": config.failed_dir,
+        "state dir": state_dir,
+    }
+    seen: Dict[Path, str] = {}
+    for key, path in folders.items():
+        if path in seen:
+            raise ConfigError(f"{key} and {seen[path]} are the same folder ({path})")
+        seen[path] = key
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"{key} {path} exists and is not a folder")
+    devices = {key: device_of(path) for key, path in folders.items()}
+    if len(set(devices.values())) > 1:
+        listing = ", ".join(f"{key}={folders[key]}" for key in folders)
+        raise ConfigError(
+            f"input, processed, failed and state folders must be on one filesystem ({listing})"
+        )
+
+
+class ConfigStore:
+    """Validates configurations from IPC and hands the accepted one to the service. Thread-safe.
+
+    IPC callbacks call :meth:`check` (validation requests) and :meth:`offer` (updates); the
+    service calls :meth:`take` between two files.
+    """
+
+    def __init__(
+        self,
+        start: Config,
+        *,
+        cwd: Path,
+        state_dir: Path,
+        thing_name: Optional[str],
+        check_topic: bool,
+    ) -> None:
+        self.start = start
+        self._cwd = cwd
+        self._state_dir = state_dir
+        self._thing_name = thing_name
+        self._check_topic = check_topic
+        self._lock = threading.Lock()
+        self._pending: Optional[Config] = None
+
+    def parse(self, raw: Mapping[str, Any]) -> Config:
+        """The configuration ``raw`` describes, fully checked; :class:`ConfigError` if not."""
+        config = merge_config(self.start, raw, cwd=self._cwd)
+        return self.validate(config)
+
+    def validate(self, config: Config) -> Config:
+        if self._check_topic:
+            resolve_topic(config.publish_topic, self._thing_name)
+        check_folders(config, self._state_dir)
+        try:
+            check_model_files(config.model_dir, config.runtime)
+        except ModelError as err:
+            raise ConfigError(str(err)) from err
+        return config
+
+    def check(self, raw: Mapping[str, Any]) -> Optional[str]:
+        """None if ``raw`` is acceptable, else the reason it is not."""
+        try:
+            self.parse(raw)
+        except ConfigError as err:
+            return str(err)
+        return None
+
+    def offer(self, raw: Mapping[str, Any]) -> bool:
+        """Queue ``raw`` for the service if valid; otherwise log why and keep the current one."""
+        try:
+            config = self.parse(raw)
+        except ConfigError as err:
+            LOG.error("configuration rejected, keeping the current one: %s", err)
+            return False
+        with self._lock:
+            self._pending = config
+        return True
+
+    def has_pending(self) -> bool:
+        with self._lock:
+            return self._pending is not None
+
+    def take(self) -> Optional[Config]:
+        with self._lock:
+            config, self._pending = self._pending, None
+        return config

@@ -1,0 +1,152 @@
+"""Turn an input file into the model's input tensor, or say why it cannot be used.
+
+Images (``.jpg``, ``.jpeg``, ``.png``) are preprocessed as ``docs/CONTRACTS.md`` says, with
+torchvision's conventions (``Resize(resize_shorter)`` then ``CenterCrop``): decode, convert to
+RGB, resize the shorter side to ``resize_shorter`` (bilinear, antialiased; the longer side is
+``int(resize_shorter * long / short)``), center-crop to ``H x W`` (offset
+``round((size - crop) / 2)``), ``x * scale``, ``(x - mean) / std``, HWC -> CHW, batch axis,
+float32. Two shortcuts keep this cheap without changing the result beyond rounding: a JPEG is
+decoded straight to a reduced size with libjpeg's DCT scaling (``Image.draft``), never below the
+size the resize needs; and only the cropped region is resized (``resize(box=...)``).
+
+``.npy`` tensors must be float32 of the model's input shape, with or without the batch axis.
+They are read with ``allow_pickle=False`` and memory-mapped first, so a bogus header claiming a
+huge array is rejected before anything is read.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Tuple
+
+import numpy as np
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+from edge_inference.model import ModelInfo
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+TENSOR_SUFFIXES = (".npy",)
+SUPPORTED_SUFFIXES = IMAGE_SUFFIXES + TENSOR_SUFFIXES
+IMAGE_FORMATS = ("JPEG", "PNG")
+
+
+class BadInput(Exception):
+    """This input cannot be used; the message is the reason recorded with it."""
+
+
+def resized_size(width: int, height: int, shorter: int) -> Tuple[int, int]:
+    """Size after resizing the shorter side to ``shorter`` (torchvision's rounding)."""
+    if width <= height:
+        return shorter, int(shorter * height / width)
+    return int(shorter * width / height), shorter
+
+
+class InputDecoder:
+    """Loads one input file into a tensor shaped like the model's input (C-contiguous float32)."""
+
+    def __init__(self, info: ModelInfo, max_image_pixels: int) -> None:
+        self.info = info
+        self.max_image_pixels = max_image_pixels
+        # A truncated image must fail, not decode with a grey bottom half.
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        channel_scale = np.array([info.scale / s for s in info.std], dtype=np.float32)
+        channel_shift = np.array([m / s for m, s in zip(info.mean, info.std)], dtype=np.float32)
+        if info.channel_order == "BGR":
+            channel_scale, channel_shift = channel_scale[::-1].copy(), channel_shift[::-1].copy()
+        self._chw = info.layout == "NCHW"
+        shape = (3, 1, 1) if self._chw else (1, 1, 3)
+        self._scale = channel_scale.reshape(shape)
+        self._shift = channel_shift.reshape(shape)
+        self._bgr = info.channel_order == "BGR"
+        self.shape = tuple(info.input_shape)
+
+    def load(self, path: Path) -> np.ndarray:
+        """The tensor for ``path``; raises :class:`BadInput` with the reason."""
+        suffix = path.suffix.lower()
+        if suffix not in SUPPORTED_SUFFIXES:
+            raise BadInput(
+                f"unsupported file type {suffix or '(none)'!r}; "
+                f"expected one of {', '.join(SUPPORTED_SUFFIXES)}"
+            )
+        try:
+            size = os.stat(path).st_size
+        except OSError as err:
+            raise BadInput(f"cannot read file: {err}") from err
+        if size == 0:
+            raise BadInput("empty file (0 bytes)")
+        if suffix in TENSOR_SUFFIXES:
+            return self._load_tensor(path)
+        return self._load_image(path)
+
+    def _load_tensor(self, path: Path) -> np.ndarray:
+        try:
+            array = np.load(str(path), mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as err:
+            raise BadInput(f"not a valid .npy tensor: {err}") from err
+        if not isinstance(array, np.ndarray):  # an .npz archive named .npy
+            raise BadInput("not a .npy tensor (an .npz archive?)")
+        if array.dtype.kind != "f" or array.dtype.itemsize != 4:
+            raise BadInput(f"tensor dtype is {array.dtype}, expected float32")
+        if array.shape not in (self.shape, self.shape[1:]):
+            raise BadInput(
+                f"tensor shape is {array.shape}, expected {self.shape} or {self.shape[1:]}"
+            )
+        try:
+            tensor = np.array(array, dtype=np.float32, order="C").reshape(self.shape)
+        except (ValueError, OSError) as err:
+            raise BadInput(f"cannot read tensor data: {err}") from err
+        return tensor
+
+    def _load_image(self, path: Path) -> np.ndarray:
+        info = self.info
+        try:
+            with Image.open(path) as img:
+                if img.format not in IMAGE_FORMATS:
+                    raise BadInput(f"unsupported image format {img.format}; expected JPEG or PNG")
+                width, height = img.size
+                pixels = width * height
+                if pixels > self.max_image_pixels:
+                    raise BadInput(
+                        f"image is {width}x{height} = {pixels} pixels, more than "
+                        f"MaxImagePixels={self.max_image_pixels}"
+                    )
+                new_w, new_h = resized_size(width, height, info.resize_shorter)
+                if img.format == "JPEG":
+                    # DCT-domain downscale by 1/2, 1/4 or 1/8 to no less than (new_w, new_h).
+                    img.draft("RGB", (new_w, new_h))
+                rgb = img.convert("RGB") if img.mode != "RGB" else img
+                rgb.load()
+                array = self._resize_crop(rgb, new_w, new_h)
+        except BadInput:
+            raise
+        except Image.DecompressionBombError as err:
+            raise BadInput(f"image too large: {err}") from err
+        except UnidentifiedImageError as err:
+            raise BadInput("not a JPEG or PNG image (PIL cannot identify it)") from err
+        except (OSError, SyntaxError, ValueError) as err:
+            # PIL reports truncated or corrupt data as OSError, bad PNG chunks as SyntaxError.
+            raise BadInput(f"cannot decode image: {err}") from err
+        return self._normalize(array)
+
+    def _resize_crop(self, img: Image.Image, new_w: int, new_h: int) -> np.ndarray:
+        crop_w, crop_h = self.info.width, self.info.height
+        left = round((new_w - crop_w) / 2.0)
+        top = round((new_h - crop_h) / 2.0)
+        # The crop window in the (possibly draft-reduced) decoded image's coordinates.
+        sx, sy = img.width / new_w, img.height / new_h
+        box = (left * sx, top * sy, (left + crop_w) * sx, (top + crop_h) * sy)
+        if img.size == (crop_w, crop_h) and box == (0.0, 0.0, float(crop_w), float(crop_h)):
+            return np.asarray(img)
+        return np.asarray(img.resize((crop_w, crop_h), Image.BILINEAR, box=box))
+
+    def _normalize(self, hwc: np.ndarray) -> np.ndarray:
+        """uint8 HWC -> float32 in the model's layout: one multiply and one subtract, in place."""
+        if self._bgr:
+            hwc = hwc[:, :, ::-1]
+        out = np.empty(self.shape, dtype=np.float32)
+        view = out[0]
+        source = hwc.transpose(2, 0, 1) if self._chw else hwc
+        np.multiply(source, self._scale, out=view)
+        np.subtract(view, self._shift, out=view)
+        return out

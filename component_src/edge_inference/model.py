@@ -1,0 +1,278 @@
+"""The model package (``docs/CONTRACTS.md``): metadata, labels, and the runtime that runs it.
+
+``--model-dir`` is the folder holding ``metadata.json`` and ``labels.json`` (both optional). The
+runtime files are in ``<model-dir>/model/`` when that folder exists, else in ``<model-dir>``
+itself: Neo's output for DLR, ``model.onnx`` for ONNX Runtime. ``dlr`` and ``onnxruntime`` are
+imported only when a model for them is loaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+LOG = logging.getLogger(__name__)
+
+ONNX_FILE = "model.onnx"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ModelError(Exception):
+    """The model folder cannot be used; the message says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+    """``metadata.json``, with the contract's defaults filled in."""
+
+    model_id: str
+    input_name: str = "input0"
+    input_shape: Tuple[int, int, int, int] = (1, 3, 224, 224)
+    layout: str = "NCHW"
+    channel_order: str = "RGB"
+    scale: float = 1.0 / 255.0
+    mean: Tuple[float, float, float] = IMAGENET_MEAN
+    std: Tuple[float, float, float] = IMAGENET_STD
+    resize_shorter: int = 256
+
+    @property
+    def height(self) -> int:
+        return self.input_shape[2] if self.layout == "NCHW" else self.input_shape[1]
+
+    @property
+    def width(self) -> int:
+        return self.input_shape[3] if self.layout == "NCHW" else self.input_shape[2]
+
+
+def runtime_dir(model_dir: Path) -> Path:
+    """Where the runtime files are: ``<model-dir>/model`` if present, else ``<model-dir>``."""
+    nested = model_dir / "model"
+    return nested if nested.is_dir() else model_dir
+
+
+def read_metadata(model_dir: Path) -> ModelInfo:
+    """Parse ``metadata.json`` (all keys optional); raise :class:`ModelError` if it is invalid."""
+    path = model_dir / "metadata.json"
+    raw: Dict[str, Any] = {}
+    if path.is_file():
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise ModelError(f"cannot read {path}: {err}") from err
+        if not isinstance(raw, dict):
+            raise ModelError(f"{path} must hold a JSON object")
+    try:
+        return _metadata_from_dict(raw, default_id=model_dir.resolve().name)
+    except (TypeError, ValueError) as err:
+        raise ModelError(f"invalid {path}: {err}") from err
+
+
+def _triple(value: Sequence[Any], name: str) -> Tuple[float, float, float]:
+    if len(value) != 3:
+        raise ValueError(f"{name} must have 3 values, got {len(value)}")
+    result = tuple(float(v) for v in value)
+    return result[0], result[1], result[2]
+
+
+def _metadata_from_dict(raw: Dict[str, Any], *, default_id: str) -> ModelInfo:
+    layout = str(raw.get("layout", "NCHW")).upper()
+    if layout not in ("NCHW", "NHWC"):
+        raise ValueError(f"layout must be NCHW or NHWC, got {layout}")
+    shape = tuple(int(v) for v in raw.get("input_shape", (1, 3, 224, 224)))
+    channels = shape[1] if layout == "NCHW" else shape[-1]
+    if len(shape) != 4 or shape[0] != 1 or channels != 3 or min(shape) < 1:
+        raise ValueError(f"input_shape must be batch 1 with 3 channels ({layout}), got {shape}")
+    order = str(raw.get("channel_order", "RGB")).upper()
+    if order not in ("RGB", "BGR"):
+        raise ValueError(f"channel_order must be RGB or BGR, got {order}")
+    std = _triple(raw.get("std", IMAGENET_STD), "std")
+    if min(abs(s) for s in std) == 0:
+        raise ValueError("std must not contain 0")
+    height, width = (shape[2], shape[3]) if layout == "NCHW" else (shape[1], shape[2])
+    resize_shorter = int(raw.get("resize_shorter", round(height * 256 / 224)))
+    if resize_shorter < max(height, width):
+        raise ValueError(
+            f"resize_shorter {resize_shorter} is smaller than the input size {height}x{width}"
+        )
+    return ModelInfo(
+        model_id=str(raw.get("model_id") or default_id),
+        input_name=str(raw.get("input_name", "input0")),
+        input_shape=(shape[0], shape[1], shape[2], shape[3]),
+        layout=layout,
+        channel_order=order,
+        scale=float(raw.get("scale", 1.0 / 255.0)),
+        mean=_triple(raw.get("mean", IMAGENET_MEAN), "mean"),
+        std=std,
+        resize_shorter=resize_shorter,
+    )
+
+
+def read_labels(model_dir: Path) -> Dict[int, str]:
+    """``labels.json``: ``{"0": "cat", ...}`` or ``["cat", ...]``; empty when absent."""
+    path = model_dir / "labels.json"
+    if not path.is_file():
+        return {}
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ModelError(f"cannot read {path}: {err}") from err
+    try:
+        if isinstance(raw, list):
+            return {i: str(name) for i, name in enumerate(raw)}
+        if isinstance(raw, dict):
+            return {int(key): str(name) for key, name in raw.items()}
+    except ValueError as err:
+        raise ModelError(f"{path}: keys must be class indices as decimal strings") from err
+    raise ModelError(f"{path} must hold a JSON object or list")
+
+
+def check_model_files(model_dir: Path, runtime: str) -> Path:
+    """The path the runtime loads; :class:`ModelError` if the folder has no model for it."""
+    if not model_dir.is_dir():
+        raise ModelError(f"model dir {model_dir} does not exist or is not a folder")
+    folder = runtime_dir(model_dir)
+    if runtime == "onnx":
+        path = folder / ONNX_FILE
+        if not path.is_file():
+            raise ModelError(f"no {ONNX_FILE} in {folder} (needed for runtime onnx)")
+        return path
+    if runtime == "dlr":
+        names = os.listdir(folder)
+        if not any(n.endswith((".so", ".ro")) and n != "libdlr.so" for n in names):
+            raise ModelError(f"no DLR model (compiled .so) in {folder} (needed for runtime dlr)")
+        stray = sorted(n for n in names if n.endswith(".json") and n != "compiled_model.json")
+        if "compiled_model.json" in names and stray:
+            raise ModelError(
+                f"DLR model folder {folder} also holds {', '.join(stray)}: DLR fails on any "
+                "extra .json there; keep labels.json/metadata.json beside a model/ folder"
+            )
+        return folder
+    raise ModelError(f"unknown runtime {runtime!r}")
+
+
+class DlrRunner:
+    """A Neo-compiled model under DLR. ``dlr`` is imported here, after phone-home is off."""
+
+    name = "dlr"
+
+    def __init__(self, folder: Path, input_name: str) -> None:
+        from edge_inference.dlr_phone_home import disable_phone_home
+
+        disable_phone_home()
+        import dlr
+
+        kwargs: Dict[str, Any] = {}
+        if "use_default_dlr" in inspect.signature(dlr.DLRModel.__init__).parameters:
+            # dlr>=1.7 is pure Python: it must load the libdlr.so Neo ships in the folder.
+            # 1.6 uses that one too when present, else its own bundled libdlr.so.
+            kwargs["use_default_dlr"] = False
+        try:
+            self._model = dlr.DLRModel(str(folder), "cpu", 0, **kwargs)
+        except Exception as err:  # DLRError carries no message; the reason went to stderr
+            raise ModelError(f"DLR cannot load {folder}: {type(err).__name__}: {err}") from err
+        names: List[str] = list(self._model.get_input_names())
+        self.input_name = _pick_input(names, input_name)
+
+    def run(self, tensor: np.ndarray) -> np.ndarray:
+        outputs = self._model.run({self.input_name: tensor})
+        return np.asarray(outputs[0])
+
+
+class OnnxRunner:
+    """``model.onnx`` under ONNX Runtime, on CPU, tuned for batch-1 latency."""
+
+    name = "onnx"
+
+    def __init__(self, path: Path, input_name: str, threads: Optional[int] = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.inter_op_num_threads = 1
+        # One intra-op thread per core: the preprocessing thread overlaps with inference, so
+        # threads must not spin-wait on cores it needs between runs.
+        options.intra_op_num_threads = threads or (os.cpu_count() or 1)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(
+                str(path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as err:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise ModelError(f"ONNX Runtime cannot load {path}: {err}") from err
+        names = [i.name for i in self._session.get_inputs()]
+        self.input_name = _pick_input(names, input_name)
+
+    def run(self, tensor: np.ndarray) -> np.ndarray:
+        outputs = self._session.run(None, {self.input_name: tensor})
+        return np.asarray(outputs[0])
+
+
+def _pick_input(names: List[str], wanted: str) -> str:
+    if wanted in names:
+        return wanted
+    if len(names) == 1:
+        LOG.info("model input is %r (metadata says %r); using %r", names[0], wanted, names[0])
+        return names[0]
+    raise ModelError(f"model has inputs {names}, none is metadata's input_name {wanted!r}")
+
+
+def to_probabilities(output: np.ndarray) -> np.ndarray:
+    """Scores as probabilities: the output itself when it already is a distribution (all in
+    [0, 1], summing to 1), else its softmax (the output is logits)."""
+    scores = np.asarray(output, dtype=np.float64).reshape(-1)
+    in_unit_range = scores.size > 0 and scores.min() >= 0.0 and scores.max() <= 1.0
+    if in_unit_range and abs(float(scores.sum()) - 1.0) < 1e-3:
+        return scores
+    shifted = np.exp(scores - scores.max())
+    return shifted / shifted.sum()
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    """A model ready to run: metadata, labels, and the runtime."""
+
+    model_dir: Path
+    info: ModelInfo
+    labels: Dict[int, str]
+    runner: Any  # DlrRunner | OnnxRunner
+
+    @property
+    def runtime(self) -> str:
+        return str(self.runner.name)
+
+    def top_k(self, output: np.ndarray, k: int) -> List[Dict[str, Any]]:
+        """The ``k`` best classes: ``[{"index", "label", "score"}, ...]``, best first."""
+        probs = to_probabilities(output)
+        order = np.argsort(-probs, kind="stable")[: max(1, k)]
+        return [
+            {
+                "index": int(i),
+                "label": self.labels.get(int(i), str(int(i))),
+                "score": round(float(probs[i]), 6),
+            }
+            for i in order
+        ]
+
+
+def load_model(model_dir: Path, runtime: str) -> LoadedModel:
+    """Load the model once; raises :class:`ModelError` with the reason."""
+    target = check_model_files(model_dir, runtime)
+    info = read_metadata(model_dir)
+    labels = read_labels(model_dir)
+    runner: Any
+    if runtime == "dlr":
+        runner = DlrRunner(target, info.input_name)
+    else:
+        runner = OnnxRunner(target, info.input_name)
+    LOG.info("loaded model %s from %s with %s", info.model_id, target, runtime)
+    return LoadedModel(model_dir=model_dir, info=info, labels=labels, runner=runner)

@@ -1,0 +1,280 @@
+"""The processing loop: watch the input folder, run each file once, hand results to the outbox.
+
+While the runtime runs one input, a single worker thread decodes the next one (the runtimes and
+PIL release the GIL), so preprocessing mostly hides behind inference. At most one input is
+prefetched. The loop checks its stop event between files: on SIGTERM it finishes the file in
+hand, returns the prefetched one to the input folder, and returns.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import datetime
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Deque, Dict, Iterator, List, Optional, Tuple, Union
+
+import numpy as np
+
+from edge_inference.config import Config, ConfigStore
+from edge_inference.inputs import BadInput, InputDecoder
+from edge_inference.model import LoadedModel, ModelError, load_model
+from edge_inference.outbox import Drainer, Publisher
+from edge_inference.spool import MAX_ATTEMPTS, Candidate, Claim, SettleTracker, Spool
+
+LOG = logging.getLogger(__name__)
+
+Decoded = Tuple[Union[np.ndarray, str], float]  # (tensor or failure reason, decode ms)
+Pending = Tuple[Claim, "concurrent.futures.Future[Decoded]"]
+
+
+def _utc_now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def decode(decoder: InputDecoder, claim: Claim) -> Decoded:
+    """Load one input; a bad input gives its reason instead of a tensor."""
+    start = time.perf_counter()
+    try:
+        result: Union[np.ndarray, str] = decoder.load(claim.path)
+    except BadInput as err:
+        result = str(err)
+    except Exception as err:  # a decoder bug or odd data must fail this input, not the loop
+        LOG.exception("unexpected error reading %s", claim.name)
+        result = f"cannot read input: {type(err).__name__}: {err}"
+    if isinstance(result, str):  # name the input as the user knows it, not the claim path
+        result = result.replace(str(claim.path), claim.name)
+    return result, (time.perf_counter() - start) * 1000.0
+
+
+class InferenceService:
+    """Runs inputs through the model, exactly once each. Owns the drainer thread."""
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        model: LoadedModel,
+        spool: Spool,
+        publisher: Publisher,
+        stop: threading.Event,
+        store: Optional[ConfigStore] = None,
+        model_loader: Callable[[Path, str], LoadedModel] = load_model,
+        prefetch: bool = True,
+    ) -> None:
+        self.config = config
+        self.model = model
+        self.spool = spool
+        self.publisher = publisher
+        self.stop = stop
+        self.store = store
+        self.prefetch = prefetch
+        self._load_model = model_loader
+        self._decoder = InputDecoder(model.info, config.max_image_pixels)
+        self._tracker = SettleTracker()
+        self._drainer = Drainer(spool.outbox, publisher)
+        self._executor: Optional[concurrent.futures.ThreadPoolExecutor] = None
+        self._outbox_full = False
+        self.counts: Dict[str, int] = {"processed": 0, "failed": 0}
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def run(self, *, once: bool = False) -> None:
+        """Process inputs until stopped; with ``once``, until the input folder is empty."""
+        self._make_folders(self.config)
+        self.spool.open()
+        backlog: Deque[Claim] = collections.deque(self.spool.recover())
+        self._drainer.start()
+        if self.prefetch:
+            self._executor = concurrent.futures.ThreadPoolExecutor(1, "edge-prefetch")
+        try:
+            while not self.stop.is_set():
+                self._apply_new_config()
+                taken, waiting = self._process_available(backlog)
+                if once and not (taken or waiting or backlog or self._outbox_full):
+                    break
+                if once and self._outbox_full and self._drainer.failing:
+                    LOG.warning("outbox full and publishing fails; leaving the rest for later")
+                    break
+                self.stop.wait(
+                    min(self.config.poll_interval, 0.1) if once else self.config.poll_interval
+                )
+        finally:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
+            self._drainer.stop(flush=once)
+        LOG.info(
+            "stopped: %d processed, %d failed, %d result(s) waiting in the outbox",
+            self.counts["processed"],
+            self.counts["failed"],
+            self.spool.outbox.count,
+        )
+
+    # -- one pass over the input folder --------------------------------------------------------
+
+    def _process_available(self, backlog: Deque[Claim]) -> Tuple[int, int]:
+        """Process the backlog and every settled input. Returns (inputs taken, inputs still
+        settling)."""
+        candidates, waiting = self._tracker.scan(self.config.input_dir, self.config.settle_seconds)
+        claims = self._claims(backlog, iter(candidates))
+        in_flight: Deque[Pending] = collections.deque()
+        taken = 0
+        while not self._interrupted():
+            if not in_flight:
+                self._feed(claims, in_flight)
+            if not in_flight:
+                break
+            claim, future = in_flight.popleft()
+            if self.prefetch:
+                self._feed(claims, in_flight)  # decode the next input during this inference
+            self._handle(claim, future.result())
+            taken += 1
+        for claim, future in in_flight:  # stopped or reconfigured with an input prefetched
+            future.cancel()
+            if self.stop.is_set():
+                self.spool.unclaim(claim, self.config.input_dir)
+            else:
+                backlog.appendleft(claim)
+        return taken, waiting
+
+    def _interrupted(self) -> bool:
+        return self.stop.is_set() or (self.store is not None and self.store.has_pending())
+
+    def _claims(self, backlog: Deque[Claim], candidates: Iterator[Candidate]) -> Iterator[Claim]:
+        """Recovered and left-over claims first, then newly claimed settled inputs."""
+        while backlog:
+            claim = backlog.popleft()
+            if claim.attempts > MAX_ATTEMPTS:
+                runs = claim.attempts - 1
+                self._fail(claim, f"input was in progress in {runs} runs that crashed; not retried")
+                continue
+            yield claim
+        for candidate in candidates:
+            claim = self.spool.claim(candidate)
+            if claim is not None:
+                yield claim
+
+    def _feed(self, claims: Iterator[Claim], in_flight: Deque[Pending]) -> None:
+        """Claim the next input and start decoding it (on the prefetch thread if enabled)."""
+        if self.stop.is_set() or self._outbox_is_full():
+            return
+        claim = next(claims, None)
+        if claim is None:
+            return
+        future: concurrent.futures.Future[Decoded]
+        if self._executor is not None:
+            future = self._executor.submit(decode, self._decoder, claim)
+        else:
+            future = concurrent.futures.Future()
+            future.set_result(decode(self._decoder, claim))
+        in_flight.append((claim, future))
+
+    def _outbox_is_full(self) -> bool:
+        count, limit = self.spool.outbox.count, self.config.max_outbox_files
+        full = count >= limit
+        if full and not self._outbox_full:
+            LOG.warning(
+                "outbox full: %d unpublished results (MaxOutboxFiles=%d); new inputs wait in "
+                "the input folder until results are published",
+                count,
+                limit,
+            )
+        elif self._outbox_full and not full:
+            LOG.info("outbox has room again (%d results); taking new inputs", count)
+        self._outbox_full = full
+        return full
+
+    # -- one input -------------------------------------------------------------------------------
+
+    def _handle(self, claim: Claim, decoded: Decoded) -> None:
+        tensor, decode_ms = decoded
+        if isinstance(tensor, str):
+            self._fail(claim, tensor)
+            return
+        start = time.perf_counter()
+        try:
+            output = self.model.runner.run(tensor)
+            top = self.model.top_k(output, self.config.top_k)
+        except Exception as err:  # runtime errors (DLRError, ORT Fail) fail this input only
+            LOG.exception("inference failed for %s", claim.name)
+            self._fail(claim, f"inference failed: {type(err).__name__}: {err}")
+            return
+        infer_ms = (time.perf_counter() - start) * 1000.0
+        message = {
+            "input": claim.name,
+            "top": top,
+            "latency_ms": round(decode_ms + infer_ms, 3),
+            "inference_ms": round(infer_ms, 3),
+            "model": self.model.info.model_id,
+            "runtime": self.model.runtime,
+            "timestamp": _utc_now(),
+        }
+        self.spool.complete(claim, message, failed=False, folder=self.config.processed_dir)
+        self.counts["processed"] += 1
+        best = top[0]
+        LOG.info(
+            "%s: %s (%d) %.3f in %.1f ms",
+            claim.name,
+            best["label"],
+            best["index"],
+            best["score"],
+            message["latency_ms"],
+        )
+
+    def _fail(self, claim: Claim, reason: str) -> None:
+        message = {
+            "input": claim.name,
+            "error": reason,
+            "model": self.model.info.model_id,
+            "runtime": self.model.runtime,
+            "timestamp": _utc_now(),
+        }
+        self.spool.complete(claim, message, failed=True, folder=self.config.failed_dir)
+        self.counts["failed"] += 1
+        LOG.warning("%s failed: %s", claim.name, reason)
+
+    # -- configuration -------------------------------------------------------------------------
+
+    def _apply_new_config(self) -> None:
+        if self.store is None:
+            return
+        new = self.store.take()
+        if new is None or new == self.config:
+            return
+        old = self.config
+        model = self.model
+        if (new.model_dir, new.runtime) != (old.model_dir, old.runtime):
+            try:
+                model = self._load_model(new.model_dir, new.runtime)
+            except (ModelError, ImportError, OSError) as err:
+                LOG.error("configuration not applied, keeping the current one: %s", err)
+                return
+        try:
+            self._make_folders(new)
+        except OSError as err:
+            LOG.error("configuration not applied, keeping the current one: %s", err)
+            return
+        self.model = model
+        self._decoder = InputDecoder(model.info, new.max_image_pixels)
+        apply = getattr(self.publisher, "apply_config", None)
+        if apply is not None:
+            apply(new)
+        self.config = new
+        LOG.info("configuration applied: %s", _describe_changes(old, new))
+
+    @staticmethod
+    def _make_folders(config: Config) -> None:
+        for folder in (config.input_dir, config.processed_dir, config.failed_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+
+
+def _describe_changes(old: Config, new: Config) -> str:
+    changes: List[str] = []
+    for field in new.__dataclass_fields__:
+        before, after = getattr(old, field), getattr(new, field)
+        if before != after:
+            changes.append(f"{field} {before} -> {after}")
+    return ", ".join(changes) or "no change"
