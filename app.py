@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""CDK entry point: read configuration, instantiate the stacks of each selected stage.
+
+    cdk synth                 # the stage named by context "stage" (cdk.json: dev)
+    cdk synth -c stage=prod   # another stage
+    cdk synth -c stage=all    # every stage in cdk.json
+    cdk synth -c input_shape=1,3,300,300 -c neo_target_device=jetson_nano   # overrides
+
+Stacks are environment-agnostic unless an account/region is given with ``-c account=...
+-c region=...`` or ``CDK_DEPLOY_ACCOUNT`` / ``CDK_DEPLOY_REGION``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
+
+from app_config import DEFAULTS, ConfigError, PipelineConfig, load_config
+from stacks.artifact_stack import ArtifactStack
+from stacks.device_stack import DeviceStack
+from stacks.pipeline_stack import PipelineStack
+
+REPO_ROOT = Path(__file__).resolve().parent
+# Context keys this app reads besides the configuration keys in app_config.DEFAULTS.
+APP_KEYS = {"stage", "stages", "pipeline", "account", "region"}
+_PLAIN_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _environment(context: Mapping[str, Any]) -> cdk.Environment | None:
+    account = context.get("account") or os.environ.get("CDK_DEPLOY_ACCOUNT")
+    region = context.get("region") or os.environ.get("CDK_DEPLOY_REGION")
+    if not account and not region:
+        return None
+    return cdk.Environment(account=account, region=region)
+
+
+def _check_keys(context: Mapping[str, Any]) -> None:
+    """A mistyped ``-c key=value`` must fail, not be silently ignored."""
+    for key, value in context.items():
+        if _PLAIN_KEY.match(key) and key not in APP_KEYS and key not in DEFAULTS:
+            raise ConfigError(key, value, f"unknown key; known keys: {', '.join(sorted(DEFAULTS))}")
+
+
+def add_stage(app: cdk.App, config: PipelineConfig, env: cdk.Environment | None) -> cdk.Stage:
+    stage = cdk.Stage(app, config.stage, env=env)
+    name = f"{config.prefix}-{config.stage}"
+    artifacts = ArtifactStack(
+        stage,
+        "Artifacts",
+        config=config,
+        stack_name=f"{name}-artifacts",
+        description="Edge AI pipeline: artifact bucket (stateful, retained)",
+        termination_protection=config.stage == "prod",
+    )
+    devices = DeviceStack(
+        stage,
+        "Devices",
+        config=config,
+        bucket=artifacts.bucket,
+        stack_name=f"{name}-devices",
+        description="Edge AI pipeline: Greengrass core-device prerequisites",
+    )
+    PipelineStack(
+        stage,
+        "Pipeline",
+        config=config,
+        bucket=artifacts.bucket,
+        thing_group_arn=devices.thing_group_arn,
+        repo_root=REPO_ROOT,
+        stack_name=f"{name}-pipeline",
+        description="Edge AI pipeline: training, Neo compilation, packaging, Greengrass",
+    ).add_stack_dependency(devices)
+    cdk.Aspects.of(stage).add(AwsSolutionsChecks(verbose=True))
+    return stage
+
+
+def create_app(context: Mapping[str, Any] | None = None, outdir: str | None = None) -> cdk.App:
+    """The app with every selected stage; ``context`` is for tests (as if from cdk.json)."""
+    app = cdk.App(context=dict(context) if context is not None else None, outdir=outdir)
+    all_context = app.node.get_all_context()
+    _check_keys(all_context)
+    selected = str(all_context.get("stage") or "dev")
+    stages = all_context.get("stages") or {}
+    names = sorted(stages) if selected == "all" else [selected]
+    env = _environment(all_context)
+    for stage_name in names:
+        add_stage(app, load_config(all_context, stage_name), env)
+    return app
+
+
+def main() -> int:
+    try:
+        app = create_app()
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    app.synth()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,527 @@
+"""Typed, validated configuration of the CDK app.
+
+`app.py` is the only place that reads CDK context; it calls :func:`load_config` once and passes
+the resulting :class:`PipelineConfig` down. Every value a user can get wrong is checked here and
+fails synth with a :class:`ConfigError` that names the key, the value and what is allowed.
+
+Where a value comes from, lowest precedence first:
+1. the defaults in :data:`DEFAULTS` (documented in the README);
+2. the ``pipeline`` object in ``cdk.json`` context;
+3. the stage's overrides, ``stages.<name>`` in ``cdk.json`` context;
+4. ``-c key=value`` on the command line (strings; parsed like everything else).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+# Neo target devices (SageMaker CreateCompilationJob `TargetDevice`) grouped by kind. Edge
+# devices accept PyTorch 1.7/1.8 only; cloud `ml_*` instances a wider set (FACTS.md).
+NEO_EDGE_DEVICES = frozenset(
+    {
+        "lambda",
+        "jetson_tx1",
+        "jetson_tx2",
+        "jetson_nano",
+        "jetson_xavier",
+        "rasp3b",
+        "rasp4b",
+        "imx8qm",
+        "imx8mplus",
+        "deeplens",
+        "rk3399",
+        "rk3288",
+        "aisage",
+        "sbe_c",
+        "qcs605",
+        "qcs603",
+        "sitara_am57x",
+        "amba_cv2",
+        "amba_cv22",
+        "amba_cv25",
+        "x86_win32",
+        "x86_win64",
+        "coreml",
+    }
+)
+NEO_CLOUD_DEVICES = frozenset(
+    {
+        "ml_m4",
+        "ml_m5",
+        "ml_m6g",
+        "ml_c4",
+        "ml_c5",
+        "ml_c6g",
+        "ml_p2",
+        "ml_p3",
+        "ml_g4dn",
+        "ml_inf1",
+        "ml_inf2",
+        "ml_trn1",
+        "ml_eia2",
+    }
+)
+EDGE_PYTORCH_VERSIONS = ("1.7", "1.8")
+CLOUD_PYTORCH_VERSIONS = ("1.4", "1.5", "1.6", "1.7", "1.8", "1.12", "1.13", "2.0")
+PLATFORM_OS = ("LINUX", "ANDROID")
+PLATFORM_ARCH = ("X86_64", "X86", "ARM64", "ARM_EABI", "ARM_EABIHF")
+PLATFORM_ACCELERATOR = ("INTEL_GRAPHICS", "MALI", "NVIDIA", "NNA")
+RUNTIME_COMPONENTS = ("bundled", "variant.DLR")
+UPDATE_POLICIES = ("NOTIFY_COMPONENTS", "SKIP_NOTIFY_COMPONENTS")
+# CloudFormation WaitCondition waits at most 12 h; keep a margin for the signal to arrive.
+MAX_TRAINING_WAIT_SECONDS = 43_200 - 1_800
+# Compilation waits inside one custom-resource call, which must answer within an hour.
+MAX_COMPILATION_SECONDS = 3_000
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653)
+
+DEFAULTS: dict[str, Any] = {
+    "prefix": "edge-ai",
+    "component_namespace": "com.example.edgeai",
+    "thing_group": "EdgeAiCoreDevices",
+    "architecture": "vgg16",
+    "neo_target_device": "",
+    "neo_target_platform": "LINUX/X86_64",
+    "pytorch_version": "1.8",
+    "input_shape": "1,3,224,224",
+    "training_instance_type": "ml.m5.xlarge",
+    "training_instance_count": 1,
+    "training_volume_gb": 30,
+    "training_max_runtime_seconds": 10_800,
+    "training_use_spot": False,
+    "training_max_wait_seconds": 21_600,
+    "training_image_uri": "",
+    "training_data_uri": "",
+    "validation_data_uri": "",
+    "hyperparameters": {"epochs": "10", "batch-size": "32", "lr": "0.001", "pretrained": "true"},
+    "model_artifact_uri": "",
+    "run_id": "1",
+    "compilation_max_runtime_seconds": 900,
+    "runtime_component": "bundled",
+    "variant_dlr_version": "1.6.16",
+    "log_manager_version": "2.3.7",
+    "nucleus_version": "",
+    "log_retention_days": 30,
+    "inference_top_k": 5,
+    "publish_topic_prefix": "edge-ai",
+    "deployment_timeout_minutes": 60,
+    "rollout_max_per_minute": 50,
+    "abort_failure_threshold_percent": 10,
+    "abort_min_executed_things": 5,
+    "component_update_policy": "NOTIFY_COMPONENTS",
+    "component_update_timeout_seconds": 60,
+    "noncurrent_version_expiration_days": 90,
+}
+
+
+class ConfigError(ValueError):
+    """A configuration value a user got wrong; the message names key, value and what is allowed."""
+
+    def __init__(self, key: str, value: object, allowed: str) -> None:
+        super().__init__(f"invalid configuration {key}={value!r}: {allowed}")
+        self.key = key
+
+
+@dataclass(frozen=True)
+class NeoTarget:
+    """Where Neo compiles for: a named device, or an OS/arch(/accelerator) platform."""
+
+    device: str | None = None
+    os: str | None = None
+    arch: str | None = None
+    accelerator: str | None = None
+
+    @property
+    def is_cloud(self) -> bool:
+        return self.device is not None and self.device.startswith("ml_")
+
+    @property
+    def slug(self) -> str:
+        """A short name for resource names and logs, e.g. ``jetson_nano`` or ``linux-x86_64``."""
+        if self.device:
+            return self.device
+        parts = [self.os or "", self.arch or ""] + ([self.accelerator] if self.accelerator else [])
+        return "-".join(parts).lower()
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    instance_type: str
+    instance_count: int
+    volume_gb: int
+    max_runtime_seconds: int
+    use_spot: bool
+    max_wait_seconds: int
+    image_uri: str
+    data_uri: str
+    validation_uri: str
+    hyperparameters: Mapping[str, str]
+    run_id: str
+
+
+@dataclass(frozen=True)
+class DeploymentConfig:
+    timeout_minutes: int
+    rollout_max_per_minute: int
+    abort_failure_threshold_percent: int
+    abort_min_executed_things: int
+    component_update_policy: str
+    component_update_timeout_seconds: int
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything the stacks need, validated. Built by :func:`load_config`."""
+
+    stage: str
+    prefix: str
+    component_namespace: str
+    thing_group: str
+    architecture: str
+    neo_target: NeoTarget
+    pytorch_version: str
+    input_shape: tuple[int, int, int, int]
+    training: TrainingConfig
+    model_artifact_uri: str
+    compilation_max_runtime_seconds: int
+    runtime_component: str
+    variant_dlr_version: str
+    log_manager_version: str
+    nucleus_version: str
+    log_retention_days: int
+    inference_top_k: int
+    publish_topic_prefix: str
+    deployment: DeploymentConfig
+    noncurrent_version_expiration_days: int
+
+    @property
+    def trains(self) -> bool:
+        """False when the user brings an already-trained model (``model_artifact_uri``)."""
+        return not self.model_artifact_uri
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing helpers: each takes the raw value (a string from `-c`, or a JSON value from cdk.json)
+
+_PREFIX_RE = re.compile(r"^[a-z][a-z0-9-]{0,18}[a-z0-9]$")
+_THING_GROUP_RE = re.compile(r"^[a-zA-Z0-9:_-]{1,128}$")
+_NAMESPACE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*(\.[A-Za-z][A-Za-z0-9]*)+$")
+_S3_URI_RE = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
+_INSTANCE_RE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+_VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
+_TOPIC_RE = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+_IMAGE_RE = re.compile(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[^\s:]+:[^\s]+$")
+
+
+def _int(key: str, value: object, *, minimum: int = 1, maximum: int | None = None) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(key, value, "expected an integer")
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise ConfigError(key, value, "expected an integer") from None
+    if number < minimum or (maximum is not None and number > maximum):
+        upper = f" and at most {maximum}" if maximum is not None else ""
+        raise ConfigError(key, value, f"must be at least {minimum}{upper}")
+    return number
+
+
+def _bool(key: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no", ""):
+        return False
+    raise ConfigError(key, value, "expected true or false")
+
+
+def _choice(key: str, value: object, allowed: tuple[str, ...] | frozenset[str]) -> str:
+    text = str(value).strip()
+    if text not in allowed:
+        raise ConfigError(key, value, f"allowed: {', '.join(sorted(allowed))}")
+    return text
+
+
+def _matching(key: str, value: object, pattern: re.Pattern[str], allowed: str) -> str:
+    text = str(value).strip()
+    if not pattern.match(text):
+        raise ConfigError(key, value, allowed)
+    return text
+
+
+def _optional_s3(key: str, value: object) -> str:
+    text = str(value or "").strip()
+    if text and not _S3_URI_RE.match(text):
+        raise ConfigError(key, value, "expected empty or an s3://bucket/key URI")
+    return text
+
+
+def _mapping(key: str, value: object) -> dict[str, str]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except json.JSONDecodeError:
+            raise ConfigError(key, value, "expected a JSON object of strings") from None
+    if not isinstance(value, Mapping):
+        raise ConfigError(key, value, "expected a JSON object of strings")
+    result: dict[str, str] = {}
+    for name, item in value.items():
+        if not isinstance(name, str) or isinstance(item, (dict, list)) or item is None:
+            raise ConfigError(key, value, "expected a JSON object of strings")
+        result[name] = str(item).lower() if isinstance(item, bool) else str(item)
+    return result
+
+
+def parse_input_shape(value: object) -> tuple[int, int, int, int]:
+    """``"1,3,224,224"`` or ``[1, 3, 224, 224]`` -> a batch-1, 3-channel NCHW shape."""
+    key = "input_shape"
+    allowed = "expected N,C,H,W with N=1, C=3 and 32 <= H, W <= 4096, e.g. 1,3,224,224"
+    parts = value if isinstance(value, (list, tuple)) else str(value).replace(" ", "").split(",")
+    try:
+        dims = tuple(int(p) for p in parts)
+    except (TypeError, ValueError):
+        raise ConfigError(key, value, allowed) from None
+    if len(dims) != 4 or dims[0] != 1 or dims[1] != 3:
+        raise ConfigError(key, value, allowed)
+    if not all(32 <= d <= 4096 for d in dims[2:]):
+        raise ConfigError(key, value, allowed)
+    return (dims[0], dims[1], dims[2], dims[3])
+
+
+def parse_neo_target(device: object, platform: object) -> NeoTarget:
+    """Exactly one of a named Neo device or an ``OS/ARCH[/ACCELERATOR]`` platform."""
+    device_text = str(device or "").strip()
+    platform_text = str(platform or "").strip()
+    if device_text and platform_text:
+        raise ConfigError(
+            "neo_target_device",
+            device_text,
+            "set either neo_target_device or neo_target_platform, not both "
+            "(pass -c neo_target_platform= to clear the default platform)",
+        )
+    if device_text:
+        allowed = NEO_EDGE_DEVICES | NEO_CLOUD_DEVICES
+        return NeoTarget(device=_choice("neo_target_device", device_text, allowed))
+    if not platform_text:
+        raise ConfigError("neo_target_platform", platform, "set a Neo target device or platform")
+    parts = platform_text.upper().split("/")
+    allowed_text = (
+        f"expected OS/ARCH[/ACCELERATOR], OS one of {', '.join(PLATFORM_OS)}, ARCH one of "
+        f"{', '.join(PLATFORM_ARCH)}, ACCELERATOR one of {', '.join(PLATFORM_ACCELERATOR)}"
+    )
+    if len(parts) not in (2, 3) or parts[0] not in PLATFORM_OS or parts[1] not in PLATFORM_ARCH:
+        raise ConfigError("neo_target_platform", platform, allowed_text)
+    accelerator = parts[2] if len(parts) == 3 else None
+    if accelerator is not None and accelerator not in PLATFORM_ACCELERATOR:
+        raise ConfigError("neo_target_platform", platform, allowed_text)
+    return NeoTarget(os=parts[0], arch=parts[1], accelerator=accelerator)
+
+
+def _pytorch_version(value: object, target: NeoTarget) -> str:
+    text = str(value).strip()
+    allowed = CLOUD_PYTORCH_VERSIONS if target.is_cloud else EDGE_PYTORCH_VERSIONS
+    if text not in allowed:
+        raise ConfigError(
+            "pytorch_version",
+            value,
+            f"Neo target {target.slug} accepts PyTorch {', '.join(allowed)}",
+        )
+    return text
+
+
+def merge_context(
+    base: Mapping[str, Any], stage_overrides: Mapping[str, Any], cli: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Defaults < cdk.json ``pipeline`` < ``stages.<stage>`` < ``-c`` values. Unknown keys fail."""
+    merged: dict[str, Any] = dict(DEFAULTS)
+    for source_name, source in (("pipeline", base), ("stage", stage_overrides), ("-c", cli)):
+        for key, value in source.items():
+            if key not in DEFAULTS:
+                close = [k for k in DEFAULTS if k.split("_")[0] == key.split("_")[0]]
+                hint = f" (did you mean {', '.join(close)}?)" if close else ""
+                raise ConfigError(key, value, f"unknown key in {source_name}{hint}")
+            merged[key] = value
+    return merged
+
+
+def build_config(stage: str, raw: Mapping[str, Any]) -> PipelineConfig:
+    """Validate a merged raw mapping (see :func:`merge_context`) into a :class:`PipelineConfig`."""
+    target = parse_neo_target(raw["neo_target_device"], raw["neo_target_platform"])
+    max_runtime = _int(
+        "training_max_runtime_seconds",
+        raw["training_max_runtime_seconds"],
+        minimum=60,
+        maximum=MAX_TRAINING_WAIT_SECONDS,
+    )
+    use_spot = _bool("training_use_spot", raw["training_use_spot"])
+    max_wait = _int(
+        "training_max_wait_seconds",
+        raw["training_max_wait_seconds"],
+        minimum=60,
+        maximum=MAX_TRAINING_WAIT_SECONDS,
+    )
+    if use_spot and max_wait < max_runtime:
+        raise ConfigError(
+            "training_max_wait_seconds",
+            raw["training_max_wait_seconds"],
+            f"with spot training it must be >= training_max_runtime_seconds ({max_runtime})",
+        )
+    image_uri = str(raw["training_image_uri"] or "").strip()
+    if image_uri:
+        _matching(
+            "training_image_uri",
+            image_uri,
+            _IMAGE_RE,
+            "expected empty or an ECR image URI ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPO:TAG",
+        )
+    hyperparameters = _mapping("hyperparameters", raw["hyperparameters"])
+    reserved = sorted(k for k in hyperparameters if k.startswith("sagemaker_"))
+    if reserved or "arch" in hyperparameters or "input-shape" in hyperparameters:
+        raise ConfigError(
+            "hyperparameters",
+            raw["hyperparameters"],
+            "arch, input-shape and sagemaker_* are set by the pipeline (use architecture "
+            "and input_shape)",
+        )
+    training = TrainingConfig(
+        instance_type=_matching(
+            "training_instance_type",
+            raw["training_instance_type"],
+            _INSTANCE_RE,
+            "expected a SageMaker instance type such as ml.m5.xlarge",
+        ),
+        instance_count=_int("training_instance_count", raw["training_instance_count"], maximum=100),
+        volume_gb=_int("training_volume_gb", raw["training_volume_gb"], maximum=16_384),
+        max_runtime_seconds=max_runtime,
+        use_spot=use_spot,
+        max_wait_seconds=max_wait,
+        image_uri=image_uri,
+        data_uri=_optional_s3("training_data_uri", raw["training_data_uri"]),
+        validation_uri=_optional_s3("validation_data_uri", raw["validation_data_uri"]),
+        hyperparameters=hyperparameters,
+        run_id=_matching(
+            "run_id", raw["run_id"], re.compile(r"^[A-Za-z0-9-]{1,32}$"), "1-32 letters/digits/-"
+        ),
+    )
+    if training.validation_uri and not training.data_uri:
+        raise ConfigError(
+            "validation_data_uri",
+            training.validation_uri,
+            "a validation channel needs a training channel (training_data_uri)",
+        )
+    deployment = DeploymentConfig(
+        timeout_minutes=_int(
+            "deployment_timeout_minutes", raw["deployment_timeout_minutes"], maximum=10_080
+        ),
+        rollout_max_per_minute=_int(
+            "rollout_max_per_minute", raw["rollout_max_per_minute"], maximum=1_000
+        ),
+        abort_failure_threshold_percent=_int(
+            "abort_failure_threshold_percent", raw["abort_failure_threshold_percent"], maximum=100
+        ),
+        abort_min_executed_things=_int(
+            "abort_min_executed_things", raw["abort_min_executed_things"]
+        ),
+        component_update_policy=_choice(
+            "component_update_policy", raw["component_update_policy"], UPDATE_POLICIES
+        ),
+        component_update_timeout_seconds=_int(
+            "component_update_timeout_seconds",
+            raw["component_update_timeout_seconds"],
+            maximum=3_600,
+        ),
+    )
+    nucleus_version = str(raw["nucleus_version"] or "").strip()
+    if nucleus_version:
+        _matching("nucleus_version", nucleus_version, _VERSION_RE, "expected empty or X.Y.Z")
+    retention = _int("log_retention_days", raw["log_retention_days"])
+    if retention not in LOG_RETENTION_DAYS:
+        raise ConfigError(
+            "log_retention_days",
+            raw["log_retention_days"],
+            f"CloudWatch Logs allows {', '.join(str(d) for d in LOG_RETENTION_DAYS)}",
+        )
+    return PipelineConfig(
+        stage=_matching(
+            "stage", stage, re.compile(r"^[a-z][a-z0-9]{0,11}$"), "1-12 lower-case letters/digits"
+        ),
+        prefix=_matching(
+            "prefix",
+            raw["prefix"],
+            _PREFIX_RE,
+            "2-20 characters: lower-case letters, digits and -, starting with a letter",
+        ),
+        component_namespace=_matching(
+            "component_namespace",
+            raw["component_namespace"],
+            _NAMESPACE_RE,
+            "a dotted name such as com.example.edgeai",
+        ),
+        thing_group=_matching(
+            "thing_group",
+            raw["thing_group"],
+            _THING_GROUP_RE,
+            "1-128 characters: letters, digits, ':', '_' and '-'",
+        ),
+        architecture=_matching(
+            "architecture",
+            raw["architecture"],
+            re.compile(r"^[a-z][a-z0-9_]{1,40}$"),
+            "a torchvision model name such as vgg16, resnet18, mobilenet_v3_small",
+        ),
+        neo_target=target,
+        pytorch_version=_pytorch_version(raw["pytorch_version"], target),
+        input_shape=parse_input_shape(raw["input_shape"]),
+        training=training,
+        model_artifact_uri=_optional_s3("model_artifact_uri", raw["model_artifact_uri"]),
+        compilation_max_runtime_seconds=_int(
+            "compilation_max_runtime_seconds",
+            raw["compilation_max_runtime_seconds"],
+            minimum=60,
+            maximum=MAX_COMPILATION_SECONDS,
+        ),
+        runtime_component=_choice(
+            "runtime_component", raw["runtime_component"], RUNTIME_COMPONENTS
+        ),
+        variant_dlr_version=_matching(
+            "variant_dlr_version", raw["variant_dlr_version"], _VERSION_RE, "expected X.Y.Z"
+        ),
+        log_manager_version=_matching(
+            "log_manager_version", raw["log_manager_version"], _VERSION_RE, "expected X.Y.Z"
+        ),
+        nucleus_version=nucleus_version,
+        log_retention_days=retention,
+        inference_top_k=_int("inference_top_k", raw["inference_top_k"], maximum=100),
+        publish_topic_prefix=_matching(
+            "publish_topic_prefix",
+            raw["publish_topic_prefix"],
+            _TOPIC_RE,
+            "MQTT topic levels of letters, digits, _ and -, separated by /",
+        ),
+        deployment=deployment,
+        noncurrent_version_expiration_days=_int(
+            "noncurrent_version_expiration_days",
+            raw["noncurrent_version_expiration_days"],
+            maximum=3_650,
+        ),
+    )
+
+
+def load_config(context: Mapping[str, Any], stage: str) -> PipelineConfig:
+    """Build a stage's configuration from the CDK context.
+
+    ``context`` holds ``pipeline`` (an object), ``stages`` (name -> overrides) and any
+    ``-c key=value`` given on the command line (keys of :data:`DEFAULTS`).
+    """
+    stages = context.get("stages") or {}
+    if not isinstance(stages, Mapping) or stage not in stages:
+        names = ", ".join(sorted(stages)) if isinstance(stages, Mapping) else "none"
+        raise ConfigError("stage", stage, f"stages defined in cdk.json: {names}")
+    base = context.get("pipeline") or {}
+    cli = {k: v for k, v in context.items() if k in DEFAULTS}
+    return build_config(stage, merge_context(base, stages[stage] or {}, cli))

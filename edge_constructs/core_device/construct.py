@@ -1,0 +1,240 @@
+"""What a Greengrass core device needs to join: the prerequisites the reference tutorial did by
+hand. No IAM user and no long-term keys: the installer policy is attached to whatever principal
+(an SSO role, a provisioning role) runs the Greengrass installer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import ArnFormat, Aws, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_iot as iot
+from aws_cdk import aws_s3 as s3
+from cdk_nag import NagSuppressions
+from constructs import Construct
+
+GREENGRASS_LOG_GROUP_PREFIX = "/aws/greengrass/"
+# logs ARNs separate the resource type and name with ':' (arn:...:log-group:NAME).
+_COLON_ARN = ArnFormat.COLON_RESOURCE_NAME
+
+
+class CoreDevicePrerequisites(Construct):
+    """Thing group, token-exchange role and alias, core-device IoT policy, installer policy.
+
+    Props:
+        name_prefix: prefix of every physical name (e.g. ``edge-ai-dev``); device thing names
+            must start with it (the installer policy is scoped to ``thing/<name_prefix>-*``).
+        thing_group_name: the IoT thing group the deployment targets.
+        bucket: the artifact bucket; the token-exchange role may read ``device_prefixes`` only.
+        device_prefixes: key prefixes holding what devices download.
+        publish_topic_prefix: results go to ``<prefix>/<thing name>/...``; the IoT policy allows
+            a device to publish only under its own thing name.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        name_prefix: str,
+        thing_group_name: str,
+        bucket: s3.IBucket,
+        device_prefixes: Sequence[str],
+        publish_topic_prefix: str,
+    ) -> None:
+        super().__init__(scope, id_)
+        stack = Stack.of(self)
+        self.name_prefix = name_prefix
+
+        self.thing_group = iot.CfnThingGroup(
+            self,
+            "ThingGroup",
+            thing_group_name=thing_group_name,
+            thing_group_properties=iot.CfnThingGroup.ThingGroupPropertiesProperty(
+                thing_group_description=f"Greengrass core devices of {name_prefix}"
+            ),
+        )
+        self.thing_group_arn = stack.format_arn(
+            service="iot", resource="thinggroup", resource_name=thing_group_name
+        )
+
+        self.token_exchange_role = iam.Role(
+            self,
+            "TokenExchangeRole",
+            role_name=f"{name_prefix}-GreengrassTokenExchangeRole",
+            assumed_by=iam.ServicePrincipal("credentials.iot.amazonaws.com"),
+            description="Credentials that Greengrass components get through the TES",
+        )
+        log_groups = stack.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name=f"{GREENGRASS_LOG_GROUP_PREFIX}*",
+            arn_format=_COLON_ARN,
+        )
+        self.token_exchange_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="GreengrassLogs",
+                actions=[
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:DescribeLogStreams",
+                ],
+                resources=[log_groups, f"{log_groups}:log-stream:*"],
+            )
+        )
+        self.token_exchange_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ComponentArtifacts",
+                actions=["s3:GetObject"],
+                resources=[bucket.arn_for_objects(f"{prefix}*") for prefix in device_prefixes],
+            )
+        )
+        NagSuppressions.add_resource_suppressions(
+            self.token_exchange_role,
+            [
+                {
+                    "id": "AwsSolutions-IAM5",
+                    "reason": "Scoped to the /aws/greengrass/ log groups the log manager writes "
+                    "(one per component, named at run time) and to the content-addressed "
+                    "artifact prefixes this app writes; object keys are content hashes.",
+                }
+            ],
+            apply_to_children=True,
+        )
+
+        self.role_alias = iot.CfnRoleAlias(
+            self,
+            "TokenExchangeRoleAlias",
+            role_alias=f"{name_prefix}-GreengrassTokenExchangeRoleAlias",
+            role_arn=self.token_exchange_role.role_arn,
+            credential_duration_seconds=3600,
+        )
+
+        thing = f"arn:{Aws.PARTITION}:iot:{Aws.REGION}:{Aws.ACCOUNT_ID}"
+        own = "${iot:Connection.Thing.ThingName}"
+        self.core_device_policy = iot.CfnPolicy(
+            self,
+            "CoreDevicePolicy",
+            policy_name=f"{name_prefix}-GreengrassCoreDevicePolicy",
+            policy_document={
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "iot:Connect",
+                        "Resource": f"{thing}:client/{own}*",
+                    },
+                    {
+                        "Effect": "Allow",
+                        "Action": ["iot:Publish", "iot:Receive"],
+                        "Resource": [
+                            f"{thing}:topic/$aws/things/{own}/*",
+                            f"{thing}:topic/{publish_topic_prefix}/{own}/*",
+                        ],
+                    },
+                    {
+                        "Effect": "Allow",
+                        "Action": "iot:Subscribe",
+                        "Resource": [
+                            f"{thing}:topicfilter/$aws/things/{own}/*",
+                            f"{thing}:topicfilter/{publish_topic_prefix}/{own}/*",
+                        ],
+                    },
+                    {
+                        "Effect": "Allow",
+                        "Action": "iot:AssumeRoleWithCertificate",
+                        "Resource": self.role_alias.attr_role_alias_arn,
+                    },
+                    {
+                        "Effect": "Allow",
+                        "Action": [
+                            "greengrass:GetComponentVersionArtifact",
+                            "greengrass:ResolveComponentCandidates",
+                            "greengrass:GetDeploymentConfiguration",
+                            "greengrass:ListThingGroupsForCoreDevice",
+                        ],
+                        "Resource": "*",
+                    },
+                ],
+            },
+        )
+
+        self.installer_policy = iam.ManagedPolicy(
+            self,
+            "InstallerPolicy",
+            managed_policy_name=f"{name_prefix}-GreengrassInstallerPolicy",
+            description="Attach to the principal that runs the Greengrass installer with "
+            "--provision true for a new core device of this stack",
+            statements=[
+                iam.PolicyStatement(
+                    sid="AccountWide",
+                    actions=[
+                        "iot:DescribeEndpoint",
+                        "iot:CreateKeysAndCertificate",
+                        "sts:GetCallerIdentity",
+                    ],
+                    resources=["*"],
+                ),
+                iam.PolicyStatement(
+                    sid="ThingsOfThisStack",
+                    actions=[
+                        "iot:CreateThing",
+                        "iot:DescribeThing",
+                        "iot:AttachThingPrincipal",
+                        "iot:AddThingToThingGroup",
+                    ],
+                    resources=[
+                        f"{thing}:thing/{name_prefix}-*",
+                        self.thing_group_arn,
+                    ],
+                ),
+                iam.PolicyStatement(
+                    sid="PrerequisitesOfThisStack",
+                    actions=[
+                        "iot:DescribeThingGroup",
+                        "iot:GetPolicy",
+                        "iot:AttachPolicy",
+                        "iot:DescribeRoleAlias",
+                    ],
+                    resources=[
+                        self.thing_group_arn,
+                        self.core_device_policy.attr_arn,
+                        self.role_alias.attr_role_alias_arn,
+                        f"{thing}:cert/*",
+                    ],
+                ),
+                iam.PolicyStatement(
+                    sid="TokenExchangeRole",
+                    actions=["iam:GetRole"],
+                    resources=[self.token_exchange_role.role_arn],
+                ),
+            ],
+        )
+        NagSuppressions.add_resource_suppressions(
+            self.installer_policy,
+            [
+                {
+                    "id": "AwsSolutions-IAM5",
+                    "reason": "iot:DescribeEndpoint, iot:CreateKeysAndCertificate and "
+                    "sts:GetCallerIdentity support no resource ARN; things are limited to this "
+                    "stack's name prefix, and certificates do not exist before the installer "
+                    "creates them, so their ARN is only known as cert/*.",
+                }
+            ],
+        )
+
+    def installer_command(self, region: str) -> str:
+        """The Greengrass installer command line for a new device (thing name to be filled in)."""
+        return (
+            'sudo -E java -Droot="/greengrass/v2" -Dlog.store=FILE '
+            "-jar ./GreengrassInstaller/lib/Greengrass.jar "
+            f"--aws-region {region} "
+            f"--thing-name {self.name_prefix}-<device-name> "
+            f"--thing-group-name {self.thing_group.thing_group_name} "
+            f"--thing-policy-name {self.core_device_policy.policy_name} "
+            f"--tes-role-name {self.token_exchange_role.role_name} "
+            f"--tes-role-alias-name {self.role_alias.role_alias} "
+            "--component-default-user ggc_user:ggc_group "
+            "--provision true --setup-system-service true"
+        )

@@ -1,0 +1,1 @@
+"""Stacks: each only wires constructs together."""
