@@ -1,0 +1,216 @@
+"""Greengrass V2 recipes of the three components, as plain dicts (tokens allowed in values).
+
+Kept free of constructs so tests can validate them directly against the recipe schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+RECIPE_FORMAT = "2020-01-25"
+PUBLISHER = "edge-ai-pipeline"
+INSTALL_TIMEOUT_SECONDS = 900
+STARTUP_TIMEOUT_SECONDS = 120
+PREDICTIONS_SUFFIX = "predictions"
+
+# Greengrass platform architectures of the Neo targets whose output runs on a 64-bit Linux.
+NEO_ARCHITECTURES = {
+    "X86_64": "amd64",
+    "ARM64": "aarch64",
+    "jetson_tx1": "aarch64",
+    "jetson_tx2": "aarch64",
+    "jetson_nano": "aarch64",
+    "jetson_xavier": "aarch64",
+    "rasp4b": "aarch64",
+    "imx8qm": "aarch64",
+    "imx8mplus": "aarch64",
+    "ARM_EABIHF": "arm",
+    "rasp3b": "arm",
+}
+
+
+def linux_platform(architecture: str | None) -> dict[str, str]:
+    platform = {"os": "linux"}
+    if architecture:
+        platform["architecture"] = architecture
+    return platform
+
+
+def model_recipe(
+    *,
+    name: str,
+    version: str,
+    description: str,
+    artifact_uri: str,
+    architecture: str | None,
+) -> dict[str, Any]:
+    """The model: an unzipped package, nothing to run (the inference component reads it)."""
+    return {
+        "RecipeFormatVersion": RECIPE_FORMAT,
+        "ComponentName": name,
+        "ComponentVersion": version,
+        "ComponentDescription": description,
+        "ComponentPublisher": PUBLISHER,
+        "Manifests": [
+            {
+                "Platform": linux_platform(architecture),
+                "Artifacts": [
+                    {"Uri": artifact_uri, "Unarchive": "ZIP", "Permission": {"Read": "OWNER"}}
+                ],
+                "Lifecycle": {},
+            }
+        ],
+    }
+
+
+# Switch DLR's phone-home off inside the venv before anything imports dlr (FACTS.md).
+_DISABLE_PHONE_HOME = (
+    "import importlib.util, json, pathlib; "
+    "spec = importlib.util.find_spec('dlr'); "
+    "p = pathlib.Path(spec.submodule_search_locations[0]) / 'counter'; "
+    "p.mkdir(exist_ok=True); "
+    "(p / 'ccm_config.json').write_text(json.dumps({'enable_phone_home': False}))"
+)
+
+
+def runtime_recipe(
+    *, name: str, version: str, requirements_uri: str, requirements_file: str
+) -> dict[str, Any]:
+    """Our runtime: a virtual environment with pinned DLR and the component's dependencies.
+
+    It owns its interpreter, so the deployment does not depend on the public variant.DLR's
+    Python or on its nucleus-version range. The venv lives in this component's work folder and
+    is rebuilt when the version (that is, the requirements) changes.
+    """
+    venv = "{work:path}/venv"
+    install = " && ".join(
+        [
+            "python3 -c 'import sys; sys.exit(sys.version_info < (3, 9))'"
+            " || { echo 'DLR runtime needs python3 >= 3.9 on the device' >&2; exit 1; }",
+            f"rm -rf {venv}",
+            f"python3 -m venv {venv}",
+            f"{venv}/bin/python -m pip install --disable-pip-version-check --no-cache-dir "
+            f"-r {{artifacts:path}}/{requirements_file}",
+            f'{venv}/bin/python -c "{_DISABLE_PHONE_HOME}"',
+        ]
+    )
+    return {
+        "RecipeFormatVersion": RECIPE_FORMAT,
+        "ComponentName": name,
+        "ComponentVersion": version,
+        "ComponentDescription": "Python virtual environment with pinned DLR, NumPy, Pillow "
+        "and the AWS IoT Device SDK for the inference component",
+        "ComponentPublisher": PUBLISHER,
+        "Manifests": [
+            {
+                "Platform": linux_platform(None),
+                "Artifacts": [{"Uri": requirements_uri, "Permission": {"Read": "OWNER"}}],
+                "Lifecycle": {
+                    "Install": {
+                        "Script": install,
+                        "Timeout": INSTALL_TIMEOUT_SECONDS,
+                        "RequiresPrivilege": False,
+                    }
+                },
+            }
+        ],
+    }
+
+
+def bundled_launcher(runtime_name: str) -> str:
+    """Shell prefix that runs the bundled runtime's interpreter (``exec``: SIGTERM reaches it)."""
+    return f"exec {{{runtime_name}:work:path}}/venv/bin/python"
+
+
+def variant_dlr_launcher(architecture: str | None) -> str:
+    """Shell prefix for the public variant.DLR environment, activated as its own components do
+    (a conda env on x86_64, a venv on ARM). That env lacks Pillow: JPEG/PNG input needs it
+    installed there; .npy input works as is."""
+    root = "{variant.DLR:configuration:/MLRootPath}"
+    if architecture == "amd64":
+        activate = f". {root}/greengrass_ml_dlr_conda/bin/activate greengrass_ml_dlr_conda"
+    else:
+        activate = f". {root}/greengrass_ml_dlr_venv/bin/activate"
+    return f"{activate} && exec python3"
+
+
+def inference_configuration(*, top_k: int, topic_prefix: str) -> dict[str, Any]:
+    """Default configuration of the inference component (see component_src/README.md)."""
+    return {
+        "InputDir": "input",
+        "ProcessedDir": "processed",
+        "FailedDir": "failed",
+        "Runtime": "dlr",
+        "TopK": top_k,
+        "PollIntervalSeconds": 1.0,
+        "SettleSeconds": 1.0,
+        "MaxImagePixels": 50_000_000,
+        "MaxOutboxFiles": 10_000,
+        "PublishTopic": f"{topic_prefix}/{{iot:thingName}}/{PREDICTIONS_SUFFIX}",
+    }
+
+
+def inference_recipe(
+    *,
+    name: str,
+    version: str,
+    artifact_uri: str,
+    unarchived_name: str,
+    launcher: str,
+    model_name: str,
+    model_version: str,
+    model_dir: str,
+    runtime_name: str,
+    runtime_version: str,
+    configuration: Mapping[str, Any],
+    architecture: str | None,
+) -> dict[str, Any]:
+    """The DLR inference component from component_src/ (see component_src/README.md)."""
+    topic = configuration["PublishTopic"]
+    return {
+        "RecipeFormatVersion": RECIPE_FORMAT,
+        "ComponentName": name,
+        "ComponentVersion": version,
+        "ComponentDescription": "Classifies images dropped into its input folder with the "
+        "Neo-compiled model and publishes the predictions to AWS IoT Core",
+        "ComponentPublisher": PUBLISHER,
+        "ComponentDependencies": {
+            model_name: {"VersionRequirement": f"={model_version}", "DependencyType": "HARD"},
+            runtime_name: {"VersionRequirement": f"={runtime_version}", "DependencyType": "HARD"},
+        },
+        "ComponentConfiguration": {
+            "DefaultConfiguration": {
+                **configuration,
+                "accessControl": {
+                    "aws.greengrass.ipc.mqttproxy": {
+                        f"{name}:mqttproxy:1": {
+                            "policyDescription": "Publish predictions to this device's own "
+                            "topic only",
+                            "operations": ["aws.greengrass#PublishToIoTCore"],
+                            "resources": [topic],
+                        }
+                    }
+                },
+            }
+        },
+        "Manifests": [
+            {
+                "Platform": linux_platform(architecture),
+                "Artifacts": [
+                    {"Uri": artifact_uri, "Unarchive": "ZIP", "Permission": {"Read": "OWNER"}}
+                ],
+                "Lifecycle": {
+                    "Setenv": {
+                        "PYTHONPATH": f"{{artifacts:decompressedPath}}/{unarchived_name}",
+                        "PYTHONUNBUFFERED": "1",
+                    },
+                    "Run": {
+                        "Script": f"{launcher} -m edge_inference --ipc "
+                        f"--model-dir {model_dir} --state-dir {{work:path}}/state",
+                        "RequiresPrivilege": False,
+                    },
+                },
+            }
+        ],
+    }

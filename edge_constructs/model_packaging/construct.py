@@ -1,0 +1,196 @@
+"""Packaging (the retired Edge Manager step, rebuilt) and artifact publishing.
+
+One Lambda serves two custom-resource types:
+
+* ``Custom::ModelPackage`` turns Neo's output into the model package (CONTRACTS.md): compiled
+  files under ``model/``, labels and metadata beside it, a manifest of digests, written once
+  under a content-addressed key in ``packages/``.
+* ``Custom::PublishedArtifact`` copies a CDK asset into ``components/`` under a
+  content-addressed key, so the artifact a component version points at lives in our versioned
+  bucket (not in the CDK asset bucket, which ``cdk gc`` may clean) and never changes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+from aws_cdk import Aws, CustomResource, Duration
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import custom_resources as cr
+from constructs import Construct, IDependable
+
+from edge_constructs.artifact_bucket.construct import Prefixes
+from edge_constructs.lambda_function import PythonFunction
+from edge_constructs.nag import acknowledge_provider_framework, acknowledge_scoped_wildcards
+from edge_constructs.naming import tree_digest
+
+RUNTIME_DIR = Path(__file__).parent / "runtime"
+
+
+class ArtifactHandler(Construct):
+    """The Lambda and Provider behind ModelPackage and PublishedArtifact (one per stack).
+
+    Props:
+        bucket: the artifact bucket it writes to (``packages/``, ``components/``).
+        log_retention: retention of its logs.
+        memory_mb / ephemeral_storage_mb: sized for a VGG16-sized Neo output (~550 MB).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        bucket: s3.IBucket,
+        log_retention: logs.RetentionDays,
+        memory_mb: int = 3008,
+        ephemeral_storage_mb: int = 10240,
+    ) -> None:
+        super().__init__(scope, id_)
+        self.bucket = bucket
+        self.function = PythonFunction(
+            self,
+            "Handler",
+            code_dir=RUNTIME_DIR,
+            handler="packaging_handler.handler",
+            timeout=Duration.minutes(15),
+            memory_mb=memory_mb,
+            ephemeral_storage_mb=ephemeral_storage_mb,
+            log_retention=log_retention,
+            description="Custom::ModelPackage and Custom::PublishedArtifact",
+        )
+        self.role = self.function.role
+        # Write-once keys: Put and Head (GetObject) on the two prefixes, ListBucket for 404s.
+        for prefix in Prefixes.DEVICE_READABLE:
+            bucket.grant_put(self.role, f"{prefix}*")
+            bucket.grant_read(self.role, f"{prefix}*")
+        bucket.grant_read(self.role, f"{Prefixes.COMPILED}*")
+        bucket.grant_read(self.role, f"{Prefixes.TRAINING}*")
+        acknowledge_scoped_wildcards(
+            self.role,
+            "Reads Neo output (compiled/) and training archives (training/), writes "
+            "content-addressed keys under packages/ and components/ whose names are digests "
+            "computed at run time; reads CDK asset objects (content-hash keys) to publish "
+            "them. grant_* adds the object-level action families for those prefixes only.",
+        )
+        self.provider = cr.Provider(
+            self,
+            "Provider",
+            on_event_handler=self.function.function,
+            log_group=logs.LogGroup(self, "ProviderLogs", retention=log_retention),
+        )
+        acknowledge_provider_framework(self.provider)
+        #: Digest of the handler code; a new packaging layout must give a new model version.
+        self.code_digest = tree_digest(RUNTIME_DIR)
+
+    def grant_read_uri(self, uri: str) -> None:
+        """Let the handler read a literal ``s3://`` object given from outside this app."""
+        bucket_name, _, key = uri[len("s3://") :].partition("/")
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[f"arn:{Aws.PARTITION}:s3:::{bucket_name}/{key}"],
+            )
+        )
+
+
+class ModelPackage(Construct):
+    """The Greengrass-ready model package for one compiled model.
+
+    Props:
+        handler: the stack's :class:`ArtifactHandler`.
+        model_name: name used in the key (``packages/<name>/<name>-<sha>.zip``).
+        compiled_artifact_uri: Neo's output archive (token from the compilation job).
+        training_artifact_uri: the training ``model.tar.gz`` ("" = none), read for labels.json.
+        metadata: the package's metadata.json content (input shape, normalization, ...).
+        after: what must exist first (the compilation job).
+
+    Attributes (tokens): ``artifact_uri``, ``archive_name``, ``sha256``, ``model_id``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        handler: ArtifactHandler,
+        model_name: str,
+        compiled_artifact_uri: str,
+        training_artifact_uri: str,
+        metadata: Mapping[str, object],
+        after: list[IDependable],
+    ) -> None:
+        super().__init__(scope, id_)
+        self.resource = CustomResource(
+            self,
+            "Resource",
+            service_token=handler.provider.service_token,
+            resource_type="Custom::ModelPackage",
+            properties={
+                "Bucket": handler.bucket.bucket_name,
+                "KeyPrefix": Prefixes.PACKAGES,
+                "ModelName": model_name,
+                "CompiledArtifactUri": compiled_artifact_uri,
+                "TrainingArtifactUri": training_artifact_uri,
+                "Metadata": json.dumps(dict(metadata), sort_keys=True),
+                "HandlerCodeDigest": handler.code_digest[:16],
+            },
+        )
+        self.resource.node.add_dependency(handler.role, *after)
+        self.artifact_uri = self.resource.get_att_string("ArtifactUri")
+        self.archive_name = self.resource.get_att_string("ArchiveName")
+        self.sha256 = self.resource.get_att_string("Sha256")
+        self.model_id = self.resource.get_att_string("ModelId")
+
+
+class PublishedArtifact(Construct):
+    """A local file or folder shipped as ``components/<component>/<asset hash><ext>``.
+
+    The key is known at synth time (the asset hash), so a recipe that points at it changes,
+    and with it the component version, exactly when the artifact's content changes.
+
+    Props:
+        handler: the stack's :class:`ArtifactHandler`.
+        path: the file, or the folder (shipped as a zip).
+        component_name: folder under ``components/``.
+        exclude: patterns left out of a folder (caches, dotfiles, tests).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        handler: ArtifactHandler,
+        path: Path,
+        component_name: str,
+        exclude: list[str] | None = None,
+    ) -> None:
+        super().__init__(scope, id_)
+        self.asset = s3_assets.Asset(self, "Asset", path=str(path), exclude=exclude)
+        self.asset.grant_read(handler.role)
+        extension = ".zip" if path.is_dir() else "".join(path.suffixes)
+        #: The file name on the device (``{artifacts:path}/<file_name>``).
+        self.file_name = f"{self.asset.asset_hash[:32]}{extension}"
+        #: For a zip: the folder Greengrass unarchives it into.
+        self.unarchived_name = self.file_name[: -len(extension)] if extension else self.file_name
+        self.key = f"{Prefixes.COMPONENTS}{component_name}/{self.file_name}"
+        self.resource = CustomResource(
+            self,
+            "Resource",
+            service_token=handler.provider.service_token,
+            resource_type="Custom::PublishedArtifact",
+            properties={
+                "SourceBucket": self.asset.s3_bucket_name,
+                "SourceKey": self.asset.s3_object_key,
+                "Bucket": handler.bucket.bucket_name,
+                "Key": self.key,
+            },
+        )
+        self.resource.node.add_dependency(handler.role)
+        self.uri = f"s3://{handler.bucket.bucket_name}/{self.key}"
