@@ -80,6 +80,7 @@ class InputDecoder:
         return self._load_image(path)
 
     def _load_tensor(self, path: Path) -> np.ndarray:
+        self._check_npy_header(path)
         try:
             array = np.load(str(path), mmap_mode="r", allow_pickle=False)
         except (ValueError, OSError, EOFError) as err:
@@ -97,6 +98,27 @@ class InputDecoder:
         except (ValueError, OSError) as err:
             raise BadInput(f"cannot read tensor data: {err}") from err
         return tensor
+
+    @staticmethod
+    def _check_npy_header(path: Path) -> None:
+        """Refuse anything that is not a plain ``.npy`` array before numpy parses further."""
+        npy_format = np.lib.format
+        with open(path, "rb") as handle:
+            try:
+                version = npy_format.read_magic(handle)
+            except ValueError as err:
+                raise BadInput("not a .npy file (no NPY header; pickled data is refused)") from err
+            try:
+                if version == (1, 0):
+                    _, _, dtype = npy_format.read_array_header_1_0(handle)
+                elif version == (2, 0):
+                    _, _, dtype = npy_format.read_array_header_2_0(handle)
+                else:
+                    return  # newer header versions: np.load checks them
+            except ValueError as err:
+                raise BadInput(f"invalid .npy header: {err}") from err
+        if dtype.hasobject:
+            raise BadInput("tensor holds Python objects (pickled data is refused)")
 
     def _load_image(self, path: Path) -> np.ndarray:
         info = self.info

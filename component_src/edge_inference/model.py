@@ -13,6 +13,7 @@ import inspect
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -164,9 +165,10 @@ class DlrRunner:
     name = "dlr"
 
     def __init__(self, folder: Path, input_name: str) -> None:
-        from edge_inference.dlr_phone_home import disable_phone_home
+        if "dlr" not in sys.modules:  # switching it off after the import would be too late
+            from edge_inference.dlr_phone_home import disable_phone_home
 
-        disable_phone_home()
+            disable_phone_home()
         import dlr
 
         kwargs: Dict[str, Any] = {}

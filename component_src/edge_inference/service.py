@@ -64,6 +64,7 @@ class InferenceService:
         store: Optional[ConfigStore] = None,
         model_loader: Callable[[Path, str], LoadedModel] = load_model,
         prefetch: bool = True,
+        retry_backoff: Tuple[float, float] = (1.0, 60.0),
     ) -> None:
         self.config = config
         self.model = model
@@ -75,7 +76,9 @@ class InferenceService:
         self._load_model = model_loader
         self._decoder = InputDecoder(model.info, config.max_image_pixels)
         self._tracker = SettleTracker()
-        self._drainer = Drainer(spool.outbox, publisher)
+        self._drainer = Drainer(
+            spool.outbox, publisher, min_backoff=retry_backoff[0], max_backoff=retry_backoff[1]
+        )
         self._executor: Optional[concurrent.futures.ThreadPoolExecutor] = None
         self._outbox_full = False
         self.counts: Dict[str, int] = {"processed": 0, "failed": 0}
@@ -124,12 +127,12 @@ class InferenceService:
         taken = 0
         while not self._interrupted():
             if not in_flight:
-                self._feed(claims, in_flight)
+                self._feed(claims, in_flight, owed=0)
             if not in_flight:
                 break
             claim, future = in_flight.popleft()
-            if self.prefetch:
-                self._feed(claims, in_flight)  # decode the next input during this inference
+            if self.prefetch:  # decode the next input during this inference
+                self._feed(claims, in_flight, owed=1 + len(in_flight))
             self._handle(claim, future.result())
             taken += 1
         for claim, future in in_flight:  # stopped or reconfigured with an input prefetched
@@ -157,9 +160,10 @@ class InferenceService:
             if claim is not None:
                 yield claim
 
-    def _feed(self, claims: Iterator[Claim], in_flight: Deque[Pending]) -> None:
-        """Claim the next input and start decoding it (on the prefetch thread if enabled)."""
-        if self.stop.is_set() or self._outbox_is_full():
+    def _feed(self, claims: Iterator[Claim], in_flight: Deque[Pending], *, owed: int) -> None:
+        """Claim the next input and start decoding it (on the prefetch thread if enabled).
+        ``owed``: results already on their way to the outbox."""
+        if self.stop.is_set() or self._outbox_is_full(owed):
             return
         claim = next(claims, None)
         if claim is None:
@@ -172,8 +176,8 @@ class InferenceService:
             future.set_result(decode(self._decoder, claim))
         in_flight.append((claim, future))
 
-    def _outbox_is_full(self) -> bool:
-        count, limit = self.spool.outbox.count, self.config.max_outbox_files
+    def _outbox_is_full(self, owed: int = 0) -> bool:
+        count, limit = self.spool.outbox.count + owed, self.config.max_outbox_files
         full = count >= limit
         if full and not self._outbox_full:
             LOG.warning(
