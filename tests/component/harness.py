@@ -57,6 +57,47 @@ def tiny_package(tmp_path_factory: pytest.TempPathFactory) -> TinyPackage:
     return TinyPackage(model_dir=model_dir, classifier=classifier, labels=labels)
 
 
+def write_tiny_onnx(classifier: TinyClassifier, path: Path) -> None:
+    """The tiny classifier's graph as ONNX (4x4 average pooling, dense, softmax)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    _, _, h, w = classifier.input_shape
+    assert h % 4 == 0 and w % 4 == 0, "AveragePool equals adaptive pooling only then"
+    nodes = [
+        helper.make_node("AveragePool", ["input0"], ["pooled"], kernel_shape=[h // 4, w // 4],
+                         strides=[h // 4, w // 4]),
+        helper.make_node("Flatten", ["pooled"], ["features"], axis=1),
+        helper.make_node("Gemm", ["features", "weight", "bias"], ["logits"], transB=1),
+        helper.make_node("Softmax", ["logits"], ["output0"], axis=1),
+    ]  # fmt: skip
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("input0", TensorProto.FLOAT, list(classifier.input_shape))],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, classifier.num_classes])],
+        [
+            numpy_helper.from_array(classifier.weight, "weight"),
+            numpy_helper.from_array(classifier.bias, "bias"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+@pytest.fixture(scope="session")
+def dual_package(tmp_path_factory: pytest.TempPathFactory) -> TinyPackage:
+    """The tiny model for both runtimes: Neo files and ``model.onnx`` in ``model/``."""
+    model_dir = tmp_path_factory.mktemp("dual_package")
+    classifier = build_tiny_classifier(model_dir / "model", input_shape=TINY_SHAPE, seed=1)
+    write_tiny_onnx(classifier, model_dir / "model" / "model.onnx")
+    metadata = {"model_id": "tiny-dual-1", "input_shape": list(TINY_SHAPE)}
+    (model_dir / "metadata.json").write_text(json.dumps(metadata))
+    return TinyPackage(model_dir=model_dir, classifier=classifier, labels={})
+
+
 @dataclasses.dataclass(frozen=True)
 class Folders:
     root: Path
