@@ -45,6 +45,7 @@ class CoreDevicePrerequisites(Construct):
         super().__init__(scope, id_)
         stack = Stack.of(self)
         self.name_prefix = name_prefix
+        self.token_exchange_role_name = f"{name_prefix}-GreengrassTokenExchangeRole"
 
         self.thing_group = iot.CfnThingGroup(
             self,
@@ -61,7 +62,7 @@ class CoreDevicePrerequisites(Construct):
         self.token_exchange_role = iam.Role(
             self,
             "TokenExchangeRole",
-            role_name=f"{name_prefix}-GreengrassTokenExchangeRole",
+            role_name=self.token_exchange_role_name,
             assumed_by=iam.ServicePrincipal("credentials.iot.amazonaws.com"),
             description="Credentials that Greengrass components get through the TES",
         )
@@ -233,7 +234,7 @@ class CoreDevicePrerequisites(Construct):
             f"--thing-name {self.name_prefix}-<device-name> "
             f"--thing-group-name {self.thing_group.thing_group_name} "
             f"--thing-policy-name {self.core_device_policy.policy_name} "
-            f"--tes-role-name {self.token_exchange_role.role_name} "
+            f"--tes-role-name {self.token_exchange_role_name} "
             f"--tes-role-alias-name {self.role_alias.role_alias} "
             "--component-default-user ggc_user:ggc_group "
             "--provision true --setup-system-service true"

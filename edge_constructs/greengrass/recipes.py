@@ -65,12 +65,13 @@ def model_recipe(
 
 
 # Switch DLR's phone-home off inside the venv before anything imports dlr (FACTS.md).
+# No braces: Greengrass would read "{...:...}" as a recipe variable.
 _DISABLE_PHONE_HOME = (
     "import importlib.util, json, pathlib; "
     "spec = importlib.util.find_spec('dlr'); "
     "p = pathlib.Path(spec.submodule_search_locations[0]) / 'counter'; "
     "p.mkdir(exist_ok=True); "
-    "(p / 'ccm_config.json').write_text(json.dumps({'enable_phone_home': False}))"
+    "(p / 'ccm_config.json').write_text(json.dumps(dict(enable_phone_home=False)))"
 )
 
 
@@ -87,7 +88,7 @@ def runtime_recipe(
     install = " && ".join(
         [
             "python3 -c 'import sys; sys.exit(sys.version_info < (3, 9))'"
-            " || { echo 'DLR runtime needs python3 >= 3.9 on the device' >&2; exit 1; }",
+            " || (echo 'DLR runtime needs python3 >= 3.9 on the device' >&2; exit 1)",
             f"rm -rf {venv}",
             f"python3 -m venv {venv}",
             f"{venv}/bin/python -m pip install --disable-pip-version-check --no-cache-dir "

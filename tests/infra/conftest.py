@@ -1,0 +1,72 @@
+"""One synthesized app per configuration (session-scoped), shared by the small tests."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+import aws_cdk as cdk  # noqa: E402
+from aws_cdk.assertions import Template  # noqa: E402
+
+import app as cdk_app  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CDK_JSON_CONTEXT: dict[str, Any] = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+
+
+@dataclass
+class Synthesized:
+    app: cdk.App
+    assembly_dir: Path
+    stacks: dict[str, cdk.Stack]
+
+    def template(self, name: str) -> Template:
+        return Template.from_stack(self.stacks[name])
+
+    def template_json(self, name: str) -> dict[str, Any]:
+        return self.template(name).to_json()  # type: ignore[no-any-return]
+
+
+def synthesize(outdir: Path, **overrides: Any) -> Synthesized:
+    """Synthesize the app with cdk.json's context plus ``overrides`` (like ``-c key=value``)."""
+    context = {**CDK_JSON_CONTEXT, **overrides}
+    app = cdk_app.create_app(context=context, outdir=str(outdir))
+    app.synth()
+    stacks: dict[str, cdk.Stack] = {}
+    for stage in app.node.children:
+        if isinstance(stage, cdk.Stage):
+            for child in stage.node.children:
+                if isinstance(child, cdk.Stack):
+                    stacks[f"{stage.stage_name}/{child.node.id}"] = child
+    return Synthesized(app=app, assembly_dir=outdir, stacks=stacks)
+
+
+@pytest.fixture(scope="session")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """The default configuration (stage dev)."""
+    return synthesize(tmp_path_factory.mktemp("dev"))
+
+
+@pytest.fixture(scope="session")
+def prod(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    return synthesize(tmp_path_factory.mktemp("prod"), stage="prod")
+
+
+@pytest.fixture(scope="session")
+def byo_jetson(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """A brought model, a named Neo device, and the public variant.DLR runtime."""
+    return synthesize(
+        tmp_path_factory.mktemp("byo"),
+        model_artifact_uri="s3://my-models/vgg16/model.tar.gz",
+        neo_target_device="jetson_nano",
+        neo_target_platform="",
+        runtime_component="variant.DLR",
+        nucleus_version="2.15.0",
+    )

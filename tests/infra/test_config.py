@@ -1,0 +1,159 @@
+"""Every value a user can get wrong fails with one message naming key, value and what is allowed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import app as cdk_app
+from app_config import DEFAULTS, ConfigError, build_config, load_config, merge_context
+from tests.infra.conftest import CDK_JSON_CONTEXT, REPO_ROOT
+
+
+def config_with(**overrides: object):
+    return build_config("dev", merge_context({}, {}, overrides))
+
+
+def test_defaults_are_valid_and_typed() -> None:
+    config = config_with()
+    assert config.input_shape == (1, 3, 224, 224)
+    assert config.neo_target.os == "LINUX" and config.neo_target.arch == "X86_64"
+    assert config.pytorch_version == "1.8"
+    assert config.trains is True
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "fragment"),
+    [
+        ({"neo_target_device": "raspberry_pi_9", "neo_target_platform": ""}, "neo_target_device", "jetson_nano"),
+        ({"neo_target_platform": "LINUX/SPARC"}, "neo_target_platform", "X86_64"),
+        ({"neo_target_platform": "LINUX/ARM64/TPU"}, "neo_target_platform", "NVIDIA"),
+        ({"neo_target_device": "rasp4b"}, "neo_target_device", "not both"),
+        ({"neo_target_platform": ""}, "neo_target_platform", "set a Neo target"),
+        ({"pytorch_version": "2.0"}, "pytorch_version", "accepts PyTorch 1.7, 1.8"),
+        ({"pytorch_version": "1.10"}, "pytorch_version", "accepts PyTorch"),
+        ({"input_shape": "1,3,224"}, "input_shape", "N,C,H,W"),
+        ({"input_shape": "2,3,224,224"}, "input_shape", "N=1"),
+        ({"input_shape": "1,1,224,224"}, "input_shape", "C=3"),
+        ({"input_shape": "1,3,abc,224"}, "input_shape", "N,C,H,W"),
+        ({"input_shape": "1,3,8,8"}, "input_shape", "32 <= H"),
+        ({"thing_group": "my group!"}, "thing_group", "letters, digits"),
+        ({"thing_group": ""}, "thing_group", "1-128"),
+        ({"training_instance_count": 0}, "training_instance_count", "at least 1"),
+        ({"training_instance_count": "-3"}, "training_instance_count", "at least 1"),
+        ({"training_volume_gb": "many"}, "training_volume_gb", "integer"),
+        ({"training_max_runtime_seconds": 0}, "training_max_runtime_seconds", "at least 60"),
+        ({"training_max_runtime_seconds": 90000}, "training_max_runtime_seconds", "at most"),
+        ({"compilation_max_runtime_seconds": 3601}, "compilation_max_runtime_seconds", "at most 3000"),
+        ({"training_use_spot": "maybe"}, "training_use_spot", "true or false"),
+        (
+            {"training_use_spot": True, "training_max_wait_seconds": 100},
+            "training_max_wait_seconds",
+            ">= training_max_runtime_seconds",
+        ),
+        ({"training_instance_type": "m5.xlarge"}, "training_instance_type", "ml.m5.xlarge"),
+        ({"training_data_uri": "https://bucket/data"}, "training_data_uri", "s3://"),
+        ({"validation_data_uri": "s3://bucket/val"}, "validation_data_uri", "training channel"),
+        ({"model_artifact_uri": "/local/model.tar.gz"}, "model_artifact_uri", "s3://"),
+        ({"prefix": "Edge_AI"}, "prefix", "lower-case"),
+        ({"component_namespace": "edgeai"}, "component_namespace", "dotted"),
+        ({"runtime_component": "tflite"}, "runtime_component", "bundled"),
+        ({"log_retention_days": 10}, "log_retention_days", "14"),
+        ({"log_manager_version": "latest"}, "log_manager_version", "X.Y.Z"),
+        ({"nucleus_version": "2.x"}, "nucleus_version", "X.Y.Z"),
+        ({"hyperparameters": "{not json"}, "hyperparameters", "JSON object"),
+        ({"hyperparameters": {"arch": "resnet18"}}, "hyperparameters", "architecture"),
+        ({"hyperparameters": {"sagemaker_program": "x.py"}}, "hyperparameters", "sagemaker_"),
+        ({"inference_top_k": 0}, "inference_top_k", "at least 1"),
+        ({"publish_topic_prefix": "edge ai/#"}, "publish_topic_prefix", "MQTT"),
+        ({"abort_failure_threshold_percent": 101}, "abort_failure_threshold_percent", "at most 100"),
+        ({"component_update_policy": "FORCE"}, "component_update_policy", "NOTIFY_COMPONENTS"),
+        ({"training_image_uri": "pytorch:latest"}, "training_image_uri", "ECR image URI"),
+        ({"architecture": "VGG-16"}, "architecture", "torchvision model name"),
+    ],
+)
+def test_invalid_value_names_key_value_and_allowed(overrides, key, fragment) -> None:
+    with pytest.raises(ConfigError) as raised:
+        config_with(**overrides)
+    message = str(raised.value)
+    assert raised.value.key == key
+    assert f"{key}=" in message
+    assert fragment in message
+
+
+def test_cloud_target_accepts_pytorch_2() -> None:
+    config = config_with(neo_target_device="ml_c5", neo_target_platform="", pytorch_version="2.0")
+    assert config.neo_target.is_cloud and config.pytorch_version == "2.0"
+
+
+def test_cli_strings_are_parsed_like_json_values() -> None:
+    config = config_with(
+        training_use_spot="true",
+        training_instance_count="2",
+        input_shape="1, 3, 300, 300",
+        hyperparameters='{"epochs": 3, "freeze-features": true}',
+    )
+    assert config.training.use_spot is True
+    assert config.training.instance_count == 2
+    assert config.input_shape == (1, 3, 300, 300)
+    assert config.training.hyperparameters == {"epochs": "3", "freeze-features": "true"}
+
+
+def test_precedence_defaults_pipeline_stage_cli() -> None:
+    context = {
+        "pipeline": {"inference_top_k": 3, "thing_group": "FromPipeline"},
+        "stages": {"dev": {"thing_group": "FromStage"}},
+        "inference_top_k": "7",
+    }
+    config = load_config(context, "dev")
+    assert config.thing_group == "FromStage"
+    assert config.inference_top_k == 7
+    assert config.prefix == DEFAULTS["prefix"]
+
+
+def test_unknown_stage_lists_the_defined_ones() -> None:
+    with pytest.raises(ConfigError, match="stages defined in cdk.json: dev, prod"):
+        load_config(CDK_JSON_CONTEXT, "qa")
+
+
+def test_unknown_key_in_cdk_json_is_rejected() -> None:
+    with pytest.raises(ConfigError, match="unknown key in stage"):
+        load_config({"stages": {"dev": {"thing_grup": "x"}}}, "dev")
+
+
+def test_mistyped_cli_key_fails_before_any_stack_is_built() -> None:
+    with pytest.raises(ConfigError, match="neo_target_devise.*unknown key"):
+        cdk_app.create_app(context={**CDK_JSON_CONTEXT, "neo_target_devise": "rasp4b"})
+
+
+def test_app_prints_one_clear_error_and_exits_2() -> None:
+    # As `cdk synth -c input_shape=1,3,224` runs it: the CLI passes context in CDK_CONTEXT_JSON.
+    env = {
+        **os.environ,
+        "CDK_CONTEXT_JSON": json.dumps({**CDK_JSON_CONTEXT, "input_shape": "1,3,224"}),
+    }
+    result = subprocess.run(
+        [sys.executable, "app.py"], cwd=REPO_ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error")]
+    assert errors == [
+        "error: invalid configuration input_shape='1,3,224': expected N,C,H,W with N=1, C=3 "
+        "and 32 <= H, W <= 4096, e.g. 1,3,224,224"
+    ]
+    assert "Traceback" not in result.stderr
+
+
+def test_environment_agnostic_unless_given(monkeypatch) -> None:
+    monkeypatch.delenv("CDK_DEPLOY_ACCOUNT", raising=False)
+    monkeypatch.delenv("CDK_DEPLOY_REGION", raising=False)
+    assert cdk_app._environment({}) is None
+    env = cdk_app._environment({"account": "123456789012", "region": "eu-west-1"})
+    assert env is not None and env.account == "123456789012" and env.region == "eu-west-1"
+    monkeypatch.setenv("CDK_DEPLOY_REGION", "us-west-2")
+    env = cdk_app._environment({})
+    assert env is not None and env.region == "us-west-2"
