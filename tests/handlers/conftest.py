@@ -45,14 +45,22 @@ def aws(aws_env: None) -> Iterator[None]:
         yield
 
 
-@pytest.fixture
-def sagemaker(aws: None) -> Any:
-    return boto3.client("sagemaker", region_name=REGION)
+@pytest.fixture(scope="session")
+def boto_session() -> boto3.Session:
+    """One session for all tests: it loads each service model once (client creation is slow)."""
+    return boto3.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
+    )
 
 
 @pytest.fixture
-def s3(aws: None) -> Any:
-    return boto3.client("s3", region_name=REGION)
+def sagemaker(aws: None, boto_session: boto3.Session) -> Any:
+    return boto_session.client("sagemaker")
+
+
+@pytest.fixture
+def s3(aws: None, boto_session: boto3.Session) -> Any:
+    return boto_session.client("s3")
 
 
 class WaitHandle:
@@ -82,7 +90,9 @@ class WaitHandle:
                 pass
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
         port = self.server.server_address[1]
         # Shaped like a presigned URL: the query string is the secret that must not be logged.

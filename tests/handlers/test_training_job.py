@@ -209,13 +209,11 @@ def test_recreate_of_a_failed_job_signals_failure_with_sagemakers_reason(
     assert fake.calls["create_training_job"] == 1
 
 
-def test_create_that_races_a_concurrent_create_adopts_the_existing_job() -> None:
+def test_create_that_races_a_concurrent_create_adopts_the_existing_job(
+    boto_session: Any,
+) -> None:
     """SageMaker answers ResourceInUse when the job appeared between describe and create."""
-    import boto3
-
-    client = boto3.client(
-        "sagemaker", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x"
-    )
+    client = boto_session.client("sagemaker")
     name = "vgg16-train-0123456789ab"
     p = training_logic.parse_props(props())
     with Stubber(client) as stub:
@@ -283,6 +281,25 @@ def test_update_with_unchanged_inputs_starts_nothing(
     assert fake.calls["create_training_job"] == 1
     assert len(fake.training_job_names()) == 1
     assert wait_handle.requests == []
+
+
+def test_update_with_a_new_wait_handle_for_an_ended_job_signals_the_new_handle(
+    fake: SageMakerFake, wait_handle: WaitHandle
+) -> None:
+    """A replaced WaitConditionHandle would otherwise wait 12 h for an event already past."""
+    old = props("https://example.invalid/old-handle")
+    training_handler.handler(event("Create", old), None)
+    training_handler.handler(
+        event(
+            "Update",
+            props(wait_handle.url),
+            PhysicalResourceId="vgg16-train-0123456789ab",
+            OldResourceProperties=old,
+        ),
+        None,
+    )
+    assert fake.calls["create_training_job"] == 1
+    assert [b["Status"] for b in wait_handle.bodies()] == ["SUCCESS"]
 
 
 def test_update_with_changed_inputs_starts_a_new_job_under_a_new_physical_id(
