@@ -50,6 +50,53 @@ def decode(decoder: InputDecoder, claim: Claim) -> Decoded:
     return result, (time.perf_counter() - start) * 1000.0
 
 
+class _Finisher:
+    """Runs :meth:`Spool.complete` (fsync'd result, then the move) in order on a background
+    thread, so its I/O waits overlap the next inference. At most two are outstanding; an error
+    there (disk full, ...) is raised in the main thread like any other."""
+
+    def __init__(self, spool: Spool, *, threaded: bool) -> None:
+        self._spool = spool
+        self._executor = (
+            concurrent.futures.ThreadPoolExecutor(1, "edge-finish") if threaded else None
+        )
+        self._pending: Deque[concurrent.futures.Future[Path]] = collections.deque()
+
+    def submit(
+        self, claim: Claim, message: Dict[str, object], *, failed: bool, folder: Path
+    ) -> None:
+        self._collect()
+        while len(self._pending) >= 2:
+            self._pending.popleft().result()
+        if self._executor is None:
+            self._spool.complete(claim, message, failed=failed, folder=folder)
+            return
+        future = self._executor.submit(
+            self._spool.complete, claim, message, failed=failed, folder=folder
+        )
+        self._pending.append(future)
+
+    @property
+    def outstanding(self) -> int:
+        self._collect()
+        return len(self._pending)
+
+    def _collect(self) -> None:
+        while self._pending and self._pending[0].done():
+            self._pending.popleft().result()
+
+    def wait(self) -> None:
+        while self._pending:
+            self._pending.popleft().result()
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
+
+
 class InferenceService:
     """Runs inputs through the model, exactly once each. Owns the drainer thread."""
 
@@ -80,6 +127,7 @@ class InferenceService:
             spool.outbox, publisher, min_backoff=retry_backoff[0], max_backoff=retry_backoff[1]
         )
         self._executor: Optional[concurrent.futures.ThreadPoolExecutor] = None
+        self._finisher = _Finisher(spool, threaded=prefetch)
         self._outbox_full = False
         self.counts: Dict[str, int] = {"processed": 0, "failed": 0}
 
@@ -106,6 +154,7 @@ class InferenceService:
                     min(self.config.poll_interval, 0.1) if once else self.config.poll_interval
                 )
         finally:
+            self._finisher.close()
             if self._executor is not None:
                 self._executor.shutdown(wait=True)
             self._drainer.stop(flush=once)
@@ -127,14 +176,16 @@ class InferenceService:
         taken = 0
         while not self._interrupted():
             if not in_flight:
-                self._feed(claims, in_flight, owed=0)
+                self._feed(claims, in_flight, owed=self._finisher.outstanding)
             if not in_flight:
                 break
             claim, future = in_flight.popleft()
             if self.prefetch:  # decode the next input during this inference
-                self._feed(claims, in_flight, owed=1 + len(in_flight))
+                owed = 1 + len(in_flight) + self._finisher.outstanding
+                self._feed(claims, in_flight, owed=owed)
             self._handle(claim, future.result())
             taken += 1
+        self._finisher.wait()
         for claim, future in in_flight:  # stopped or reconfigured with an input prefetched
             future.cancel()
             if self.stop.is_set():
@@ -216,7 +267,7 @@ class InferenceService:
             "runtime": self.model.runtime,
             "timestamp": _utc_now(),
         }
-        self.spool.complete(claim, message, failed=False, folder=self.config.processed_dir)
+        self._finisher.submit(claim, message, failed=False, folder=self.config.processed_dir)
         self.counts["processed"] += 1
         best = top[0]
         LOG.info(
@@ -236,7 +287,7 @@ class InferenceService:
             "runtime": self.model.runtime,
             "timestamp": _utc_now(),
         }
-        self.spool.complete(claim, message, failed=True, folder=self.config.failed_dir)
+        self._finisher.submit(claim, message, failed=True, folder=self.config.failed_dir)
         self.counts["failed"] += 1
         LOG.warning("%s failed: %s", claim.name, reason)
 

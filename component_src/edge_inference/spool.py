@@ -8,12 +8,16 @@
         --release--> state/outbox/<id>.json --published--> (deleted)
 
 Every step is an ``os.rename`` within one filesystem or an fsync'd write-to-temp + rename, so a
-crash leaves each input in exactly one place. On start-up :meth:`Spool.recover` finishes what
-was interrupted: an in-progress file with a pending result is moved on (not re-run); one without
-is run again, unless it has already been in progress :data:`MAX_ATTEMPTS` times (an input that
-crashes the process is then failed instead of crash-looping it). ``<id>`` is a 16-digit hex
-timestamp, unique per claim, so names sort by claim time and a later input with the same name
-never collides with an earlier one (its final name gets ``.<id>`` before the suffix).
+crash leaves each input in exactly one place. Only the pending record is fsync'd (file and
+folder): on a journaling filesystem (ext4, xfs) that also commits the claim rename before it,
+and the later renames are redone from the record if a power cut loses them.
+
+On start-up :meth:`Spool.recover` finishes what was interrupted: an in-progress file with a
+pending result is moved on (not re-run); one without is run again, unless it has already been
+in progress :data:`MAX_ATTEMPTS` times (an input that crashes the process is then failed instead
+of crash-looping it). ``<id>`` is a 16-digit hex timestamp, unique per claim, so names sort by
+claim time and a later input with the same name never collides with an earlier one (its final
+name gets ``.<id>`` before the suffix).
 """
 
 from __future__ import annotations
@@ -27,12 +31,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from edge_inference.durable import (
-    fsync_dir,
-    remove_temp_files,
-    unique_destination,
-    write_json_atomic,
-)
+from edge_inference.durable import remove_temp_files, unique_destination, write_json_atomic
 from edge_inference.outbox import Outbox
 
 LOG = logging.getLogger(__name__)
@@ -196,9 +195,9 @@ class Spool:
                 dest = unique_destination(dest.parent, dest.name, record["id"])
             if record["failed"]:
                 write_json_atomic(dest.with_name(dest.name + ".error.json"), record["message"])
+            # No fsync here: until this rename is durable, the durable pending record makes
+            # recovery redo it. That keeps the cost per input to one file + one folder fsync.
             os.rename(str(src), str(dest))
-            fsync_dir(dest.parent)
-            fsync_dir(self.in_progress)
         self.outbox.release(record["id"])
         with contextlib.suppress(FileNotFoundError):
             os.unlink(str(self.attempts_dir / record["id"]))
