@@ -276,7 +276,7 @@ def ensure_job(sagemaker: Any, p: TrainingProps) -> tuple[dict[str, Any], bool]:
         )
         return existing, False
     try:
-        sagemaker.create_training_job(**build_create_request(p))
+        created = sagemaker.create_training_job(**build_create_request(p))
     except ClientError as error:
         # A concurrent retry created it between our describe and create.
         if error.response.get("Error", {}).get("Code") != "ResourceInUse":
@@ -284,7 +284,9 @@ def ensure_job(sagemaker: Any, p: TrainingProps) -> tuple[dict[str, Any], bool]:
         LOGGER.info("Training job %s was created concurrently", p.job_name)
         return sagemaker.describe_training_job(TrainingJobName=p.job_name), False
     LOGGER.info("Started training job %s", p.job_name)
-    return sagemaker.describe_training_job(TrainingJobName=p.job_name), True
+    # No Describe right after Create: the answer we already have is enough, and a read just
+    # after a write is where eventual consistency bites.
+    return {"TrainingJobArn": created["TrainingJobArn"], "TrainingJobStatus": "InProgress"}, True
 
 
 def _signal_existing(description: dict[str, Any], p: TrainingProps, signal: Signaller) -> None:
