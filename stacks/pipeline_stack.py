@@ -16,6 +16,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from app_config import PipelineConfig
+from edge_constructs.bundles import BUILD_DIR, build_source_zip
 from edge_constructs.compilation_job.construct import (
     INPUT_NAME,
     CompilationJob,
@@ -31,7 +32,6 @@ from edge_constructs.greengrass.construct import (
     ThingGroupDeployment,
     log_manager_configuration,
 )
-from edge_constructs.lambda_function import ASSET_EXCLUDES
 from edge_constructs.model_packaging.construct import (
     ArtifactHandler,
     ModelPackage,
@@ -237,9 +237,8 @@ class PipelineStack(Stack):
             self,
             "InferenceArtifact",
             handler=self.artifact_handler,
-            path=repo_root / "component_src",
+            path=build_source_zip(repo_root / "component_src", BUILD_DIR, "edge-inference"),
             component_name=f"{namespace}.DlrInference",
-            exclude=ASSET_EXCLUDES,
         )
         configuration = recipes.inference_configuration(
             top_k=config.inference_top_k, topic_prefix=config.publish_topic_prefix

@@ -8,6 +8,7 @@ at most 3000 s) so that polling always ends inside CloudFormation's one-hour lim
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,7 +78,7 @@ class CompilationJob(Construct):
         bucket: s3.IBucket,
         model_artifact_uri: str,
         upstream_id: str,
-        after: list[IDependable],
+        after: Sequence[IDependable],
         props: CompilationJobProps,
         log_retention: logs.RetentionDays,
     ) -> None:

@@ -13,7 +13,7 @@ One Lambda serves two custom-resource types:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from aws_cdk import Aws, CustomResource, Duration
@@ -123,7 +123,7 @@ class ModelPackage(Construct):
         compiled_artifact_uri: str,
         training_artifact_uri: str,
         metadata: Mapping[str, object],
-        after: list[IDependable],
+        after: Sequence[IDependable],
     ) -> None:
         super().__init__(scope, id_)
         self.resource = CustomResource(
@@ -149,16 +149,15 @@ class ModelPackage(Construct):
 
 
 class PublishedArtifact(Construct):
-    """A local file or folder shipped as ``components/<component>/<asset hash><ext>``.
+    """A local file shipped as ``components/<component>/<asset hash><ext>``.
 
     The key is known at synth time (the asset hash), so a recipe that points at it changes,
     and with it the component version, exactly when the artifact's content changes.
 
     Props:
         handler: the stack's :class:`ArtifactHandler`.
-        path: the file, or the folder (shipped as a zip).
+        path: the file (build a folder into a reproducible zip first: see bundles.py).
         component_name: folder under ``components/``.
-        exclude: patterns left out of a folder (caches, dotfiles, tests).
     """
 
     def __init__(
@@ -169,12 +168,13 @@ class PublishedArtifact(Construct):
         handler: ArtifactHandler,
         path: Path,
         component_name: str,
-        exclude: list[str] | None = None,
     ) -> None:
         super().__init__(scope, id_)
-        self.asset = s3_assets.Asset(self, "Asset", path=str(path), exclude=exclude)
+        if not path.is_file():
+            raise ValueError(f"PublishedArtifact ships one file; {path} is not a file")
+        self.asset = s3_assets.Asset(self, "Asset", path=str(path))
         self.asset.grant_read(handler.role)
-        extension = ".zip" if path.is_dir() else "".join(path.suffixes)
+        extension = path.suffix
         #: The file name on the device (``{artifacts:path}/<file_name>``).
         self.file_name = f"{self.asset.asset_hash[:32]}{extension}"
         #: For a zip: the folder Greengrass unarchives it into.

@@ -16,7 +16,6 @@ a fresh condition to wait on, and ``cdk diff`` shows the replacement.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,11 +37,11 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from edge_constructs.artifact_bucket.construct import Prefixes
+from edge_constructs.bundles import BUILD_DIR, build_source_tarball
 from edge_constructs.lambda_function import PythonFunction
 from edge_constructs.nag import acknowledge_provider_framework, acknowledge_scoped_wildcards
 from edge_constructs.naming import digest, job_name
 from edge_constructs.training_job.images import REPOSITORY, training_image
-from edge_constructs.training_job.source_bundle import build_source_tarball
 
 RUNTIME_DIR = Path(__file__).parent / "runtime"
 MAX_WAIT_CONDITION_SECONDS = 43_200
@@ -108,9 +107,7 @@ class TrainingJob(Construct):
         log_retention: logs.RetentionDays,
     ) -> None:
         super().__init__(scope, id_)
-        tarball = build_source_tarball(
-            props.source_dir, Path(tempfile.gettempdir()) / "edge-ai-pipeline-build"
-        )
+        tarball = build_source_tarball(props.source_dir, BUILD_DIR)
         source = s3_assets.Asset(self, "SourceBundle", path=str(tarball))
 
         self.role = iam.Role(

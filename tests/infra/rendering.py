@@ -15,7 +15,7 @@ BUCKET_PLACEHOLDER = "artifact-bucket"
 
 def render(value: Any) -> Any:
     if isinstance(value, dict) and len(value) == 1:
-        (key, arg), = value.items()
+        ((key, arg),) = value.items()
         if key == "Fn::Join":
             separator, parts = arg
             return separator.join(str(render(p)) for p in parts)

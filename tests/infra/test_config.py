@@ -29,7 +29,11 @@ def test_defaults_are_valid_and_typed() -> None:
 @pytest.mark.parametrize(
     ("overrides", "key", "fragment"),
     [
-        ({"neo_target_device": "raspberry_pi_9", "neo_target_platform": ""}, "neo_target_device", "jetson_nano"),
+        (
+            {"neo_target_device": "raspberry_pi_9", "neo_target_platform": ""},
+            "neo_target_device",
+            "jetson_nano",
+        ),
         ({"neo_target_platform": "LINUX/SPARC"}, "neo_target_platform", "X86_64"),
         ({"neo_target_platform": "LINUX/ARM64/TPU"}, "neo_target_platform", "NVIDIA"),
         ({"neo_target_device": "rasp4b"}, "neo_target_device", "not both"),
@@ -48,7 +52,11 @@ def test_defaults_are_valid_and_typed() -> None:
         ({"training_volume_gb": "many"}, "training_volume_gb", "integer"),
         ({"training_max_runtime_seconds": 0}, "training_max_runtime_seconds", "at least 60"),
         ({"training_max_runtime_seconds": 90000}, "training_max_runtime_seconds", "at most"),
-        ({"compilation_max_runtime_seconds": 3601}, "compilation_max_runtime_seconds", "at most 3000"),
+        (
+            {"compilation_max_runtime_seconds": 3601},
+            "compilation_max_runtime_seconds",
+            "at most 3000",
+        ),
         ({"training_use_spot": "maybe"}, "training_use_spot", "true or false"),
         (
             {"training_use_spot": True, "training_max_wait_seconds": 100},
@@ -70,7 +78,11 @@ def test_defaults_are_valid_and_typed() -> None:
         ({"hyperparameters": {"sagemaker_program": "x.py"}}, "hyperparameters", "sagemaker_"),
         ({"inference_top_k": 0}, "inference_top_k", "at least 1"),
         ({"publish_topic_prefix": "edge ai/#"}, "publish_topic_prefix", "MQTT"),
-        ({"abort_failure_threshold_percent": 101}, "abort_failure_threshold_percent", "at most 100"),
+        (
+            {"abort_failure_threshold_percent": 101},
+            "abort_failure_threshold_percent",
+            "at most 100",
+        ),
         ({"component_update_policy": "FORCE"}, "component_update_policy", "NOTIFY_COMPONENTS"),
         ({"training_image_uri": "pytorch:latest"}, "training_image_uri", "ECR image URI"),
         ({"architecture": "VGG-16"}, "architecture", "torchvision model name"),
@@ -116,17 +128,17 @@ def test_precedence_defaults_pipeline_stage_cli() -> None:
 
 
 def test_unknown_stage_lists_the_defined_ones() -> None:
-    with pytest.raises(ConfigError, match="stages defined in cdk.json: dev, prod"):
+    with pytest.raises(ConfigError, match=r"stages defined in cdk.json: dev, prod"):
         load_config(CDK_JSON_CONTEXT, "qa")
 
 
 def test_unknown_key_in_cdk_json_is_rejected() -> None:
-    with pytest.raises(ConfigError, match="unknown key in stage"):
+    with pytest.raises(ConfigError, match=r"unknown key in stage"):
         load_config({"stages": {"dev": {"thing_grup": "x"}}}, "dev")
 
 
 def test_mistyped_cli_key_fails_before_any_stack_is_built() -> None:
-    with pytest.raises(ConfigError, match="neo_target_devise.*unknown key"):
+    with pytest.raises(ConfigError, match=r"neo_target_devise.*unknown key"):
         cdk_app.create_app(context={**CDK_JSON_CONTEXT, "neo_target_devise": "rasp4b"})
 
 

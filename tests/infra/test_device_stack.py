@@ -22,7 +22,10 @@ def test_thing_group_and_role_alias(dev) -> None:
     )
     template.has_resource_properties(
         "AWS::IoT::RoleAlias",
-        {"RoleAlias": "edge-ai-dev-GreengrassTokenExchangeRoleAlias", "CredentialDurationSeconds": 3600},
+        {
+            "RoleAlias": "edge-ai-dev-GreengrassTokenExchangeRoleAlias",
+            "CredentialDurationSeconds": 3600,
+        },
     )
 
 
@@ -44,9 +47,7 @@ def test_token_exchange_role_reads_only_device_prefixes_and_writes_greengrass_lo
 
 def test_core_device_policy_scopes_publishing_to_the_device_itself(dev) -> None:
     template = dev.template_json("dev/Devices")
-    iot_policy = next(
-        r for r in template["Resources"].values() if r["Type"] == "AWS::IoT::Policy"
-    )
+    iot_policy = next(r for r in template["Resources"].values() if r["Type"] == "AWS::IoT::Policy")
     rendered = json.dumps(iot_policy["Properties"]["PolicyDocument"])
     publish = next(
         s

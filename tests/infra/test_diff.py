@@ -92,7 +92,9 @@ def test_neo_target_change_leaves_training_alone(dev, tmp_path_factory) -> None:
         assert untouched not in diff, untouched
 
 
-def test_training_input_change_renames_the_job_and_its_wait_condition(dev, tmp_path_factory) -> None:
+def test_training_input_change_renames_the_job_and_its_wait_condition(
+    dev, tmp_path_factory
+) -> None:
     retrained = synthesize(tmp_path_factory.mktemp("retrain"), run_id="2")
     diff = changed(pipeline(dev), pipeline(retrained))
     assert "Custom::TrainingJob" in diff

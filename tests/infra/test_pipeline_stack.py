@@ -80,9 +80,7 @@ def test_compilation_polling_ends_inside_the_custom_resource_hour(dev) -> None:
     template = dev.template_json("dev/Pipeline")
     machines = resources_of_type(template, "AWS::StepFunctions::StateMachine")
     assert len(machines) == 1
-    definition = json.loads(
-        render(next(iter(machines.values()))["Properties"]["DefinitionString"])
-    )
+    definition = json.loads(render(next(iter(machines.values()))["Properties"]["DefinitionString"]))
     (retry,) = definition["States"]["framework-isComplete-task"]["Retry"]
     assert retry["BackoffRate"] == 1
     # 900 s stopping condition + 10 min headroom, polled every 30 s: well under an hour.
@@ -131,7 +129,9 @@ def test_deployment_pins_every_component_and_is_safe(dev) -> None:
     components = props["Components"]
     for name, recipe in recipes.items():
         assert components[name]["ComponentVersion"] == recipe["ComponentVersion"]
-    assert re.fullmatch(r"\d+\.\d+\.\d+", components["aws.greengrass.LogManager"]["ComponentVersion"])
+    assert re.fullmatch(
+        r"\d+\.\d+\.\d+", components["aws.greengrass.LogManager"]["ComponentVersion"]
+    )
     for spec in components.values():
         assert re.fullmatch(r"\d+\.\d+\.\d+", spec["ComponentVersion"])
     inference = components["com.example.edgeai.dev.DlrInference"]
@@ -206,7 +206,11 @@ def test_handlers_may_only_pass_the_job_roles_to_sagemaker(dev) -> None:
     pass_role = []
     for resource in resources_of_type(template, "AWS::IAM::Policy").values():
         for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
-            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            actions = (
+                statement["Action"]
+                if isinstance(statement["Action"], list)
+                else [statement["Action"]]
+            )
             if "iam:PassRole" in actions:
                 pass_role.append(statement)
     assert len(pass_role) == 2  # training handler, compilation handler

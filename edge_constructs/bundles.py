@@ -1,0 +1,83 @@
+"""Byte-for-byte reproducible archives of source folders, built at synth time.
+
+* The training script ships as ``sourcedir.tar.gz``: SageMaker's training toolkit downloads
+  ``sagemaker_submit_directory`` and opens it as a gzipped tar, so a CDK directory asset (a zip
+  made at publish time) will not do.
+* The device component ships as a zip that exists in ``cdk.out`` after synth, so tests can run
+  the exact bytes a device will download.
+
+Fixed metadata (sorted names, mtime 0 / 1980-01-01, uid/gid 0, fixed modes, gzip header without
+name or time) makes the asset hash, and everything derived from it, depend on content alone.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import gzip
+import hashlib
+import io
+import tarfile
+import tempfile
+import zipfile
+from pathlib import Path
+
+EXCLUDE = ("__pycache__", "*.pyc", ".*", "*.egg-info", "tests")
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+# Archives are content-addressed, so one shared scratch folder is safe; CDK copies them into
+# the cloud assembly as assets.
+BUILD_DIR = Path(tempfile.gettempdir()) / "edge-ai-pipeline-build"
+
+
+def _included(relative: Path, exclude: tuple[str, ...]) -> bool:
+    return not any(fnmatch.fnmatch(part, pattern) for part in relative.parts for pattern in exclude)
+
+
+def source_files(source_dir: Path, exclude: tuple[str, ...] = EXCLUDE) -> list[Path]:
+    files = sorted(
+        p
+        for p in source_dir.rglob("*")
+        if p.is_file() and _included(p.relative_to(source_dir), exclude)
+    )
+    if not files:
+        raise ValueError(f"no files to ship in {source_dir}")
+    return files
+
+
+def _write_once(payload: bytes, out_dir: Path, stem: str, suffix: str) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"{stem}-{hashlib.sha256(payload).hexdigest()[:16]}{suffix}"
+    if not target.exists():
+        target.write_bytes(payload)
+    return target
+
+
+def build_source_tarball(source_dir: Path, out_dir: Path) -> Path:
+    """Write ``<out_dir>/sourcedir-<sha256[:16]>.tar.gz`` and return its path."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path in source_files(source_dir):
+            data = path.read_bytes()
+            info = tarfile.TarInfo(path.relative_to(source_dir).as_posix())
+            info.size = len(data)
+            info.mode = 0o644
+            info.mtime = 0
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            tar.addfile(info, io.BytesIO(data))
+    compressed = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=compressed, mtime=0) as gz:
+        gz.write(raw.getvalue())
+    return _write_once(compressed.getvalue(), out_dir, "sourcedir", ".tar.gz")
+
+
+def build_source_zip(source_dir: Path, out_dir: Path, stem: str) -> Path:
+    """Write ``<out_dir>/<stem>-<sha256[:16]>.zip`` (files at the zip's root) and return it."""
+    raw = io.BytesIO()
+    with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in source_files(source_dir):
+            info = zipfile.ZipInfo(path.relative_to(source_dir).as_posix(), ZIP_EPOCH)
+            info.external_attr = 0o644 << 16
+            info.create_system = 3  # Unix, so the mode above is honoured
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, path.read_bytes())
+    return _write_once(raw.getvalue(), out_dir, stem, ".zip")

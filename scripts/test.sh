@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The quality gate: format check, lint, type check, then every test. Same command in CI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+source scripts/env.sh
+
+echo "== ruff format --check"
+ruff format --check .
+echo "== ruff check"
+ruff check .
+echo "== mypy (strict on app.py, app_config.py, stacks/, edge_constructs/)"
+mypy app.py app_config.py stacks edge_constructs --exclude 'runtime/'
+echo "== pytest"
+pytest "$@"
