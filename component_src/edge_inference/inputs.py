@@ -17,6 +17,7 @@ huge array is rejected before anything is read.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Tuple
 
@@ -48,8 +49,12 @@ class InputDecoder:
     def __init__(self, info: ModelInfo, max_image_pixels: int) -> None:
         self.info = info
         self.max_image_pixels = max_image_pixels
-        # A truncated image must fail, not decode with a grey bottom half.
+        # A truncated image must fail, not decode with a grey bottom half; and PIL's own
+        # decompression-bomb guard (an error above twice this) must agree with MaxImagePixels.
         ImageFile.LOAD_TRUNCATED_IMAGES = False
+        Image.MAX_IMAGE_PIXELS = max_image_pixels
+        # Between 1x and 2x PIL only warns; the check after opening rejects those images.
+        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
         channel_scale = np.array([info.scale / s for s in info.std], dtype=np.float32)
         channel_shift = np.array([m / s for m, s in zip(info.mean, info.std)], dtype=np.float32)
         if info.channel_order == "BGR":

@@ -157,7 +157,7 @@ class InferenceService:
             self._finisher.close()
             if self._executor is not None:
                 self._executor.shutdown(wait=True)
-            self._drainer.stop(flush=once)
+            self._drainer.stop(flush=once, timeout=5.0 if once else 1.0)
         LOG.info(
             "stopped: %d processed, %d failed, %d result(s) waiting in the outbox",
             self.counts["processed"],
