@@ -1,0 +1,129 @@
+"""Shared fixtures.
+
+``trained_digits_model`` (session): ``training_src/train.py`` really trains, once, as SageMaker
+would run it (a subprocess with ``SM_*`` variables), on scikit-learn's bundled digits rendered
+as 32x32 PNGs. Nothing is downloaded. It returns a :class:`TrainedDigitsModel`:
+
+- ``model_dir``: ``model.pth`` (traced TorchScript, float32, input ``input_shape``) and
+  ``labels.json`` (``{"0": "digit_0", ...}``): what becomes model.tar.gz for Neo.
+- ``onnx_dir``: ``model.onnx`` (input ``input0``), ``labels.json`` and ``metadata.json``
+  (docs/CONTRACTS.md; ``resize_shorter`` 37): an ONNX model dir for the device component.
+- ``heldout_dir``: ``digit_<k>/<n>.png`` images the model never saw (360 images, 10 classes).
+- ``log``: the training run's stdout + stderr (one ``epoch=...`` metrics line per epoch).
+- ``input_shape``, ``classes``, ``epochs``, ``arch``: how it was trained.
+
+``digits_folders`` (session) is the rendered data set (train / validation / heldout folders).
+``train_entry_point`` (session) is ``training_src/train.py`` imported as a module, for running
+``main(argv)`` in-process (fast; it returns the exit code).
+"""
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+from tests.support.digits import DigitsFolders, write_digits
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TRAINING_SRC = REPO_ROOT / "training_src"
+TRAIN_SCRIPT = TRAINING_SRC / "train.py"
+
+# A small, fast arch: about 2.5 s per epoch on one core; 5 epochs reach ~0.93 accuracy.
+DIGITS_ARCH = "shufflenet_v2_x0_5"
+DIGITS_INPUT_SHAPE = (1, 3, 32, 32)
+DIGITS_EPOCHS = 5
+
+
+class TrainedDigitsModel(NamedTuple):
+    model_dir: Path
+    onnx_dir: Path
+    heldout_dir: Path
+    log: str
+    input_shape: tuple[int, int, int, int]
+    classes: tuple[str, ...]
+    epochs: int
+    arch: str
+
+
+@pytest.fixture(scope="session")
+def digits_folders(tmp_path_factory: pytest.TempPathFactory) -> DigitsFolders:
+    return write_digits(tmp_path_factory.mktemp("digits"))
+
+
+def sagemaker_env(**channels: Path) -> dict[str, str]:
+    """This process's environment plus ``SM_*`` variables, e.g. ``model_dir=...``, ``train=...``.
+
+    One OpenMP thread: on a shared 2-core machine more threads make training slower, not faster.
+    """
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SM_")}
+    env["OMP_NUM_THREADS"] = "1"
+    names = {"model_dir": "SM_MODEL_DIR", "output_data_dir": "SM_OUTPUT_DATA_DIR"}
+    for name, path in channels.items():
+        env[names.get(name, "SM_CHANNEL_" + name.upper())] = str(path)
+    return env
+
+
+def run_train_script(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(TRAIN_SCRIPT), *args],
+        env=env,
+        cwd=TRAINING_SRC,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def trained_digits_model(
+    tmp_path_factory: pytest.TempPathFactory, digits_folders: DigitsFolders
+) -> TrainedDigitsModel:
+    out = tmp_path_factory.mktemp("trained_digits")
+    env = sagemaker_env(
+        model_dir=out / "model",
+        output_data_dir=out / "output",
+        train=digits_folders.train,
+        validation=digits_folders.validation,
+    )
+    args = [
+        "--arch", DIGITS_ARCH,
+        "--input-shape", ",".join(str(dim) for dim in DIGITS_INPUT_SHAPE),
+        "--pretrained", "false",
+        "--epochs", str(DIGITS_EPOCHS),
+        "--batch-size", "64",
+        "--lr", "0.04",
+        "--lr-schedule", "cosine",
+        "--export-onnx", "true",
+        "--checkpoint-dir", str(out / "checkpoints"),
+    ]  # fmt: skip
+    result = run_train_script(args, env)
+    log = result.stdout + result.stderr
+    if result.returncode != 0:
+        pytest.fail(f"training failed with exit code {result.returncode}:\n{log}")
+    return TrainedDigitsModel(
+        model_dir=out / "model",
+        onnx_dir=out / "output",
+        heldout_dir=digits_folders.heldout,
+        log=log,
+        input_shape=DIGITS_INPUT_SHAPE,
+        classes=digits_folders.classes,
+        epochs=DIGITS_EPOCHS,
+        arch=DIGITS_ARCH,
+    )
+
+
+@pytest.fixture(scope="session")
+def train_entry_point():
+    """``training_src/train.py`` as a module (its ``edge_training`` package on ``sys.path``)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(TRAINING_SRC))
+        spec = importlib.util.spec_from_file_location("training_src_train", TRAIN_SCRIPT)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        yield module

@@ -1,0 +1,193 @@
+"""SageMaker PyTorch training entry point (``sagemaker_program=train.py``).
+
+Fine-tunes a torchvision classifier (``--arch``, VGG16 by default) on the image folder in the
+``train`` channel (``<channel>/<class>/<image>``), validates on the ``validation`` channel or on
+a held-out ``--val-fraction``, and writes a traced TorchScript ``model.pth`` + ``labels.json``
+to the model dir for SageMaker Neo. Without a ``train`` channel it exports the stock model.
+
+Runs unchanged outside SageMaker with ``SM_MODEL_DIR`` / ``SM_CHANNEL_*`` set, e.g.::
+
+    SM_MODEL_DIR=out SM_CHANNEL_TRAIN=data/train python train.py --arch resnet18 --epochs 3
+
+Bad data or hyperparameters end with one logged ``ERROR`` line and exit code 2.
+Python 3.6 compatible (the PyTorch 1.8 image that traces models for Neo edge targets).
+"""
+
+import logging
+import sys
+
+import torch
+from edge_training.config import parse_args
+from edge_training.data import (
+    ImageSamples,
+    check_images,
+    eval_transform,
+    scan_image_folder,
+    split_holdout,
+    train_transform,
+)
+from edge_training.engine import Checkpoints, fit, seed_everything, seed_worker
+from edge_training.errors import TrainingInputError, one_line
+from edge_training.export import write_model_dir, write_output_data_dir
+from edge_training.models import build_model, check_forward, freeze_all_but, replace_head
+
+LOGGER = logging.getLogger("train")
+
+
+def load_data(args):
+    """Scan and check the channels; return (class names, train samples, validation samples)."""
+    class_names, train_samples = scan_image_folder(args.train, "train")
+    if len(class_names) < 2:
+        raise TrainingInputError(
+            f"train channel {args.train} has only one class ({class_names[0]!r}): "
+            "a classifier needs at least two"
+        )
+    val_samples = []
+    if args.validation:
+        val_classes, val_samples = scan_image_folder(args.validation, "validation")
+        unknown = sorted(set(val_classes) - set(class_names))
+        if unknown:
+            raise TrainingInputError(
+                "validation channel has classes that are not in the train channel: {}".format(
+                    ", ".join(unknown)
+                )
+            )
+        if args.val_fraction:
+            LOGGER.warning("a validation channel is given: ignoring --val-fraction")
+    elif args.val_fraction > 0:
+        train_samples, val_samples = split_holdout(train_samples, args.val_fraction, args.seed)
+    check_images(train_samples + val_samples)
+    LOGGER.info(
+        "%d classes, %d training and %d validation images",
+        len(class_names),
+        len(train_samples),
+        len(val_samples),
+    )
+    return class_names, train_samples, val_samples
+
+
+def make_loader(samples, class_to_index, transform, args, shuffle):
+    dataset = ImageSamples(samples, class_to_index, transform)
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=args.batch_size,
+        shuffle=shuffle,
+        # A last batch of one image breaks BatchNorm on 1x1 feature maps; it is a different
+        # image every epoch, so dropping it loses nothing.
+        drop_last=shuffle and len(dataset) > args.batch_size,
+        num_workers=args.num_workers,
+        worker_init_fn=seed_worker,
+        generator=torch.Generator().manual_seed(args.seed),
+        pin_memory=torch.cuda.is_available(),
+    )
+
+
+def train_model(args):
+    """Fine-tune on the train channel; return (trained model, class names)."""
+    class_names, train_samples, val_samples = load_data(args)
+    built = build_model(args.arch, args.pretrained)
+    model = built.model
+    head = replace_head(model, len(class_names))
+    if args.freeze_features:
+        freeze_all_but(model, head)
+    check_forward(model, args.input_shape, len(class_names))
+
+    class_to_index = {name: index for index, name in enumerate(class_names)}
+    shape, resize = args.input_shape, args.resize_shorter
+    train_loader = make_loader(
+        train_samples,
+        class_to_index,
+        train_transform(shape, resize, args.horizontal_flip),
+        args,
+        shuffle=True,
+    )
+    val_loader = None
+    if val_samples:
+        val_loader = make_loader(
+            val_samples, class_to_index, eval_transform(shape, resize), args, shuffle=False
+        )
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device)
+    optimizer = torch.optim.SGD(
+        [parameter for parameter in model.parameters() if parameter.requires_grad],
+        lr=args.lr,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+    )
+    identity = {"arch": args.arch, "classes": class_names, "input_shape": list(shape)}
+    checkpoints = Checkpoints(args.checkpoint_dir, identity)
+    LOGGER.info("training %s on %s for %d epochs", args.arch, device, args.epochs)
+    fit(
+        model,
+        train_loader,
+        val_loader,
+        optimizer,
+        device,
+        args.epochs,
+        checkpoints,
+        args.lr_schedule,
+    )
+    return model, class_names
+
+
+def stock_model(args):
+    """No train channel: the model as torchvision ships it (ImageNet head)."""
+    LOGGER.warning("no train channel: exporting the stock %s model unchanged", args.arch)
+    if args.validation:
+        LOGGER.warning("no train channel: the validation channel is not used")
+    built = build_model(args.arch, args.pretrained)
+    model = built.model.eval()
+    with torch.no_grad():
+        outputs = model(torch.zeros(*args.input_shape)).shape[1]
+    if built.categories and len(built.categories) == outputs:
+        class_names = built.categories
+    else:
+        class_names = [f"class_{index}" for index in range(outputs)]
+    check_forward(model, args.input_shape, outputs)
+    return model, class_names
+
+
+def run(args):
+    seed_everything(args.seed)
+    if args.train:
+        model, class_names = train_model(args)
+    else:
+        model, class_names = stock_model(args)
+    model_path = write_model_dir(model, class_names, args.input_shape, args.model_dir)
+    if args.output_data_dir:
+        write_output_data_dir(
+            model,
+            args.arch,
+            model_path,
+            args.input_shape,
+            args.resize_shorter,
+            args.output_data_dir,
+            args.export_onnx,
+        )
+    LOGGER.info("wrote %s", args.model_dir)
+
+
+def configure_logging():
+    """Log to stdout (SageMaker ships it to CloudWatch, where metric regexes read it)."""
+    root = logging.getLogger()
+    if not any(getattr(handler, "_edge_training", False) for handler in root.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        handler._edge_training = True
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def main(argv=None):
+    """Return the exit code: 0, or 2 for bad data / hyperparameters."""
+    configure_logging()
+    try:
+        run(parse_args(argv))
+    except TrainingInputError as exc:
+        LOGGER.error("%s", one_line(exc))
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
