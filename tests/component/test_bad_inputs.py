@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 import struct
@@ -12,16 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from edge_inference.service import InferenceService
-from edge_inference.spool import Spool
 
 from tests.component.harness import (
     Folders,
     RecordingPublisher,
     TinyPackage,
     encode,
-    load_model,
-    make_config,
+    make_service,
     photo,
     random_tensor,
     run_once,
@@ -41,8 +39,6 @@ def png_header_only(width: int, height: int) -> bytes:
 
 
 def save_npy_bytes(array: np.ndarray) -> bytes:
-    import io
-
     buffer = io.BytesIO()
     np.save(buffer, array, allow_pickle=True)
     return buffer.getvalue()
@@ -111,27 +107,22 @@ def test_a_file_still_being_written_is_taken_only_once_complete(
 ):
     tensor = random_tensor(7)
     payload = save_npy_bytes(tensor)
-    config = make_config(folders, tiny_package.model_dir, settle_seconds=0.6, poll_interval=0.05)
     publisher = RecordingPublisher()
     stop = threading.Event()
-    service = InferenceService(
-        config=config,
-        model=load_model(tiny_package.model_dir, "dlr"),
-        spool=Spool(folders.state),
-        publisher=publisher,
-        stop=stop,
+    service = make_service(
+        folders, tiny_package.model_dir, publisher=publisher, stop=stop, settle_seconds=1.5
     )
     worker = threading.Thread(target=service.run)
     worker.start()
     try:
         (folders.input / "upload.part").write_bytes(payload)  # *.part is never taken
         target = folders.input / "slow.npy"
-        chunks = [payload[i : i + 200] for i in range(0, len(payload), 200)]
+        chunks = [payload[i : i + 1000] for i in range(0, len(payload), 1000)]
         with target.open("wb") as handle:
-            for chunk in chunks:  # one chunk every 0.15 s, well inside the settle time
+            for chunk in chunks:  # one chunk every 0.1 s, well inside the settle time
                 handle.write(chunk)
                 handle.flush()
-                time.sleep(0.15)
+                time.sleep(0.1)
                 assert target.exists(), "picked up while still being written"
         deadline = time.monotonic() + 10
         while not publisher.messages and time.monotonic() < deadline:
