@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--model-dir", required=True, type=Path, help="model package folder (metadata.json)")
     add("--input-dir", type=Path, default=Path("input"), help="watched folder (default: input)")
     add("--processed-dir", type=Path, help="where processed inputs go (default: see below)")
-    add("--failed-dir", type=Path, help="where failed inputs and NAME.error.json go")
+    add("--failed-dir", type=Path, help="failed inputs and NAME.error.json (default: see below)")
     add("--state-dir", type=Path, help="in-progress and outbox folders (default: see below)")
     add("--runtime", choices=RUNTIMES, default="dlr", help="dlr (default) or onnx")
     add("--top-k", type=int, default=5, metavar="N", help="classes per result (default: 5)")
