@@ -16,15 +16,20 @@ huge array is rejected before anything is read.
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from pathlib import Path
-from typing import Tuple
+from typing import TYPE_CHECKING, Any, Optional, Tuple
 
 import numpy as np
-from PIL import Image, ImageFile, UnidentifiedImageError
 
 from edge_inference.model import ModelInfo
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+LOG = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 TENSOR_SUFFIXES = (".npy",)
@@ -49,12 +54,7 @@ class InputDecoder:
     def __init__(self, info: ModelInfo, max_image_pixels: int) -> None:
         self.info = info
         self.max_image_pixels = max_image_pixels
-        # A truncated image must fail, not decode with a grey bottom half; and PIL's own
-        # decompression-bomb guard (an error above twice this) must agree with MaxImagePixels.
-        ImageFile.LOAD_TRUNCATED_IMAGES = False
-        Image.MAX_IMAGE_PIXELS = max_image_pixels
-        # Between 1x and 2x PIL only warns; the check after opening rejects those images.
-        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+        self._pil = self._import_pillow(max_image_pixels)
         channel_scale = np.array([info.scale / s for s in info.std], dtype=np.float32)
         channel_shift = np.array([m / s for m, s in zip(info.mean, info.std)], dtype=np.float32)
         if info.channel_order == "BGR":
@@ -65,6 +65,24 @@ class InputDecoder:
         self._shift = channel_shift.reshape(shape)
         self._bgr = info.channel_order == "BGR"
         self.shape = tuple(info.input_shape)
+
+    @staticmethod
+    def _import_pillow(max_image_pixels: int) -> Optional[Any]:
+        """PIL, set up strictly; None where Pillow is missing (``variant.DLR``'s environment
+        lacks it): ``.npy`` inputs still work there, images fail with that reason."""
+        try:
+            import PIL.Image
+            import PIL.ImageFile
+        except ImportError:
+            LOG.warning("Pillow is not installed: JPEG/PNG inputs will fail, .npy inputs work")
+            return None
+        # A truncated image must fail, not decode with a grey bottom half; and PIL's own
+        # decompression-bomb guard (an error above twice this) must agree with MaxImagePixels.
+        PIL.ImageFile.LOAD_TRUNCATED_IMAGES = False
+        PIL.Image.MAX_IMAGE_PIXELS = max_image_pixels
+        # Between 1x and 2x PIL only warns; the check after opening rejects those images.
+        warnings.filterwarnings("ignore", category=PIL.Image.DecompressionBombWarning)
+        return PIL.Image
 
     def load(self, path: Path) -> np.ndarray:
         """The tensor for ``path``; raises :class:`BadInput` with the reason."""
@@ -126,9 +144,12 @@ class InputDecoder:
             raise BadInput("tensor holds Python objects (pickled data is refused)")
 
     def _load_image(self, path: Path) -> np.ndarray:
+        pil = self._pil
+        if pil is None:
+            raise BadInput("Pillow is not installed on this device; only .npy inputs work")
         info = self.info
         try:
-            with Image.open(path) as img:
+            with pil.open(path) as img:
                 if img.format not in IMAGE_FORMATS:
                     raise BadInput(f"unsupported image format {img.format}; expected JPEG or PNG")
                 width, height = img.size
@@ -147,9 +168,9 @@ class InputDecoder:
                 array = self._resize_crop(rgb, new_w, new_h)
         except BadInput:
             raise
-        except Image.DecompressionBombError as err:
+        except pil.DecompressionBombError as err:
             raise BadInput(f"image too large: {err}") from err
-        except UnidentifiedImageError as err:
+        except pil.UnidentifiedImageError as err:
             raise BadInput("not a JPEG or PNG image (PIL cannot identify it)") from err
         except (OSError, SyntaxError, ValueError) as err:
             # PIL reports truncated or corrupt data as OSError, bad PNG chunks as SyntaxError.
@@ -165,7 +186,8 @@ class InputDecoder:
         box = (left * sx, top * sy, (left + crop_w) * sx, (top + crop_h) * sy)
         if img.size == (crop_w, crop_h) and box == (0.0, 0.0, float(crop_w), float(crop_h)):
             return np.asarray(img)
-        return np.asarray(img.resize((crop_w, crop_h), Image.BILINEAR, box=box))
+        bilinear = self._pil.BILINEAR  # type: ignore[union-attr]
+        return np.asarray(img.resize((crop_w, crop_h), bilinear, box=box))
 
     def _normalize(self, hwc: np.ndarray) -> np.ndarray:
         """uint8 HWC -> float32 in the model's layout: one multiply and one subtract, in place."""

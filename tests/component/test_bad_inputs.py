@@ -6,6 +6,7 @@ import io
 import json
 import pickle
 import struct
+import sys
 import threading
 import time
 import zlib
@@ -154,3 +155,18 @@ def test_a_file_that_stops_growing_truncated_fails_as_a_bad_input(
     (message,) = run_once(folders, tiny_package.model_dir)
     assert "truncated" in message["error"]
     assert folders.names(folders.failed) == ["cut.jpg", "cut.jpg.error.json"]
+
+
+def test_without_pillow_tensors_still_run_and_images_fail_with_the_reason(
+    folders: Folders, tiny_package: TinyPackage, monkeypatch
+):
+    """variant.DLR's Python environment has no Pillow: .npy inputs must still work there."""
+    np.save(folders.input / "t.npy", random_tensor(9))
+    (folders.input / "p.png").write_bytes(encode(photo(9), "PNG"))
+    monkeypatch.setitem(sys.modules, "PIL", None)  # makes "import PIL..." raise ImportError
+    monkeypatch.setitem(sys.modules, "PIL.Image", None)
+
+    by_name = {m["input"]: m for m in run_once(folders, tiny_package.model_dir)}
+
+    assert "top" in by_name["t.npy"]
+    assert "Pillow is not installed" in by_name["p.png"]["error"]

@@ -113,8 +113,12 @@ def thing_name(monkeypatch):
 
 
 def drop(folder: Path, name: str, seed: int) -> None:
+    """Write an input the way producers should with SettleSeconds 0: temp name, then rename."""
     folder.mkdir(parents=True, exist_ok=True)
-    np.save(folder / name, random_tensor(seed))
+    tmp = folder / f".{name}.tmp"
+    with tmp.open("wb") as handle:
+        np.save(handle, random_tensor(seed))
+    tmp.rename(folder / name)
 
 
 def test_results_are_published_to_the_device_topic_with_the_ipc_configuration(
