@@ -90,7 +90,7 @@ def train_model(args):
     head = replace_head(model, len(class_names))
     if args.freeze_features:
         freeze_all_but(model, head)
-    check_forward(model, args.input_shape, len(class_names))
+    check_forward(model, args.arch, args.input_shape, len(class_names))
 
     class_to_index = {name: index for index, name in enumerate(class_names)}
     shape, resize = args.input_shape, args.resize_shorter
@@ -137,13 +137,11 @@ def stock_model(args):
         LOGGER.warning("no train channel: the validation channel is not used")
     built = build_model(args.arch, args.pretrained)
     model = built.model.eval()
-    with torch.no_grad():
-        outputs = model(torch.zeros(*args.input_shape)).shape[1]
+    outputs = check_forward(model, args.arch, args.input_shape)
     if built.categories and len(built.categories) == outputs:
         class_names = built.categories
     else:
         class_names = [f"class_{index}" for index in range(outputs)]
-    check_forward(model, args.input_shape, outputs)
     return model, class_names
 
 

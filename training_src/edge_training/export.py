@@ -68,14 +68,14 @@ def save_torchscript(model, input_shape, model_dir):
     """Trace ``model`` at ``input_shape`` into ``<model_dir>/model.pth``; verify the reload."""
     model = model.to("cpu").float().eval()
     example = _random_input(input_shape, seed=1)
+    path = os.path.join(model_dir, MODEL_FILE)
     with warnings.catch_warnings():
-        # PyTorch 2.x deprecates torch.jit.trace; Neo needs exactly that format.
+        # PyTorch 2.x deprecates torch.jit.trace/load; Neo needs exactly that format.
         warnings.simplefilter("ignore", FutureWarning)
         with torch.no_grad():
             traced = torch.jit.trace(model, example)
-    path = os.path.join(model_dir, MODEL_FILE)
-    traced.save(path)
-    reloaded = torch.jit.load(path, map_location="cpu")
+        traced.save(path)
+        reloaded = torch.jit.load(path, map_location="cpu")
     probe = _random_input(input_shape, seed=2)
     with torch.no_grad():
         _check_close("traced " + MODEL_FILE, model(probe), reloaded(probe))

@@ -163,8 +163,11 @@ def logits_of(output):
     return output[0] if isinstance(output, tuple) else output
 
 
-def check_forward(model, input_shape, num_classes):
-    """Run one eval forward pass at ``input_shape``; fail clearly if the arch cannot take it."""
+def check_forward(model, arch, input_shape, num_classes=None):
+    """Run one eval forward pass at ``input_shape``; fail clearly if ``arch`` cannot take it.
+
+    Returns the number of outputs (classes), which must be ``num_classes`` when given.
+    """
     was_training = model.training
     model.eval()
     try:
@@ -173,15 +176,18 @@ def check_forward(model, input_shape, num_classes):
     except RuntimeError as exc:
         raise TrainingInputError(
             "--arch {} does not accept --input-shape {}: {}".format(
-                type(model).__name__,
+                arch,
                 ",".join(str(dim) for dim in input_shape),
                 str(exc).splitlines()[0],
             )
         ) from None
     finally:
         model.train(was_training)
+    if num_classes is None and output.dim() == 2:
+        num_classes = output.shape[1]
     expected = (input_shape[0], num_classes)
     if tuple(output.shape) != expected:
         raise TrainingInputError(
-            f"model output shape {tuple(output.shape)} is not {expected}: cannot use this arch"
+            f"--arch {arch} outputs shape {tuple(output.shape)}, not {expected}: not a classifier"
         )
+    return num_classes
