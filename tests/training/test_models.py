@@ -5,6 +5,7 @@ import logging
 
 import pytest
 import torch
+import torchvision
 from torch import nn
 
 # arch -> the head that must be replaced (what the issue lists per family).
@@ -104,8 +105,6 @@ def test_pretrained_auto_uses_cached_imagenet_weights(
     train_entry_point, training_modules, tmp_path, no_sm_env, caplog
 ):
     """A state dict under the file name torchvision would download counts as the weights."""
-    import torchvision
-
     models = training_modules.models
     url = models.weights_url("squeezenet1_1")
     cached = models.cached_weights_path(url)
@@ -145,3 +144,23 @@ def test_traced_model_that_differs_from_eager_fails_loudly(training_modules, tmp
 
     with pytest.raises(export.ExportMismatchError, match="differs from the eager model"):
         export.save_torchscript(Branches(), shape, str(tmp_path))
+
+
+def test_old_torchvision_api(training_modules, monkeypatch):
+    """torchvision 0.9 (PyTorch 1.8 image): ``pretrained=`` builders and ``model_urls`` dicts."""
+    import torchvision.models.shufflenetv2 as shufflenet_module
+
+    models = training_modules.models
+    monkeypatch.setattr(models, "_NEW_API", False)
+    monkeypatch.setattr(
+        shufflenet_module,
+        "model_urls",
+        {"shufflenetv2_x0.5": "https://example.invalid/shufflenetv2_x0.5-f707e7126e.pth"},
+        raising=False,
+    )
+    assert models.weights_url("shufflenet_v2_x0_5").endswith("/shufflenetv2_x0.5-f707e7126e.pth")
+    assert models.weights_url("shufflenet_v2_x1_0") is None
+    with pytest.warns(UserWarning, match="pretrained"):  # new torchvision: deprecated keyword
+        built = models.build_model("shufflenet_v2_x0_5", "false")
+    assert (built.pretrained, built.categories) == (False, None)
+    assert isinstance(built.model, torchvision.models.ShuffleNetV2)

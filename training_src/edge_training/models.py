@@ -6,6 +6,7 @@ PyTorch 1.8 training image that traces models for Neo edge targets).
 
 import logging
 import os
+import re
 import sys
 from typing import List, NamedTuple, Optional
 
@@ -51,9 +52,18 @@ def weights_url(arch: str) -> Optional[str]:
     if _NEW_API:
         weights = _weights_enum(arch)
         return weights.url if weights is not None else None
+    # torchvision < 0.13: a ``model_urls`` dict per module, keyed by arch with a few spelling
+    # differences (shufflenet_v2_x0_5 is "shufflenetv2_x0.5").
     builder = getattr(torchvision.models, arch)
-    module = sys.modules.get(builder.__module__)
-    return getattr(module, "model_urls", {}).get(arch)
+    urls = getattr(sys.modules.get(builder.__module__), "model_urls", {})
+    if arch in urls:
+        return urls[arch]
+    matches = [url for key, url in urls.items() if _squash(key) == _squash(arch)]
+    return matches[0] if len(matches) == 1 else None
+
+
+def _squash(name):
+    return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
 def cached_weights_path(url):
@@ -98,7 +108,7 @@ def build_model(arch: str, pretrained: str) -> BuiltModel:
         model = builder(weights=weights)
         if weights is not None:
             categories = weights.meta.get("categories")
-    else:  # pragma: no cover - torchvision < 0.13
+    else:  # torchvision < 0.13
         model = builder(pretrained=use_weights)
     if use_weights:
         LOGGER.info("loaded ImageNet weights for %s", arch)
