@@ -77,7 +77,8 @@ def make_loader(samples, class_to_index, transform, args, shuffle):
         drop_last=shuffle and len(dataset) > args.batch_size,
         num_workers=args.num_workers,
         worker_init_fn=seed_worker,
-        generator=torch.Generator().manual_seed(args.seed),
+        # Shuffling draws from torch's global RNG: seeded at start, saved in checkpoints, so
+        # a resumed job continues the same sequence.
         pin_memory=torch.cuda.is_available(),
     )
 
@@ -114,7 +115,12 @@ def train_model(args):
         momentum=args.momentum,
         weight_decay=args.weight_decay,
     )
-    identity = {"arch": args.arch, "classes": class_names, "input_shape": list(shape)}
+    identity = {
+        "arch": args.arch,
+        "classes": class_names,
+        "input_shape": list(shape),
+        "freeze_features": args.freeze_features,
+    }
     checkpoints = Checkpoints(args.checkpoint_dir, identity)
     LOGGER.info("training %s on %s for %d epochs", args.arch, device, args.epochs)
     fit(

@@ -79,13 +79,13 @@ class Checkpoints:
     """``<dir>/checkpoint.pt``, rewritten atomically after every epoch.
 
     SageMaker syncs the checkpoint folder with S3 for managed spot training and restores it
-    when a job restarts: a checkpoint of the same arch, classes and input shape is resumed;
-    any other one is ignored with a warning.
+    when a job restarts: a checkpoint of the same model (``identity``: arch, classes, input
+    shape, frozen features) is resumed; any other one is ignored with a warning.
     """
 
     def __init__(self, directory, identity):
         self.directory = directory
-        self.identity = identity  # dict: arch, classes, input_shape
+        self.identity = identity  # what must match to resume
         if directory:
             try:
                 os.makedirs(directory, exist_ok=True)
