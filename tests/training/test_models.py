@@ -164,3 +164,17 @@ def test_old_torchvision_api(training_modules, monkeypatch):
         built = models.build_model("shufflenet_v2_x0_5", "false")
     assert (built.pretrained, built.categories) == (False, None)
     assert isinstance(built.model, torchvision.models.ShuffleNetV2)
+
+
+def test_pretrained_true_without_network_is_a_clear_error(
+    train_entry_point, tmp_path, no_sm_env, monkeypatch, caplog
+):
+    def offline(url, *args, **kwargs):
+        raise OSError(f"<urlopen error [Errno -3] no network for {url}>")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    argv = ["--model-dir", str(tmp_path / "model"), "--arch", "squeezenet1_1",
+            "--input-shape", "1,3,32,32", "--pretrained", "true"]  # fmt: skip
+    assert train_entry_point.main(argv) == 2
+    assert "cannot get ImageNet weights for squeezenet1_1 from https://" in caplog.text
+    assert not (tmp_path / "model" / "model.pth").exists()

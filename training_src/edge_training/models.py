@@ -103,13 +103,18 @@ def build_model(arch: str, pretrained: str) -> BuiltModel:
                 cached_weights_path(url) if url else "torchvision has none",
             )
     categories = None
-    if _NEW_API:
-        weights = _weights_enum(arch) if use_weights else None
-        model = builder(weights=weights)
-        if weights is not None:
-            categories = weights.meta.get("categories")
-    else:  # torchvision < 0.13
-        model = builder(pretrained=use_weights)
+    try:
+        if _NEW_API:
+            weights = _weights_enum(arch) if use_weights else None
+            model = builder(weights=weights)
+            if weights is not None:
+                categories = weights.meta.get("categories")
+        else:  # torchvision < 0.13
+            model = builder(pretrained=use_weights)
+    except OSError as exc:  # no network (a VPC-only job), a full disk, a partial download
+        raise TrainingInputError(
+            f"cannot get ImageNet weights for {arch} from {url}: {exc}"
+        ) from None
     if use_weights:
         LOGGER.info("loaded ImageNet weights for %s", arch)
     return BuiltModel(model, use_weights, list(categories) if categories else None)
