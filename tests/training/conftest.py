@@ -6,6 +6,17 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import torch
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """In-process runs use one thread: on a shared 2-core machine OpenMP threads spin and
+    contend (one test module took 4x longer with two). Restored after each module."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
