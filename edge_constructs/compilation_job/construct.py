@@ -23,6 +23,7 @@ from edge_constructs.artifact_bucket.construct import Prefixes
 from edge_constructs.lambda_function import PythonFunction
 from edge_constructs.nag import acknowledge_provider_framework, acknowledge_scoped_wildcards
 from edge_constructs.naming import digest, job_name
+from edge_constructs.sagemaker_jobs import acknowledge_job_prefix, allow_job_management
 
 RUNTIME_DIR = Path(__file__).parent / "runtime"
 INPUT_NAME = "input0"
@@ -148,28 +149,11 @@ class CompilationJob(Construct):
             log_retention=log_retention,
             description="Custom::CompilationJob: reports whether the Neo job has finished",
         )
-        job_arns = (
-            f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:"
-            f"compilation-job/{name_prefix}-neo-*"
-        )
-        on_event.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="ManageCompilationJobs",
-                actions=[
-                    "sagemaker:CreateCompilationJob",
-                    "sagemaker:DescribeCompilationJob",
-                    "sagemaker:StopCompilationJob",
-                    "sagemaker:AddTags",
-                ],
-                resources=[job_arns],
-            )
-        )
-        on_event.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["iam:PassRole"],
-                resources=[self.role.role_arn],
-                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-            )
+        job_arns = allow_job_management(
+            on_event.role,
+            job_kind="CompilationJob",
+            name_pattern=f"{name_prefix}-neo-*",
+            execution_role=self.role,
         )
         is_complete.role.add_to_policy(
             iam.PolicyStatement(
@@ -178,12 +162,7 @@ class CompilationJob(Construct):
                 resources=[job_arns],
             )
         )
-        for role in (on_event.role, is_complete.role):
-            acknowledge_scoped_wildcards(
-                role,
-                "Scoped to this stack's job-name prefix: after an update changes the job "
-                "name, CloudFormation asks this function to stop the previous job.",
-            )
+        acknowledge_job_prefix(is_complete.role)
         total = Duration.seconds(
             min(
                 MAX_TOTAL_WAIT.to_seconds(),

@@ -41,6 +41,7 @@ from edge_constructs.bundles import BUILD_DIR, build_source_tarball
 from edge_constructs.lambda_function import PythonFunction
 from edge_constructs.nag import acknowledge_provider_framework, acknowledge_scoped_wildcards
 from edge_constructs.naming import digest, job_name
+from edge_constructs.sagemaker_jobs import allow_job_management
 from edge_constructs.training_job.images import REPOSITORY, training_image
 
 RUNTIME_DIR = Path(__file__).parent / "runtime"
@@ -224,28 +225,11 @@ class TrainingJob(Construct):
             log_retention=log_retention,
             description="Custom::TrainingJob: starts, finds or stops a SageMaker training job",
         )
-        job_arns = (
-            f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:"
-            f"training-job/{name_prefix}-train-*"
-        )
-        on_event.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="ManageTrainingJobs",
-                actions=[
-                    "sagemaker:CreateTrainingJob",
-                    "sagemaker:DescribeTrainingJob",
-                    "sagemaker:StopTrainingJob",
-                    "sagemaker:AddTags",
-                ],
-                resources=[job_arns],
-            )
-        )
-        _restrict_pass_role(on_event.role, self.role, "sagemaker.amazonaws.com")
-        acknowledge_scoped_wildcards(
+        allow_job_management(
             on_event.role,
-            "Scoped to this stack's job-name prefix: after an update changes the job name, "
-            "CloudFormation asks this same function to stop the previous job, whose name the "
-            "new template no longer holds.",
+            job_kind="TrainingJob",
+            name_pattern=f"{name_prefix}-train-*",
+            execution_role=self.role,
         )
 
         signaller = PythonFunction(
@@ -338,16 +322,5 @@ def _grant_read_uri(role: iam.Role, uri: str) -> None:
             actions=["s3:ListBucket"],
             resources=[bucket_arn],
             conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}},
-        )
-    )
-
-
-def _restrict_pass_role(grantee: iam.Role, role: iam.Role, service: str) -> None:
-    """``iam:PassRole`` on exactly ``role``, and only to ``service``."""
-    grantee.add_to_policy(
-        iam.PolicyStatement(
-            actions=["iam:PassRole"],
-            resources=[role.role_arn],
-            conditions={"StringEquals": {"iam:PassedToService": service}},
         )
     )
