@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy, Size
@@ -10,16 +14,79 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from edge_constructs.bundles import BUILD_DIR, source_files
+
 # Files that must never reach an asset: they change its hash (flaky snapshots) and are not code.
 ASSET_EXCLUDES = ["__pycache__", "*.pyc", ".*", "tests", "*.egg-info"]
 RUNTIME = lambda_.Runtime.PYTHON_3_14
+# Modules every handler imports as top-level modules (``import cr_properties``): copied into
+# each function's code folder, since each runtime folder is its own asset root.
+RUNTIME_COMMON_DIR = Path(__file__).parent / "runtime_common"
+
+
+def stage_code(code_dir: Path, common_dir: Path = RUNTIME_COMMON_DIR) -> Path:
+    """A folder holding ``code_dir``'s files plus ``common_dir``'s, made at synth time.
+
+    It is named by a digest of the relative paths and contents (``lambda-<sha256[:16]>`` under
+    ``BUILD_DIR``) and written with fixed modes, so the asset hash depends on content alone. A
+    relative path present in both folders is an error, never a silent override.
+    """
+    files: dict[str, bytes] = {}
+    origin: dict[str, Path] = {}
+    for root in (code_dir, common_dir):
+        for path in source_files(root, tuple(ASSET_EXCLUDES)):
+            name = path.relative_to(root).as_posix()
+            if name in files:
+                raise ValueError(
+                    f"{name} is in both {origin[name]} and {root}: a Lambda asset root can hold "
+                    "only one; rename one of them"
+                )
+            files[name] = path.read_bytes()
+            origin[name] = root
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+    target = BUILD_DIR / f"lambda-{digest.hexdigest()[:16]}"
+    if _holds_exactly(target, files):
+        return target
+    BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    # Build beside the target, then rename: a concurrent synth never sees a half-written folder.
+    scratch = Path(tempfile.mkdtemp(prefix=".lambda-", dir=BUILD_DIR))
+    try:
+        for name, data in files.items():
+            path = scratch / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            path.chmod(0o644)
+        for folder in (p for p in scratch.rglob("*") if p.is_dir()):
+            folder.chmod(0o755)
+        scratch.chmod(0o755)  # mkdtemp makes it 0o700
+        if target.exists() and not _holds_exactly(target, files):
+            shutil.rmtree(target)  # damaged (e.g. a temp cleaner took some files): replace it
+        os.rename(scratch, target)
+    except OSError:
+        if not _holds_exactly(target, files):  # not a concurrent writer that got there first
+            raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target
+
+
+def _holds_exactly(folder: Path, files: dict[str, bytes]) -> bool:
+    if not folder.is_dir():
+        return False
+    present = {p.relative_to(folder).as_posix(): p for p in folder.rglob("*") if p.is_file()}
+    return present.keys() == files.keys() and all(
+        present[name].read_bytes() == data for name, data in files.items()
+    )
 
 
 class PythonFunction(Construct):
     """A Python Lambda with its own role and log group (no managed policies, set retention).
 
     Props:
-        code_dir: folder deployed as the function's code (its root is on ``sys.path``).
+        code_dir: the handler's own modules; deployed together with ``runtime_common``'s files
+            in one folder (see ``stage_code``), whose root is on ``sys.path``.
         handler: ``module.function``.
         timeout: function timeout; custom-resource work must fit in it.
         log_retention: retention of the function's log group.
@@ -41,6 +108,8 @@ class PythonFunction(Construct):
         description: str,
     ) -> None:
         super().__init__(scope, id_)
+        #: The staged folder the function's code asset is made from.
+        self.code_dir = stage_code(code_dir)
         self.log_group = logs.LogGroup(
             self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
         )
@@ -55,7 +124,7 @@ class PythonFunction(Construct):
             self,
             "Function",
             runtime=RUNTIME,
-            code=lambda_.Code.from_asset(str(code_dir), exclude=ASSET_EXCLUDES),
+            code=lambda_.Code.from_asset(str(self.code_dir), exclude=ASSET_EXCLUDES),
             handler=handler,
             timeout=timeout,
             memory_size=memory_mb,

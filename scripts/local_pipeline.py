@@ -31,6 +31,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# The packaging Lambda's asset root: its own runtime folder plus runtime_common (cr_properties).
+sys.path.insert(0, str(ROOT / "edge_constructs" / "runtime_common"))
 sys.path.insert(0, str(ROOT / "edge_constructs" / "model_packaging" / "runtime"))
 
 from tests.support.digits import write_digits  # noqa: E402

@@ -86,7 +86,7 @@ class ArtifactHandler(Construct):
         )
         acknowledge_provider_framework(self.provider)
         #: Digest of the handler code; a new packaging layout must give a new model version.
-        self.code_digest = tree_digest(RUNTIME_DIR)
+        self.code_digest = tree_digest(self.function.code_dir)
 
     def grant_read_uri(self, uri: str) -> None:
         """Let the handler read a literal ``s3://`` object given from outside this app."""

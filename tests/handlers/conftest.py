@@ -22,6 +22,8 @@ RUNTIME_DIRS = [
     ROOT / "edge_constructs" / name / "runtime"
     for name in ("training_job", "compilation_job", "model_packaging")
 ]
+# PythonFunction copies runtime_common's modules into every runtime folder's asset.
+RUNTIME_DIRS.append(ROOT / "edge_constructs" / "runtime_common")
 for runtime_dir in RUNTIME_DIRS:
     if str(runtime_dir) not in sys.path:
         sys.path.insert(0, str(runtime_dir))

@@ -1,83 +1,35 @@
 """Custom::CompilationJob logic: properties in, CreateCompilationJob request out; job status in,
 IsComplete out. Idempotent on JobName. The SageMaker client is passed in, never created here.
 
-(Each runtime folder is its own Lambda asset, so the small property parsers are repeated in the
-training runtime rather than shared.)
+The property parsers are ``cr_properties`` (edge_constructs/runtime_common), which
+``PythonFunction`` copies into every handler's asset beside this module.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from botocore.exceptions import ClientError
+from cr_properties import (
+    PropertyError,
+    integer,
+    is_job_name,
+    job_name,
+    json_text,
+    s3_uri,
+    string,
+    tag_list,
+)
 
 LOGGER = logging.getLogger(__name__)
 
-JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 RUNNING_STATUSES = frozenset({"INPROGRESS", "STARTING"})
-
-
-class PropertyError(ValueError):
-    """A ResourceProperty is missing or malformed; the message names it."""
 
 
 class CompilationFailed(RuntimeError):
     """The compilation job ended without a compiled model; CloudFormation shows the message."""
-
-
-# ---------------------------------------------------------------- property parsing
-def _str(props: Mapping[str, Any], name: str, *, required: bool = True) -> str:
-    value = props.get(name)
-    if value is None or value == "":
-        if required:
-            raise PropertyError(f"Property {name} is required")
-        return ""
-    if not isinstance(value, str):
-        raise PropertyError(f"Property {name} must be a string, got {type(value).__name__}")
-    return value
-
-
-def _int(props: Mapping[str, Any], name: str, *, minimum: int = 1) -> int:
-    raw = props.get(name)
-    if raw is None or raw == "":
-        raise PropertyError(f"Property {name} is required")
-    try:
-        value = int(str(raw).strip())
-    except ValueError:
-        raise PropertyError(f"Property {name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise PropertyError(f"Property {name} must be at least {minimum}, got {value}")
-    return value
-
-
-def _json_text(props: Mapping[str, Any], name: str, *, required: bool) -> tuple[str, Any]:
-    """(the JSON text to pass on, its parsed value); ("", None) when absent and optional."""
-    raw = props.get(name)
-    if raw is None or raw == "":
-        if required:
-            raise PropertyError(f"Property {name} is required")
-        return "", None
-    if not isinstance(raw, str):
-        return json.dumps(raw, separators=(",", ":")), raw
-    try:
-        return raw, json.loads(raw)
-    except json.JSONDecodeError as error:
-        raise PropertyError(f"Property {name} is not valid JSON: {error}") from None
-
-
-def _s3_uri(props: Mapping[str, Any], name: str) -> str:
-    value = _str(props, name)
-    if not value.startswith("s3://"):
-        raise PropertyError(f"Property {name} must be an s3:// URI, got {value!r}")
-    return value
-
-
-def is_job_name(value: Optional[str]) -> bool:
-    return bool(value) and JOB_NAME_RE.match(value or "") is not None
 
 
 @dataclass(frozen=True)
@@ -97,27 +49,22 @@ class CompilationProps:
 
 
 def parse_props(props: Mapping[str, Any]) -> CompilationProps:
-    name = _str(props, "JobName")
-    if not JOB_NAME_RE.match(name):
-        raise PropertyError(
-            f"Property JobName must match {JOB_NAME_RE.pattern} (at most 63 characters), "
-            f"got {name!r}"
-        )
+    name = job_name(props)
 
-    data_input_text, data_input = _json_text(props, "DataInputConfig", required=True)
+    data_input_text, data_input = json_text(props, "DataInputConfig", required=True)
     if not isinstance(data_input, (dict, list)) or not data_input:
         raise PropertyError(
             'Property DataInputConfig must be a JSON object such as {"input0": [1,3,224,224]}'
         )
 
-    compiler_text, compiler = _json_text(props, "CompilerOptions", required=False)
+    compiler_text, compiler = json_text(props, "CompilerOptions", required=False)
     if compiler is not None and not isinstance(compiler, dict):
         raise PropertyError("Property CompilerOptions must be a JSON object or empty")
 
-    device = _str(props, "TargetDevice", required=False)
-    os_ = _str(props, "TargetPlatformOs", required=False)
-    arch = _str(props, "TargetPlatformArch", required=False)
-    accelerator = _str(props, "TargetPlatformAccelerator", required=False)
+    device = string(props, "TargetDevice", required=False)
+    os_ = string(props, "TargetPlatformOs", required=False)
+    arch = string(props, "TargetPlatformArch", required=False)
+    accelerator = string(props, "TargetPlatformAccelerator", required=False)
     platform: Optional[dict[str, str]] = None
     if device and (os_ or arch or accelerator):
         raise PropertyError(
@@ -133,26 +80,19 @@ def parse_props(props: Mapping[str, Any]) -> CompilationProps:
         if accelerator:
             platform["Accelerator"] = accelerator
 
-    _, tags = _json_text(props, "Tags", required=False)
-    tags = tags or {}
-    if not isinstance(tags, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
-    ):
-        raise PropertyError("Property Tags must be a JSON object of string to string")
-
     return CompilationProps(
         job_name=name,
-        role_arn=_str(props, "RoleArn"),
-        model_artifact_uri=_s3_uri(props, "ModelArtifactUri"),
-        framework=_str(props, "Framework").upper(),
-        framework_version=_str(props, "FrameworkVersion", required=False),
+        role_arn=string(props, "RoleArn"),
+        model_artifact_uri=s3_uri(props, "ModelArtifactUri"),
+        framework=string(props, "Framework").upper(),
+        framework_version=string(props, "FrameworkVersion", required=False),
         data_input_config=data_input_text,
         target_device=device,
         target_platform=platform,
         compiler_options=compiler_text,
-        output_s3_uri=_s3_uri(props, "OutputS3Uri"),
-        max_runtime_seconds=_int(props, "MaxRuntimeSeconds"),
-        tags=[{"Key": k, "Value": tags[k]} for k in sorted(tags)],
+        output_s3_uri=s3_uri(props, "OutputS3Uri"),
+        max_runtime_seconds=integer(props, "MaxRuntimeSeconds"),
+        tags=tag_list(props),
     )
 
 

@@ -19,11 +19,13 @@ import re
 import tarfile
 import tempfile
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Iterator, Mapping, Optional
 
 from botocore.exceptions import ClientError
+from cr_properties import PropertyError, json_object, split_s3_uri, string
 
 LOGGER = logging.getLogger(__name__)
 
@@ -44,27 +46,16 @@ class PackagingError(ValueError):
     """The inputs cannot make a model package; CloudFormation shows the message."""
 
 
+@contextmanager
+def _as_packaging_error() -> Iterator[None]:
+    """A bad property is a PackagingError too: this module raises one error type."""
+    try:
+        yield
+    except PropertyError as error:
+        raise PackagingError(str(error)) from None
+
+
 # ---------------------------------------------------------------- properties
-def _str(props: Mapping[str, Any], name: str, *, required: bool = True) -> str:
-    value = props.get(name)
-    if value is None or value == "":
-        if required:
-            raise PackagingError(f"Property {name} is required")
-        return ""
-    if not isinstance(value, str):
-        raise PackagingError(f"Property {name} must be a string, got {type(value).__name__}")
-    return value
-
-
-def split_s3_uri(uri: str, name: str) -> tuple[str, str]:
-    if not uri.startswith("s3://"):
-        raise PackagingError(f"Property {name} must be an s3:// URI, got {uri!r}")
-    bucket, _, key = uri[len("s3://") :].partition("/")
-    if not bucket or not key:
-        raise PackagingError(f"Property {name} must be s3://bucket/key, got {uri!r}")
-    return bucket, key
-
-
 @dataclass(frozen=True)
 class PackageProps:
     bucket: str
@@ -76,34 +67,28 @@ class PackageProps:
 
 
 def parse_package_props(props: Mapping[str, Any]) -> PackageProps:
-    model_name = _str(props, "ModelName")
-    if not MODEL_NAME_RE.match(model_name):
-        raise PackagingError(
-            f"Property ModelName must match {MODEL_NAME_RE.pattern}, got {model_name!r}"
+    with _as_packaging_error():
+        model_name = string(props, "ModelName")
+        if not MODEL_NAME_RE.match(model_name):
+            raise PackagingError(
+                f"Property ModelName must match {MODEL_NAME_RE.pattern}, got {model_name!r}"
+            )
+        prefix = string(props, "KeyPrefix", required=False).lstrip("/")
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        compiled = string(props, "CompiledArtifactUri")
+        split_s3_uri(compiled, "CompiledArtifactUri")
+        training = string(props, "TrainingArtifactUri", required=False)
+        if training:
+            split_s3_uri(training, "TrainingArtifactUri")
+        return PackageProps(
+            bucket=string(props, "Bucket"),
+            key_prefix=prefix,
+            model_name=model_name,
+            compiled_artifact_uri=compiled,
+            training_artifact_uri=training,
+            metadata=json_object(props, "Metadata"),
         )
-    prefix = _str(props, "KeyPrefix", required=False).lstrip("/")
-    if prefix and not prefix.endswith("/"):
-        prefix += "/"
-    compiled = _str(props, "CompiledArtifactUri")
-    split_s3_uri(compiled, "CompiledArtifactUri")
-    training = _str(props, "TrainingArtifactUri", required=False)
-    if training:
-        split_s3_uri(training, "TrainingArtifactUri")
-    raw_metadata = props.get("Metadata") or "{}"
-    try:
-        metadata = json.loads(raw_metadata) if isinstance(raw_metadata, str) else raw_metadata
-    except json.JSONDecodeError as error:
-        raise PackagingError(f"Property Metadata is not valid JSON: {error}") from None
-    if not isinstance(metadata, dict):
-        raise PackagingError("Property Metadata must be a JSON object")
-    return PackageProps(
-        bucket=_str(props, "Bucket"),
-        key_prefix=prefix,
-        model_name=model_name,
-        compiled_artifact_uri=compiled,
-        training_artifact_uri=training,
-        metadata=dict(metadata),
-    )
 
 
 # ---------------------------------------------------------------- safe extraction
@@ -320,7 +305,8 @@ def head_or_none(s3: Any, bucket: str, key: str) -> Optional[dict[str, Any]]:
 
 
 def download(s3: Any, uri: str, name: str, dest: Path) -> None:
-    bucket, key = split_s3_uri(uri, name)
+    with _as_packaging_error():
+        bucket, key = split_s3_uri(uri, name)
     try:
         s3.download_file(bucket, key, str(dest))
     except ClientError as error:
@@ -416,10 +402,11 @@ def make_package(s3: Any, props: Mapping[str, Any], workdir: Path) -> dict[str, 
 
 def publish_artifact(s3: Any, props: Mapping[str, Any]) -> dict[str, Any]:
     """Copy a CDK asset object to a content-addressed key, only if that key is absent."""
-    source_bucket = _str(props, "SourceBucket")
-    source_key = _str(props, "SourceKey")
-    bucket = _str(props, "Bucket")
-    key = _str(props, "Key")
+    with _as_packaging_error():
+        source_bucket = string(props, "SourceBucket")
+        source_key = string(props, "SourceKey")
+        bucket = string(props, "Bucket")
+        key = string(props, "Key")
     existing = head_or_none(s3, bucket, key)
     if existing is None:
         s3.copy({"Bucket": source_bucket, "Key": source_key}, bucket, key)

@@ -8,105 +8,30 @@ the SageMaker client is passed in.
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
 import wait_condition_signal
 from botocore.exceptions import ClientError
+from cr_properties import (
+    PropertyError,
+    boolean,
+    integer,
+    is_job_name,
+    job_name,
+    json_list,
+    s3_uri,
+    string,
+    string_map,
+    tag_list,
+)
 
 LOGGER = logging.getLogger(__name__)
 
-# SageMaker's job-name pattern; at most 63 characters.
-JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
 
 Signaller = Callable[[str, str, str, Optional[str], Optional[str]], Any]
-
-
-class PropertyError(ValueError):
-    """A ResourceProperty is missing or malformed; the message names it."""
-
-
-# ---------------------------------------------------------------- property parsing
-def _str(props: Mapping[str, Any], name: str, *, required: bool = True) -> str:
-    value = props.get(name)
-    if value is None or value == "":
-        if required:
-            raise PropertyError(f"Property {name} is required")
-        return ""
-    if not isinstance(value, str):
-        raise PropertyError(f"Property {name} must be a string, got {type(value).__name__}")
-    return value
-
-
-def _int(props: Mapping[str, Any], name: str, *, minimum: int = 1) -> int:
-    raw = props.get(name)
-    if raw is None or raw == "":
-        raise PropertyError(f"Property {name} is required")
-    try:
-        value = int(str(raw).strip())
-    except ValueError:
-        raise PropertyError(f"Property {name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise PropertyError(f"Property {name} must be at least {minimum}, got {value}")
-    return value
-
-
-def _bool(props: Mapping[str, Any], name: str, *, default: bool = False) -> bool:
-    raw = props.get(name)
-    if raw is None or raw == "":
-        return default
-    if isinstance(raw, bool):
-        return raw
-    text = str(raw).strip().lower()
-    if text in ("true", "false"):
-        return text == "true"
-    raise PropertyError(f'Property {name} must be "true" or "false", got {raw!r}')
-
-
-def _json(props: Mapping[str, Any], name: str, default: Any) -> Any:
-    raw = props.get(name)
-    if raw is None or raw == "":
-        return default
-    if not isinstance(raw, str):
-        return raw  # already structured (never from CloudFormation, which sends strings)
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError as error:
-        raise PropertyError(f"Property {name} is not valid JSON: {error}") from None
-
-
-def _s3_uri(props: Mapping[str, Any], name: str, *, required: bool = True) -> str:
-    value = _str(props, name, required=required)
-    if value and not value.startswith("s3://"):
-        raise PropertyError(f"Property {name} must be an s3:// URI, got {value!r}")
-    return value
-
-
-def job_name(props: Mapping[str, Any], name: str = "JobName") -> str:
-    value = _str(props, name)
-    if not JOB_NAME_RE.match(value):
-        raise PropertyError(
-            f"Property {name} must match {JOB_NAME_RE.pattern} (at most 63 characters), "
-            f"got {value!r}"
-        )
-    return value
-
-
-def parse_tags(props: Mapping[str, Any]) -> list[dict[str, str]]:
-    tags = _json(props, "Tags", {})
-    if not isinstance(tags, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
-    ):
-        raise PropertyError("Property Tags must be a JSON object of string to string")
-    return [{"Key": key, "Value": tags[key]} for key in sorted(tags)]
-
-
-def is_job_name(value: Optional[str]) -> bool:
-    return bool(value) and JOB_NAME_RE.match(value or "") is not None
 
 
 @dataclass(frozen=True)
@@ -140,25 +65,19 @@ def model_artifact_uri(output_s3_uri: str, name: str) -> str:
 
 def parse_props(props: Mapping[str, Any]) -> TrainingProps:
     """Parse the string-typed ResourceProperties; every error names the property."""
-    use_spot = _bool(props, "UseSpot")
-    max_runtime = _int(props, "MaxRuntimeSeconds")
+    use_spot = boolean(props, "UseSpot")
+    max_runtime = integer(props, "MaxRuntimeSeconds")
     max_wait: Optional[int] = None
     if use_spot:
-        max_wait = _int(props, "MaxWaitSeconds")
+        max_wait = integer(props, "MaxWaitSeconds")
         if max_wait < max_runtime:
             raise PropertyError(
                 f"Property MaxWaitSeconds ({max_wait}) must be at least "
                 f"MaxRuntimeSeconds ({max_runtime}) when UseSpot is true"
             )
 
-    hyperparameters = _json(props, "Hyperparameters", {})
-    if not isinstance(hyperparameters, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in hyperparameters.items()
-    ):
-        raise PropertyError("Property Hyperparameters must be a JSON object of string to string")
-
-    metrics = _json(props, "MetricDefinitions", [])
-    if not isinstance(metrics, list) or not all(
+    metrics = json_list(props, "MetricDefinitions")
+    if not all(
         isinstance(m, dict)
         and set(m) == {"Name", "Regex"}
         and all(isinstance(v, str) and v for v in m.values())
@@ -170,22 +89,22 @@ def parse_props(props: Mapping[str, Any]) -> TrainingProps:
 
     return TrainingProps(
         job_name=job_name(props),
-        role_arn=_str(props, "RoleArn"),
-        image_uri=_str(props, "ImageUri"),
-        instance_type=_str(props, "InstanceType"),
-        instance_count=_int(props, "InstanceCount"),
-        volume_size_gb=_int(props, "VolumeSizeGb"),
+        role_arn=string(props, "RoleArn"),
+        image_uri=string(props, "ImageUri"),
+        instance_type=string(props, "InstanceType"),
+        instance_count=integer(props, "InstanceCount"),
+        volume_size_gb=integer(props, "VolumeSizeGb"),
         max_runtime_seconds=max_runtime,
         use_spot=use_spot,
         max_wait_seconds=max_wait,
-        checkpoint_s3_uri=_s3_uri(props, "CheckpointS3Uri", required=False),
-        output_s3_uri=_s3_uri(props, "OutputS3Uri"),
-        train_s3_uri=_s3_uri(props, "TrainS3Uri", required=False),
-        validation_s3_uri=_s3_uri(props, "ValidationS3Uri", required=False),
-        hyperparameters=dict(hyperparameters),
+        checkpoint_s3_uri=s3_uri(props, "CheckpointS3Uri", required=False),
+        output_s3_uri=s3_uri(props, "OutputS3Uri"),
+        train_s3_uri=s3_uri(props, "TrainS3Uri", required=False),
+        validation_s3_uri=s3_uri(props, "ValidationS3Uri", required=False),
+        hyperparameters=string_map(props, "Hyperparameters"),
         metric_definitions=[dict(m) for m in metrics],
-        wait_handle_url=_str(props, "WaitHandleUrl"),
-        tags=parse_tags(props),
+        wait_handle_url=string(props, "WaitHandleUrl"),
+        tags=tag_list(props),
     )
 
 
