@@ -22,6 +22,7 @@ from cr_properties import (
     string,
     tag_list,
 )
+from sagemaker_calls import describe_or_none as _describe_or_none
 
 LOGGER = logging.getLogger(__name__)
 
@@ -147,23 +148,8 @@ def completion(description: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- SageMaker calls
-def is_not_found(error: ClientError) -> bool:
-    err = error.response.get("Error", {})
-    code = err.get("Code", "")
-    message = err.get("Message", "").lower()
-    if code in ("ResourceNotFound", "ResourceNotFoundException"):
-        return True
-    return code == "ValidationException" and ("not found" in message or "could not find" in message)
-
-
 def describe_or_none(sagemaker: Any, name: str) -> Optional[dict[str, Any]]:
-    try:
-        description: dict[str, Any] = sagemaker.describe_compilation_job(CompilationJobName=name)
-    except ClientError as error:
-        if is_not_found(error):
-            return None
-        raise
-    return description
+    return _describe_or_none(lambda: sagemaker.describe_compilation_job(CompilationJobName=name))
 
 
 def ensure_job(sagemaker: Any, p: CompilationProps) -> bool:

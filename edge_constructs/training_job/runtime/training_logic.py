@@ -26,6 +26,7 @@ from cr_properties import (
     string_map,
     tag_list,
 )
+from sagemaker_calls import describe_or_none as _describe_or_none
 
 LOGGER = logging.getLogger(__name__)
 
@@ -164,24 +165,8 @@ def build_create_request(p: TrainingProps) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- SageMaker calls
-def is_not_found(error: ClientError) -> bool:
-    """DescribeTrainingJob answers a missing job with ValidationException, not a 404 code."""
-    err = error.response.get("Error", {})
-    code = err.get("Code", "")
-    message = err.get("Message", "").lower()
-    if code in ("ResourceNotFound", "ResourceNotFoundException"):
-        return True
-    return code == "ValidationException" and ("not found" in message or "could not find" in message)
-
-
 def describe_or_none(sagemaker: Any, name: str) -> Optional[dict[str, Any]]:
-    try:
-        description: dict[str, Any] = sagemaker.describe_training_job(TrainingJobName=name)
-    except ClientError as error:
-        if is_not_found(error):
-            return None
-        raise
-    return description
+    return _describe_or_none(lambda: sagemaker.describe_training_job(TrainingJobName=name))
 
 
 def ensure_job(sagemaker: Any, p: TrainingProps) -> tuple[dict[str, Any], bool]:
