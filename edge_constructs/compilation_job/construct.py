@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import Aws, CustomResource, Duration
+from aws_cdk import CustomResource, Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
@@ -23,6 +23,7 @@ from edge_constructs.artifact_bucket.construct import Prefixes
 from edge_constructs.lambda_function import PythonFunction
 from edge_constructs.nag import acknowledge_provider_framework, acknowledge_scoped_wildcards
 from edge_constructs.naming import digest, job_name
+from edge_constructs.s3_grants import grant_read_object
 from edge_constructs.sagemaker_jobs import acknowledge_job_prefix, allow_job_management
 
 RUNTIME_DIR = Path(__file__).parent / "runtime"
@@ -91,13 +92,7 @@ class CompilationJob(Construct):
             description="SageMaker execution role of the Neo compilation job",
         )
         if model_artifact_uri.startswith("s3://"):
-            bucket_name, _, key = model_artifact_uri[len("s3://") :].partition("/")
-            self.role.add_to_policy(
-                iam.PolicyStatement(
-                    actions=["s3:GetObject"],
-                    resources=[f"arn:{Aws.PARTITION}:s3:::{bucket_name}/{key}"],
-                )
-            )
+            grant_read_object(self.role, model_artifact_uri)
         else:
             bucket.grant_read(self.role, f"{Prefixes.TRAINING}*")
         bucket.grant_put(self.role, f"{Prefixes.COMPILED}*")

@@ -16,8 +16,7 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from aws_cdk import Aws, CustomResource, Duration
-from aws_cdk import aws_iam as iam
+from aws_cdk import CustomResource, Duration
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
@@ -28,6 +27,7 @@ from edge_constructs.artifact_bucket.construct import Prefixes
 from edge_constructs.lambda_function import PythonFunction
 from edge_constructs.nag import acknowledge_provider_framework, acknowledge_scoped_wildcards
 from edge_constructs.naming import tree_digest
+from edge_constructs.s3_grants import grant_read_object
 
 RUNTIME_DIR = Path(__file__).parent / "runtime"
 
@@ -90,13 +90,7 @@ class ArtifactHandler(Construct):
 
     def grant_read_uri(self, uri: str) -> None:
         """Let the handler read a literal ``s3://`` object given from outside this app."""
-        bucket_name, _, key = uri[len("s3://") :].partition("/")
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["s3:GetObject"],
-                resources=[f"arn:{Aws.PARTITION}:s3:::{bucket_name}/{key}"],
-            )
-        )
+        grant_read_object(self.role, uri)
 
 
 class ModelPackage(Construct):

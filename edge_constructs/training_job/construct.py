@@ -41,6 +41,7 @@ from edge_constructs.bundles import BUILD_DIR, build_source_tarball
 from edge_constructs.lambda_function import PythonFunction
 from edge_constructs.nag import acknowledge_provider_framework, acknowledge_scoped_wildcards
 from edge_constructs.naming import digest, job_name
+from edge_constructs.s3_grants import grant_read_prefix
 from edge_constructs.sagemaker_jobs import allow_job_management
 from edge_constructs.training_job.images import REPOSITORY, training_image
 
@@ -130,7 +131,7 @@ class TrainingJob(Construct):
             bucket.grant_read_write(self.role, f"{Prefixes.CHECKPOINTS}*")
         for uri in (props.train_uri, props.validation_uri):
             if uri:
-                _grant_read_uri(self.role, uri)
+                grant_read_prefix(self.role, uri)
         image_uri, registry_account = (
             (props.image_uri, props.image_uri.split(".", 1)[0])
             if props.image_uri
@@ -309,18 +310,3 @@ def _as_property(scope: Construct, value: object) -> object:
     if isinstance(value, (dict, list)):
         return Stack.of(scope).to_json_string(value)
     return value
-
-
-def _grant_read_uri(role: iam.Role, uri: str) -> None:
-    bucket_name, _, prefix = uri[len("s3://") :].partition("/")
-    bucket_arn = f"arn:{Aws.PARTITION}:s3:::{bucket_name}"
-    role.add_to_policy(
-        iam.PolicyStatement(actions=["s3:GetObject"], resources=[f"{bucket_arn}/{prefix}*"])
-    )
-    role.add_to_policy(
-        iam.PolicyStatement(
-            actions=["s3:ListBucket"],
-            resources=[bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}},
-        )
-    )

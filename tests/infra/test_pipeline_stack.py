@@ -219,3 +219,35 @@ def test_handlers_may_only_pass_the_job_roles_to_sagemaker(dev) -> None:
             "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
         }
         assert "Fn::GetAtt" in statement["Resource"]
+
+
+def test_training_role_reads_only_the_data_channels_it_is_given(tmp_path) -> None:
+    from tests.infra.conftest import synthesize
+
+    synthesized = synthesize(
+        tmp_path,
+        training_data_uri="s3://my-data/digits/train/",
+        validation_data_uri="s3://my-data/digits/val/",
+    )
+    template = synthesized.template_json("dev/Pipeline")
+    role_id = next(k for k in template["Resources"] if k.startswith("TrainingExecutionRole"))
+    statements = [
+        s
+        for r in resources_of_type(template, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in r["Properties"]["Roles"]
+        for s in r["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    reads = set()
+    for statement in statements:
+        if statement["Action"] == "s3:GetObject":
+            resources = render(statement["Resource"])  # CDK merges same-action statements
+            reads.update(resources if isinstance(resources, list) else [resources])
+    assert "arn:<AWS::Partition>:s3:::my-data/digits/train/*" in reads
+    assert "arn:<AWS::Partition>:s3:::my-data/digits/val/*" in reads
+    listing = [s for s in statements if s["Action"] == "s3:ListBucket"]
+    assert {tuple(s["Condition"]["StringLike"]["s3:prefix"]) for s in listing} == {
+        ("digits/train/*",),
+        ("digits/val/*",),
+    }
+    _, training = only(template, "Custom::TrainingJob")
+    assert training["Properties"]["TrainS3Uri"] == "s3://my-data/digits/train/"
