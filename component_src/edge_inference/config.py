@@ -72,12 +72,12 @@ def _as_float(value: Any, low: float, high: float, *, low_open: bool = False) ->
         value = float(value.strip())
     if not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"must be a finite number, got {value!r}")
-    value = float(value)
-    too_low = value <= low if low_open else value < low
-    if too_low or value > high:
+    number = float(value)
+    too_low = number <= low if low_open else number < low
+    if too_low or number > high:
         bound = f"greater than {low}" if low_open else f"at least {low}"
-        raise ValueError(f"must be {bound} and at most {high}, got {value}")
-    return value
+        raise ValueError(f"must be {bound} and at most {high}, got {number}")
+    return number
 
 
 def _as_text(value: Any) -> str:

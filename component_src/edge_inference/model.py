@@ -236,7 +236,8 @@ def to_probabilities(output: np.ndarray) -> np.ndarray:
     if in_unit_range and abs(float(scores.sum()) - 1.0) < 1e-3:
         return scores
     shifted = np.exp(scores - scores.max())
-    return shifted / shifted.sum()
+    probabilities: np.ndarray = shifted / shifted.sum()
+    return probabilities
 
 
 @dataclasses.dataclass

@@ -207,9 +207,9 @@ class InferenceService:
                 continue
             yield claim
         for candidate in candidates:
-            claim = self.spool.claim(candidate)
-            if claim is not None:
-                yield claim
+            taken = self.spool.claim(candidate)
+            if taken is not None:
+                yield taken
 
     def _feed(self, claims: Iterator[Claim], in_flight: Deque[Pending], *, owed: int) -> None:
         """Claim the next input and start decoding it (on the prefetch thread if enabled).
@@ -258,7 +258,7 @@ class InferenceService:
             self._fail(claim, f"inference failed: {type(err).__name__}: {err}")
             return
         infer_ms = (time.perf_counter() - start) * 1000.0
-        message = {
+        message: Dict[str, object] = {
             "input": claim.name,
             "top": top,
             "latency_ms": round(decode_ms + infer_ms, 3),
@@ -280,7 +280,7 @@ class InferenceService:
         )
 
     def _fail(self, claim: Claim, reason: str) -> None:
-        message = {
+        message: Dict[str, object] = {
             "input": claim.name,
             "error": reason,
             "model": self.model.info.model_id,
