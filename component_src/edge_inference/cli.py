@@ -21,7 +21,7 @@ from edge_inference.config import (
 from edge_inference.model import ModelError, load_model
 from edge_inference.outbox import Publisher, StdoutPublisher
 from edge_inference.service import InferenceService
-from edge_inference.spool import Spool
+from edge_inference.spool import Spool, SpoolLocked
 
 LOG = logging.getLogger("edge_inference")
 
@@ -45,7 +45,8 @@ still being written are waited for until they have settled (--settle-seconds), s
 written just before the call is processed too.
 
 exit status: 0 when stopped (SIGTERM/SIGINT) or done (--once); 2 for bad arguments or a model
-folder without a model for the runtime; 1 when the model cannot be loaded.
+folder without a model for the runtime; 1 when the model cannot be loaded; 3 when another
+instance is using the same state folder.
 """
 
 
@@ -183,11 +184,17 @@ def build_service(
         config = store.validate(config)
     except ConfigError as err:
         raise UsageError(str(err)) from err
-    model = load_model(config.model_dir, config.runtime)
+    spool = Spool(state_dir)
+    spool.lock()  # before the (slow) model load: a second instance stops at once
+    try:
+        model = load_model(config.model_dir, config.runtime)
+    except BaseException:
+        spool.close()
+        raise
     return InferenceService(
         config=config,
         model=model,
-        spool=Spool(state_dir),
+        spool=spool,
         publisher=publisher,
         stop=stop,
         store=store if args.ipc else None,
@@ -222,5 +229,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ModelError as err:
         sys.stderr.write(f"edge_inference: error: {err}\n")
         return 1
+    except SpoolLocked as err:
+        sys.stderr.write(f"edge_inference: error: {err}\n")
+        return 3
     service.run(once=args.once)
     return 0

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 TMP_SUFFIX = ".edge-tmp"
+NAME_MAX = 255  # bytes in one path component on ext4, xfs, btrfs and tmpfs
+ERROR_SUFFIX = ".error.json"
 
 
 def fsync_dir(path: Path) -> None:
@@ -26,8 +28,9 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     A crash leaves either the old state (plus at worst a ``.<name>.edge-tmp`` file, which
     :func:`remove_temp_files` cleans up) or the complete new file, never a partial one.
     """
-    tmp = path.with_name("." + path.name + TMP_SUFFIX)
-    data = json.dumps(obj).encode("utf-8")
+    room = NAME_MAX - len("." + TMP_SUFFIX)
+    tmp = path.with_name("." + _cut(path.name, room) + TMP_SUFFIX)
+    data = json.dumps(obj, allow_nan=False).encode("utf-8")  # strict JSON, never NaN
     fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -55,19 +58,52 @@ def remove_temp_files(folder: Path) -> int:
     return removed
 
 
+def display_name(name: str) -> str:
+    """``name`` as valid text: bytes that are not UTF-8 (which ``os.fsdecode`` keeps as lone
+    surrogates, invalid in JSON and UTF-8) are written ``\\xNN``."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def _cut(text: str, max_bytes: int) -> str:
+    """The longest prefix of ``text`` whose file-system encoding fits ``max_bytes``, never
+    splitting a UTF-8 sequence."""
+    raw = os.fsencode(text)
+    if len(raw) <= max_bytes:
+        return text
+    end = max(0, max_bytes)
+    while 0 < end < len(raw) and raw[end] & 0xC0 == 0x80:  # a continuation byte
+        end -= 1
+    return os.fsdecode(raw[:end])
+
+
+def fit_name(name: str, max_bytes: int, *, extra: str = "") -> str:
+    """``<stem><extra><suffix>`` shortened to ``max_bytes``: the stem is cut (marked ``~``),
+    the suffix (``.npy``, ``.jpeg``) is kept so the type of the file still shows."""
+    stem, dot, suffix = name.rpartition(".")
+    if not dot or not stem or len(os.fsencode(suffix)) > 16:
+        stem, suffix = name, ""
+    else:
+        suffix = "." + suffix
+    full = stem + extra + suffix
+    if len(os.fsencode(full)) <= max_bytes:
+        return full
+    room = max_bytes - len(os.fsencode("~" + extra + suffix))
+    return _cut(stem, room) + "~" + extra + suffix
+
+
 def unique_destination(folder: Path, name: str, tag: str) -> Path:
     """``folder/name``, or ``folder/<stem>.<tag><suffix>`` when that name is already taken.
 
     Inputs are identified by name; a later file with the same name must not overwrite an
-    earlier one in the processed or failed folder.
+    earlier one in the processed or failed folder. A name too long to store with the
+    ``.error.json`` beside it is shortened here (the result keeps the full name).
     """
-    dest = folder / name
-    if not dest.exists() and not (folder / (name + ".error.json")).exists():
+    limit = NAME_MAX - len(ERROR_SUFFIX)
+    base = fit_name(name, limit)
+    dest = folder / base
+    if not dest.exists() and not (folder / (base + ERROR_SUFFIX)).exists():
         return dest
-    stem, dot, suffix = name.rpartition(".")
-    if not dot or not stem:
-        return folder / f"{name}.{tag}"
-    return folder / f"{stem}.{tag}.{suffix}"
+    return folder / fit_name(name, limit, extra="." + tag)
 
 
 def device_of(path: Path) -> int:

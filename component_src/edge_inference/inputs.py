@@ -120,6 +120,8 @@ class InputDecoder:
             tensor = np.array(array, dtype=np.float32, order="C").reshape(self.shape)
         except (ValueError, OSError) as err:
             raise BadInput(f"cannot read tensor data: {err}") from err
+        if not np.isfinite(tensor).all():  # the result would carry NaN, which is not JSON
+            raise BadInput("tensor holds NaN or Inf values")
         return tensor
 
     @staticmethod

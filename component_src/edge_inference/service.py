@@ -20,10 +20,19 @@ from typing import Callable, Deque, Dict, Iterator, List, Optional, Tuple, Union
 import numpy as np
 
 from edge_inference.config import Config, ConfigStore
+from edge_inference.durable import display_name
 from edge_inference.inputs import BadInput, InputDecoder
 from edge_inference.model import LoadedModel, ModelError, load_model
 from edge_inference.outbox import Drainer, Publisher
-from edge_inference.spool import MAX_ATTEMPTS, Candidate, Claim, SettleTracker, Spool
+from edge_inference.spool import (
+    MAX_ATTEMPTS,
+    ActiveRecord,
+    Candidate,
+    Claim,
+    ClaimError,
+    SettleTracker,
+    Spool,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -35,18 +44,23 @@ def _utc_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
 
 
-def decode(decoder: InputDecoder, claim: Claim) -> Decoded:
-    """Load one input; a bad input gives its reason instead of a tensor."""
+def decode(decoder: InputDecoder, claim: Claim, active: Optional[ActiveRecord] = None) -> Decoded:
+    """Load one input; a bad input gives its reason instead of a tensor. While it runs, the
+    claim is in ``active``: if the process dies here, this input is the one that counts it."""
     start = time.perf_counter()
+    if active is not None:
+        active.add(claim.id)
     try:
         result: Union[np.ndarray, str] = decoder.load(claim.path)
     except BadInput as err:
         result = str(err)
     except Exception as err:  # a decoder bug or odd data must fail this input, not the loop
-        LOG.exception("unexpected error reading %s", claim.name)
+        LOG.exception("unexpected error reading %s", claim.display)
         result = f"cannot read input: {type(err).__name__}: {err}"
+    if active is not None:  # not in a finally: a crash must leave the mark
+        active.discard(claim.id)
     if isinstance(result, str):  # name the input as the user knows it, not the claim path
-        result = result.replace(str(claim.path), claim.name)
+        result = display_name(result.replace(str(claim.path), claim.name))
     return result, (time.perf_counter() - start) * 1000.0
 
 
@@ -135,6 +149,13 @@ class InferenceService:
 
     def run(self, *, once: bool = False) -> None:
         """Process inputs until stopped; with ``once``, until the input folder is empty."""
+        self.spool.lock()  # before anything touches the folders
+        try:
+            self._run(once)
+        finally:
+            self.spool.close()
+
+    def _run(self, once: bool) -> None:
         self._make_folders(self.config)
         self.spool.open()
         backlog: Deque[Claim] = collections.deque(self.spool.recover())
@@ -207,9 +228,30 @@ class InferenceService:
                 continue
             yield claim
         for candidate in candidates:
-            taken = self.spool.claim(candidate)
+            try:
+                taken = self.spool.claim(candidate)
+            except ClaimError as err:
+                self._refuse(candidate, str(err))
+                continue
             if taken is not None:
                 yield taken
+
+    def _refuse(self, candidate: Candidate, reason: str) -> None:
+        """An input that cannot be moved: report it once, leave it where it is."""
+        self._tracker.refuse(candidate)
+        name = display_name(candidate.path.name)
+        message: Dict[str, object] = {
+            "input": name,
+            "error": display_name(reason.replace(str(candidate.path), candidate.path.name)),
+            "model": self.model.info.model_id,
+            "runtime": self.model.runtime,
+            "timestamp": _utc_now(),
+        }
+        record_id = self.spool._new_id()
+        self.spool.outbox.write_pending(record_id, {"id": record_id, "message": message})
+        self.spool.outbox.release(record_id)
+        self.counts["failed"] += 1
+        LOG.warning("%s failed and stays in the input folder: %s", name, message["error"])
 
     def _feed(self, claims: Iterator[Claim], in_flight: Deque[Pending], *, owed: int) -> None:
         """Claim the next input and start decoding it (on the prefetch thread if enabled).
@@ -221,10 +263,10 @@ class InferenceService:
             return
         future: concurrent.futures.Future[Decoded]
         if self._executor is not None:
-            future = self._executor.submit(decode, self._decoder, claim)
+            future = self._executor.submit(decode, self._decoder, claim, self.spool.active)
         else:
             future = concurrent.futures.Future()
-            future.set_result(decode(self._decoder, claim))
+            future.set_result(decode(self._decoder, claim, self.spool.active))
         in_flight.append((claim, future))
 
     def _outbox_is_full(self, owed: int = 0) -> bool:
@@ -250,16 +292,23 @@ class InferenceService:
             self._fail(claim, tensor)
             return
         start = time.perf_counter()
+        self.spool.active.add(claim.id)
         try:
             output = self.model.runner.run(tensor)
-            top = self.model.top_k(output, self.config.top_k)
+            finite = bool(np.isfinite(output).all())
+            top = self.model.top_k(output, self.config.top_k) if finite else []
         except Exception as err:  # runtime errors (DLRError, ORT Fail) fail this input only
-            LOG.exception("inference failed for %s", claim.name)
+            self.spool.active.discard(claim.id)
+            LOG.exception("inference failed for %s", claim.display)
             self._fail(claim, f"inference failed: {type(err).__name__}: {err}")
+            return
+        self.spool.active.discard(claim.id)
+        if not finite:  # NaN is not JSON; a result must never carry one
+            self._fail(claim, "model output holds NaN or Inf values")
             return
         infer_ms = (time.perf_counter() - start) * 1000.0
         message: Dict[str, object] = {
-            "input": claim.name,
+            "input": claim.display,
             "top": top,
             "latency_ms": round(decode_ms + infer_ms, 3),
             "inference_ms": round(infer_ms, 3),
@@ -272,7 +321,7 @@ class InferenceService:
         best = top[0]
         LOG.info(
             "%s: %s (%d) %.3f in %.1f ms",
-            claim.name,
+            claim.display,
             best["label"],
             best["index"],
             best["score"],
@@ -281,7 +330,7 @@ class InferenceService:
 
     def _fail(self, claim: Claim, reason: str) -> None:
         message: Dict[str, object] = {
-            "input": claim.name,
+            "input": claim.display,
             "error": reason,
             "model": self.model.info.model_id,
             "runtime": self.model.runtime,
@@ -289,7 +338,7 @@ class InferenceService:
         }
         self._finisher.submit(claim, message, failed=True, folder=self.config.failed_dir)
         self.counts["failed"] += 1
-        LOG.warning("%s failed: %s", claim.name, reason)
+        LOG.warning("%s failed: %s", claim.display, reason)
 
     # -- configuration -------------------------------------------------------------------------
 

@@ -17,30 +17,60 @@ pending result is moved on (not re-run); one without is run again, unless it has
 in progress :data:`MAX_ATTEMPTS` times (an input that crashes the process is then failed instead
 of crash-looping it). ``<id>`` is a 16-digit hex timestamp, unique per claim, so names sort by
 claim time and a later input with the same name never collides with an earlier one (its final
-name gets ``.<id>`` before the suffix).
+name gets ``.<id>`` before the suffix). A name too long to carry the ``<id>-`` prefix is
+shortened in ``in-progress`` and its full name kept in ``state/names/<id>`` (written before the
+claim), so results always carry the name the user gave.
+
+Only the inputs being decoded or run when the process died count as an attempt: their ids are
+in ``state/active`` (one small in-place write when a run starts or ends, no fsync: it only has to
+survive a process crash). A claimed input that was merely prefetched is run again uncounted.
+
+The state folder is locked (``flock`` on ``state/lock``) while a process uses it: a second
+instance on the same folders would re-run the first one's inputs and publish them twice.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
+import json
 import logging
 import os
 import re
+import stat as stat_module
+import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
-from edge_inference.durable import remove_temp_files, unique_destination, write_json_atomic
+from edge_inference.durable import (
+    NAME_MAX,
+    display_name,
+    fit_name,
+    remove_temp_files,
+    unique_destination,
+    write_json_atomic,
+)
 from edge_inference.outbox import Outbox
 
 LOG = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
 IGNORED_SUFFIXES = (".tmp", ".part")
-_CLAIM_NAME = re.compile(r"^([0-9a-f]{16})-(.+)$")
+_CLAIM_NAME = re.compile(r"^([0-9a-f]{16})-(.+)$", re.DOTALL)  # names may hold newlines
+_CLAIM_PREFIX = 17  # "<16 hex digits>-"
+_ACTIVE_BYTES = 128  # state/active: up to two ids, padded so one write replaces it all
 
 Signature = Tuple[int, int]  # (size, mtime_ns)
+
+
+class SpoolLocked(Exception):
+    """Another process holds the state folder's lock."""
+
+
+class ClaimError(Exception):
+    """The input cannot be taken (not ours to move, ...): the message says why."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +82,11 @@ class Claim:
     path: Path
     attempts: int = 1
 
+    @property
+    def display(self) -> str:
+        """The name as valid text, for results and logs."""
+        return display_name(self.name)
+
 
 @dataclasses.dataclass(frozen=True)
 class Candidate:
@@ -61,18 +96,14 @@ class Candidate:
     signature: Signature
 
 
-def is_ignored(name: str) -> bool:
-    """Dotfiles and ``*.tmp`` / ``*.part`` are files still being written by convention."""
-    return name.startswith(".") or name.lower().endswith(IGNORED_SUFFIXES)
-
-
 class SettleTracker:
     """Picks the input files that have stopped changing.
 
     A file is settled when its (size, mtime) was last modified at least ``settle`` seconds ago,
     or has been seen unchanged by this tracker for ``settle`` seconds (clock skew on network
     folders). A writer that pauses longer than that leaves a truncated file, which then fails
-    as a bad input.
+    as a bad input. Entries that are never taken (folders, symlinks, FIFOs, dotfiles) are
+    logged once each; files that could not be claimed are skipped until they change.
     """
 
     def __init__(
@@ -83,11 +114,24 @@ class SettleTracker:
         self._clock = clock
         self._wall = wall
         self._seen: Dict[str, Tuple[Signature, float]] = {}
+        self._reported: Set[str] = set()
+        self._refused: Dict[str, Signature] = {}
+
+    def refuse(self, candidate: Candidate) -> None:
+        """Skip this file until its size or mtime changes (it could not be claimed)."""
+        self._refused[candidate.path.name] = candidate.signature
+
+    def _report(self, name: str, what: str, reported: Set[str]) -> None:
+        reported.add(name)
+        if name not in self._reported:
+            LOG.info("ignored in the input folder: %s (%s)", display_name(name), what)
 
     def scan(self, folder: Path, settle: float) -> Tuple[List[Candidate], int]:
         """(settled candidates, oldest first; number of files still changing)."""
         now, wall = self._clock(), self._wall()
         seen: Dict[str, Tuple[Signature, float]] = {}
+        reported: Set[str] = set()
+        refused: Dict[str, Signature] = {}
         ready: List[Tuple[int, str, Candidate]] = []
         waiting = 0
         try:
@@ -95,63 +139,175 @@ class SettleTracker:
         except FileNotFoundError:
             return [], 0
         for entry in entries:
-            if is_ignored(entry.name):
+            name = entry.name
+            if name.lower().endswith(IGNORED_SUFFIXES):
+                continue  # still being written, by convention: not worth a log line
+            if name.startswith("."):
+                self._report(name, "a dotfile", reported)
                 continue
             try:
-                if not entry.is_file(follow_symlinks=False):
-                    continue
                 stat = entry.stat(follow_symlinks=False)
             except FileNotFoundError:
                 continue
+            if not stat_module.S_ISREG(stat.st_mode):
+                self._report(name, _kind(stat.st_mode), reported)
+                continue
             signature = (stat.st_size, stat.st_mtime_ns)
-            previous = self._seen.get(entry.name)
+            if self._refused.get(name) == signature:
+                refused[name] = signature
+                continue
+            previous = self._seen.get(name)
             since = previous[1] if previous and previous[0] == signature else now
-            seen[entry.name] = (signature, since)
+            seen[name] = (signature, since)
             quiet_for = max(wall - stat.st_mtime, now - since)
             if settle <= 0 or quiet_for >= settle:
                 candidate = Candidate(Path(entry.path), signature)
-                ready.append((stat.st_mtime_ns, entry.name, candidate))
+                ready.append((stat.st_mtime_ns, name, candidate))
             else:
                 waiting += 1
         self._seen = seen
+        self._reported = reported
+        self._refused = refused
         ready.sort(key=lambda item: (item[0], item[1]))
         return [item[2] for item in ready], waiting
 
 
+def _kind(mode: int) -> str:
+    if stat_module.S_ISDIR(mode):
+        return "a folder"
+    if stat_module.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat_module.S_ISFIFO(mode):
+        return "a FIFO"
+    return "not a regular file"
+
+
+class ActiveRecord:
+    """``state/active``: the ids being decoded or run right now. Thread-safe.
+
+    Rewritten in place with one fixed-size ``pwrite`` per change (no fsync): a process crash
+    cannot leave it half written, and it costs microseconds per input.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: Optional[int] = None
+        self._ids: Set[str] = set()
+        self._lock = threading.Lock()
+
+    def read(self) -> Set[str]:
+        try:
+            text = self.path.read_text(encoding="ascii", errors="replace")
+        except FileNotFoundError:
+            return set()
+        ids = (part.strip() for part in text.split(","))
+        return {part for part in ids if re.fullmatch(r"[0-9a-f]{16}", part)}
+
+    def open(self) -> None:
+        self._fd = os.open(str(self.path), os.O_RDWR | os.O_CREAT, 0o644)
+        self._write()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def add(self, record_id: str) -> None:
+        with self._lock:
+            self._ids.add(record_id)
+            self._write()
+
+    def discard(self, record_id: str) -> None:
+        with self._lock:
+            self._ids.discard(record_id)
+            self._write()
+
+    def _write(self) -> None:
+        if self._fd is None:
+            return
+        data = ",".join(sorted(self._ids)).encode("ascii")[:_ACTIVE_BYTES]
+        os.pwrite(self._fd, data.ljust(_ACTIVE_BYTES, b" "), 0)
+
+
 class Spool:
-    """The in-progress folder and the moves around it. Used from one thread."""
+    """The in-progress folder and the moves around it. Used from one thread (the active
+    record also from the prefetch thread)."""
 
     def __init__(self, state_dir: Path, outbox: Optional[Outbox] = None) -> None:
         self.state_dir = state_dir
         self.in_progress = state_dir / "in-progress"
         self.attempts_dir = state_dir / "attempts"
+        self.names_dir = state_dir / "names"
         self.outbox = outbox or Outbox(state_dir / "outbox")
+        self.active = ActiveRecord(state_dir / "active")
         self._last_id = 0
+        self._lock_fd: Optional[int] = None
+
+    def lock(self) -> None:
+        """Take the state folder for this process; :class:`SpoolLocked` if another has it.
+
+        ``flock`` locks go with the open file, so the kernel drops it when the process dies,
+        however it dies: a restarted component is never locked out by its dead predecessor.
+        """
+        if self._lock_fd is not None:
+            return
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        path = self.state_dir / "lock"
+        fd = os.open(str(path), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            os.close(fd)
+            raise SpoolLocked(
+                f"another instance is using the state folder {self.state_dir} "
+                f"(it holds the lock on {path}); stop it or give this one its own folders"
+            ) from err
+        self._lock_fd = fd
 
     def open(self) -> None:
-        for folder in (self.in_progress, self.attempts_dir):
+        self.lock()
+        for folder in (self.in_progress, self.attempts_dir, self.names_dir):
             folder.mkdir(parents=True, exist_ok=True)
         self.outbox.open()
+
+    def close(self) -> None:
+        """Release the lock (the process ending does the same)."""
+        self.active.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def _new_id(self) -> str:
         self._last_id = max(time.time_ns(), self._last_id + 1)
         return f"{self._last_id:016x}"
 
     def claim(self, candidate: Candidate) -> Optional[Claim]:
-        """Take the input (atomic rename), or None if it changed or vanished since the scan."""
+        """Take the input (atomic rename), or None if it changed or vanished since the scan;
+        :class:`ClaimError` if it cannot be moved (permissions, ...)."""
         src = candidate.path
         try:
             stat = os.stat(src)
         except FileNotFoundError:
             return None
+        except OSError as err:
+            raise ClaimError(f"cannot read file: {err.strerror or err}") from err
         if (stat.st_size, stat.st_mtime_ns) != candidate.signature:
             return None
         claim_id = self._new_id()
-        dest = self.in_progress / f"{claim_id}-{src.name}"
+        stored = fit_name(src.name, NAME_MAX - _CLAIM_PREFIX)
+        names_file = self.names_dir / claim_id
+        if stored != src.name:  # keep the full name: the claim's file name cannot hold it
+            write_json_atomic(names_file, {"name": src.name})
+        dest = self.in_progress / f"{claim_id}-{stored}"
         try:
             os.rename(str(src), str(dest))
-        except FileNotFoundError:
-            return None
+        except OSError as err:
+            if stored != src.name:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(str(names_file))
+            if isinstance(err, FileNotFoundError):
+                return None
+            raise ClaimError(f"cannot take the file: {err.strerror or err}") from err
         return Claim(id=claim_id, name=src.name, path=dest)
 
     def unclaim(self, claim: Claim, input_dir: Path) -> bool:
@@ -166,9 +322,13 @@ class Spool:
                 "could not return %s to %s (%s); it stays in progress", claim.name, input_dir, err
             )
             return False
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(str(self.attempts_dir / claim.id))
+        self._forget(claim.id)
         return True
+
+    def _forget(self, claim_id: str) -> None:
+        for path in (self.attempts_dir / claim_id, self.names_dir / claim_id):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(str(path))
 
     def complete(
         self, claim: Claim, message: Dict[str, Any], *, failed: bool, folder: Path
@@ -199,8 +359,7 @@ class Spool:
             # recovery redo it. That keeps the cost per input to one file + one folder fsync.
             os.rename(str(src), str(dest))
         self.outbox.release(record["id"])
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(str(self.attempts_dir / record["id"]))
+        self._forget(record["id"])
         return dest
 
     def recover(self) -> List[Claim]:
@@ -209,8 +368,10 @@ class Spool:
         Claims whose ``attempts`` exceed :data:`MAX_ATTEMPTS` are returned too: the caller
         fails them instead of running them.
         """
-        for folder in (self.in_progress, self.attempts_dir):
+        for folder in (self.in_progress, self.attempts_dir, self.names_dir):
             remove_temp_files(folder)
+        crashed = self.active.read()
+        self.active.open()
         finished = 0
         for record in self.outbox.pending_records().values():
             self._finish(record)
@@ -223,7 +384,12 @@ class Spool:
             claim_id, name = (
                 (match.group(1), match.group(2)) if match else (self._new_id(), path.name)
             )
-            claims.append(Claim(claim_id, name, path, attempts=self._count_attempt(claim_id)))
+            name = self._full_name(claim_id, name)
+            attempts = self._attempts(claim_id, count_one=claim_id in crashed)
+            claims.append(Claim(claim_id, name, path, attempts=attempts))
+        for stale in os.listdir(self.names_dir):  # claims that were finished or never made
+            if not any(claim.id == stale for claim in claims):
+                self._forget(stale)
         if finished or claims:
             LOG.warning(
                 "recovered after an unclean stop: %d result(s) finished, %d input(s) to run again",
@@ -232,13 +398,23 @@ class Spool:
             )
         return claims
 
-    def _count_attempt(self, claim_id: str) -> int:
-        """Count one more run of an input that was in progress when the process stopped."""
+    def _full_name(self, claim_id: str, stored: str) -> str:
+        try:
+            record = json.loads((self.names_dir / claim_id).read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return stored
+        name = record.get("name") if isinstance(record, dict) else None
+        return name if isinstance(name, str) and name else stored
+
+    def _attempts(self, claim_id: str, *, count_one: bool) -> int:
+        """1 + the runs of this input that were cut short by the process dying; with
+        ``count_one``, it was being decoded or run when the process stopped: count that run."""
         path = self.attempts_dir / claim_id
         try:
-            attempts = int(path.read_text(encoding="ascii").strip() or "1")
+            crashes = int(path.read_text(encoding="ascii").strip() or "0")
         except (FileNotFoundError, ValueError):
-            attempts = 1
-        attempts += 1
-        write_json_atomic(path, attempts)
-        return attempts
+            crashes = 0
+        if count_one:
+            crashes += 1
+            write_json_atomic(path, crashes)
+        return crashes + 1
