@@ -13,10 +13,13 @@ from typing import Any, List, NoReturn, Optional
 
 from edge_inference.config import (
     RUNTIMES,
+    STATE_DIR,
     THING_NAME_ENV,
     Config,
     ConfigError,
     ConfigStore,
+    merge_config,
+    resolve_path,
 )
 from edge_inference.model import ModelError, load_model
 from edge_inference.outbox import Publisher, StdoutPublisher
@@ -113,14 +116,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Configuration key -> the flag that sets it, so an error names what the user typed.
+FLAGS = {
+    "ModelDir": "--model-dir",
+    "InputDir": "--input-dir",
+    "ProcessedDir": "--processed-dir",
+    "FailedDir": "--failed-dir",
+    STATE_DIR: "--state-dir",
+    "Runtime": "--runtime",
+    "TopK": "--top-k",
+    "SettleSeconds": "--settle-seconds",
+    "PollIntervalSeconds": "--poll-interval",
+    "MaxImagePixels": "--max-image-pixels",
+    "MaxOutboxFiles": "--max-outbox-files",
+    "PublishTopic": "--publish-topic",
+}
+
+
+def _path(flag: str, cwd: Path, value: Path) -> Path:
+    try:
+        return resolve_path(cwd, str(value))
+    except ValueError as err:
+        raise UsageError(f"{flag} {err}") from err
+
+
 def starting_config(args: argparse.Namespace, cwd: Path) -> Config:
     """The configuration the command line describes (IPC configuration is merged onto it)."""
-    input_dir = (cwd / args.input_dir).resolve()
+    input_dir = _path("--input-dir", cwd, args.input_dir)
+    processed = args.processed_dir or input_dir.parent / "processed"
+    failed = args.failed_dir or input_dir.parent / "failed"
     return Config(
-        model_dir=(cwd / args.model_dir).resolve(),
+        model_dir=_path("--model-dir", cwd, args.model_dir),
         input_dir=input_dir,
-        processed_dir=(cwd / (args.processed_dir or input_dir.parent / "processed")).resolve(),
-        failed_dir=(cwd / (args.failed_dir or input_dir.parent / "failed")).resolve(),
+        processed_dir=_path("--processed-dir", cwd, processed),
+        failed_dir=_path("--failed-dir", cwd, failed),
         runtime=args.runtime,
         top_k=args.top_k,
         poll_interval=args.poll_interval,
@@ -133,8 +162,6 @@ def starting_config(args: argparse.Namespace, cwd: Path) -> Config:
 
 def _check_ranges(config: Config) -> None:
     """The CLI gives typed values; hold them to the same limits as configuration keys."""
-    from edge_inference.config import merge_config
-
     merge_config(
         config,
         {
@@ -146,6 +173,7 @@ def _check_ranges(config: Config) -> None:
             "PublishTopic": config.publish_topic,
         },
         cwd=Path("/"),
+        names=FLAGS,
     )
 
 
@@ -163,7 +191,7 @@ def build_service(
     """
     cwd = cwd or Path.cwd()
     start = starting_config(args, cwd)
-    state_dir = (cwd / (args.state_dir or start.input_dir.parent / "state")).resolve()
+    state_dir = _path("--state-dir", cwd, args.state_dir or start.input_dir.parent / "state")
     thing_name = os.environ.get(THING_NAME_ENV)
     store = ConfigStore(
         start, cwd=cwd, state_dir=state_dir, thing_name=thing_name, check_topic=args.ipc
@@ -177,11 +205,12 @@ def build_service(
 
             client = ipc_client if ipc_client is not None else ipc.connect()
             source = ipc.IpcConfiguration(client, store)
-            store.offer(source.read())
-            config = store.take() or start
+            # An invalid configuration at start-up stops here with the reason: running on the
+            # command line's defaults would watch the wrong folder without anyone noticing.
+            config = store.parse(source.read())
             source.subscribe()
             publisher = ipc.IotCorePublisher(client, config, thing_name)
-        config = store.validate(config)
+        config = store.validate(config, None if args.ipc else FLAGS)
     except ConfigError as err:
         raise UsageError(str(err)) from err
     spool = Spool(state_dir)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
@@ -51,6 +52,11 @@ class Config:
         return dataclasses.replace(self, **changes)
 
 
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _as_int(value: Any, low: int, high: int) -> int:
     if isinstance(value, bool):
         raise ValueError(f"must be an integer, got {value!r}")
@@ -61,7 +67,7 @@ def _as_int(value: Any, low: int, high: int) -> int:
     if not isinstance(value, int):
         raise ValueError(f"must be an integer, got {value!r}")
     if not low <= value <= high:
-        raise ValueError(f"must be between {low} and {high}, got {value}")
+        raise ValueError(f"must be between {low} and {high}, got {_short(value)}")
     return value
 
 
@@ -70,9 +76,14 @@ def _as_float(value: Any, low: float, high: float, *, low_open: bool = False) ->
         raise ValueError(f"must be a number, got {value!r}")
     if isinstance(value, str):
         value = float(value.strip())
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"must be a finite number, got {value!r}")
-    number = float(value)
+    if not isinstance(value, (int, float)):
+        raise ValueError(f"must be a number, got {value!r}")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any float
+        number = math.inf if value > 0 else -math.inf
+    if not math.isfinite(number):
+        raise ValueError(f"must be a finite number, got {_short(value)}")
     too_low = number <= low if low_open else number < low
     if too_low or number > high:
         bound = f"greater than {low}" if low_open else f"at least {low}"
@@ -121,28 +132,51 @@ _PATH_KEYS: Dict[str, str] = {
 KEYS = tuple(sorted([*_SCALAR_KEYS, *_PATH_KEYS]))
 
 
-def merge_config(base: Config, raw: Mapping[str, Any], *, cwd: Path) -> Config:
+# What the user typed for each key, where it was not a configuration key (the command line).
+Names = Mapping[str, str]
+STATE_DIR = "state dir"
+PATH_MAX = 4096
+
+
+def resolve_path(cwd: Path, value: Any) -> Path:
+    """An absolute path from ``value``; ``ValueError`` for text no file system can hold."""
+    text = _as_text(value)
+    if "\x00" in text:
+        raise ValueError("must not contain a NUL character")
+    if len(os.fsencode(text)) > PATH_MAX:
+        raise ValueError(f"is longer than {PATH_MAX} bytes")
+    try:
+        return (cwd / Path(text).expanduser()).resolve()
+    except (OSError, RuntimeError) as err:  # a symlink loop, an unreadable parent, ...
+        raise ValueError(f"cannot be resolved: {err}") from err
+
+
+def merge_config(
+    base: Config, raw: Mapping[str, Any], *, cwd: Path, names: Optional[Names] = None
+) -> Config:
     """``base`` with the known keys of ``raw`` applied; raises :class:`ConfigError` listing
-    every invalid key. Relative paths are resolved against ``cwd`` (the component's work
-    directory). An empty or null ``ModelDir`` means "use ``base``'s model dir"."""
+    every invalid key (as ``names`` calls it, when given). Relative paths are resolved
+    against ``cwd`` (the component's work directory). An empty or null ``ModelDir`` means
+    "use ``base``'s model dir"."""
     if not isinstance(raw, Mapping):
         raise ConfigError(f"configuration must be an object, got {type(raw).__name__}")
+    label = dict(names or {})
     changes: Dict[str, Any] = {}
     problems: List[str] = []
     for key, (field, parse) in _SCALAR_KEYS.items():
         if key in raw and raw[key] is not None:
             try:
                 changes[field] = parse(raw[key])
-            except ValueError as err:
-                problems.append(f"{key} {err}")
+            except (ValueError, TypeError, OverflowError) as err:
+                problems.append(f"{label.get(key, key)} {err}")
     for key, field in _PATH_KEYS.items():
         value = raw.get(key)
         if value is None or (key == "ModelDir" and value == ""):
             continue
         try:
-            changes[field] = (cwd / Path(_as_text(value)).expanduser()).resolve()
+            changes[field] = resolve_path(cwd, value)
         except ValueError as err:
-            problems.append(f"{key} {err}")
+            problems.append(f"{label.get(key, key)} {err}")
     if problems:
         raise ConfigError("; ".join(problems))
     return base.replace(**changes)
@@ -160,26 +194,70 @@ def resolve_topic(template: str, thing_name: Optional[str]) -> str:
     return _as_topic(topic)
 
 
-def check_folders(config: Config, state_dir: Path) -> None:
-    """Raise :class:`ConfigError` unless the folders are distinct and on one filesystem.
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
 
+
+def _check_folder(path: Path) -> Optional[str]:
+    """Why ``path`` cannot be (or become) a folder this process writes to, or None."""
+    if any(len(os.fsencode(part)) > 255 for part in path.parts):
+        return f"{path} has a name longer than 255 bytes"
+    current = path
+    while True:
+        try:
+            is_dir = current.is_dir()
+            exists = is_dir or current.exists()
+        except OSError as err:
+            return f"{path} cannot be checked: {err.strerror or err}"
+        if exists and not is_dir:
+            where = "is" if current == path else f"is under {current}, which is"
+            return f"{path} {where} not a folder"
+        if exists:
+            break
+        if current.parent == current:
+            return f"{path} has no existing parent folder"
+        current = current.parent
+    if not os.access(current, os.W_OK | os.X_OK):
+        what = "is" if current == path else f"would be created in {current}, which is"
+        return f"{path} {what} not writable by this process"
+    return None
+
+
+def check_folders(config: Config, state_dir: Path, names: Optional[Names] = None) -> None:
+    """Raise :class:`ConfigError` unless the folders can be used, are apart (none inside
+    another) and are on one filesystem.
+
+    A folder inside another makes a loop: processed results inside the state folder would be
+    taken for records, an input folder inside the state folder would be claimed from itself.
     Claiming a file and finishing it are ``os.rename`` calls, which are atomic only within a
     filesystem; a move across filesystems would be a copy that a crash can leave half done.
     """
+    label = dict(names or {})
     folders = {
-        "InputDir": config.input_dir,
-        "ProcessedDir": config.processed_dir,
-        "FailedDir": config.failed_dir,
-        "state dir": state_dir,
+        label.get("InputDir", "InputDir"): config.input_dir,
+        label.get("ProcessedDir", "ProcessedDir"): config.processed_dir,
+        label.get("FailedDir", "FailedDir"): config.failed_dir,
+        label.get(STATE_DIR, STATE_DIR): state_dir,
     }
-    seen: Dict[Path, str] = {}
     for key, path in folders.items():
-        if path in seen:
-            raise ConfigError(f"{key} and {seen[path]} are the same folder ({path})")
-        seen[path] = key
-        if path.exists() and not path.is_dir():
-            raise ConfigError(f"{key} {path} exists and is not a folder")
-    devices = {key: device_of(path) for key, path in folders.items()}
+        problem = _check_folder(path)
+        if problem is not None:
+            raise ConfigError(f"{key} {problem}")
+    items = list(folders.items())
+    for index, (key, path) in enumerate(items):
+        for other, other_path in items[index + 1 :]:
+            if path == other_path:
+                raise ConfigError(f"{key} and {other} are the same folder ({path})")
+            if _inside(path, other_path) or _inside(other_path, path):
+                inner, outer = (key, other) if _inside(path, other_path) else (other, key)
+                raise ConfigError(
+                    f"{inner} ({folders[inner]}) is inside {outer} ({folders[outer]}); "
+                    "the input, processed, failed and state folders must not nest"
+                )
+    try:
+        devices = {key: device_of(path) for key, path in folders.items()}
+    except OSError as err:
+        raise ConfigError(f"cannot check the folders: {err}") from err
     if len(set(devices.values())) > 1:
         listing = ", ".join(f"{key}={folders[key]}" for key in folders)
         raise ConfigError(
@@ -216,10 +294,10 @@ class ConfigStore:
         config = merge_config(self.start, raw, cwd=self._cwd)
         return self.validate(config)
 
-    def validate(self, config: Config) -> Config:
+    def validate(self, config: Config, names: Optional[Names] = None) -> Config:
         if self._check_topic:
             resolve_topic(config.publish_topic, self._thing_name)
-        check_folders(config, self._state_dir)
+        check_folders(config, self._state_dir, names)
         try:
             check_model_files(config.model_dir, config.runtime)
         except ModelError as err:
@@ -232,6 +310,9 @@ class ConfigStore:
             self.parse(raw)
         except ConfigError as err:
             return str(err)
+        except Exception as err:  # whatever slipped through: still a report, never silence
+            LOG.exception("unexpected error validating a configuration")
+            return f"invalid configuration: {type(err).__name__}: {err}"
         return None
 
     def offer(self, raw: Mapping[str, Any]) -> bool:

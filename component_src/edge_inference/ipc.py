@@ -96,7 +96,10 @@ class IpcConfiguration:
         request = event.validate_configuration_update_event
         if request is None:
             return
-        reason = self._store.check(request.configuration or {})
+        try:
+            reason = self._store.check(request.configuration or {})
+        except Exception as err:  # a report must go out whatever the configuration holds
+            reason = f"invalid configuration: {type(err).__name__}: {err}"
         model = self._model
         if reason is None:
             status, message = model.ConfigurationValidityStatus.ACCEPTED, "accepted"
