@@ -110,6 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="edge-ai/{iot:thingName}/predictions",
         help="IoT Core topic with --ipc (default: edge-ai/{iot:thingName}/predictions)",
     )
+    for flag, default, what in (
+        ("--processed-retention-days", 7.0, "days processed inputs are kept"),
+        ("--failed-retention-days", 30.0, "days failed inputs are kept"),
+        ("--processed-max-mb", 1000.0, "MB the processed folder may hold"),
+        ("--failed-max-mb", 1000.0, "MB the failed folder may hold"),
+    ):
+        add(flag, type=float, default=default, metavar="X",
+            help=f"{what}, oldest removed first; 0: no limit (default: {default:g})")  # fmt: skip
     add("--once", action="store_true", help="process what is in the input folder, then exit")
     add("--ipc", action="store_true", help="Greengrass mode: configuration and results over IPC")
     add("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -130,6 +138,10 @@ FLAGS = {
     "MaxImagePixels": "--max-image-pixels",
     "MaxOutboxFiles": "--max-outbox-files",
     "PublishTopic": "--publish-topic",
+    "ProcessedRetentionDays": "--processed-retention-days",
+    "FailedRetentionDays": "--failed-retention-days",
+    "ProcessedMaxMB": "--processed-max-mb",
+    "FailedMaxMB": "--failed-max-mb",
 }
 
 
@@ -157,6 +169,10 @@ def starting_config(args: argparse.Namespace, cwd: Path) -> Config:
         max_image_pixels=args.max_image_pixels,
         publish_topic=args.publish_topic,
         max_outbox_files=args.max_outbox_files,
+        processed_retention_days=args.processed_retention_days,
+        failed_retention_days=args.failed_retention_days,
+        processed_max_mb=args.processed_max_mb,
+        failed_max_mb=args.failed_max_mb,
     )
 
 
@@ -171,6 +187,10 @@ def _check_ranges(config: Config) -> None:
             "MaxImagePixels": config.max_image_pixels,
             "MaxOutboxFiles": config.max_outbox_files,
             "PublishTopic": config.publish_topic,
+            "ProcessedRetentionDays": config.processed_retention_days,
+            "FailedRetentionDays": config.failed_retention_days,
+            "ProcessedMaxMB": config.processed_max_mb,
+            "FailedMaxMB": config.failed_max_mb,
         },
         cwd=Path("/"),
         names=FLAGS,

@@ -47,6 +47,10 @@ class Config:
     max_image_pixels: int = 50_000_000
     publish_topic: str = "edge-ai/{iot:thingName}/predictions"
     max_outbox_files: int = 10_000
+    processed_retention_days: float = 7.0
+    failed_retention_days: float = 30.0
+    processed_max_mb: float = 1000.0
+    failed_max_mb: float = 1000.0
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
@@ -122,6 +126,11 @@ _SCALAR_KEYS: Dict[str, Tuple[str, Callable[[Any], Any]]] = {
     "MaxImagePixels": ("max_image_pixels", lambda v: _as_int(v, 1, 2**40)),
     "PublishTopic": ("publish_topic", _as_topic),
     "MaxOutboxFiles": ("max_outbox_files", lambda v: _as_int(v, 1, 10_000_000)),
+    # Retention of processed/ and failed/ (0: no limit on that bound).
+    "ProcessedRetentionDays": ("processed_retention_days", lambda v: _as_float(v, 0.0, 36500.0)),
+    "FailedRetentionDays": ("failed_retention_days", lambda v: _as_float(v, 0.0, 36500.0)),
+    "ProcessedMaxMB": ("processed_max_mb", lambda v: _as_float(v, 0.0, 1e9)),
+    "FailedMaxMB": ("failed_max_mb", lambda v: _as_float(v, 0.0, 1e9)),
 }
 _PATH_KEYS: Dict[str, str] = {
     "InputDir": "input_dir",

@@ -24,6 +24,7 @@ from edge_inference.durable import display_name
 from edge_inference.inputs import BadInput, InputDecoder
 from edge_inference.model import LoadedModel, ModelError, load_model
 from edge_inference.outbox import Drainer, Publisher
+from edge_inference.retention import Retention, RetentionPolicy
 from edge_inference.spool import (
     MAX_ATTEMPTS,
     ActiveRecord,
@@ -64,31 +65,46 @@ def decode(decoder: InputDecoder, claim: Claim, active: Optional[ActiveRecord] =
     return result, (time.perf_counter() - start) * 1000.0
 
 
+Job = Tuple[Claim, Dict[str, object], bool, Path]  # claim, message, failed, folder
+
+
 class _Finisher:
     """Runs :meth:`Spool.complete` (fsync'd result, then the move) in order on a background
-    thread, so its I/O waits overlap the next inference. At most two are outstanding; an error
-    there (disk full, ...) is raised in the main thread like any other."""
+    thread, so its I/O waits overlap the next inference. At most two are outstanding. A job
+    that fails with ``OSError`` (disk full, a folder that cannot be written) goes to
+    :attr:`failed` with its error, for the service to retry; its input stays in progress."""
 
     def __init__(self, spool: Spool, *, threaded: bool) -> None:
         self._spool = spool
         self._executor = (
             concurrent.futures.ThreadPoolExecutor(1, "edge-finish") if threaded else None
         )
-        self._pending: Deque[concurrent.futures.Future[Path]] = collections.deque()
+        self._pending: Deque[Tuple[Job, concurrent.futures.Future[Path]]] = collections.deque()
+        self.failed: List[Tuple[Job, OSError]] = []
 
     def submit(
         self, claim: Claim, message: Dict[str, object], *, failed: bool, folder: Path
     ) -> None:
+        job: Job = (claim, message, failed, folder)
         self._collect()
         while len(self._pending) >= 2:
-            self._pending.popleft().result()
+            self._settle(*self._pending.popleft())
         if self._executor is None:
-            self._spool.complete(claim, message, failed=failed, folder=folder)
+            try:
+                self._spool.complete(claim, message, failed=failed, folder=folder)
+            except OSError as err:
+                self.failed.append((job, err))
             return
         future = self._executor.submit(
             self._spool.complete, claim, message, failed=failed, folder=folder
         )
-        self._pending.append(future)
+        self._pending.append((job, future))
+
+    def _settle(self, job: Job, future: concurrent.futures.Future[Path]) -> None:
+        try:
+            future.result()
+        except OSError as err:
+            self.failed.append((job, err))
 
     @property
     def outstanding(self) -> int:
@@ -96,12 +112,12 @@ class _Finisher:
         return len(self._pending)
 
     def _collect(self) -> None:
-        while self._pending and self._pending[0].done():
-            self._pending.popleft().result()
+        while self._pending and self._pending[0][1].done():
+            self._settle(*self._pending.popleft())
 
     def wait(self) -> None:
         while self._pending:
-            self._pending.popleft().result()
+            self._settle(*self._pending.popleft())
 
     def close(self) -> None:
         try:
@@ -143,6 +159,12 @@ class InferenceService:
         self._executor: Optional[concurrent.futures.ThreadPoolExecutor] = None
         self._finisher = _Finisher(spool, threaded=prefetch)
         self._outbox_full = False
+        self._backoff = retry_backoff
+        self._unfinished: List[Job] = []  # results that could not be recorded yet
+        self._retry_delay = 0.0
+        self._retry_at = 0.0
+        self._claim_error: Optional[str] = None
+        self.retention = Retention()
         self.counts: Dict[str, int] = {"processed": 0, "failed": 0}
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -165,15 +187,18 @@ class InferenceService:
         try:
             while not self.stop.is_set():
                 self._apply_new_config()
+                self._sweep()
                 taken, waiting = self._process_available(backlog)
-                if once and not (taken or waiting or backlog or self._outbox_full):
+                degraded = bool(self._unfinished)
+                if once and not (taken or waiting or backlog or self._outbox_full or degraded):
                     break
                 if once and self._outbox_full and self._drainer.failing:
                     LOG.warning("outbox full and publishing fails; leaving the rest for later")
                     break
-                self.stop.wait(
-                    min(self.config.poll_interval, 0.1) if once else self.config.poll_interval
-                )
+                pause = min(self.config.poll_interval, 0.1) if once else self.config.poll_interval
+                if degraded:
+                    pause = min(pause, max(0.0, self._retry_at - time.monotonic()))
+                self.stop.wait(pause)
         finally:
             self._finisher.close()
             if self._executor is not None:
@@ -191,11 +216,13 @@ class InferenceService:
     def _process_available(self, backlog: Deque[Claim]) -> Tuple[int, int]:
         """Process the backlog and every settled input. Returns (inputs taken, inputs still
         settling)."""
+        if self._unfinished and not self._retry_unfinished():
+            return 0, 0  # degraded: take nothing new until results can be recorded again
         candidates, waiting = self._tracker.scan(self.config.input_dir, self.config.settle_seconds)
         claims = self._claims(backlog, iter(candidates))
         in_flight: Deque[Pending] = collections.deque()
         taken = 0
-        while not self._interrupted():
+        while not self._interrupted() and not self._finisher.failed:
             if not in_flight:
                 self._feed(claims, in_flight, owed=self._finisher.outstanding)
             if not in_flight:
@@ -207,6 +234,7 @@ class InferenceService:
             self._handle(claim, future.result())
             taken += 1
         self._finisher.wait()
+        self._hold_failures()
         for claim, future in in_flight:  # stopped or reconfigured with an input prefetched
             future.cancel()
             if self.stop.is_set():
@@ -214,6 +242,58 @@ class InferenceService:
             else:
                 backlog.appendleft(claim)
         return taken, waiting
+
+    def _sweep(self) -> None:
+        config = self.config
+        policy = RetentionPolicy(
+            processed_days=config.processed_retention_days,
+            failed_days=config.failed_retention_days,
+            processed_mb=config.processed_max_mb,
+            failed_mb=config.failed_max_mb,
+        )
+        self.retention.maybe_sweep(config.processed_dir, config.failed_dir, policy)
+
+    # -- degraded: results that cannot be written ------------------------------------------------
+
+    def _hold_failures(self) -> None:
+        """Keep the jobs whose result could not be recorded; their inputs stay in progress."""
+        if not self._finisher.failed:
+            return
+        first = not self._unfinished
+        errors = [err for _, err in self._finisher.failed]
+        self._unfinished.extend(job for job, _ in self._finisher.failed)
+        self._finisher.failed.clear()
+        self._schedule_retry()
+        if first:
+            LOG.error(
+                "cannot record results (%s); not taking new inputs, retrying with backoff "
+                "(nothing is lost: %d input(s) wait in progress)",
+                errors[0],
+                len(self._unfinished),
+            )
+
+    def _schedule_retry(self) -> None:
+        low, high = self._backoff
+        self._retry_delay = min(high, max(low, self._retry_delay * 2))
+        self._retry_at = time.monotonic() + self._retry_delay
+
+    def _retry_unfinished(self) -> bool:
+        """Try to record the held results again; True once all are done."""
+        if time.monotonic() < self._retry_at:
+            return False
+        while self._unfinished:
+            claim, message, failed, folder = self._unfinished[0]
+            try:
+                self.spool.complete(claim, message, failed=failed, folder=folder)
+            except OSError as err:
+                self._schedule_retry()
+                LOG.debug("still cannot record results (%s); next try in %.1f s", err,
+                          self._retry_delay)  # fmt: skip
+                return False
+            self._unfinished.pop(0)
+        self._retry_delay = 0.0
+        LOG.info("results can be recorded again; carrying on with new inputs")
+        return True
 
     def _interrupted(self) -> bool:
         return self.stop.is_set() or (self.store is not None and self.store.has_pending())
@@ -233,12 +313,19 @@ class InferenceService:
             except ClaimError as err:
                 self._refuse(candidate, str(err))
                 continue
+            except OSError as err:  # the state folder cannot be written: try again later
+                if self._claim_error is None:
+                    LOG.error("cannot claim inputs (%s); trying again next scan", err)
+                self._claim_error = str(err)
+                return
+            if self._claim_error is not None:
+                LOG.info("claiming inputs works again")
+                self._claim_error = None
             if taken is not None:
                 yield taken
 
     def _refuse(self, candidate: Candidate, reason: str) -> None:
         """An input that cannot be moved: report it once, leave it where it is."""
-        self._tracker.refuse(candidate)
         name = display_name(candidate.path.name)
         message: Dict[str, object] = {
             "input": name,
@@ -247,8 +334,14 @@ class InferenceService:
             "runtime": self.model.runtime,
             "timestamp": _utc_now(),
         }
-        record_id = self.spool._new_id()
-        self.spool.outbox.write_pending(record_id, {"id": record_id, "message": message})
+        record_id = self.spool.new_id()
+        self._tracker.refuse(candidate)
+        try:
+            self.spool.outbox.write_pending(record_id, {"id": record_id, "message": message})
+        except OSError as err:  # disk full: report it on a later scan
+            LOG.error("cannot record the failure of %s (%s); trying again later", name, err)
+            self._tracker.forgive(candidate)
+            return
         self.spool.outbox.release(record_id)
         self.counts["failed"] += 1
         LOG.warning("%s failed and stays in the input folder: %s", name, message["error"])

@@ -121,6 +121,10 @@ class SettleTracker:
         """Skip this file until its size or mtime changes (it could not be claimed)."""
         self._refused[candidate.path.name] = candidate.signature
 
+    def forgive(self, candidate: Candidate) -> None:
+        """Try this file again on the next scan."""
+        self._refused.pop(candidate.path.name, None)
+
     def _report(self, name: str, what: str, reported: Set[str]) -> None:
         reported.add(name)
         if name not in self._reported:
@@ -226,7 +230,10 @@ class ActiveRecord:
         if self._fd is None:
             return
         data = ",".join(sorted(self._ids)).encode("ascii")[:_ACTIVE_BYTES]
-        os.pwrite(self._fd, data.ljust(_ACTIVE_BYTES, b" "), 0)
+        try:
+            os.pwrite(self._fd, data.ljust(_ACTIVE_BYTES, b" "), 0)
+        except OSError as err:  # best effort: a lost mark only means an uncounted attempt
+            LOG.debug("cannot update %s: %s", self.path, err)
 
 
 class Spool:
@@ -277,7 +284,7 @@ class Spool:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def _new_id(self) -> str:
+    def new_id(self) -> str:
         self._last_id = max(time.time_ns(), self._last_id + 1)
         return f"{self._last_id:016x}"
 
@@ -293,7 +300,7 @@ class Spool:
             raise ClaimError(f"cannot read file: {err.strerror or err}") from err
         if (stat.st_size, stat.st_mtime_ns) != candidate.signature:
             return None
-        claim_id = self._new_id()
+        claim_id = self.new_id()
         stored = fit_name(src.name, NAME_MAX - _CLAIM_PREFIX)
         names_file = self.names_dir / claim_id
         if stored != src.name:  # keep the full name: the claim's file name cannot hold it
@@ -382,7 +389,7 @@ class Spool:
                 continue
             match = _CLAIM_NAME.match(path.name)
             claim_id, name = (
-                (match.group(1), match.group(2)) if match else (self._new_id(), path.name)
+                (match.group(1), match.group(2)) if match else (self.new_id(), path.name)
             )
             name = self._full_name(claim_id, name)
             attempts = self._attempts(claim_id, count_one=claim_id in crashed)
@@ -416,5 +423,8 @@ class Spool:
             crashes = 0
         if count_one:
             crashes += 1
-            write_json_atomic(path, crashes)
+            try:
+                write_json_atomic(path, crashes)
+            except OSError as err:  # disk full at start-up must not become a crash loop
+                LOG.warning("cannot record an attempt of input %s: %s", claim_id, err)
         return crashes + 1
