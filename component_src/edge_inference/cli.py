@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any, List, NoReturn, Optional
+from typing import Any, Iterator, List, NoReturn, Optional
 
 from edge_inference.config import (
     RUNTIMES,
@@ -21,7 +22,7 @@ from edge_inference.config import (
     merge_config,
     resolve_path,
 )
-from edge_inference.model import ModelError, load_model
+from edge_inference.model import LoadedModel, ModelError, load_model
 from edge_inference.outbox import Publisher, StdoutPublisher
 from edge_inference.service import InferenceService
 from edge_inference.spool import Spool, SpoolLocked
@@ -235,8 +236,13 @@ def build_service(
         raise UsageError(str(err)) from err
     spool = Spool(state_dir)
     spool.lock()  # before the (slow) model load: a second instance stops at once
+
+    def load(model_dir: Path, runtime: str) -> LoadedModel:
+        with terminate_at_once():
+            return load_model(model_dir, runtime)
+
     try:
-        model = load_model(config.model_dir, config.runtime)
+        model = load(config.model_dir, config.runtime)
     except BaseException:
         spool.close()
         raise
@@ -247,7 +253,31 @@ def build_service(
         publisher=publisher,
         stop=stop,
         store=store if args.ipc else None,
+        model_loader=load,
     )
+
+
+@contextlib.contextmanager
+def terminate_at_once() -> Iterator[None]:
+    """SIGTERM/SIGINT end the process at once while the body runs (a model load).
+
+    Greengrass stops a component with SIGTERM and kills it 5 s later (nucleus
+    ``util/platforms/unix/UnixExec.java`` ``close()``: ``killProcessAndChildren(p, false)``
+    sends SIGTERM, then waits ``gracefulShutdownTimeout``, ``Duration.ofSeconds(5)`` in
+    ``util/Exec.java``, before ``killProcessAndChildren(p, true)``, SIGKILL). A runtime parsing
+    a large model holds the GIL in C for seconds, so a Python handler would run only after
+    the load. Nothing durable is in the middle of a change while a model loads (results are
+    recorded, the state folder is consistent), so dying there is as safe as being killed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_DFL) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def install_signal_handlers(stop: threading.Event) -> None:

@@ -138,3 +138,43 @@ def test_sigterm_stops_between_files_well_inside_the_grace_period(
     published = [m["input"] for m in json_lines(stdout.decode())]
     waiting = len(list((folders.outbox).glob("*.json")))
     assert len(published) + waiting == len(processed)  # every result printed or kept
+
+
+SLOW_LOAD = """\
+import ctypes, sys
+import edge_inference.cli as cli
+real = cli.load_model
+def slow(*args, **kwargs):
+    sys.stderr.write("LOADING\\n")
+    sys.stderr.flush()
+    for _ in range(30):  # a runtime parsing a 1.6 GB model: long calls into C, GIL held
+        ctypes.PyDLL(None).sleep(1)
+    return real(*args, **kwargs)
+cli.load_model = slow
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_sigterm_while_the_model_loads_stops_within_the_grace_period(
+    folders: Folders, tiny_package: TinyPackage
+):
+    """Greengrass sends SIGTERM, then SIGKILL 5 s later (nucleus ``util/Exec.java``:
+    ``gracefulShutdownTimeout = Duration.ofSeconds(5)``, used by ``UnixExec.close()``)."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", SLOW_LOAD, "--model-dir", str(tiny_package.model_dir),
+         "--input-dir", str(folders.input), "--settle-seconds", "0"],
+        cwd=folders.root, env=component_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:
+            if line.strip() == "LOADING":
+                break
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=5.0)  # raises TimeoutExpired past the grace period
+    finally:
+        process.kill()
+        process.communicate()
+    assert process.returncode in (0, -signal.SIGTERM)
+    assert folders.names(folders.in_progress) == []
