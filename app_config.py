@@ -290,6 +290,11 @@ def parse_input_shape(value: object) -> tuple[int, int, int, int]:
         raise ConfigError(key, value, allowed)
     if not all(32 <= d <= 4096 for d in dims[2:]):
         raise ConfigError(key, value, allowed)
+    if dims[2] != dims[3]:
+        # The packaged metadata.json, the training script and the device each derive
+        # resize_shorter (256/224 of the crop) from the crop; only a square crop makes them
+        # agree, so a non-square shape would fail in training or on the device, not here.
+        raise ConfigError(key, value, "a square input (H = W), e.g. 1,3,224,224")
     return (dims[0], dims[1], dims[2], dims[3])
 
 

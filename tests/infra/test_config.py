@@ -45,6 +45,7 @@ def test_defaults_are_valid_and_typed() -> None:
         ({"input_shape": "1,1,224,224"}, "input_shape", "C=3"),
         ({"input_shape": "1,3,abc,224"}, "input_shape", "N,C,H,W"),
         ({"input_shape": "1,3,8,8"}, "input_shape", "32 <= H"),
+        ({"input_shape": "1,3,224,160"}, "input_shape", "square"),
         ({"thing_group": "my group!"}, "thing_group", "letters, digits"),
         ({"thing_group": ""}, "thing_group", "1-128"),
         ({"training_instance_count": 0}, "training_instance_count", "at least 1"),
