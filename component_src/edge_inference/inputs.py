@@ -1,9 +1,10 @@
 """Turn an input file into the model's input tensor, or say why it cannot be used.
 
 Images (``.jpg``, ``.jpeg``, ``.png``) are preprocessed as ``docs/CONTRACTS.md`` says, with
-torchvision's conventions (``Resize(resize_shorter)`` then ``CenterCrop``): decode, convert to
-RGB, resize the shorter side to ``resize_shorter`` (bilinear, antialiased; the longer side is
-``int(resize_shorter * long / short)``), center-crop to ``H x W`` (offset
+torchvision's conventions (``Resize(resize_shorter)`` then ``CenterCrop``): decode, turn upright
+by the EXIF orientation, convert to 8-bit RGB (16-bit grayscale keeps its high byte, as PIL does
+for 16-bit colour), resize the shorter side to ``resize_shorter`` (bilinear, antialiased; the
+longer side is ``int(resize_shorter * long / short)``), center-crop to ``H x W`` (offset
 ``round((size - crop) / 2)``), ``x * scale``, ``(x - mean) / std``, HWC -> CHW, batch axis,
 float32. Two shortcuts keep this cheap without changing the result beyond rounding: a JPEG is
 decoded straight to a reduced size with libjpeg's DCT scaling (``Image.draft``), never below the
@@ -37,8 +38,35 @@ SUPPORTED_SUFFIXES = IMAGE_SUFFIXES + TENSOR_SUFFIXES
 IMAGE_FORMATS = ("JPEG", "PNG")
 
 
+ORIENTATION_TAG = 0x0112  # EXIF 2.32 "Orientation": 1 upright ... 8
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+# Orientation -> PIL.Image.Transpose value that shows the image upright (as
+# PIL.ImageOps.exif_transpose, which training uses); 5-8 swap width and height.
+_UPRIGHT = {2: 0, 3: 3, 4: 1, 5: 5, 6: 4, 7: 6, 8: 2}
+
+
 class BadInput(Exception):
     """This input cannot be used; the message is the reason recorded with it."""
+
+
+def exif_orientation(img: Image.Image) -> int:
+    """The EXIF orientation (1-8; 1 when absent or invalid)."""
+    try:
+        value = img.getexif().get(ORIENTATION_TAG, 1)
+    except Exception:  # a broken EXIF block must not fail an otherwise good image
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def to_rgb8(img: Image.Image) -> Image.Image:
+    """8-bit RGB. 16-bit grayscale (``I;16``/``I``) keeps its high byte; PIL's own convert
+    clips it at 255, which turns a 16-bit PNG almost white."""
+    if img.mode in SIXTEEN_BIT_MODES:
+        from PIL import Image as PilImage
+
+        deep = np.clip(np.asarray(img), 0, 65535).astype(np.uint32)
+        return PilImage.fromarray((deep >> 8).astype(np.uint8), "L").convert("RGB")
+    return img.convert("RGB") if img.mode != "RGB" else img
 
 
 def resized_size(width: int, height: int, shorter: int) -> Tuple[int, int]:
@@ -161,12 +189,19 @@ class InputDecoder:
                         f"image is {width}x{height} = {pixels} pixels, more than "
                         f"MaxImagePixels={self.max_image_pixels}"
                     )
+                orientation = exif_orientation(img)
+                turned = orientation >= 5  # width and height swap when upright
+                if turned:
+                    width, height = height, width
                 new_w, new_h = resized_size(width, height, info.resize_shorter)
                 if img.format == "JPEG":
-                    # DCT-domain downscale by 1/2, 1/4 or 1/8 to no less than (new_w, new_h).
-                    img.draft("RGB", (new_w, new_h))
-                rgb = img.convert("RGB") if img.mode != "RGB" else img
+                    # DCT-domain downscale by 1/2, 1/4 or 1/8 to no less than (new_w, new_h),
+                    # asked in the stored (not yet upright) orientation.
+                    img.draft("RGB", (new_h, new_w) if turned else (new_w, new_h))
+                rgb = to_rgb8(img)
                 rgb.load()
+                if orientation != 1:
+                    rgb = rgb.transpose(pil.Transpose(_UPRIGHT[orientation]))
                 array = self._resize_crop(rgb, new_w, new_h)
         except BadInput:
             raise

@@ -9,8 +9,9 @@ import os
 import random
 from typing import Dict, List, Tuple
 
+import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from torchvision import transforms
 
 from .errors import TrainingInputError
@@ -20,6 +21,7 @@ LOGGER = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 # (path, class name)
 Sample = Tuple[str, str]
@@ -112,6 +114,20 @@ def split_holdout(
     return train, held_out
 
 
+def open_rgb(path):
+    """The image at ``path`` as the device decodes it (docs/CONTRACTS.md, "Decoding"): upright
+    by its EXIF orientation, then 8-bit RGB, a 16-bit grayscale image keeping its high byte
+    (PIL's own ``convert`` clips it at 255: almost white). The device's twin is
+    ``edge_inference.inputs`` (``exif_orientation``, ``to_rgb8``);
+    tests/component/test_preprocessing.py holds the two to the same pixels."""
+    with Image.open(path) as image:
+        upright = ImageOps.exif_transpose(image)
+        if upright.mode in SIXTEEN_BIT_MODES:
+            deep = np.clip(np.asarray(upright), 0, 65535).astype(np.uint32)
+            upright = Image.fromarray((deep >> 8).astype(np.uint8), "L")
+        return upright.convert("RGB")
+
+
 class ImageSamples(torch.utils.data.Dataset):
     """``(path, class index)`` pairs, decoded to RGB and transformed on access."""
 
@@ -125,8 +141,7 @@ class ImageSamples(torch.utils.data.Dataset):
     def __getitem__(self, index):
         path, target = self.samples[index]
         try:
-            with Image.open(path) as image:
-                rgb = image.convert("RGB")
+            rgb = open_rgb(path)
         except Exception as exc:  # name the file, whatever PIL raised
             raise TrainingInputError(f"cannot read image {path}: {exc}") from None
         return self.transform(rgb), target
