@@ -14,7 +14,13 @@ Measures, each in a fresh child process:
   the prefetch thread (the default) and without it, for comparison. Each set is paired with a raw
   measurement taken just before it in the same process, so background load hits both alike;
 - peak memory (``ru_maxrss``) of a child that only runs the raw runtime vs one that runs the
-  component over every set.
+  component over every set;
+- with ``--backlog N`` (default 10,000) files waiting in the input folder at start: the
+  component's own cost per file apart from inference (the runtime is replaced by one that
+  returns a fixed output at once, so what is left is scan, claim, ``.npy`` load, durable result,
+  move, publish), and the resident memory (``VmRSS``) after the first 1,000 files and after all
+  of them. The inputs are hard links to one small ``.npy`` (``1x3x32x32``), so the folder is
+  cheap to build; ``--backlog 0`` skips this part.
 
 Targets (from the issue): component >= 0.90x raw for .npy, >= 0.80x raw for 224-640 px JPEGs,
 peak memory <= 1.2x raw. Ends with a table and one JSON line. The model is exported once into
@@ -66,8 +72,10 @@ def prepare_model(runtime: str) -> Path:
     return model_dir
 
 
-def write_metadata(model_dir: Path, model_id: str, classes: int) -> None:
-    metadata = {"schema_version": 1, "model_id": model_id, "input_shape": [1, 3, 224, 224]}
+def write_metadata(
+    model_dir: Path, model_id: str, classes: int, shape: Any = (1, 3, 224, 224)
+) -> None:
+    metadata = {"schema_version": 1, "model_id": model_id, "input_shape": list(shape)}
     (model_dir / "metadata.json").write_text(json.dumps(metadata))
     (model_dir / "labels.json").write_text(json.dumps([f"class-{i}" for i in range(classes)]))
 
@@ -228,11 +236,98 @@ def child_component(args: argparse.Namespace) -> Dict[str, Any]:
     return {"sets": results}
 
 
+class NullRunner:
+    """Stands in for the runtime: returns a fixed output at once (inference excluded)."""
+
+    name = "null"
+
+    def __init__(self, classes: int) -> None:
+        self.output = np.linspace(0.0, 1.0, classes, dtype=np.float32)[None]
+
+    def run(self, tensor: np.ndarray) -> np.ndarray:
+        return self.output
+
+
+def rss_mb(field: str = "VmRSS") -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class SamplingPublisher:
+    """Counts results and samples VmRSS after 1,000 of them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.rss_at_1000: Any = None
+
+    def publish(self, message: Dict[str, Any]) -> None:
+        if "error" in message:
+            raise SystemExit(f"bench input failed: {message}")
+        self.count += 1
+        if self.count == 1000:
+            self.rss_at_1000 = rss_mb()
+
+
+def child_backlog(args: argparse.Namespace) -> Dict[str, Any]:
+    from edge_inference.config import Config
+    from edge_inference.model import LoadedModel, read_metadata
+    from edge_inference.service import InferenceService
+    from edge_inference.spool import Spool
+
+    count = args.backlog
+    model_dir = OUT / "small32"
+    model_dir.mkdir(parents=True, exist_ok=True)
+    write_metadata(model_dir, "null-32", 10, shape=[1, 3, 32, 32])
+    info = read_metadata(model_dir)
+    model = LoadedModel(model_dir=model_dir, info=info, labels={}, runner=NullRunner(10))
+    work = OUT / "backlog"
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "input").mkdir(parents=True)
+    source = work / "source.npy"
+    np.save(source, np.random.default_rng(0).standard_normal(info.input_shape).astype(np.float32))
+    for i in range(count):
+        os.link(source, work / "input" / f"t{i:05d}.npy")
+    publisher = SamplingPublisher()
+    service = InferenceService(
+        config=Config(
+            model_dir=model_dir,
+            input_dir=work / "input",
+            processed_dir=work / "processed",
+            failed_dir=work / "failed",
+            runtime="onnx",
+            settle_seconds=0.0,
+            poll_interval=0.01,
+            max_outbox_files=count + 10,
+        ),
+        model=model,
+        spool=Spool(work / "state"),
+        publisher=publisher,
+        stop=threading.Event(),
+    )
+    rss_start = rss_mb()
+    start = time.perf_counter()
+    service.run(once=True)
+    elapsed = time.perf_counter() - start
+    assert publisher.count == count, f"{publisher.count} of {count} inputs published"
+    result = {
+        "backlog": count,
+        "overhead_ms_per_file": elapsed / count * 1000.0,
+        "rss_start_mb": rss_start,
+        "rss_after_1000_mb": publisher.rss_at_1000,
+        "rss_after_all_mb": rss_mb(),
+    }
+    shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
 def run_child(mode: str, args: argparse.Namespace, model_dir: Path, sets: Dict[str, Path]) -> Any:
     command = [
         sys.executable, str(Path(__file__).resolve()), "--child", mode,
         "--runtime", args.runtime, "--images", str(args.images),
         "--model-dir", str(model_dir), "--sets", json.dumps({k: str(v) for k, v in sets.items()}),
+        "--backlog", str(args.backlog),
     ]  # fmt: skip
     if not args.serial:
         command.append("--no-serial")
@@ -265,7 +360,9 @@ def main() -> None:
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="JPEG shorter sides")
     parser.add_argument("--no-serial", dest="serial", action="store_false",
                         help="skip the run without the prefetch thread")  # fmt: skip
-    parser.add_argument("--child", choices=["raw", "component"], help=argparse.SUPPRESS)
+    parser.add_argument("--backlog", type=int, default=10_000,
+                        help="files waiting for the overhead/RSS run (0 skips)")  # fmt: skip
+    parser.add_argument("--child", choices=["raw", "component", "backlog"], help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     parser.add_argument("--sets", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -274,7 +371,8 @@ def main() -> None:
         import logging
 
         logging.basicConfig(level=logging.WARNING)
-        result = child_raw(args) if args.child == "raw" else child_component(args)
+        children = {"raw": child_raw, "component": child_component, "backlog": child_backlog}
+        result = children[args.child](args)
         result["peak_rss_mb"] = peak_rss_mb()
         print(json.dumps(result))
         return
@@ -311,6 +409,16 @@ def main() -> None:
         f"\npeak memory: raw {raw_mb:.0f} MB, component {component_mb:.0f} MB"
         f" (ratio {memory_ratio:.2f}, target <= 1.20)"
     )
+    if args.backlog:
+        backlog = run_child("backlog", args, model_dir, sets)
+        print(
+            f"\nwith {backlog['backlog']} files waiting: {backlog['overhead_ms_per_file']:.3f} ms"
+            " per file apart from inference; RSS "
+            f"{backlog['rss_start_mb']:.0f} MB at start, {backlog['rss_after_1000_mb'] or 0:.0f} MB"
+            f" after 1000 files, {backlog['rss_after_all_mb']:.0f} MB after "
+            f"{backlog['backlog']} (peak {backlog['peak_rss_mb']:.0f} MB)"
+        )
+        summary["backlog"] = backlog
     print(f"all targets met: {ok}   ({time.perf_counter() - started:.0f} s)")
     summary.update(
         raw_alone_ips=raw["raw_ips"],
