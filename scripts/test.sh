@@ -9,8 +9,8 @@ echo "== ruff format --check"
 ruff format --check .
 echo "== ruff check"
 ruff check .
-echo "== mypy (strict on app.py, app_config.py, stacks/, edge_constructs/)"
-mypy app.py app_config.py stacks edge_constructs --exclude 'runtime/'
+echo "== mypy (strict on app.py, app_config.py, stacks/, edge_constructs/, edge_follow/)"
+mypy app.py app_config.py stacks edge_constructs edge_follow --exclude 'runtime/'
 echo "== mypy --strict on the device component (component_src/edge_inference)"
 MYPYPATH=component_src mypy --strict -p edge_inference
 echo "== pytest"

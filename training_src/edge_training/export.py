@@ -103,7 +103,9 @@ def write_model_dir(model, class_names, input_shape, model_dir):
     return path
 
 
-def metadata(arch, model_path, input_shape, resize_shorter):
+def metadata(arch, model_path, input_shape, resize_shorter, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+    """docs/CONTRACTS.md ``metadata.json``; ``mean``/``std`` on the 0-1 scale (ImageNet's by
+    default: torchvision's weights; a model trained with other statistics passes its own)."""
     return {
         "schema_version": 1,
         "model_id": f"{arch}-{sha256_of(model_path)[:12]}",
@@ -112,8 +114,8 @@ def metadata(arch, model_path, input_shape, resize_shorter):
         "layout": "NCHW",
         "channel_order": "RGB",
         "scale": 1.0 / 255.0,
-        "mean": list(IMAGENET_MEAN),
-        "std": list(IMAGENET_STD),
+        "mean": list(mean),
+        "std": list(std),
         "resize_shorter": resize_shorter,
         "framework": "pytorch",
         "framework_version": torch.__version__.split("+")[0],
@@ -150,7 +152,15 @@ def export_onnx(model, input_shape, path):
 
 
 def write_output_data_dir(
-    model, arch, model_path, input_shape, resize_shorter, output_dir, with_onnx
+    model,
+    arch,
+    model_path,
+    input_shape,
+    resize_shorter,
+    output_dir,
+    with_onnx,
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
 ):
     """labels.json + metadata.json (+ model.onnx): usable as the component's ONNX model dir."""
     try:
@@ -159,7 +169,7 @@ def write_output_data_dir(
         raise TrainingInputError(f"cannot create output dir {output_dir}: {exc}") from None
     labels = os.path.join(os.path.dirname(model_path), LABELS_FILE)
     shutil.copyfile(labels, os.path.join(output_dir, LABELS_FILE))
-    info = metadata(arch, model_path, input_shape, resize_shorter)
+    info = metadata(arch, model_path, input_shape, resize_shorter, mean, std)
     write_json(os.path.join(output_dir, METADATA_FILE), info)
     if with_onnx:
         export_onnx(model, input_shape, os.path.join(output_dir, ONNX_FILE))

@@ -1,0 +1,119 @@
+"""One prediction message -> one line of output.
+
+Messages are the inference component's results (``component_src/README.md``, "Result
+messages"): ``{"input", "top": [{"index", "label", "score"}, ...], "latency_ms",
+"inference_ms", "model", "runtime", "timestamp"}``, or ``{"input", "error", ...}`` for an input
+that failed. Anything else is reported as malformed, and following goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+from typing import Any, Optional
+
+PREDICTIONS = "predictions"
+_SHOWN_BYTES = 80
+
+
+@dataclasses.dataclass(frozen=True)
+class Line:
+    """What to print: ``text`` to stdout, or, for a malformed message, to stderr."""
+
+    text: str
+    malformed: bool = False
+
+
+def topic_filter(prefix: str) -> str:
+    """``<prefix>/+/predictions``: every thing's predictions (the component's default topic is
+    ``edge-ai/{iot:thingName}/predictions``)."""
+    return f"{prefix}/+/{PREDICTIONS}"
+
+
+def topic_matches(topic_filter_: str, topic: str) -> bool:
+    """MQTT topic-filter matching (``+`` one level, ``#`` the rest), as a broker does."""
+    wanted, levels = topic_filter_.split("/"), topic.split("/")
+    for index, part in enumerate(wanted):
+        if part == "#":
+            return True
+        if index >= len(levels) or (part != "+" and part != levels[index]):
+            return False
+    return len(levels) == len(wanted)
+
+
+def thing_name(prefix: str, topic: str) -> str:
+    """The ``+`` level of ``<prefix>/+/predictions``; the whole topic when it does not match."""
+    head, tail = f"{prefix}/", f"/{PREDICTIONS}"
+    if topic.startswith(head) and topic.endswith(tail) and len(topic) > len(head) + len(tail):
+        return topic[len(head) : -len(tail)]
+    return topic
+
+
+def decode(payload: bytes) -> tuple[Optional[dict[str, Any]], str]:
+    """``(message, "")``, or ``(None, reason)`` when the payload is not a JSON object."""
+    try:
+        value = json.loads(payload.decode("utf-8"))
+    except UnicodeDecodeError:
+        return None, "not UTF-8"
+    except ValueError as err:
+        return None, f"not JSON ({err})"
+    if not isinstance(value, dict):
+        return None, f"a JSON {type(value).__name__}, not an object"
+    return value, ""
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _shown(payload: bytes) -> str:
+    text = payload[:_SHOWN_BYTES].decode("utf-8", errors="replace")
+    return repr(text) + ("..." if len(payload) > _SHOWN_BYTES else "")
+
+
+def _top(message: dict[str, Any]) -> Optional[str]:
+    top = message.get("top")
+    if not isinstance(top, list) or not top:
+        return None
+    parts = []
+    for entry in top:
+        if not isinstance(entry, dict) or not isinstance(entry.get("score"), (int, float)):
+            return None
+        label = entry.get("label", entry.get("index", "?"))
+        parts.append(f"{label} {float(entry['score']):.3f}")
+    return ", ".join(parts)
+
+
+def render(
+    prefix: str,
+    topic: str,
+    payload: bytes,
+    *,
+    as_json: bool,
+    received: Optional[str] = None,
+) -> Line:
+    """The line for one message on ``topic``; ``received`` is when it was published, if known."""
+    thing = thing_name(prefix, topic)
+    message, problem = decode(payload)
+    if message is None:
+        return Line(
+            f"{received or _now()}  {thing}  malformed payload ({problem}): {_shown(payload)}",
+            malformed=True,
+        )
+    if as_json:
+        return Line(json.dumps(message, separators=(",", ":"), ensure_ascii=False))
+    when = str(message.get("timestamp") or received or _now())
+    name = str(message.get("input", "?"))
+    if "error" in message:
+        return Line(f"{when}  {thing}  {name}  ERROR {message['error']}")
+    top = _top(message)
+    if top is None:
+        return Line(
+            f"{when}  {thing}  malformed prediction (no top list of label/score): "
+            f"{_shown(payload)}",
+            malformed=True,
+        )
+    latency = message.get("latency_ms")
+    suffix = f"  {float(latency):.1f} ms" if isinstance(latency, (int, float)) else ""
+    return Line(f"{when}  {thing}  {name}  {top}{suffix}")
