@@ -40,7 +40,8 @@ def user_data_script(*, installer_command: str, nucleus_version: str) -> str:
 # Edge AI demo core device: installs and provisions the Greengrass nucleus (see the README,
 # "Demo core device (real account)"). Log: {LOG_FILE}
 set -euo pipefail
-exec >>{LOG_FILE} 2>&1
+# To the log file and, through cloud-init, to the console (EC2 "Get system log").
+exec > >(tee -a {LOG_FILE}) 2>&1
 echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) demo device setup: start"
 
 if systemctl is-enabled --quiet greengrass.service 2>/dev/null; then
