@@ -30,8 +30,10 @@ OTHER = "edge-ai-dev-sensor-1"  # a real device of the same stage: must survive
 PROD_DEMO = "edge-ai-prod-demo-i-0123456789abcdef0"  # another stage's demo: must survive
 POLICIES = ("edge-ai-dev-GreengrassCoreDevicePolicy", "GreengrassTESCertificatePolicyAlias")
 PROPS = {"ThingNamePrefix": PREFIX, "ThingGroupName": GROUP, "ServiceToken": "arn:token"}
-DOCUMENT = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:*", ' \
+DOCUMENT = (
+    '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:*", '
     '"Resource": "*"}]}'
+)
 
 
 def provision(iot: Any, thing: str, *, in_group: bool = True) -> str:
@@ -98,9 +100,7 @@ def test_delete_removes_the_demo_things_certificates_and_core_devices_only(
     for name in (DEMO, REPLACED):  # sorted order
         stubber.add_response("delete_core_device", {}, {"coreDeviceThingName": name})
     stubber.add_response("list_core_devices", core_devices(DEMO, OTHER, f"{PREFIX}0orphan"))
-    stubber.add_response(
-        "delete_core_device", {}, {"coreDeviceThingName": f"{PREFIX}0orphan"}
-    )
+    stubber.add_response("delete_core_device", {}, {"coreDeviceThingName": f"{PREFIX}0orphan"})
 
     result = run_delete(iot, client)
 
@@ -152,9 +152,7 @@ def test_a_core_device_record_already_gone_is_tolerated(
     assert iot.list_things()["things"] == []
 
 
-def test_other_greengrass_errors_fail_the_delete(
-    iot: Any, greengrass: tuple[Any, Stubber]
-) -> None:
+def test_other_greengrass_errors_fail_the_delete(iot: Any, greengrass: tuple[Any, Stubber]) -> None:
     """A denied DeleteCoreDevice must fail the stack deletion, not leave records silently."""
     client, stubber = greengrass
     provision(iot, DEMO)
