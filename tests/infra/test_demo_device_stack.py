@@ -180,11 +180,15 @@ def test_installer_policy_allows_the_demo_thing_name(
     """Whatever its statements become, the installer must be allowed to create this thing."""
     devices = demo.template_json("dev/Devices")
     _, policy = only(devices, "AWS::IAM::ManagedPolicy")
+
+    def as_list(value: Any) -> list[Any]:
+        return value if isinstance(value, list) else [value]
+
     patterns = [
         render(resource).replace("<AWS::Region>", REGION)
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
-        if "iot:CreateThing" in statement["Action"]
-        for resource in statement["Resource"]
+        if statement["Effect"] == "Allow" and "iot:CreateThing" in as_list(statement["Action"])
+        for resource in as_list(statement["Resource"])
     ]
     instance_id, _ = only(template, "AWS::EC2::Instance")
     thing = render(template["Outputs"]["ThingName"]["Value"]).replace(
