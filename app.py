@@ -5,6 +5,7 @@
     cdk synth -c stage=prod   # another stage
     cdk synth -c stage=all    # every stage in cdk.json
     cdk synth -c input_shape=1,3,300,300 -c neo_target_device=jetson_nano   # overrides
+    cdk synth -c demo_device=true   # adds the demo core device stack (EC2)
 
 Stacks are environment-agnostic unless an account/region is given with ``-c account=...
 -c region=...`` or ``CDK_DEPLOY_ACCOUNT`` / ``CDK_DEPLOY_REGION``.
@@ -24,6 +25,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from app_config import DEFAULTS, ConfigError, PipelineConfig, load_config
 from stacks.artifact_stack import ArtifactStack
+from stacks.demo_device_stack import DemoDeviceStack
 from stacks.device_stack import DeviceStack
 from stacks.pipeline_stack import PipelineStack
 
@@ -77,6 +79,15 @@ def add_stage(app: cdk.App, config: PipelineConfig, env: cdk.Environment | None)
         stack_name=f"{name}-pipeline",
         description="Edge AI pipeline: training, Neo compilation, packaging, Greengrass",
     ).add_stack_dependency(devices)
+    if config.demo_device.enabled:
+        DemoDeviceStack(
+            stage,
+            "DemoDevice",
+            config=config,
+            prerequisites=devices.prerequisites,
+            stack_name=f"{name}-demo-device",
+            description="Edge AI pipeline: demo Greengrass core device on EC2 (optional)",
+        )
     cdk.Aspects.of(stage).add(AwsSolutionsChecks(verbose=True))
     return stage
 

@@ -77,6 +77,27 @@ MAX_TRAINING_WAIT_SECONDS = 43_200 - 1_800
 # Compilation waits inside one custom-resource call, which must answer within an hour.
 MAX_COMPILATION_SECONDS = 3_000
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653)
+# Instance types the demo core device may use: x86_64 (the default Neo target is LINUX/X86_64)
+# with at least 2 GiB of memory (the nucleus JVM plus the inference component). Memory in GiB
+# from the Amazon EC2 instance-type specifications,
+# https://docs.aws.amazon.com/ec2/latest/instancetypes/gp.html (general purpose) and
+# https://docs.aws.amazon.com/ec2/latest/instancetypes/co.html (compute optimized).
+DEMO_DEVICE_INSTANCE_MEMORY_GIB = {
+    "t3.small": 2,
+    "t3.medium": 4,
+    "t3.large": 8,
+    "t3.xlarge": 16,
+    "t3a.small": 2,
+    "t3a.medium": 4,
+    "t3a.large": 8,
+    "m5.large": 8,
+    "m6i.large": 8,
+    "m7i.large": 8,
+    "c5.large": 4,
+    "c6i.large": 4,
+    "c7i.large": 4,
+}
+DEMO_DEVICE_MIN_MEMORY_GIB = 2
 
 DEFAULTS: dict[str, Any] = {
     "prefix": "edge-ai",
@@ -114,6 +135,8 @@ DEFAULTS: dict[str, Any] = {
     "component_update_policy": "NOTIFY_COMPONENTS",
     "component_update_timeout_seconds": 60,
     "noncurrent_version_expiration_days": 90,
+    "demo_device": False,
+    "demo_device_instance_type": "t3.medium",
 }
 
 
@@ -173,6 +196,14 @@ class DeploymentConfig:
 
 
 @dataclass(frozen=True)
+class DemoDeviceConfig:
+    """The optional EC2 demo core device (stack ``<prefix>-<stage>-demo-device``)."""
+
+    enabled: bool
+    instance_type: str
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     """Everything the stacks need, validated. Built by :func:`load_config`."""
 
@@ -196,6 +227,7 @@ class PipelineConfig:
     publish_topic_prefix: str
     deployment: DeploymentConfig
     noncurrent_version_expiration_days: int
+    demo_device: DemoDeviceConfig = DemoDeviceConfig(enabled=False, instance_type="t3.medium")
 
     @property
     def trains(self) -> bool:
@@ -451,6 +483,14 @@ def build_config(stage: str, raw: Mapping[str, Any]) -> PipelineConfig:
             raw["log_retention_days"],
             f"CloudWatch Logs allows {', '.join(str(d) for d in LOG_RETENTION_DAYS)}",
         )
+    demo_enabled = _bool("demo_device", raw["demo_device"])
+    if demo_enabled and (target.os, target.arch, target.accelerator) != ("LINUX", "X86_64", None):
+        raise ConfigError(
+            "demo_device",
+            raw["demo_device"],
+            "the demo core device is an x86_64 Ubuntu instance: it needs "
+            f"neo_target_platform=LINUX/X86_64, not {target.slug}",
+        )
     return PipelineConfig(
         stage=_matching(
             "stage", stage, re.compile(r"^[a-z][a-z0-9]{0,11}$"), "1-12 lower-case letters/digits"
@@ -514,7 +554,25 @@ def build_config(stage: str, raw: Mapping[str, Any]) -> PipelineConfig:
             raw["noncurrent_version_expiration_days"],
             maximum=3_650,
         ),
+        demo_device=DemoDeviceConfig(
+            enabled=demo_enabled,
+            instance_type=_demo_instance_type(raw["demo_device_instance_type"]),
+        ),
     )
+
+
+def _demo_instance_type(value: object) -> str:
+    """An x86_64 instance type with at least 2 GiB of memory, from a known table."""
+    text = str(value).strip()
+    memory = DEMO_DEVICE_INSTANCE_MEMORY_GIB.get(text)
+    if memory is None or memory < DEMO_DEVICE_MIN_MEMORY_GIB:
+        raise ConfigError(
+            "demo_device_instance_type",
+            value,
+            f"an x86_64 type with at least {DEMO_DEVICE_MIN_MEMORY_GIB} GiB of memory: "
+            f"{', '.join(sorted(DEMO_DEVICE_INSTANCE_MEMORY_GIB))}",
+        )
+    return text
 
 
 def load_config(context: Mapping[str, Any], stage: str) -> PipelineConfig:

@@ -225,13 +225,17 @@ class CoreDevicePrerequisites(Construct):
             ],
         )
 
-    def installer_command(self, region: str) -> str:
-        """The Greengrass installer command line for a new device (thing name to be filled in)."""
+    def installer_command(self, region: str, device_name: str = "<device-name>") -> str:
+        """The Greengrass installer command line for a new device.
+
+        The thing name is ``<name_prefix>-<device_name>``; the default leaves a placeholder for
+        a person to fill in, a script passes a shell expression (``demo-"$INSTANCE_ID"``).
+        """
         return (
             'sudo -E java -Droot="/greengrass/v2" -Dlog.store=FILE '
             "-jar ./GreengrassInstaller/lib/Greengrass.jar "
             f"--aws-region {region} "
-            f"--thing-name {self.name_prefix}-<device-name> "
+            f"--thing-name {self.name_prefix}-{device_name} "
             f"--thing-group-name {self.thing_group.thing_group_name} "
             f"--thing-policy-name {self.core_device_policy.policy_name} "
             f"--tes-role-name {self.token_exchange_role_name} "

@@ -19,6 +19,8 @@ MODULES = [
     "compilation_handler",
     "packaging_logic",
     "packaging_handler",
+    "cleanup_logic",
+    "cleanup_handler",
 ]
 
 
@@ -56,6 +58,7 @@ def test_import_creates_no_client(module: str, monkeypatch: pytest.MonkeyPatch) 
         ("compilation_handler", "on_event"),
         ("compilation_handler", "is_complete"),
         ("packaging_handler", "handler"),
+        ("cleanup_handler", "on_event"),
     ],
 )
 def test_lambda_entry_points_exist(module: str, function: str) -> None:

@@ -70,3 +70,9 @@ def byo_jetson(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
         runtime_component="variant.DLR",
         nucleus_version="2.15.0",
     )
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """The default configuration plus the optional demo core device stack."""
+    return synthesize(tmp_path_factory.mktemp("demo"), demo_device="true")

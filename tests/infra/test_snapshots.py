@@ -15,7 +15,7 @@ def snapshot_json(snapshot):
     return snapshot.use_extension(JSONSnapshotExtension)
 
 
-@pytest.mark.parametrize("configuration", ["dev", "prod", "byo_jetson"])
+@pytest.mark.parametrize("configuration", ["dev", "prod", "byo_jetson", "demo"])
 def test_templates_match_snapshots(configuration, request, snapshot_json) -> None:
     synthesized = request.getfixturevalue(configuration)
     for name in sorted(synthesized.stacks):
