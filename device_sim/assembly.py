@@ -222,6 +222,7 @@ class Cloud:
     stacks: dict[str, DeployedStack] = field(default_factory=dict)  # by stack name
     s3: dict[str, dict[str, bytes]] = field(default_factory=dict)  # bucket -> key -> bytes
     bucket_regions: dict[str, str] = field(default_factory=dict)
+    bucket_policies: dict[str, Policy] = field(default_factory=dict)  # bucket -> policy
     roles: dict[str, Role] = field(default_factory=dict)  # by role name
     managed_policies: dict[str, Policy] = field(default_factory=dict)  # by ARN
     iot_policies: dict[str, Policy] = field(default_factory=dict)  # by policy name
@@ -624,6 +625,10 @@ class _Deployer:
                 "DomainName": f"{physical}.s3.{env.url_suffix}",
                 "RegionalDomainName": f"{physical}.s3.{env.region}.{env.url_suffix}",
             }
+        elif rtype == "AWS::S3::BucketPolicy":
+            cloud.bucket_policies[props["Bucket"]] = Policy(
+                f"{props['Bucket']} bucket policy", props["PolicyDocument"]
+            )
         elif rtype == "AWS::IAM::Role":
             physical = props.get("RoleName") or physical
             path = props.get("Path", "/")
