@@ -55,6 +55,7 @@ class PublicComponent:
     nucleus_range: str | None  # None: not found in any source on hand (reported, not guessed)
     platforms: tuple[tuple[str, str], ...]  # (os, architecture) of its manifests, "*" = any
     source: str
+    default_configuration: Mapping[str, Any] = field(default_factory=dict)
 
 
 _ML_COMPONENTS = (
@@ -69,6 +70,11 @@ PUBLIC_COMPONENTS: dict[str, PublicComponent] = {
         nucleus_range=">=2.0.0 <2.13.0",
         platforms=(("linux", "arm"), ("linux", "amd64"), ("linux", "aarch64"), ("windows", "*")),
         source=_ML_COMPONENTS,
+        default_configuration={
+            "MLRootPath": "../variant.DLR/greengrass_ml",
+            "WindowsMLRootPath": "%cd%\\..\\variant.DLR\\greengrass_ml",
+            "UseInstaller": "true",
+        },
     ),
     "aws.greengrass.LogManager": PublicComponent(
         name="aws.greengrass.LogManager",
@@ -296,6 +302,8 @@ def resolve_deployment(
         merge = update.get("Merge")
         merge_value = json.loads(merge) if isinstance(merge, str) and merge else merge
         defaults: Mapping[str, Any] = {}
+        if component.public and name in PUBLIC_COMPONENTS:
+            defaults = PUBLIC_COMPONENTS[name].default_configuration
         if component.recipe is not None:
             cfg = _ci_get(component.recipe, "ComponentConfiguration") or {}
             defaults = _ci_get(cfg, "DefaultConfiguration") or {}

@@ -96,8 +96,10 @@ def arn_matches(pattern: str, arn: str) -> bool:
         return True
     p_parts = pattern.split(":", 5)
     a_parts = arn.split(":", 5)
-    if len(p_parts) != 6 or len(a_parts) != 6:
-        return _glob(pattern, arn)
+    if len(a_parts) != 6:
+        return _glob(pattern, arn)  # not an ARN (e.g. "*" for account-wide actions)
+    if len(p_parts) != 6:
+        return False  # a pattern with fewer segments never matches a full ARN
     return all(_glob(p, a) for p, a in zip(p_parts, a_parts, strict=True))
 
 

@@ -95,6 +95,10 @@ class Interpolator:
         self.paths = paths
         self.thing_name = thing_name
         self.services = services
+        # configuration as resolve() has it so far: interpolated ones replace their originals
+        self.configurations: dict[str, Mapping[str, Any]] = {
+            n: s.configuration for n, s in services.items()
+        }
         self.unresolved: list[str] = []  # placeholders left as is, with why
 
     def system(self, name: str, version: str, namespace: str, key: str) -> str | None:
@@ -109,10 +113,9 @@ class Interpolator:
         return getter() if getter else None
 
     def _configuration(self, component: str, pointer: str) -> str | None:
-        service = self.services.get(component)
-        if service is None:
+        if component not in self.configurations:
             return None
-        found, value = json_pointer(service.configuration, pointer)
+        found, value = json_pointer(self.configurations[component], pointer)
         return _as_text(value) if found else None
 
     def replace(self, text: str, service: ServiceConfig, with_configuration: bool) -> str:
@@ -175,13 +178,18 @@ def resolve_services(
     *,
     interpolate_component_configuration: bool = False,
 ) -> tuple[dict[str, ResolvedService], list[str]]:
-    """``KernelConfigResolver.resolve``: interpolate every service; also return what was left."""
+    """``KernelConfigResolver.resolve``: interpolate every service; also return what was left.
+
+    As there, services are done one after the other: a service's configuration is interpolated
+    (if enabled) and stored before its lifecycle is, so ``{configuration:...}`` in a lifecycle
+    sees the interpolated value of services already done."""
     interpolator = Interpolator(paths, thing_name, services)
     out: dict[str, ResolvedService] = {}
     for name, service in services.items():
         configuration: Any = service.configuration
         if interpolate_component_configuration:
             configuration = interpolator.interpolate(configuration, service, False)
+            interpolator.configurations[name] = configuration
         lifecycle = interpolator.interpolate(service.lifecycle, service, True)
         out[name] = ResolvedService(name, service.version, dict(configuration), dict(lifecycle))
     return out, interpolator.unresolved
