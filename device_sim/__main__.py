@@ -26,44 +26,83 @@ def _parser() -> argparse.ArgumentParser:
         description="Simulated Greengrass V2 core device: provision, deploy, download, install, "
         "run, reboot offline and run again, on a synthesized cloud assembly. No AWS call is made.",
     )
-    parser.add_argument("--assembly", type=Path, default=Path("cdk.out"),
-                        help="cloud assembly folder (default: cdk.out)")  # fmt: skip
+    parser.add_argument(
+        "--assembly",
+        type=Path,
+        default=Path("cdk.out"),
+        help="cloud assembly folder (default: cdk.out)",
+    )
     parser.add_argument("--stage", default="dev", help="stage to deploy (default: dev)")
-    parser.add_argument("--platform", default="linux/amd64",
-                        help=f"device platform: {', '.join(sorted(PLATFORMS))} "
-                        "(default: linux/amd64)")  # fmt: skip
-    parser.add_argument("--root", type=Path, default=Path("build/device-sim"),
-                        help="the device's Greengrass root, recreated (default: build/device-sim)")  # fmt: skip
-    parser.add_argument("--device-name", default="sim-1",
-                        help="fills <device-name> in the stack's InstallerCommand (default: sim-1)")  # fmt: skip
-    parser.add_argument("--nucleus-version", default=DEFAULT_NUCLEUS_VERSION,
-                        help=f"the device's nucleus (default: {DEFAULT_NUCLEUS_VERSION})")  # fmt: skip
+    parser.add_argument(
+        "--platform",
+        default="linux/amd64",
+        help=f"device platform: {', '.join(sorted(PLATFORMS))} (default: linux/amd64)",
+    )
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=Path("build/device-sim"),
+        help="the device's Greengrass root, recreated (default: build/device-sim)",
+    )
+    parser.add_argument(
+        "--device-name",
+        default="sim-1",
+        help="fills <device-name> in the stack's InstallerCommand (default: sim-1)",
+    )
+    parser.add_argument(
+        "--nucleus-version",
+        default=DEFAULT_NUCLEUS_VERSION,
+        help=f"the device's nucleus (default: {DEFAULT_NUCLEUS_VERSION})",
+    )
     parser.add_argument("--region", default=Env.region, help=f"simulated region ({Env.region})")
     parser.add_argument("--account", default=Env.account, help="simulated account id")
-    parser.add_argument("--model", type=Path, default=None,
-                        help="Neo output folder to package (default: a tiny Neo-layout model "
-                        "that the real libdlr.so runs)")  # fmt: skip
-    parser.add_argument("--images", type=Path, default=None,
-                        help="input files for the inference component (default: two generated "
-                        "PNG images)")  # fmt: skip
-    parser.add_argument("--interpolate-component-configuration", choices=("true", "false"),
-                        default="false",
-                        help="the nucleus option of that name (default: false, as the nucleus)")  # fmt: skip
-    parser.add_argument("--wheelhouse", type=Path, default=None,
-                        help="first boot only: pip installs from this folder (PIP_NO_INDEX)")  # fmt: skip
-    parser.add_argument("--wait", type=float, default=90.0,
-                        help="seconds to wait for the results of each boot (default: 90)")  # fmt: skip
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="Neo output folder to package (default: a tiny Neo-layout model "
+        "that the real libdlr.so runs)",
+    )
+    parser.add_argument(
+        "--images",
+        type=Path,
+        default=None,
+        help="input files for the inference component (default: two generated PNG images)",
+    )
+    parser.add_argument(
+        "--interpolate-component-configuration",
+        choices=("true", "false"),
+        default="false",
+        help="the nucleus option of that name (default: false, as the nucleus)",
+    )
+    parser.add_argument(
+        "--wheelhouse",
+        type=Path,
+        default=None,
+        help="first boot only: pip installs from this folder (PIP_NO_INDEX)",
+    )
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=90.0,
+        help="seconds to wait for the results of each boot (default: 90)",
+    )
     parser.add_argument("--no-reboot", action="store_true", help="skip the offline reboot")
-    parser.add_argument("--resolve-only", action="store_true",
-                        help="stop after download and interpolation (no lifecycle)")  # fmt: skip
+    parser.add_argument(
+        "--resolve-only",
+        action="store_true",
+        help="stop after download and interpolation (no lifecycle)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")  # fmt: skip
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     error = _check(args)
     if error:
         print(f"device_sim: error: {error}", file=sys.stderr)
@@ -101,9 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"DENY {denied}")
     print(f"published {len(report.published)} messages to {args.root / 'mqtt' / 'published.jsonl'}")
     if not report.ok:
-        failed = report.failure or next(
-            StepFailed(s, d) for s, ok, d in report.steps if not ok
-        )
+        failed = report.failure or next(StepFailed(s, d) for s, ok, d in report.steps if not ok)
         print(f"device_sim: FAILED at {failed.step}: {failed.reason}", file=sys.stderr)
         return 1
     return 0

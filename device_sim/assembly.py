@@ -64,8 +64,9 @@ class Env:
     partition: str = "aws"
     url_suffix: str = "amazonaws.com"
 
-    def arn(self, service: str, resource: str, *, region: str | None = None,
-            account: str | None = None) -> str:  # fmt: skip
+    def arn(
+        self, service: str, resource: str, *, region: str | None = None, account: str | None = None
+    ) -> str:
         r = self.region if region is None else region
         a = self.account if account is None else account
         return f"arn:{self.partition}:{service}:{r}:{a}:{resource}"
@@ -158,9 +159,9 @@ def load_stage(assembly_dir: Path, stage: str) -> Stage:
         if aid in seen or aid not in stacks:
             return
         if aid in path:
-            raise AssemblyError(f"stack dependency cycle: {' -> '.join(path + (aid,))}")
+            raise AssemblyError(f"stack dependency cycle: {' -> '.join((*path, aid))}")
         for dep in stacks[aid].dependencies:
-            visit(dep, path + (aid,))
+            visit(dep, (*path, aid))
         seen.add(aid)
         ordered.append(stacks[aid])
 
@@ -245,8 +246,9 @@ class Cloud:
         role = self.roles.get(role_name)
         if role is None:
             raise AssemblyError(f"role {role_name} does not exist in the simulated account")
-        attached = [self.managed_policies[a] for a in role.managed_policy_arns
-                    if a in self.managed_policies]  # fmt: skip
+        attached = [
+            self.managed_policies[a] for a in role.managed_policy_arns if a in self.managed_policies
+        ]
         return [*role.policies, *attached]
 
     def role_alias_arn(self, alias: str) -> str:
@@ -257,8 +259,9 @@ class Cloud:
 class Resolver:
     """Resolves one template's intrinsic functions against the deployed state."""
 
-    def __init__(self, cloud: Cloud, stack: StackArtifact,
-                 deployed: dict[str, DeployedResource]) -> None:  # fmt: skip
+    def __init__(
+        self, cloud: Cloud, stack: StackArtifact, deployed: dict[str, DeployedResource]
+    ) -> None:
         self.cloud = cloud
         self.stack = stack
         self.deployed = deployed
@@ -294,14 +297,14 @@ class Resolver:
             self.conditions[name] = bool(self.resolve(spec))
         return self.conditions[name]
 
-    def resolve(self, value: Any) -> Any:  # noqa: C901 - one dispatch table
+    def resolve(self, value: Any) -> Any:
         if isinstance(value, list):
             items = [self.resolve(v) for v in value]
             return [v for v in items if v is not NO_VALUE]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             if key == "Ref":
                 return self.ref(arg)
             if key == "Fn::GetAtt":
@@ -606,12 +609,15 @@ class _Deployer:
                 exports[str(resolver.resolve(out["Export"]["Name"]))] = outputs[name]
         outputs["__exports__"] = exports
         self.cloud.stacks[stack.stack_name] = DeployedStack(
-            name=stack.stack_name, display_name=stack.display_name, resources=deployed,
+            name=stack.stack_name,
+            display_name=stack.display_name,
+            resources=deployed,
             outputs=outputs,
-        )  # fmt: skip
+        )
 
-    def create(self, stack: StackArtifact, logical: str, rtype: str,
-               props: dict[str, Any]) -> DeployedResource:  # fmt: skip
+    def create(
+        self, stack: StackArtifact, logical: str, rtype: str, props: dict[str, Any]
+    ) -> DeployedResource:
         env, cloud = self.env, self.cloud
         attrs: dict[str, Any] = {}
         physical = _generated_name(env, stack.stack_name, logical, 64)
@@ -633,8 +639,9 @@ class _Deployer:
             physical = props.get("RoleName") or physical
             path = props.get("Path", "/")
             arn = f"arn:{env.partition}:iam::{env.account}:role{path}{physical}"
-            role = Role(name=physical, arn=arn,
-                        managed_policy_arns=list(props.get("ManagedPolicyArns", [])))  # fmt: skip
+            role = Role(
+                name=physical, arn=arn, managed_policy_arns=list(props.get("ManagedPolicyArns", []))
+            )
             for p in props.get("Policies", []):
                 role.policies.append(Policy(p["PolicyName"], p["PolicyDocument"]))
             cloud.roles[physical] = role
@@ -647,7 +654,9 @@ class _Deployer:
                 )
         elif rtype == "AWS::IAM::ManagedPolicy":
             name = props.get("ManagedPolicyName") or physical
-            physical = f"arn:{env.partition}:iam::{env.account}:policy{props.get('Path', '/')}{name}"
+            physical = (
+                f"arn:{env.partition}:iam::{env.account}:policy{props.get('Path', '/')}{name}"
+            )
             cloud.managed_policies[physical] = Policy(name, props["PolicyDocument"])
             for role_name in props.get("Roles", []):
                 cloud.roles[role_name].managed_policy_arns.append(physical)
@@ -684,9 +693,10 @@ class _Deployer:
             attrs = {"Arn": physical, "ComponentName": name, "ComponentVersion": version}
         elif rtype == "AWS::GreengrassV2::Deployment":
             cloud.deployments.append(props)
-            physical = "sim-deployment-" + hashlib.sha256(
-                json.dumps(props, sort_keys=True).encode()
-            ).hexdigest()[:12]
+            physical = (
+                "sim-deployment-"
+                + hashlib.sha256(json.dumps(props, sort_keys=True).encode()).hexdigest()[:12]
+            )
             attrs = {"DeploymentId": physical}
         elif rtype.startswith("Custom::"):
             physical, attrs = self.custom(rtype, props)
@@ -699,9 +709,11 @@ class _Deployer:
                 uri = logic.model_artifact_uri(props["OutputS3Uri"], props["JobName"])
             self.put(uri, _training_archive(self.stand_ins.labels))
             self.cloud.notes.append(f"SageMaker training stand-in wrote {uri}")
-            return props["JobName"], {"JobName": props["JobName"], "ModelArtifactUri": uri,
-                                      "TrainingJobArn": self.env.arn(
-                                          "sagemaker", f"training-job/{props['JobName']}")}  # fmt: skip
+            return props["JobName"], {
+                "JobName": props["JobName"],
+                "ModelArtifactUri": uri,
+                "TrainingJobArn": self.env.arn("sagemaker", f"training-job/{props['JobName']}"),
+            }
         if rtype == "Custom::CompilationJob":
             target = props.get("TargetDevice") or "_".join(
                 p for p in (props.get("TargetPlatformOs"), props.get("TargetPlatformArch")) if p
@@ -711,7 +723,7 @@ class _Deployer:
             self.put(uri, _tar_folder(self.stand_ins.model_dir))
             upstream = props.get("ModelArtifactUri", "")
             if upstream.startswith("s3://"):
-                bucket, key = _split_s3(upstream)
+                bucket = _split_s3(upstream)[0]
                 if bucket not in self.cloud.bucket_regions:
                     # A brought model lives in the user's own bucket: put it there.
                     self.put(upstream, _training_archive(self.stand_ins.labels))
@@ -726,9 +738,11 @@ class _Deployer:
             self.cloud.notes.append(f"SageMaker Neo stand-in wrote {uri}")
             return props["JobName"], dict(data)
         if rtype in ("Custom::ModelPackage", "Custom::PublishedArtifact"):
-            event = {"RequestType": "Create", "ResourceType": rtype,
-                     "ResourceProperties": {k: v for k, v in props.items()
-                                            if k != "ServiceToken"}}  # fmt: skip
+            event = {
+                "RequestType": "Create",
+                "ResourceType": rtype,
+                "ResourceProperties": {k: v for k, v in props.items() if k != "ServiceToken"},
+            }
             with handler_module(self.stage, "packaging_logic") as logic:
                 response = logic.on_event(event, self.s3)
             return str(response["PhysicalResourceId"]), dict(response.get("Data", {}))
@@ -816,13 +830,20 @@ def deploy_stage(stage: Stage, env: Env, stand_ins: StandIns) -> Cloud:
     with tempfile.TemporaryDirectory(prefix="device-sim-") as tmp, mock_aws():
         _ = tmp
         s3 = boto3.client(
-            "s3", region_name=env.region, aws_access_key_id="sim", aws_secret_access_key="sim"
+            "s3",
+            region_name=env.region,
+            aws_access_key_id="sim",
+            aws_secret_access_key="sim",  # noqa: S106 - moto, no AWS call
         )
         return _Deployer(stage, env, stand_ins, s3).deploy()
 
 
-def default_stand_ins(workdir: Path, input_shape: tuple[int, ...], num_classes: int = 10,
-                      model_dir: Path | None = None) -> StandIns:  # fmt: skip
+def default_stand_ins(
+    workdir: Path,
+    input_shape: tuple[int, ...],
+    num_classes: int = 10,
+    model_dir: Path | None = None,
+) -> StandIns:
     """The model folder Neo would have produced; default: the tiny Neo-layout classifier built
     for the real ``libdlr.so`` (``tests/support/neo_model.py``) at the stack's input shape."""
     labels = {str(i): f"class-{i}" for i in range(num_classes)}

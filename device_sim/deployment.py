@@ -247,7 +247,8 @@ def resolve_deployment(
     os_name, arch = PLATFORMS[platform]
     if len(cloud.deployments) != 1:
         raise DeploymentFailed(
-            f"expected one AWS::GreengrassV2::Deployment in the stage, found {len(cloud.deployments)}"
+            "expected one AWS::GreengrassV2::Deployment in the stage, found "
+            f"{len(cloud.deployments)}"
         )
     document = cloud.deployments[0]
     group = "thinggroup/" + str(document.get("TargetArn", "")).rsplit("/", 1)[-1]
@@ -300,7 +301,11 @@ def resolve_deployment(
         spec = targets.get(name, {})
         update = spec.get("ConfigurationUpdate") or {}
         merge = update.get("Merge")
-        merge_value = json.loads(merge) if isinstance(merge, str) and merge else merge
+        merge_value: Mapping[str, Any] | None = None
+        if isinstance(merge, str) and merge:
+            merge_value = json.loads(merge)
+        elif isinstance(merge, Mapping):
+            merge_value = merge
         defaults: Mapping[str, Any] = {}
         if component.public and name in PUBLIC_COMPONENTS:
             defaults = PUBLIC_COMPONENTS[name].default_configuration
@@ -327,8 +332,14 @@ def resolve_deployment(
     return Resolution(platform, active_nucleus, resolved, order, constraints, notes)
 
 
-def _resolve_one(cloud: Cloud, name: str, requirements: Mapping[str, str], os_name: str,
-                 arch: str, notes: list[str]) -> ResolvedComponent:  # fmt: skip
+def _resolve_one(
+    cloud: Cloud,
+    name: str,
+    requirements: Mapping[str, str],
+    os_name: str,
+    arch: str,
+    notes: list[str],
+) -> ResolvedComponent:
     private = sorted(
         (v for (n, v) in cloud.components if n == name), key=parse_version, reverse=True
     )
@@ -370,7 +381,9 @@ def _resolve_one(cloud: Cloud, name: str, requirements: Mapping[str, str], os_na
     if public.nucleus_range is None:
         notes.append(f"{name}@{version}: nucleus range unknown ({public.source})")
     else:
-        dependencies[NUCLEUS] = {"VersionRequirement": public.nucleus_range,
-                                 "DependencyType": "SOFT"}  # fmt: skip
+        dependencies[NUCLEUS] = {
+            "VersionRequirement": public.nucleus_range,
+            "DependencyType": "SOFT",
+        }
         notes.append(f"{name}@{version}: nucleus range {public.nucleus_range} ({public.source})")
     return ResolvedComponent(name, version, True, None, None, {}, {}, dependencies, [])

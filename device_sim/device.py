@@ -78,7 +78,7 @@ class DeviceOptions:
     platform: str = "linux/amd64"
     device_name: str = "sim-1"
     nucleus_version: str = DEFAULT_NUCLEUS_VERSION
-    env: Env = Env()
+    env: Env = field(default_factory=Env)
     model_dir: Path | None = None
     images: Path | None = None
     interpolate_component_configuration: bool = False
@@ -166,21 +166,22 @@ class Device:
             raise StepFailed("provision", str(error)) from None
         self.report.provision = result
         self.certificate_policies = [
-            cloud.iot_policies[name] for name in result.iot_policies_attached
+            cloud.iot_policies[name]
+            for name in result.iot_policies_attached
             if name in cloud.iot_policies
-        ]  # fmt: skip
+        ]
         self.report.step("provision", True, f"thing {args.thing_name}, {len(result.calls)} calls")
 
     def resolve(self, cloud: Cloud) -> Resolution:
         try:
-            resolution = resolve_deployment(cloud, self.options.platform, self.options.nucleus_version)
+            resolution = resolve_deployment(
+                cloud, self.options.platform, self.options.nucleus_version
+            )
         except RuntimeError as error:
             raise StepFailed("resolve deployment", str(error)) from None
         self.report.resolution = resolution
         self.report.notes.extend(resolution.notes)
-        pinned = ", ".join(
-            f"{n}@{resolution.components[n].version}" for n in resolution.order
-        )
+        pinned = ", ".join(f"{n}@{resolution.components[n].version}" for n in resolution.order)
         self.report.step("resolve deployment", True, f"{self.options.platform}: {pinned}")
         return resolution
 
@@ -202,9 +203,11 @@ class Device:
             for name, c in resolution.components.items()
         }
         resolved, unresolved = resolve_services(
-            services, self.paths, self.thing_name,
+            services,
+            self.paths,
+            self.thing_name,
             interpolate_component_configuration=self.options.interpolate_component_configuration,
-        )  # fmt: skip
+        )
         self.report.services = resolved
         self.report.notes.extend(f"left as is: {u}" for u in unresolved)
         recipes = self.paths.recipes()
@@ -216,11 +219,22 @@ class Device:
                 )
         (self.paths.root / "config").mkdir(exist_ok=True)
         (self.paths.root / "config" / "effectiveConfig.json").write_text(
-            json.dumps({"services": {n: {"version": s.version, "configuration": s.configuration,
-                                         "lifecycle": s.lifecycle} for n, s in resolved.items()},
-                        "interpolateComponentConfiguration":
-                            self.options.interpolate_component_configuration},
-                       indent=2)  # fmt: skip
+            json.dumps(
+                {
+                    "services": {
+                        n: {
+                            "version": s.version,
+                            "configuration": s.configuration,
+                            "lifecycle": s.lifecycle,
+                        }
+                        for n, s in resolved.items()
+                    },
+                    "interpolateComponentConfiguration": (
+                        self.options.interpolate_component_configuration
+                    ),
+                },
+                indent=2,
+            )
         )
         self.report.step("interpolate", True, f"{len(unresolved)} placeholders left as is")
         return resolved
@@ -242,8 +256,10 @@ class Device:
         self.client_ids = self.mqtt_connections()
         for client_id in self.client_ids:
             resource = cloud.env.arn("iot", f"client/{client_id}")
-            decision = evaluate(self.certificate_policies,
-                                Request("iot:Connect", resource, self.iot_context(client_id)))  # fmt: skip
+            decision = evaluate(
+                self.certificate_policies,
+                Request("iot:Connect", resource, self.iot_context(client_id)),
+            )
             if not decision.allowed:
                 raise StepFailed("mqtt connect", f"iot:Connect on {resource}: {decision.reason}")
         self.report.step("mqtt connect", True, ", ".join(self.client_ids))
@@ -254,8 +270,9 @@ class Device:
             index = len(self.report.published) + len(self.report.denied)
             client_id = self.client_ids[index % len(self.client_ids)]
         resource = self.cloud.env.arn("iot", f"topic/{request.topic}")
-        decision = evaluate(self.certificate_policies,
-                            Request("iot:Publish", resource, self.iot_context(client_id)))  # fmt: skip
+        decision = evaluate(
+            self.certificate_policies, Request("iot:Publish", resource, self.iot_context(client_id))
+        )
         if not decision.allowed:
             with self._lock:
                 self.report.denied.append(
@@ -266,8 +283,13 @@ class Device:
             payload: Any = json.loads(request.payload)
         except (json.JSONDecodeError, UnicodeDecodeError):
             payload = request.payload.decode("utf-8", "replace")
-        line = {"topic": request.topic, "payload": payload, "qos": request.qos,
-                "client_id": client_id, "time": time.time()}  # fmt: skip
+        line = {
+            "topic": request.topic,
+            "payload": payload,
+            "qos": request.qos,
+            "client_id": client_id,
+            "time": time.time(),
+        }
         mqtt = self.paths.root / "mqtt"
         mqtt.mkdir(exist_ok=True)
         with self._lock:
@@ -276,25 +298,42 @@ class Device:
                 out.write(json.dumps(line, sort_keys=True) + "\n")
 
     # ------------------------------------------------------------ boots
-    def boot(self, label: str, network: bool, resolution: Resolution,
-             services: dict[str, ResolvedService], images: list[Path]) -> Boot:  # fmt: skip
+    def boot(
+        self,
+        label: str,
+        network: bool,
+        resolution: Resolution,
+        services: dict[str, ResolvedService],
+        images: list[Path],
+    ) -> Boot:
         socket_path = self.paths.root / "ipc.socket"
-        server = IpcServer(socket_path, configuration=lambda n: services[n].configuration,
-                           on_publish=self.on_publish)  # fmt: skip
+        server = IpcServer(
+            socket_path,
+            configuration=lambda n: services[n].configuration,
+            on_publish=self.on_publish,
+        )
         tokens = {name: server.register(name) for name in services}
 
         def ipc_env(name: str) -> dict[str, str]:
-            return {"SVCUID": tokens[name], "AWS_CONTAINER_AUTHORIZATION_TOKEN": tokens[name],
-                    "AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH": str(socket_path),
-                    "AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT": str(socket_path)}  # fmt: skip
+            return {
+                "SVCUID": tokens[name],
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN": tokens[name],
+                "AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH": str(socket_path),
+                "AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT": str(socket_path),
+            }
 
         extra: dict[str, str] = {}
         if network and self.options.wheelhouse is not None:
             extra = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(self.options.wheelhouse)}
         assert self.cloud is not None
-        runner = LifecycleRunner(self.paths, thing_name=self.thing_name,
-                                 region=self.cloud.env.region, ipc_env=ipc_env, extra_env=extra,
-                                 network=network)  # fmt: skip
+        runner = LifecycleRunner(
+            self.paths,
+            thing_name=self.thing_name,
+            region=self.cloud.env.region,
+            ipc_env=ipc_env,
+            extra_env=extra,
+            network=network,
+        )
         if not network:
             self.report.notes.append(f"{label}: network refused with {runner.isolation}")
         dependencies = {n: frozenset(resolution.components[n].dependencies) for n in services}
@@ -309,8 +348,11 @@ class Device:
         try:
             for result in boot.results:
                 ok = result.outcome not in ("failed", "timeout")
-                self.report.step(f"{label}: {result.component} {result.step}", ok,
-                                 f"{result.outcome} {result.detail}".strip())  # fmt: skip
+                self.report.step(
+                    f"{label}: {result.component} {result.step}",
+                    ok,
+                    f"{result.outcome} {result.detail}".strip(),
+                )
             if boot.broken:
                 return boot
             self.feed_and_wait(label, services, images)
@@ -323,8 +365,9 @@ class Device:
                 LOG.info("%s: %s exited with %s", label, name, code)
         return boot
 
-    def feed_and_wait(self, label: str, services: Mapping[str, ResolvedService],
-                      images: list[Path]) -> None:  # fmt: skip
+    def feed_and_wait(
+        self, label: str, services: Mapping[str, ResolvedService], images: list[Path]
+    ) -> None:
         consumers = [s for s in services.values() if "InputDir" in s.configuration]
         if not consumers or not images:
             return
@@ -355,9 +398,12 @@ class Device:
             self.report.step(f"{label}: publish", False, self.report.denied[-1])
         elif published < len(images):
             tail = LifecycleRunner.log_tail_of(self.paths, service.name)
-            self.report.step(f"{label}: publish", False,
-                             f"{published} of {len(images)} results within "
-                             f"{self.options.wait_seconds:.0f} s; log: {tail}")  # fmt: skip
+            self.report.step(
+                f"{label}: publish",
+                False,
+                f"{published} of {len(images)} results within "
+                f"{self.options.wait_seconds:.0f} s; log: {tail}",
+            )
         else:
             self.report.step(f"{label}: publish", True, f"{published} messages")
 

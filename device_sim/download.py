@@ -145,23 +145,29 @@ class Downloader:
             raise DownloadFailed(f"{name}: artifact URI {uri!r} is not s3:// (not simulated)")
         algorithm = artifact.get("Algorithm")
         if not algorithm:
-            raise DownloadFailed(f"{name}: Algorithm missing from artifact {uri} (ArtifactDownloader)")
+            raise DownloadFailed(
+                f"{name}: Algorithm missing from artifact {uri} (ArtifactDownloader)"
+            )
         if str(algorithm).upper() not in ("SHA-256", "SHA256"):
             raise DownloadFailed(f"{name}: digest algorithm {algorithm} is not simulated")
         bucket, key = split_s3(uri)
         bucket_arn = f"arn:{self.cloud.env.partition}:s3:::{bucket}"
         object_arn = f"{bucket_arn}/{key}"
-        location = ("GetBucketLocation", "s3:GetBucketLocation", bucket_arn,
-                    "S3_GET_BUCKET_LOCATION_ACCESS_DENIED")  # fmt: skip
+        location = (
+            "GetBucketLocation",
+            "s3:GetBucketLocation",
+            bucket_arn,
+            "S3_GET_BUCKET_LOCATION_ACCESS_DENIED",
+        )
         self.authorize(name, *location)
-        self.authorize(name, "HeadObject", "s3:GetObject", object_arn,
-                       "S3_HEAD_OBJECT_ACCESS_DENIED")  # fmt: skip
+        self.authorize(
+            name, "HeadObject", "s3:GetObject", object_arn, "S3_HEAD_OBJECT_ACCESS_DENIED"
+        )
         data = self.cloud.s3.get(bucket, {}).get(key)
         if data is None:
             raise DownloadFailed(f"{name}: S3 HeadObject returns 404 Resource Not Found: {uri}")
         self.authorize(name, *location)
-        self.authorize(name, "GetObject", "s3:GetObject", object_arn,
-                       "S3_GET_OBJECT_ACCESS_DENIED")  # fmt: skip
+        self.authorize(name, "GetObject", "s3:GetObject", object_arn, "S3_GET_OBJECT_ACCESS_DENIED")
         digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
         if digest != artifact.get("Digest"):
             raise DownloadFailed(

@@ -75,9 +75,7 @@ def _as_list(value: Any) -> list[Any]:
 
 def _glob(pattern: str, text: str, *, ignore_case: bool = False) -> bool:
     """``*`` any run of characters, ``?`` one character; everything else literal."""
-    regex = "".join(
-        ".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern
-    )
+    regex = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
     flags = re.DOTALL | (re.IGNORECASE if ignore_case else 0)
     return re.fullmatch(regex, text, flags) is not None
 
@@ -233,9 +231,9 @@ def condition_matches(condition: Mapping[str, Any], context: Mapping[str, Contex
         if operator.startswith(("ForAnyValue:", "ForAllValues:")):
             raise PolicyError(f"condition set operator {raw_operator!r} is not supported")
         for key, expected_raw in block.items():
-            expected = [str(v).lower() if isinstance(v, bool) else str(v) for v in _as_list(
-                expected_raw
-            )]
+            expected = [
+                str(v).lower() if isinstance(v, bool) else str(v) for v in _as_list(expected_raw)
+            ]
             present = key in context
             if operator == "Null":
                 want_absent = expected and expected[0].lower() == "true"
@@ -317,4 +315,3 @@ def evaluate(policies: Iterable[Policy], request: Request) -> Decision:
     if allow is not None:
         return Decision(True, f"allowed by {allow}", allow)
     return Decision(False, "no statement allows it (implicit deny)")
-

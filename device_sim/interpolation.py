@@ -90,8 +90,9 @@ def _as_text(value: Any) -> str:
 
 
 class Interpolator:
-    def __init__(self, paths: NucleusPaths, thing_name: str,
-                 services: Mapping[str, ServiceConfig]) -> None:  # fmt: skip
+    def __init__(
+        self, paths: NucleusPaths, thing_name: str, services: Mapping[str, ServiceConfig]
+    ) -> None:
         self.paths = paths
         self.thing_name = thing_name
         self.services = services

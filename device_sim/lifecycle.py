@@ -5,7 +5,8 @@ Followed (aws-greengrass-nucleus):
 * ``lifecyclemanager/Lifecycle.java``: the nucleus runs ``install`` at every launch of a
   component (new deployment, reboot, nucleus restart); default timeouts
   ``DEFAULT_INSTALL_STAGE_TIMEOUT_IN_SEC`` = 120 s, ``DEFAULT_STARTUP_STAGE_TIMEOUT_IN_SEC`` =
-  120 s; ``run`` has no timeout unless the recipe sets one (``GenericExternalService.handleRunScript``).
+  120 s; ``run`` has no timeout unless the recipe sets one
+  (``GenericExternalService.handleRunScript``).
 * ``lifecyclemanager/GenericExternalService.java`` ``shouldSkip``: ``Skipif`` is ``onpath CMD``
   (CMD found on the nucleus's PATH) or ``exists FILE``, optionally negated with ``!``; any other
   operator is an invalid configuration. Lifecycle keys are case-insensitive (config topics).
@@ -86,7 +87,9 @@ def step_of(lifecycle: Mapping[str, Any], name: str) -> Step | None:
         raise LifecycleFailed(f"lifecycle step {name} is neither a script nor an object")
     script = _ci(raw, "Script")
     if script is None:
-        raise LifecycleFailed(f"lifecycle step {name} has no Script (generic-service-invalid-config)")
+        raise LifecycleFailed(
+            f"lifecycle step {name} has no Script (generic-service-invalid-config)"
+        )
     timeout = _ci(raw, "Timeout")
     return Step(
         name=name,
@@ -183,8 +186,14 @@ class LifecycleRunner:
         env.update(step.setenv)
         if not self.network and self.isolation.startswith("proxy"):
             closed = "http://127.0.0.1:9"
-            for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
-                         "all_proxy"):  # fmt: skip
+            for name in (
+                "HTTP_PROXY",
+                "HTTPS_PROXY",
+                "ALL_PROXY",
+                "http_proxy",
+                "https_proxy",
+                "all_proxy",
+            ):
                 env[name] = closed
             env["NO_PROXY"] = env["no_proxy"] = ""
         return env
@@ -197,8 +206,9 @@ class LifecycleRunner:
     def _log(self, component: str) -> IO[bytes]:
         return (self.paths.root / "logs" / f"{component}.log").open("ab")
 
-    def run_step(self, service: ResolvedService, step: Step, default_timeout: int | None,
-                 boot: Boot) -> StepResult:  # fmt: skip
+    def run_step(
+        self, service: ResolvedService, step: Step, default_timeout: int | None, boot: Boot
+    ) -> StepResult:
         env = self.environment(service, step)
         if step.skipif and should_skip(step.skipif, env["PATH"], env["HOME"]):
             return StepResult(service.name, step.name, "skipped", 0.0, f"Skipif {step.skipif}")
@@ -209,21 +219,31 @@ class LifecycleRunner:
         with self._log(service.name) as log:
             log.write(f"--- {boot.label}: {step.name} ---\n".encode())
             log.flush()
-            process = subprocess.Popen(  # noqa: S603 - the recipe's own script, as the nucleus
-                self._command(step.script), cwd=cwd, env=env, stdout=log, stderr=log,
+            process = subprocess.Popen(
+                self._command(step.script),
+                cwd=cwd,
+                env=env,
+                stdout=log,
+                stderr=log,
                 start_new_session=True,
-            )  # fmt: skip
+            )
             try:
                 code = process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 stop(process)
-                return StepResult(service.name, step.name, "timeout", time.monotonic() - started,
-                                  f"timed out after {timeout} s")  # fmt: skip
+                return StepResult(
+                    service.name,
+                    step.name,
+                    "timeout",
+                    time.monotonic() - started,
+                    f"timed out after {timeout} s",
+                )
         seconds = time.monotonic() - started
         if code != 0:
             tail = self.log_tail(service.name)
-            return StepResult(service.name, step.name, "failed", seconds,
-                              f"exit code {code}; log tail: {tail}")  # fmt: skip
+            return StepResult(
+                service.name, step.name, "failed", seconds, f"exit code {code}; log tail: {tail}"
+            )
         return StepResult(service.name, step.name, "ok", seconds)
 
     def log_tail(self, component: str, lines: int = 2) -> str:
@@ -237,8 +257,10 @@ class LifecycleRunner:
 
     def start(self, service: ResolvedService, boot: Boot) -> None:
         lifecycle = service.lifecycle
-        for name, default in (("Install", DEFAULT_INSTALL_TIMEOUT),
-                              ("Startup", DEFAULT_STARTUP_TIMEOUT)):  # fmt: skip
+        for name, default in (
+            ("Install", DEFAULT_INSTALL_TIMEOUT),
+            ("Startup", DEFAULT_STARTUP_TIMEOUT),
+        ):
             step = step_of(lifecycle, name)
             if step is None:
                 continue
@@ -259,14 +281,23 @@ class LifecycleRunner:
         with self._log(service.name) as log:
             log.write(f"--- {boot.label}: Run ---\n".encode())
             log.flush()
-            boot.processes[service.name] = subprocess.Popen(  # noqa: S603
-                self._command(run.script), cwd=cwd, env=env, stdout=log, stderr=log,
+            boot.processes[service.name] = subprocess.Popen(
+                self._command(run.script),
+                cwd=cwd,
+                env=env,
+                stdout=log,
+                stderr=log,
                 start_new_session=True,
-            )  # fmt: skip
+            )
         boot.results.append(StepResult(service.name, "Run", "started", 0.0))
 
-    def boot(self, label: str, services: Mapping[str, ResolvedService], order: list[str],
-             dependencies: Mapping[str, frozenset[str]]) -> Boot:  # fmt: skip
+    def boot(
+        self,
+        label: str,
+        services: Mapping[str, ResolvedService],
+        order: list[str],
+        dependencies: Mapping[str, frozenset[str]],
+    ) -> Boot:
         boot = Boot(label)
         for name in order:
             service = services.get(name)

@@ -133,7 +133,11 @@ class _Replay:
         self.args = args
         self.principal = list(principal)
         env = cloud.env
-        self.iot = lambda resource: env.arn("iot", resource, region=args.region)
+
+        def iot(resource: str) -> str:
+            return env.arn("iot", resource, region=args.region)
+
+        self.iot = iot
         cert_id = hashlib.sha256(args.thing_name.encode()).hexdigest()
         self.result = ProvisionResult(
             thing_name=args.thing_name,
@@ -161,15 +165,19 @@ class _Replay:
         a, cloud, iot = self.args, self.cloud, self.iot
         # DeviceProvisioningHelper.createThing
         policy_exists = a.thing_policy_name in cloud.iot_policies
-        self.call(Call("createThing", "iot:GetPolicy", iot(f"policy/{a.thing_policy_name}")),
-                  exists=policy_exists)  # fmt: skip
+        self.call(
+            Call("createThing", "iot:GetPolicy", iot(f"policy/{a.thing_policy_name}")),
+            exists=policy_exists,
+        )
         if not policy_exists:  # ResourceNotFoundException -> createPolicy (allow-all document)
             self.call(Call("createThing", "iot:CreatePolicy", iot(f"policy/{a.thing_policy_name}")))
         self.call(Call("createThing", "iot:DescribeEndpoint", "*"), note="iot:Data-ATS")
         self.call(Call("createThing", "iot:DescribeEndpoint", "*"), note="iot:CredentialProvider")
         self.call(Call("createThing", "iot:CreateKeysAndCertificate", "*"))
-        self.call(Call("createThing", "iot:AttachPolicy", self.result.certificate_arn),
-                  note=f"{a.thing_policy_name} -> certificate")  # fmt: skip
+        self.call(
+            Call("createThing", "iot:AttachPolicy", self.result.certificate_arn),
+            note=f"{a.thing_policy_name} -> certificate",
+        )
         self.result.iot_policies_attached.append(a.thing_policy_name)
         self.call(Call("createThing", "iot:CreateThing", self.result.thing_arn))
         self.call(Call("createThing", "iot:AttachThingPrincipal", self.result.thing_arn))
@@ -177,8 +185,9 @@ class _Replay:
         if a.thing_group_name:
             group_arn = iot(f"thinggroup/{a.thing_group_name}")
             group_exists = a.thing_group_name in cloud.thing_groups
-            self.call(Call("addThingToGroup", "iot:DescribeThingGroup", group_arn),
-                      exists=group_exists)  # fmt: skip
+            self.call(
+                Call("addThingToGroup", "iot:DescribeThingGroup", group_arn), exists=group_exists
+            )
             if not group_exists:
                 self.call(Call("addThingToGroup", "iot:CreateThingGroup", group_arn))
             # AddThingToThingGroup is authorized on the group and on the thing.
@@ -187,44 +196,64 @@ class _Replay:
         # DeviceProvisioningHelper.setupIoTRoleForTes
         alias_arn = iot(f"rolealias/{a.tes_role_alias_name}")
         alias_exists = a.tes_role_alias_name in cloud.role_aliases
-        self.call(Call("setupIoTRoleForTes", "iot:DescribeRoleAlias", alias_arn),
-                  exists=alias_exists)  # fmt: skip
+        self.call(
+            Call("setupIoTRoleForTes", "iot:DescribeRoleAlias", alias_arn), exists=alias_exists
+        )
         iam_arn = f"arn:{cloud.env.partition}:iam::{cloud.env.account}"
         if not alias_exists:
             role_exists = a.tes_role_name in cloud.roles
-            self.call(Call("setupIoTRoleForTes", "iam:GetRole", f"{iam_arn}:role/{a.tes_role_name}"),
-                      exists=role_exists)  # fmt: skip
+            self.call(
+                Call("setupIoTRoleForTes", "iam:GetRole", f"{iam_arn}:role/{a.tes_role_name}"),
+                exists=role_exists,
+            )
             if not role_exists:
-                self.call(Call("setupIoTRoleForTes", "iam:CreateRole",
-                               f"{iam_arn}:role/{a.tes_role_name}"))  # fmt: skip
+                self.call(
+                    Call(
+                        "setupIoTRoleForTes", "iam:CreateRole", f"{iam_arn}:role/{a.tes_role_name}"
+                    )
+                )
             self.call(Call("setupIoTRoleForTes", "iot:CreateRoleAlias", alias_arn))
-            self.call(Call("setupIoTRoleForTes", "iam:PassRole", f"{iam_arn}:role/{a.tes_role_name}"))
+            self.call(
+                Call("setupIoTRoleForTes", "iam:PassRole", f"{iam_arn}:role/{a.tes_role_name}")
+            )
         tes_policy = f"GreengrassTESCertificatePolicy{a.tes_role_alias_name}"
         tes_policy_exists = tes_policy in cloud.iot_policies
-        self.call(Call("setupIoTRoleForTes", "iot:GetPolicy", iot(f"policy/{tes_policy}")),
-                  exists=tes_policy_exists)  # fmt: skip
+        self.call(
+            Call("setupIoTRoleForTes", "iot:GetPolicy", iot(f"policy/{tes_policy}")),
+            exists=tes_policy_exists,
+        )
         if not tes_policy_exists:
             self.call(Call("setupIoTRoleForTes", "iot:CreatePolicy", iot(f"policy/{tes_policy}")))
-        self.call(Call("setupIoTRoleForTes", "iot:AttachPolicy", self.result.certificate_arn),
-                  note=f"{tes_policy} -> certificate")  # fmt: skip
+        self.call(
+            Call("setupIoTRoleForTes", "iot:AttachPolicy", self.result.certificate_arn),
+            note=f"{tes_policy} -> certificate",
+        )
         self.result.iot_policies_attached.append(tes_policy)
         # DeviceProvisioningHelper.createAndAttachRolePolicy / getPolicyArn
         access = f"{a.tes_role_name}Access"
         managed = f"arn:{cloud.env.partition}:iam::aws:policy/{access}"
         found = False
-        if self.call(Call("getPolicyArn", "iam:GetPolicy", managed, on_denied="tolerate"),
-                     exists=False):  # fmt: skip
+        if self.call(
+            Call("getPolicyArn", "iam:GetPolicy", managed, on_denied="tolerate"), exists=False
+        ):
             pass  # no AWS-managed policy has this name: NoSuchEntityException, caught
         self.call(Call("getPolicyArn", "sts:GetCallerIdentity", "*"))
         customer = f"{iam_arn}:policy/{access}"
         customer_exists = customer in cloud.managed_policies
-        if self.call(Call("getPolicyArn", "iam:GetPolicy", customer, on_denied="tolerate"),
-                     exists=customer_exists):  # fmt: skip
+        if self.call(
+            Call("getPolicyArn", "iam:GetPolicy", customer, on_denied="tolerate"),
+            exists=customer_exists,
+        ):
             found = customer_exists
         if not found:
             self.call(Call("createAndAttachRolePolicy", "iam:CreatePolicy", customer))
-            self.call(Call("createAndAttachRolePolicy", "iam:AttachRolePolicy",
-                           f"{iam_arn}:role/{a.tes_role_name}"))  # fmt: skip
+            self.call(
+                Call(
+                    "createAndAttachRolePolicy",
+                    "iam:AttachRolePolicy",
+                    f"{iam_arn}:role/{a.tes_role_name}",
+                )
+            )
         return self.result
 
 

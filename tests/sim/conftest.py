@@ -54,10 +54,22 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
     first boot then installs from PyPI) when they cannot be downloaded."""
     folder = tmp_path_factory.mktemp("wheelhouse")
     result = subprocess.run(
-        [DEVICE_PYTHON, "-m", "pip", "download", "--disable-pip-version-check", "-q",
-         "-d", str(folder), "-r", str(REPO_ROOT / "component_src" / "requirements.txt")],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            DEVICE_PYTHON,
+            "-m",
+            "pip",
+            "download",
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+            str(folder),
+            "-r",
+            str(REPO_ROOT / "component_src" / "requirements.txt"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return folder if result.returncode == 0 else None
 
 
@@ -78,34 +90,61 @@ def run_device(root: Path, assembly: Path, stage: str, **options: object) -> Run
 
 
 @pytest.fixture(scope="session")
-def granted_dev_run(tmp_path_factory: pytest.TempPathFactory, dev_assembly: Path,
-                    wheelhouse: Path | None, sample_images: Path) -> Run:  # fmt: skip
+def granted_dev_run(
+    tmp_path_factory: pytest.TempPathFactory,
+    dev_assembly: Path,
+    wheelhouse: Path | None,
+    sample_images: Path,
+) -> Run:
     """dev, linux/amd64, with the test grants for defects 1 and 2 and a nucleus configured with
     interpolateComponentConfiguration=true (papering over defect 3): the whole device, reboot
     included."""
     return run_device(
-        tmp_path_factory.mktemp("dev-root") / "gg", dev_assembly, "dev",
-        images=sample_images, wheelhouse=wheelhouse, cloud_patch=grant_all,
-        interpolate_component_configuration=True, wait_seconds=60,
-    )  # fmt: skip
+        tmp_path_factory.mktemp("dev-root") / "gg",
+        dev_assembly,
+        "dev",
+        images=sample_images,
+        wheelhouse=wheelhouse,
+        cloud_patch=grant_all,
+        interpolate_component_configuration=True,
+        wait_seconds=60,
+    )
 
 
 @pytest.fixture(scope="session")
-def granted_prod_run(tmp_path_factory: pytest.TempPathFactory, prod_assembly: Path,
-                     wheelhouse: Path | None, sample_images: Path) -> Run:  # fmt: skip
+def granted_prod_run(
+    tmp_path_factory: pytest.TempPathFactory,
+    prod_assembly: Path,
+    wheelhouse: Path | None,
+    sample_images: Path,
+) -> Run:
     return run_device(
-        tmp_path_factory.mktemp("prod-root") / "gg", prod_assembly, "prod",
-        images=sample_images, wheelhouse=wheelhouse, cloud_patch=grant_all,
-        interpolate_component_configuration=True, wait_seconds=60,
-    )  # fmt: skip
+        tmp_path_factory.mktemp("prod-root") / "gg",
+        prod_assembly,
+        "prod",
+        images=sample_images,
+        wheelhouse=wheelhouse,
+        cloud_patch=grant_all,
+        interpolate_component_configuration=True,
+        wait_seconds=60,
+    )
 
 
 @pytest.fixture(scope="session")
-def default_nucleus_run(tmp_path_factory: pytest.TempPathFactory, dev_assembly: Path,
-                        wheelhouse: Path | None, sample_images: Path) -> Run:  # fmt: skip
+def default_nucleus_run(
+    tmp_path_factory: pytest.TempPathFactory,
+    dev_assembly: Path,
+    wheelhouse: Path | None,
+    sample_images: Path,
+) -> Run:
     """dev with the grants for defects 1 and 2 on a default nucleus (no reboot)."""
     return run_device(
-        tmp_path_factory.mktemp("default-root") / "gg", dev_assembly, "dev",
-        images=sample_images, wheelhouse=wheelhouse, cloud_patch=grant_all, reboot=False,
+        tmp_path_factory.mktemp("default-root") / "gg",
+        dev_assembly,
+        "dev",
+        images=sample_images,
+        wheelhouse=wheelhouse,
+        cloud_patch=grant_all,
+        reboot=False,
         wait_seconds=30,
-    )  # fmt: skip
+    )

@@ -17,8 +17,14 @@ def grant_installer_tes_policies(cloud: Cloud) -> None:
         {
             "Sid": "TestGrantDefect1",
             "Effect": "Allow",
-            "Action": ["iot:GetPolicy", "iot:CreatePolicy", "iot:AttachPolicy", "iam:GetPolicy",
-                       "iam:CreatePolicy", "iam:AttachRolePolicy"],
+            "Action": [
+                "iot:GetPolicy",
+                "iot:CreatePolicy",
+                "iot:AttachPolicy",
+                "iam:GetPolicy",
+                "iam:CreatePolicy",
+                "iam:AttachRolePolicy",
+            ],
             "Resource": "*",
         }
     )
@@ -31,9 +37,10 @@ def grant_get_bucket_location(cloud: Cloud) -> None:
     role_arn = cloud.role_aliases[alias]
     role = next(r for r in cloud.roles.values() if r.arn == role_arn)
     role.policies.append(
-        Policy("TestGrantDefect2", {"Statement": [{"Effect": "Allow",
-                                                   "Action": "s3:GetBucketLocation",
-                                                   "Resource": "*"}]})
+        Policy(
+            "TestGrantDefect2",
+            {"Statement": [{"Effect": "Allow", "Action": "s3:GetBucketLocation", "Resource": "*"}]},
+        )
     )
 
 

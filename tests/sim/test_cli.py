@@ -12,8 +12,13 @@ from tests.infra.conftest import REPO_ROOT
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "device_sim", *args], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "device_sim", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize(
@@ -21,7 +26,10 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     [
         (["--assembly", "/no/such/cdk.out"], "--assembly /no/such/cdk.out: no such folder"),
         (["--stage", "qa"], "unknown stage 'qa' in"),
-        (["--platform", "linux/riscv64"], "--platform 'linux/riscv64': supported: linux/aarch64, linux/amd64"),
+        (
+            ["--platform", "linux/riscv64"],
+            "--platform 'linux/riscv64': supported: linux/aarch64, linux/amd64",
+        ),
         (["--nucleus-version", "2.x"], "--nucleus-version '2.x': expected X.Y.Z"),
         (["--images", "/no/such/dir"], "--images /no/such/dir: no such folder"),
         (["--wait", "0"], "--wait 0.0: must be positive"),

@@ -38,13 +38,21 @@ def _resolution(artifact: dict[str, object]) -> Resolution:
 
 def _artifact(data: bytes, **extra: object) -> dict[str, object]:
     digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
-    return {"Uri": f"s3://{BUCKET}/c/code.zip", "Digest": digest, "Algorithm": "SHA-256",
-            "Unarchive": "ZIP", **extra}  # fmt: skip
+    return {
+        "Uri": f"s3://{BUCKET}/c/code.zip",
+        "Digest": digest,
+        "Algorithm": "SHA-256",
+        "Unarchive": "ZIP",
+        **extra,
+    }
 
 
 def _role(*actions: str) -> list[Policy]:
-    return [Policy("tes", {"Statement": [{"Effect": "Allow", "Action": list(actions),
-                                          "Resource": "*"}]})]  # fmt: skip
+    return [
+        Policy(
+            "tes", {"Statement": [{"Effect": "Allow", "Action": list(actions), "Resource": "*"}]}
+        )
+    ]
 
 
 def _downloader(tmp_path: Path, data: bytes, policies: list[Policy]) -> Downloader:
@@ -65,7 +73,11 @@ def test_download_checks_digest_and_unarchives_into_the_stem_folder(tmp_path: Pa
     mode = (unarchived / "top.txt").stat().st_mode & 0o777
     assert mode & 0o400 and not mode & 0o077  # Read: OWNER by default
     assert [c.split(" (")[0] for c in downloader.report.calls] == [
-        "ALLOW GetBucketLocation", "ALLOW HeadObject", "ALLOW GetBucketLocation", "ALLOW GetObject"]
+        "ALLOW GetBucketLocation",
+        "ALLOW HeadObject",
+        "ALLOW GetBucketLocation",
+        "ALLOW GetObject",
+    ]
 
 
 def test_missing_get_bucket_location_is_denied_first(tmp_path: Path) -> None:
@@ -80,7 +92,8 @@ def test_digest_mismatch_and_missing_algorithm(tmp_path: Path) -> None:
     policies = _role("s3:GetObject", "s3:GetBucketLocation")
     with pytest.raises(DownloadFailed, match="ARTIFACT_CHECKSUM_MISMATCH"):
         _downloader(tmp_path, data, policies).download_all(
-            _resolution(_artifact(data, Digest="AAAA")))  # fmt: skip
+            _resolution(_artifact(data, Digest="AAAA"))
+        )
     artifact = _artifact(data)
     del artifact["Algorithm"]
     with pytest.raises(DownloadFailed, match="Algorithm missing from artifact"):
@@ -110,20 +123,30 @@ def _service(lifecycle: dict[str, object]) -> ResolvedService:
 
 
 def _runner(tmp_path: Path, network: bool = True) -> LifecycleRunner:
-    return LifecycleRunner(NucleusPaths(tmp_path), thing_name="t-1", region="eu-west-1",
-                           ipc_env=lambda name: {"SVCUID": f"TOKEN-{name}"}, network=network)  # fmt: skip
+    return LifecycleRunner(
+        NucleusPaths(tmp_path),
+        thing_name="t-1",
+        region="eu-west-1",
+        ipc_env=lambda name: {"SVCUID": f"TOKEN-{name}"},
+        network=network,
+    )
 
 
 def test_install_runs_in_the_work_folder_with_the_nucleus_environment(tmp_path: Path) -> None:
-    service = _service({
-        "Setenv": {"FROM_RECIPE": "r"},
-        "Install": {"Script": "env > install.env; pwd > install.pwd", "Setenv": {"STEP": "s"}},
-    })  # fmt: skip
+    service = _service(
+        {
+            "Setenv": {"FROM_RECIPE": "r"},
+            "Install": {"Script": "env > install.env; pwd > install.pwd", "Setenv": {"STEP": "s"}},
+        }
+    )
     boot = _runner(tmp_path).boot("b", {"c": service}, ["c"], {})
     assert not boot.broken
     work = tmp_path / "work/c"
-    env = dict(line.split("=", 1) for line in (work / "install.env").read_text().splitlines()
-               if "=" in line)  # fmt: skip
+    env = dict(
+        line.split("=", 1)
+        for line in (work / "install.env").read_text().splitlines()
+        if "=" in line
+    )
     assert (work / "install.pwd").read_text().strip() == str(work)
     assert env["SVCUID"] == "TOKEN-c" and env["AWS_IOT_THING_NAME"] == "t-1"
     assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "eu-west-1"
@@ -161,7 +184,9 @@ def test_install_timeout_and_run_stopped_with_sigterm(tmp_path: Path) -> None:
 
 def test_offline_boot_has_no_network(tmp_path: Path) -> None:
     runner = _runner(tmp_path, network=False)
-    probe = ("python3 -c \"import socket; s = socket.socket(); s.settimeout(3); "
-             "s.connect(('1.1.1.1', 443))\"")  # fmt: skip
+    probe = (
+        'python3 -c "import socket; s = socket.socket(); s.settimeout(3); '
+        "s.connect(('1.1.1.1', 443))\""
+    )
     boot = runner.boot("b", {"c": _service({"Install": probe})}, ["c"], {})
     assert "c" in boot.broken, runner.isolation

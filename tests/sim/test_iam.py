@@ -27,9 +27,13 @@ def test_default_deny_names_it() -> None:
 def test_explicit_deny_wins_over_allow() -> None:
     p = policy(
         allow("s3:*", "*"),
-        {"Sid": "NoLogs", "Effect": "Deny", "Action": "s3:GetObject",
-         "Resource": "arn:aws:s3:::b/logs/*"},
-    )  # fmt: skip
+        {
+            "Sid": "NoLogs",
+            "Effect": "Deny",
+            "Action": "s3:GetObject",
+            "Resource": "arn:aws:s3:::b/logs/*",
+        },
+    )
     assert evaluate([p], Request("s3:GetObject", "arn:aws:s3:::b/data/x")).allowed
     decision = evaluate([p], Request("s3:GetObject", "arn:aws:s3:::b/logs/x"))
     assert not decision.allowed and decision.statement == "p#NoLogs"
@@ -43,13 +47,16 @@ def test_action_wildcards_are_case_insensitive() -> None:
 
 
 def test_resource_wildcard_stays_in_its_arn_segment() -> None:
-    assert arn_matches("arn:aws:iot:*:111122223333:thing/edge-*", "arn:aws:iot:eu-west-1:"
-                       "111122223333:thing/edge-1")  # fmt: skip
+    assert arn_matches(
+        "arn:aws:iot:*:111122223333:thing/edge-*", "arn:aws:iot:eu-west-1:111122223333:thing/edge-1"
+    )
     # '*' in the region segment cannot swallow the account segment
     assert not arn_matches("arn:aws:iot:*:thing/x", "arn:aws:iot:eu-west-1:111122223333:thing/x")
     # the resource segment spans '/' and ':'
-    assert arn_matches("arn:aws:logs:r:a:log-group:/aws/greengrass/*",
-                       "arn:aws:logs:r:a:log-group:/aws/greengrass/x:log-stream:y")  # fmt: skip
+    assert arn_matches(
+        "arn:aws:logs:r:a:log-group:/aws/greengrass/*",
+        "arn:aws:logs:r:a:log-group:/aws/greengrass/x:log-stream:y",
+    )
 
 
 def test_not_action_and_not_resource() -> None:
@@ -60,7 +67,9 @@ def test_not_action_and_not_resource() -> None:
 
 
 def test_thing_policy_variable_resolves_only_when_present() -> None:
-    p = policy(allow("iot:Publish", "arn:aws:iot:r:a:topic/edge-ai/${iot:Connection.Thing.ThingName}/*"))
+    p = policy(
+        allow("iot:Publish", "arn:aws:iot:r:a:topic/edge-ai/${iot:Connection.Thing.ThingName}/*")
+    )
     resource = "arn:aws:iot:r:a:topic/edge-ai/dev-1/predictions"
     own = {"iot:Connection.Thing.ThingName": "dev-1"}
     assert evaluate([p], Request("iot:Publish", resource, own)).allowed
@@ -79,16 +88,25 @@ def test_variable_value_is_literal_not_a_wildcard() -> None:
 
 def test_conditions_string_like_bool_arn_like() -> None:
     p = policy(
-        allow("s3:GetObject", "*", Condition={
-            "Bool": {"aws:SecureTransport": "true"},
-            "StringLike": {"aws:userid": ["AROA*:device-*"]},
-            "ArnLike": {"aws:SourceArn": "arn:aws:iot:*:111122223333:thing/*"},
-        })
-    )  # fmt: skip
-    ok = {"aws:SecureTransport": True, "aws:userid": "AROAXYZ:device-7",
-          "aws:SourceArn": "arn:aws:iot:eu-west-1:111122223333:thing/t"}  # fmt: skip
+        allow(
+            "s3:GetObject",
+            "*",
+            Condition={
+                "Bool": {"aws:SecureTransport": "true"},
+                "StringLike": {"aws:userid": ["AROA*:device-*"]},
+                "ArnLike": {"aws:SourceArn": "arn:aws:iot:*:111122223333:thing/*"},
+            },
+        )
+    )
+    ok = {
+        "aws:SecureTransport": True,
+        "aws:userid": "AROAXYZ:device-7",
+        "aws:SourceArn": "arn:aws:iot:eu-west-1:111122223333:thing/t",
+    }
     assert evaluate([p], Request("s3:GetObject", "x", ok)).allowed
-    assert not evaluate([p], Request("s3:GetObject", "x", {**ok, "aws:SecureTransport": False})).allowed
+    assert not evaluate(
+        [p], Request("s3:GetObject", "x", {**ok, "aws:SecureTransport": False})
+    ).allowed
     missing = {k: v for k, v in ok.items() if k != "aws:userid"}
     assert not evaluate([p], Request("s3:GetObject", "x", missing)).allowed
 
@@ -96,12 +114,17 @@ def test_conditions_string_like_bool_arn_like() -> None:
 def test_negated_operator_matches_a_missing_key_and_if_exists() -> None:
     deny_plain_http = policy(
         allow("s3:*", "*"),
-        {"Effect": "Deny", "Action": "s3:*", "Resource": "*",
-         "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
-    )  # fmt: skip
+        {
+            "Effect": "Deny",
+            "Action": "s3:*",
+            "Resource": "*",
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        },
+    )
     assert evaluate([deny_plain_http], Request("s3:GetObject", "x", {"aws:SecureTransport": True}))
-    assert not evaluate([deny_plain_http],
-                        Request("s3:GetObject", "x", {"aws:SecureTransport": False}))  # fmt: skip
+    assert not evaluate(
+        [deny_plain_http], Request("s3:GetObject", "x", {"aws:SecureTransport": False})
+    )
     p = policy(allow("s3:*", "*", Condition={"StringNotEquals": {"aws:PrincipalTag/team": "x"}}))
     assert evaluate([p], Request("s3:GetObject", "x")).allowed  # key absent: negated matches
     q = policy(allow("s3:*", "*", Condition={"StringEqualsIfExists": {"aws:PrincipalTag/t": "x"}}))

@@ -13,20 +13,26 @@ def services(interp_config: dict[str, object] | None = None) -> dict[str, Servic
     app = ServiceConfig(
         name="com.example.App",
         version="1.0.0",
-        configuration=interp_config or {
+        configuration=interp_config
+        or {
             "Topic": "edge/{iot:thingName}/out",
-            "accessControl": {"aws.greengrass.ipc.mqttproxy": {"p": {"resources": [
-                "edge/{iot:thingName}/out"]}}},
-        },  # fmt: skip
+            "accessControl": {
+                "aws.greengrass.ipc.mqttproxy": {"p": {"resources": ["edge/{iot:thingName}/out"]}}
+            },
+        },
         lifecycle={
             "Setenv": {"P": "{artifacts:decompressedPath}/code", "W": "{work:path}"},
-            "Run": {"Script": "run {configuration:/Topic} {kernel:rootPath} "
-                    "{com.example.Lib:artifacts:path} {com.example.Lib:configuration:/Level} "
-                    "{com.example.Far:work:path} {unknown:thing}"},
-        },  # fmt: skip
+            "Run": {
+                "Script": "run {configuration:/Topic} {kernel:rootPath} "
+                "{com.example.Lib:artifacts:path} {com.example.Lib:configuration:/Level} "
+                "{com.example.Far:work:path} {unknown:thing}"
+            },
+        },
         dependencies=frozenset({"com.example.Lib"}),
     )
-    lib = ServiceConfig("com.example.Lib", "2.1.0", {"Level": 3}, {}, frozenset({"com.example.Far"}))
+    lib = ServiceConfig(
+        "com.example.Lib", "2.1.0", {"Level": 3}, {}, frozenset({"com.example.Far"})
+    )
     far = ServiceConfig("com.example.Far", "0.1.0", {}, {}, frozenset())
     return {s.name: s for s in (app, lib, far)}
 
@@ -56,10 +62,16 @@ def test_configuration_is_not_interpolated_by_default() -> None:
 
 
 def test_configuration_interpolated_with_system_parameters_only_when_enabled() -> None:
-    svc = services({"Topic": "edge/{iot:thingName}/out", "Copy": "{configuration:/Topic}",
-                    "Path": "{work:path}"})  # fmt: skip
-    out, _ = resolve_services(svc, NucleusPaths(ROOT), "thing-1",
-                              interpolate_component_configuration=True)  # fmt: skip
+    svc = services(
+        {
+            "Topic": "edge/{iot:thingName}/out",
+            "Copy": "{configuration:/Topic}",
+            "Path": "{work:path}",
+        }
+    )
+    out, _ = resolve_services(
+        svc, NucleusPaths(ROOT), "thing-1", interpolate_component_configuration=True
+    )
     config = out["com.example.App"].configuration
     assert config["Topic"] == "edge/thing-1/out"
     assert config["Path"] == "/gg/work/com.example.App"
@@ -72,7 +84,14 @@ def test_json_pointer_escapes_and_containers() -> None:
     doc = {"a/b": {"c~d": [1, {"e": True}]}}
     assert json_pointer(doc, "/a~1b/c~0d/1/e") == (True, True)
     assert json_pointer(doc, "/missing") == (False, None)
-    svc = {"x": ServiceConfig("x", "1.0.0", {"M": {"k": [1, 2]}, "B": False},
-                              {"Run": "{configuration:/M} {configuration:/B}"}, frozenset())}  # fmt: skip
+    svc = {
+        "x": ServiceConfig(
+            "x",
+            "1.0.0",
+            {"M": {"k": [1, 2]}, "B": False},
+            {"Run": "{configuration:/M} {configuration:/B}"},
+            frozenset(),
+        )
+    }
     out, _ = resolve_services(svc, NucleusPaths(ROOT), "t")
     assert out["x"].lifecycle["Run"] == '{"k":[1,2]} false'

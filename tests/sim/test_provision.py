@@ -15,9 +15,15 @@ from device_sim.provision import (
 )
 
 ENV = Env()
-ARGS = InstallerArgs(region=ENV.region, thing_name="dev-1", thing_group_name="Group",
-                     thing_policy_name="ThingPolicy", tes_role_name="TesRole",
-                     tes_role_alias_name="TesAlias", provision=True)  # fmt: skip
+ARGS = InstallerArgs(
+    region=ENV.region,
+    thing_name="dev-1",
+    thing_group_name="Group",
+    thing_policy_name="ThingPolicy",
+    tes_role_name="TesRole",
+    tes_role_alias_name="TesAlias",
+    provision=True,
+)
 
 
 def cloud() -> Cloud:
@@ -34,15 +40,23 @@ def principal(*statements: dict[str, object]) -> list[Policy]:
 
 
 def test_allow_all_replays_the_whole_sequence() -> None:
-    result = provision(cloud(), ARGS, principal({"Effect": "Allow", "Action": "*", "Resource": "*"}))
+    result = provision(
+        cloud(), ARGS, principal({"Effect": "Allow", "Action": "*", "Resource": "*"})
+    )
     actions = [c.action for c, _, _ in result.calls]
     assert actions[:3] == ["iot:GetPolicy", "iot:DescribeEndpoint", "iot:DescribeEndpoint"]
     # TES certificate policy and role policy do not exist: created and attached
     assert actions[-9:] == [
-        "iot:DescribeRoleAlias", "iot:GetPolicy", "iot:CreatePolicy", "iot:AttachPolicy",
-        "iam:GetPolicy", "sts:GetCallerIdentity", "iam:GetPolicy", "iam:CreatePolicy",
+        "iot:DescribeRoleAlias",
+        "iot:GetPolicy",
+        "iot:CreatePolicy",
+        "iot:AttachPolicy",
+        "iam:GetPolicy",
+        "sts:GetCallerIdentity",
+        "iam:GetPolicy",
+        "iam:CreatePolicy",
         "iam:AttachRolePolicy",
-    ]  # fmt: skip
+    ]
     assert result.iot_policies_attached == ["ThingPolicy", "GreengrassTESCertificatePolicyTesAlias"]
 
 
@@ -59,9 +73,12 @@ def test_existing_policies_are_reused_not_created() -> None:
 def test_get_policy_denied_aborts_at_the_tes_certificate_policy() -> None:
     scoped = principal(
         {"Effect": "Allow", "NotAction": "iot:GetPolicy", "Resource": "*"},
-        {"Effect": "Allow", "Action": "iot:GetPolicy",
-         "Resource": ENV.arn("iot", "policy/ThingPolicy")},
-    )  # fmt: skip
+        {
+            "Effect": "Allow",
+            "Action": "iot:GetPolicy",
+            "Resource": ENV.arn("iot", "policy/ThingPolicy"),
+        },
+    )
     with pytest.raises(ProvisioningDenied) as denied:
         provision(cloud(), ARGS, scoped)
     assert str(denied.value).startswith(
@@ -85,7 +102,9 @@ def test_iam_get_policy_denial_is_tolerated_but_create_policy_is_not() -> None:
 def test_parse_installer_command_fills_the_device_name() -> None:
     args = parse_installer_command(
         "sudo -E java -jar Greengrass.jar --aws-region eu-west-1 --thing-name p-dev-<device-name> "
-        "--tes-role-name R --provision true", "box-1")  # fmt: skip
+        "--tes-role-name R --provision true",
+        "box-1",
+    )
     assert args.thing_name == "p-dev-box-1" and args.tes_role_name == "R"
     assert args.tes_role_alias_name == "GreengrassV2TokenExchangeRoleAlias"  # installer default
     with pytest.raises(ProvisioningError, match="colon"):
