@@ -156,11 +156,11 @@ class Device:
         return stage, cloud
 
     def provision(self, cloud: Cloud) -> None:
-        args = parse_installer_command(
-            str(cloud.output("Devices", "InstallerCommand")), self.options.device_name
-        )
-        self.thing_name = args.thing_name
         try:
+            args = parse_installer_command(
+                str(cloud.output("Devices", "InstallerCommand")), self.options.device_name
+            )
+            self.thing_name = args.thing_name
             result = provision(cloud, args, installer_principal(cloud))
         except RuntimeError as error:
             raise StepFailed("provision", str(error)) from None
@@ -379,7 +379,7 @@ class Device:
         for image in images:
             staging = input_dir.parent / f".{image.name}.part"
             shutil.copyfile(image, staging)
-            staging.rename(input_dir / f"{label.split(':')[0]}-{image.name}")
+            staging.rename(input_dir / f"boot{len(self.report.boots)}-{image.name}")
         deadline = time.monotonic() + self.options.wait_seconds
         want = before + len(images)
         while time.monotonic() < deadline:

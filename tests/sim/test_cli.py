@@ -52,8 +52,19 @@ def test_not_an_assembly(tmp_path: Path) -> None:
     assert "not a cloud assembly (no manifest.json)" in result.stderr
 
 
-def test_denied_step_is_printed_and_exit_is_1(tmp_path: Path, dev_assembly: Path) -> None:
-    result = cli("--assembly", str(dev_assembly), "--root", str(tmp_path / "gg"), "--resolve-only")
+def test_failed_step_is_printed_and_exit_is_1(tmp_path: Path, dev_assembly: Path) -> None:
+    """GreengrassSetup.provision refuses a thing name with a colon, whatever the policies."""
+    result = cli(
+        "--assembly",
+        str(dev_assembly),
+        "--root",
+        str(tmp_path / "gg"),
+        "--device-name",
+        "bad:name",
+        "--resolve-only",
+    )
     assert result.returncode == 1
-    assert "FAIL provision: ProvisioningDenied: iot:GetPolicy on " in result.stdout
-    assert result.stderr.strip().startswith("device_sim: FAILED at provision: ")
+    assert "FAIL provision: Thing name cannot contain colon characters" in result.stdout
+    assert result.stderr.strip() == (
+        "device_sim: FAILED at provision: Thing name cannot contain colon characters"
+    )
