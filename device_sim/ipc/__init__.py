@@ -33,8 +33,10 @@ them, the simulator does not. An operation outside the model gets the nucleus's 
 
 How close to the real thing:
 
-- Same wire protocol, byte for byte: the component's unmodified ``GreengrassCoreIPCClientV2``
-  (awsiotsdk over awscrt's C event-stream client) connects to it over a Unix domain socket.
+- Same wire protocol: the component's unmodified ``GreengrassCoreIPCClientV2`` (awsiotsdk over
+  awscrt's C event-stream client) connects to it over a Unix domain socket. Frames, header types
+  and header order are aws-c-event-stream's; JSON bodies are compact as the nucleus's Gson writes
+  them, though keys may come in another order.
   awscrt has no event-stream server in Python (``awscrt.eventstream.rpc`` holds only
   ``ClientConnection``), so framing (:mod:`device_sim.ipc.eventstream`) and the RPC rules are
   written here from aws-c-event-stream's format and ``event_stream_rpc_server.c``: CONNECT first,

@@ -277,10 +277,14 @@ def read_message(sock: socket.socket) -> Optional[Message]:
 def rpc_headers(
     message_type: MessageType, flags: int = 0, stream_id: int = 0, *extra: Header
 ) -> list[Header]:
-    """``:message-type``, ``:message-flags``, ``:stream-id`` and then ``extra``."""
+    """``extra``, then ``:message-type``, ``:message-flags`` and ``:stream-id``.
+
+    The order aws-c-event-stream writes them in (``s_send_protocol_message`` in both
+    ``event_stream_rpc_server.c`` and ``event_stream_rpc_client.c``): application headers first.
+    """
     return [
+        *extra,
         Header.int32(MESSAGE_TYPE_HEADER, int(message_type)),
         Header.int32(MESSAGE_FLAGS_HEADER, flags),
         Header.int32(STREAM_ID_HEADER, stream_id),
-        *extra,
     ]

@@ -70,7 +70,10 @@ class Device:
             OTHER: {"Key": "value"},
         }
         self.published: List[PublishRequest] = []
-        self.server = IpcServer(socket_path, self.configs.__getitem__, self.published.append)
+        self.on_publish: Callable[[PublishRequest], None] = self.published.append
+        self.server = IpcServer(
+            socket_path, self.configs.__getitem__, lambda request: self.on_publish(request)
+        )
         self.token = self.server.register(COMPONENT)
         self.other_token = self.server.register(OTHER)
         self.clients: List[GreengrassCoreIPCClientV2] = []
@@ -451,7 +454,7 @@ def test_publish_argument_errors_and_failed_delivery(device: Device) -> None:
     def refuse(request: PublishRequest) -> None:
         raise ConnectionError("IoT policy denies iot:Publish")
 
-    device.server._on_publish = refuse
+    device.on_publish = refuse
     with raises_ipc(ipc_model.ServiceError, "Publish to topic t/1 failed: IoT policy"):
         publish(client, "t/1")
     assert device.published == []
