@@ -1,0 +1,180 @@
+"""``python -m device_sim``: run the simulated Greengrass core device on a cloud assembly.
+
+    python -m device_sim --assembly cdk.out --stage dev --platform linux/amd64 --root /tmp/gg
+
+Exit status: 0 when every step passed; 1 when a step was denied or failed (the step and the
+reason are printed); 2 for a bad argument (one line naming it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from device_sim.assembly import AssemblyError, Env
+from device_sim.deployment import DEFAULT_NUCLEUS_VERSION, PLATFORMS, parse_version
+from device_sim.device import Device, DeviceOptions, StepFailed
+from device_sim.samples import write_sample_images
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m device_sim",
+        description="Simulated Greengrass V2 core device: provision, deploy, download, install, "
+        "run, reboot offline and run again, on a synthesized cloud assembly. No AWS call is made.",
+    )
+    parser.add_argument(
+        "--assembly",
+        type=Path,
+        default=Path("cdk.out"),
+        help="cloud assembly folder (default: cdk.out)",
+    )
+    parser.add_argument("--stage", default="dev", help="stage to deploy (default: dev)")
+    parser.add_argument(
+        "--platform",
+        default="linux/amd64",
+        help=f"device platform: {', '.join(sorted(PLATFORMS))} (default: linux/amd64)",
+    )
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=Path("build/device-sim"),
+        help="the device's Greengrass root, recreated (default: build/device-sim)",
+    )
+    parser.add_argument(
+        "--device-name",
+        default="sim-1",
+        help="fills <device-name> in the stack's InstallerCommand (default: sim-1)",
+    )
+    parser.add_argument(
+        "--nucleus-version",
+        default=DEFAULT_NUCLEUS_VERSION,
+        help=f"the device's nucleus (default: {DEFAULT_NUCLEUS_VERSION})",
+    )
+    parser.add_argument("--region", default=Env.region, help=f"simulated region ({Env.region})")
+    parser.add_argument("--account", default=Env.account, help="simulated account id")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="Neo output folder to package (default: a tiny Neo-layout model "
+        "that the real libdlr.so runs)",
+    )
+    parser.add_argument(
+        "--images",
+        type=Path,
+        default=None,
+        help="input files for the inference component (default: two generated PNG images)",
+    )
+    parser.add_argument(
+        "--interpolate-component-configuration",
+        choices=("true", "false"),
+        default="false",
+        help="the nucleus option of that name (default: false, as the nucleus)",
+    )
+    parser.add_argument(
+        "--wheelhouse",
+        type=Path,
+        default=None,
+        help="first boot only: pip installs from this folder (PIP_NO_INDEX)",
+    )
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=90.0,
+        help="seconds to wait for the results of each boot (default: 90)",
+    )
+    parser.add_argument("--no-reboot", action="store_true", help="skip the offline reboot")
+    parser.add_argument(
+        "--resolve-only",
+        action="store_true",
+        help="stop after download and interpolation (no lifecycle)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    error = _check(args)
+    if error:
+        print(f"device_sim: error: {error}", file=sys.stderr)
+        return 2
+    images = args.images
+    if images is None and not args.resolve_only:
+        images = write_sample_images(args.root.parent / f".{args.root.name}-images")
+    options = DeviceOptions(
+        assembly=args.assembly,
+        stage=args.stage,
+        root=args.root,
+        platform=args.platform,
+        device_name=args.device_name,
+        nucleus_version=args.nucleus_version,
+        env=Env(account=args.account, region=args.region),
+        model_dir=args.model,
+        images=images,
+        interpolate_component_configuration=args.interpolate_component_configuration == "true",
+        wheelhouse=args.wheelhouse,
+        wait_seconds=args.wait,
+        reboot=not args.no_reboot,
+        run_lifecycle=not args.resolve_only,
+    )
+    try:
+        device = Device(options)
+    except StepFailed as failure:
+        print(f"device_sim: error: {failure.reason}", file=sys.stderr)
+        return 2
+    report = device.run()
+    for step, ok, detail in report.steps:
+        print(f"{'ok  ' if ok else 'FAIL'} {step}{': ' + detail if detail else ''}")
+    for note in report.notes:
+        print(f"note {note}")
+    for denied in report.denied:
+        print(f"DENY {denied}")
+    print(f"published {len(report.published)} messages to {args.root / 'mqtt' / 'published.jsonl'}")
+    if not report.ok:
+        failed = report.failure or next(StepFailed(s, d) for s, ok, d in report.steps if not ok)
+        print(f"device_sim: FAILED at {failed.step}: {failed.reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _check(args: argparse.Namespace) -> str | None:
+    if not args.assembly.is_dir():
+        return f"--assembly {args.assembly}: no such folder (run cdk synth first)"
+    if not (args.assembly / "manifest.json").is_file():
+        return f"--assembly {args.assembly}: not a cloud assembly (no manifest.json)"
+    if args.platform not in PLATFORMS:
+        return f"--platform {args.platform!r}: supported: {', '.join(sorted(PLATFORMS))}"
+    try:
+        parse_version(args.nucleus_version)
+    except RuntimeError:
+        return f"--nucleus-version {args.nucleus_version!r}: expected X.Y.Z"
+    if args.model is not None and not args.model.is_dir():
+        return f"--model {args.model}: no such folder"
+    if args.images is not None and not args.images.is_dir():
+        return f"--images {args.images}: no such folder"
+    if args.wheelhouse is not None and not args.wheelhouse.is_dir():
+        return f"--wheelhouse {args.wheelhouse}: no such folder"
+    if args.wait <= 0:
+        return f"--wait {args.wait}: must be positive"
+    if not args.account.isdigit() or len(args.account) != 12:
+        return f"--account {args.account!r}: expected 12 digits"
+    try:
+        from device_sim.assembly import load_stage
+
+        load_stage(args.assembly, args.stage)
+    except AssemblyError as error:
+        return str(error)
+    return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,389 @@
+"""Resolve the stack's ``AWS::GreengrassV2::Deployment`` for one device, as the nucleus does.
+
+* Versions: ``componentmanager/DependencyResolver.java`` ``resolveDependencies`` - every target
+  component gets the deployment's exact version as a requirement from the group; a breadth-first
+  walk adds each resolved component's ``ComponentDependencies`` ``VersionRequirement`` (npm-style
+  ranges, ``Requirement.buildNPM``) as constraints on the dependency, and each component resolves
+  to a version satisfying all constraints on it (``ComponentManager.resolveComponentVersion``).
+* The nucleus itself: the running nucleus is the local candidate; if it does not satisfy every
+  range on ``aws.greengrass.Nucleus``, the cloud would offer another nucleus version, and
+  ``DependencyResolver.checkNonExplicitNucleusUpdate`` rejects a minor/major nucleus change that
+  the deployment did not ask for explicitly (``UNAUTHORIZED_NUCLEUS_MINOR_VERSION_UPDATE``).
+  ``DependencyType`` (HARD/SOFT) does not change version resolution; it only changes restarts.
+* The manifest: ``componentmanager/converter/RecipeLoader.java`` picks the best platform match
+  (``PlatformResolver.findBestMatch``); a recipe with no manifest for the device's platform
+  fails to load. The developer guide ("Component recipe reference", Manifests/Platform) says the
+  first manifest whose platform matches is used; ``*`` and ``all`` match anything.
+* Configuration: ``KernelConfigResolver.resolveConfigurationToApply`` - start from the running
+  configuration (empty on a new device), remove the ``Reset`` paths, merge the recipe's
+  ``DefaultConfiguration`` without overwriting, then merge the deployment's ``Merge`` over it.
+
+Public components are not in the assembly; their recipes' nucleus ranges are recorded in
+:data:`PUBLIC_COMPONENTS`, each with its source.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from device_sim.assembly import Cloud
+
+NUCLEUS = "aws.greengrass.Nucleus"
+# The nucleus a device installs today: the newest release tag in aws-greengrass-nucleus
+# (v2.18.2 at commit a28341c, the commit this simulator follows). New devices download
+# "greengrass-nucleus-latest.zip", so a new device runs the newest 2.18.x.
+DEFAULT_NUCLEUS_VERSION = "2.18.2"
+PLATFORMS = {"linux/amd64": ("linux", "amd64"), "linux/aarch64": ("linux", "aarch64")}
+
+
+class DeploymentFailed(RuntimeError):
+    """The nucleus would fail this deployment; the message names the component and why."""
+
+
+@dataclass(frozen=True)
+class PublicComponent:
+    """What the simulator knows of a public (AWS-published) component version."""
+
+    name: str
+    component_type: str
+    nucleus_range: str | None  # None: not found in any source on hand (reported, not guessed)
+    platforms: tuple[tuple[str, str], ...]  # (os, architecture) of its manifests, "*" = any
+    source: str
+    default_configuration: Mapping[str, Any] = field(default_factory=dict)
+
+
+_ML_COMPONENTS = (
+    "awslabs/aws-greengrass-labs-ml-components dlr/variant.DLR/recipe.json at commit "
+    "bf930daa111318cd1d8cf00372ef423057c10594 (ComponentDependencies aws.greengrass.Nucleus "
+    "'>=2.0.0 <2.13.0' SOFT; manifests linux/arm, linux/amd64, linux/aarch64, windows/*)"
+)
+PUBLIC_COMPONENTS: dict[str, PublicComponent] = {
+    "variant.DLR": PublicComponent(
+        name="variant.DLR",
+        component_type="aws.greengrass.generic",
+        nucleus_range=">=2.0.0 <2.13.0",
+        platforms=(("linux", "arm"), ("linux", "amd64"), ("linux", "aarch64"), ("windows", "*")),
+        source=_ML_COMPONENTS,
+        default_configuration={
+            "MLRootPath": "../variant.DLR/greengrass_ml",
+            "WindowsMLRootPath": "%cd%\\..\\variant.DLR\\greengrass_ml",
+            "UseInstaller": "true",
+        },
+    ),
+    "aws.greengrass.LogManager": PublicComponent(
+        name="aws.greengrass.LogManager",
+        component_type="aws.greengrass.plugin",
+        nucleus_range=None,
+        platforms=(("*", "*"),),
+        source="aws-greengrass/aws-greengrass-log-manager recipe.yaml at tag v2.3.7 (commit "
+        "ad0abce45c41eb468fb0a95d5977309af43ff441) declares no ComponentDependencies: the "
+        "published recipe's nucleus range is added at release and is not in the repository. "
+        "Check it with `aws greengrassv2 get-component --arn arn:aws:greengrass:REGION:aws:"
+        "components:aws.greengrass.LogManager:versions:2.3.7 --recipe-output-format JSON`",
+    ),
+}
+
+
+# ---------------------------------------------------------------- npm-style version ranges
+_VERSION = re.compile(r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:-[0-9A-Za-z.-]+)?$")
+
+
+def parse_version(text: str) -> tuple[int, int, int]:
+    match = _VERSION.match(text.strip())
+    if not match:
+        raise DeploymentFailed(f"not a semantic version: {text!r}")
+    return (int(match.group(1)), int(match.group(2) or 0), int(match.group(3) or 0))
+
+
+def satisfies(version: str, requirement: str) -> bool:
+    """npm range semantics (semver4j ``Requirement.buildNPM``): ``||`` alternatives of
+    space-separated comparators ``=``, ``>``, ``>=``, ``<``, ``<=``, ``^``, ``~``, bare version,
+    ``*``."""
+    v = parse_version(version)
+    for alternative in requirement.split("||"):
+        comparators = alternative.split()
+        if not comparators:
+            return True
+        if all(_comparator(v, c) for c in comparators):
+            return True
+    return False
+
+
+def _comparator(v: tuple[int, int, int], comparator: str) -> bool:
+    if comparator in ("*", "x", "X"):
+        return True
+    match = re.match(r"^(>=|<=|>|<|=|\^|~)?(.+)$", comparator)
+    if not match:
+        raise DeploymentFailed(f"unsupported version requirement {comparator!r}")
+    op, target = match.group(1) or "=", parse_version(match.group(2))
+    if op == "=":
+        return v == target
+    if op == ">=":
+        return v >= target
+    if op == ">":
+        return v > target
+    if op == "<=":
+        return v <= target
+    if op == "<":
+        return v < target
+    if op == "~":
+        return target <= v < (target[0], target[1] + 1, 0)
+    upper = (target[0] + 1, 0, 0) if target[0] else (0, target[1] + 1, 0)
+    return target <= v < upper
+
+
+# ---------------------------------------------------------------- platform selection
+def _platform_matches(platform: Mapping[str, Any], os_name: str, arch: str) -> bool:
+    for key, raw in platform.items():
+        value = str(raw)
+        if value in ("*", "all"):
+            continue
+        actual = {"os": os_name, "architecture": arch}.get(key)
+        if actual is None:
+            return False  # a key the device does not report (e.g. architecture.detail)
+        if value.startswith("/") and value.endswith("/") and len(value) > 1:
+            if not re.fullmatch(value[1:-1], actual):
+                return False
+        elif value != actual:
+            return False
+    return True
+
+
+def select_manifest(recipe: Mapping[str, Any], os_name: str, arch: str) -> dict[str, Any]:
+    for manifest in recipe.get("Manifests", []):
+        if _platform_matches(manifest.get("Platform") or {}, os_name, arch):
+            return dict(manifest)
+    raise DeploymentFailed(
+        f"{recipe.get('ComponentName')}@{recipe.get('ComponentVersion')}: no manifest for "
+        f"platform {os_name}/{arch} (RecipeLoader: the recipe has no matching platform manifest)"
+    )
+
+
+def _ci_get(mapping: Mapping[str, Any], key: str) -> Any:
+    for k, v in mapping.items():
+        if k.lower() == key.lower():
+            return v
+    return None
+
+
+# ---------------------------------------------------------------- configuration merge
+def _deep_merge(base: dict[str, Any], update: Mapping[str, Any], *, overwrite: bool) -> None:
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _deep_merge(base[key], value, overwrite=overwrite)
+        elif overwrite or key not in base:
+            base[key] = copy.deepcopy(dict(value) if isinstance(value, Mapping) else value)
+
+
+def _remove_pointer(document: dict[str, Any], pointer: str) -> None:
+    if pointer == "":
+        document.clear()
+        return
+    parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer.lstrip("/").split("/")]
+    node: Any = document
+    for part in parts[:-1]:
+        if not isinstance(node, dict) or part not in node:
+            return
+        node = node[part]
+    if isinstance(node, dict):
+        node.pop(parts[-1], None)
+
+
+def configuration_to_apply(
+    running: Mapping[str, Any] | None,
+    defaults: Mapping[str, Any] | None,
+    merge: Mapping[str, Any] | None,
+    reset: list[str] | None,
+) -> dict[str, Any]:
+    """``KernelConfigResolver.resolveConfigurationToApply``."""
+    config: dict[str, Any] = copy.deepcopy(dict(running or {}))
+    for pointer in reset or []:
+        _remove_pointer(config, pointer)
+    _deep_merge(config, defaults or {}, overwrite=False)
+    _deep_merge(config, merge or {}, overwrite=True)
+    return config
+
+
+# ---------------------------------------------------------------- resolution
+@dataclass
+class ResolvedComponent:
+    name: str
+    version: str
+    public: bool
+    recipe: dict[str, Any] | None  # None for public components (not in the assembly)
+    manifest: dict[str, Any] | None
+    lifecycle: dict[str, Any]
+    configuration: dict[str, Any]
+    dependencies: dict[str, dict[str, str]]  # name -> {VersionRequirement, DependencyType}
+    artifacts: list[dict[str, Any]]
+
+
+@dataclass
+class Resolution:
+    platform: str
+    nucleus_version: str
+    components: dict[str, ResolvedComponent]
+    order: list[str]  # dependencies before dependents
+    constraints: dict[str, dict[str, str]]  # component -> {dependent or group -> requirement}
+    notes: list[str] = field(default_factory=list)
+
+
+def resolve_deployment(
+    cloud: Cloud,
+    platform: str,
+    nucleus_version: str = DEFAULT_NUCLEUS_VERSION,
+    running_configuration: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Resolution:
+    if platform not in PLATFORMS:
+        raise DeploymentFailed(
+            f"unknown platform {platform!r}; supported: {', '.join(sorted(PLATFORMS))}"
+        )
+    os_name, arch = PLATFORMS[platform]
+    if len(cloud.deployments) != 1:
+        raise DeploymentFailed(
+            "expected one AWS::GreengrassV2::Deployment in the stage, found "
+            f"{len(cloud.deployments)}"
+        )
+    document = cloud.deployments[0]
+    group = "thinggroup/" + str(document.get("TargetArn", "")).rsplit("/", 1)[-1]
+    targets: dict[str, Mapping[str, Any]] = dict(document.get("Components", {}))
+    constraints: dict[str, dict[str, str]] = {}
+    for name, spec in targets.items():
+        constraints.setdefault(name, {})[group] = "=" + str(spec["ComponentVersion"])
+    notes: list[str] = []
+    resolved: dict[str, ResolvedComponent] = {}
+    edges: dict[str, list[str]] = {}
+    active_nucleus = nucleus_version
+    if NUCLEUS in targets:
+        pinned = str(targets[NUCLEUS]["ComponentVersion"])
+        if pinned != nucleus_version:
+            notes.append(
+                f"the deployment pins {NUCLEUS} {pinned}: the device's nucleus changes from "
+                f"{nucleus_version} to {pinned} (an explicit nucleus update; the device restarts)"
+            )
+        active_nucleus = pinned
+
+    queue = deque(targets)
+    while queue:
+        name = queue.popleft()
+        requirements = constraints.get(name, {})
+        if name == NUCLEUS:
+            bad = {k: r for k, r in requirements.items() if not satisfies(active_nucleus, r)}
+            if bad:
+                who = "; ".join(f"{k} requires {r}" for k, r in sorted(bad.items()))
+                raise DeploymentFailed(
+                    f"{NUCLEUS} {active_nucleus} is outside a component's nucleus range: {who}. "
+                    "The running nucleus is no candidate, and a different nucleus minor version "
+                    "that the deployment does not name is rejected "
+                    "(DependencyResolver.checkNonExplicitNucleusUpdate)"
+                )
+            continue
+        component = _resolve_one(cloud, name, requirements, os_name, arch, notes)
+        previous = resolved.get(name)
+        resolved[name] = component
+        if previous is not None and previous.version == component.version:
+            continue
+        edges[name] = []
+        for dep, spec in component.dependencies.items():
+            requirement = str(spec.get("VersionRequirement", "*"))
+            constraints.setdefault(dep, {})[name] = requirement
+            edges[name].append(dep)
+            queue.append(dep)
+
+    # configuration of each component (KernelConfigResolver.getServiceConfig)
+    for name, component in resolved.items():
+        spec = targets.get(name, {})
+        update = spec.get("ConfigurationUpdate") or {}
+        merge = update.get("Merge")
+        merge_value: Mapping[str, Any] | None = None
+        if isinstance(merge, str) and merge:
+            merge_value = json.loads(merge)
+        elif isinstance(merge, Mapping):
+            merge_value = merge
+        defaults: Mapping[str, Any] = {}
+        if component.public and name in PUBLIC_COMPONENTS:
+            defaults = PUBLIC_COMPONENTS[name].default_configuration
+        if component.recipe is not None:
+            cfg = _ci_get(component.recipe, "ComponentConfiguration") or {}
+            defaults = _ci_get(cfg, "DefaultConfiguration") or {}
+        component.configuration = configuration_to_apply(
+            (running_configuration or {}).get(name), defaults, merge_value, update.get("Reset")
+        )
+
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def visit(n: str) -> None:
+        if n in seen or n not in resolved:
+            return
+        seen.add(n)
+        for d in edges.get(n, []):
+            visit(d)
+        order.append(n)
+
+    for n in sorted(resolved):
+        visit(n)
+    return Resolution(platform, active_nucleus, resolved, order, constraints, notes)
+
+
+def _resolve_one(
+    cloud: Cloud,
+    name: str,
+    requirements: Mapping[str, str],
+    os_name: str,
+    arch: str,
+    notes: list[str],
+) -> ResolvedComponent:
+    private = sorted(
+        (v for (n, v) in cloud.components if n == name), key=parse_version, reverse=True
+    )
+    if private:
+        candidates = [v for v in private if all(satisfies(v, r) for r in requirements.values())]
+        if not candidates:
+            raise DeploymentFailed(
+                f"no version of {name} satisfies {dict(requirements)} (versions in the account: "
+                f"{', '.join(private)}) (NoAvailableComponentVersionException)"
+            )
+        version = candidates[0]
+        recipe = cloud.components[(name, version)].recipe
+        manifest = select_manifest(recipe, os_name, arch)
+        lifecycle = manifest.get("Lifecycle") or _ci_get(recipe, "Lifecycle") or {}
+        return ResolvedComponent(
+            name=name,
+            version=version,
+            public=False,
+            recipe=recipe,
+            manifest=manifest,
+            lifecycle=dict(lifecycle),
+            configuration={},
+            dependencies=dict(_ci_get(recipe, "ComponentDependencies") or {}),
+            artifacts=list(manifest.get("Artifacts") or []),
+        )
+    public = PUBLIC_COMPONENTS.get(name)
+    if public is None:
+        raise DeploymentFailed(
+            f"component {name} is neither in the assembly nor a public component the simulator "
+            f"knows ({', '.join(sorted(PUBLIC_COMPONENTS))})"
+        )
+    pinned = [r[1:] for r in requirements.values() if r.startswith("=")]
+    if not pinned:
+        raise DeploymentFailed(f"public component {name} is not pinned to an exact version")
+    version = pinned[0]
+    if not any(o in ("*", os_name) and a in ("*", arch) for o, a in public.platforms):
+        raise DeploymentFailed(f"{name}@{version}: no manifest for platform {os_name}/{arch}")
+    dependencies: dict[str, dict[str, str]] = {}
+    if public.nucleus_range is None:
+        notes.append(f"{name}@{version}: nucleus range unknown ({public.source})")
+    else:
+        dependencies[NUCLEUS] = {
+            "VersionRequirement": public.nucleus_range,
+            "DependencyType": "SOFT",
+        }
+        notes.append(f"{name}@{version}: nucleus range {public.nucleus_range} ({public.source})")
+    return ResolvedComponent(name, version, True, None, None, {}, {}, dependencies, [])

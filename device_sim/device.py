@@ -1,0 +1,464 @@
+"""The simulated core device: provision -> resolve -> download -> interpolate -> install -> run ->
+reboot (offline) -> run, on a synthesized cloud assembly.
+
+Each step is in its own module, which names the nucleus source or AWS document it follows. This
+module wires them together, serves IPC to the components (:mod:`device_sim.ipc`), feeds input
+files to the inference component and records what the device publishes:
+
+* a ``PublishToIoTCore`` is first authorized by the IPC server against the component's
+  ``accessControl``; what it allows goes to the MQTT client;
+* the MQTT client (``mqttclient/MqttClient.java``) publishes on one of its connections, round
+  robin (``getConnection(false)``); it opens another connection, client id ``<thing>#2``, ...,
+  only when a connection holds ``MAX_SUBSCRIPTIONS_PER_CONNECTION`` (50) subscriptions
+  (``getNewMqttClient``). The nucleus itself subscribes to a handful of IoT jobs topics
+  (``deployment/IotJobsHelper.java``) and this deployment adds no subscriptions, so the device
+  has one connection, client id = thing name;
+* AWS IoT Core then authorizes ``iot:Publish`` on ``topic/<topic>`` against the policies attached
+  to the device certificate. ``${iot:Connection.Thing.ThingName}`` resolves only when the client
+  id is the thing name ("Thing policy variables",
+  https://docs.aws.amazon.com/iot/latest/developerguide/thing-policy-variables.html); on a
+  ``thing#2`` connection it does not, and statements using it do not match.
+
+Allowed messages are appended to ``<root>/mqtt/published.jsonl`` (one JSON object per line:
+``topic``, ``payload`` (the decoded JSON), ``qos``, ``client_id``, ``time``); denied ones go to
+the report.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from device_sim.assembly import Cloud, Env, Stage, default_stand_ins, deploy_stage, load_stage
+from device_sim.deployment import (
+    DEFAULT_NUCLEUS_VERSION,
+    PLATFORMS,
+    Resolution,
+    resolve_deployment,
+)
+from device_sim.download import Downloader, tes_role_policies
+from device_sim.iam import Policy, Request, evaluate
+from device_sim.interpolation import NucleusPaths, ResolvedService, ServiceConfig, resolve_services
+from device_sim.ipc import IpcServer, PublishRequest
+from device_sim.lifecycle import Boot, LifecycleRunner, shutdown
+from device_sim.provision import (
+    ProvisionResult,
+    installer_principal,
+    parse_installer_command,
+    provision,
+)
+
+LOG = logging.getLogger(__name__)
+HOST_PLATFORM = "linux/amd64"
+MAX_SUBSCRIPTIONS_PER_CONNECTION = 50  # MqttClient.MAX_SUBSCRIPTIONS_PER_CONNECTION
+NUCLEUS_SUBSCRIPTIONS = 4  # IotJobsHelper: jobs notify-next, $next/get accepted/rejected, ...
+
+
+class StepFailed(RuntimeError):
+    """A device step failed; ``str()`` is ``<step>: <reason>``."""
+
+    def __init__(self, step: str, reason: str) -> None:
+        super().__init__(f"{step}: {reason}")
+        self.step = step
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class DeviceOptions:
+    assembly: Path
+    stage: str
+    root: Path
+    platform: str = "linux/amd64"
+    device_name: str = "sim-1"
+    nucleus_version: str = DEFAULT_NUCLEUS_VERSION
+    env: Env = field(default_factory=Env)
+    model_dir: Path | None = None
+    images: Path | None = None
+    interpolate_component_configuration: bool = False
+    wheelhouse: Path | None = None
+    wait_seconds: float = 90.0
+    reboot: bool = True
+    run_lifecycle: bool = True
+    cloud_patch: Callable[[Cloud], None] | None = None
+
+
+@dataclass
+class Report:
+    steps: list[tuple[str, bool, str]] = field(default_factory=list)
+    published: list[dict[str, Any]] = field(default_factory=list)
+    denied: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    provision: ProvisionResult | None = None
+    resolution: Resolution | None = None
+    services: dict[str, ResolvedService] = field(default_factory=dict)
+    boots: list[Boot] = field(default_factory=list)
+    failure: StepFailed | None = None
+
+    def step(self, name: str, ok: bool, detail: str = "") -> None:
+        self.steps.append((name, ok, detail))
+        LOG.info("%s %s %s", "ok  " if ok else "FAIL", name, detail)
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None and all(ok for _, ok, _ in self.steps)
+
+
+class _DenialLog(logging.Handler):
+    """Collects the IPC server's "Not Authorized" decisions (accessControl denials)."""
+
+    def __init__(self, sink: list[str]) -> None:
+        super().__init__(level=logging.INFO)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("Not Authorized"):
+            self.sink.append(f"accessControl: {message}")
+
+
+class Device:
+    def __init__(self, options: DeviceOptions) -> None:
+        if options.platform not in PLATFORMS:
+            raise StepFailed(
+                "arguments",
+                f"unknown platform {options.platform!r}; supported: {', '.join(sorted(PLATFORMS))}",
+            )
+        if options.images is not None and not options.images.is_dir():
+            raise StepFailed("arguments", f"--images {options.images} is not a folder")
+        self.options = options
+        self.paths = NucleusPaths(options.root.resolve())
+        self.report = Report()
+        self.cloud: Cloud | None = None
+        self.thing_name = ""
+        self.certificate_policies: list[Policy] = []
+        self._lock = threading.Lock()
+        self.client_ids: list[str] = []
+
+    # ------------------------------------------------------------ steps
+    def deploy(self) -> tuple[Stage, Cloud]:
+        o = self.options
+        stage = load_stage(o.assembly, o.stage)
+        shape = _input_shape(stage)
+        stand_ins = default_stand_ins(self.paths.root / "sim", shape, model_dir=o.model_dir)
+        cloud = deploy_stage(stage, o.env, stand_ins)
+        if o.cloud_patch is not None:
+            o.cloud_patch(cloud)
+        self.report.notes.extend(cloud.notes)
+        self.cloud = cloud
+        self.report.step("deploy stacks", True, ", ".join(s.display_name for s in stage.stacks))
+        return stage, cloud
+
+    def provision(self, cloud: Cloud) -> None:
+        try:
+            args = parse_installer_command(
+                str(cloud.output("Devices", "InstallerCommand")), self.options.device_name
+            )
+            self.thing_name = args.thing_name
+            result = provision(cloud, args, installer_principal(cloud))
+        except RuntimeError as error:
+            raise StepFailed("provision", str(error)) from None
+        self.report.provision = result
+        self.certificate_policies = [
+            cloud.iot_policies[name]
+            for name in result.iot_policies_attached
+            if name in cloud.iot_policies
+        ]
+        self.report.step("provision", True, f"thing {args.thing_name}, {len(result.calls)} calls")
+
+    def resolve(self, cloud: Cloud) -> Resolution:
+        try:
+            resolution = resolve_deployment(
+                cloud, self.options.platform, self.options.nucleus_version
+            )
+        except RuntimeError as error:
+            raise StepFailed("resolve deployment", str(error)) from None
+        self.report.resolution = resolution
+        self.report.notes.extend(resolution.notes)
+        pinned = ", ".join(f"{n}@{resolution.components[n].version}" for n in resolution.order)
+        self.report.step("resolve deployment", True, f"{self.options.platform}: {pinned}")
+        return resolution
+
+    def download(self, cloud: Cloud, resolution: Resolution) -> None:
+        alias = str(cloud.output("Devices", "TokenExchangeRoleAlias"))
+        downloader = Downloader(cloud, self.paths, tes_role_policies(cloud, alias))
+        try:
+            downloader.download_all(resolution)
+        except RuntimeError as error:
+            raise StepFailed("download artifacts", str(error)) from None
+        self.report.notes.extend(downloader.report.skipped)
+        self.report.step("download artifacts", True, f"{len(downloader.report.files)} files")
+
+    def interpolate(self, resolution: Resolution) -> dict[str, ResolvedService]:
+        services = {
+            name: ServiceConfig(
+                name, c.version, c.configuration, c.lifecycle, frozenset(c.dependencies)
+            )
+            for name, c in resolution.components.items()
+        }
+        resolved, unresolved = resolve_services(
+            services,
+            self.paths,
+            self.thing_name,
+            interpolate_component_configuration=self.options.interpolate_component_configuration,
+        )
+        self.report.services = resolved
+        self.report.notes.extend(f"left as is: {u}" for u in unresolved)
+        recipes = self.paths.recipes()
+        recipes.mkdir(parents=True, exist_ok=True)
+        for name, component in resolution.components.items():
+            if component.recipe is not None:
+                (recipes / f"{name}-{component.version}.recipe.json").write_text(
+                    json.dumps(component.recipe, indent=2)
+                )
+        (self.paths.root / "config").mkdir(exist_ok=True)
+        (self.paths.root / "config" / "effectiveConfig.json").write_text(
+            json.dumps(
+                {
+                    "services": {
+                        n: {
+                            "version": s.version,
+                            "configuration": s.configuration,
+                            "lifecycle": s.lifecycle,
+                        }
+                        for n, s in resolved.items()
+                    },
+                    "interpolateComponentConfiguration": (
+                        self.options.interpolate_component_configuration
+                    ),
+                },
+                indent=2,
+            )
+        )
+        self.report.step("interpolate", True, f"{len(unresolved)} placeholders left as is")
+        return resolved
+
+    # ------------------------------------------------------------ MQTT
+    def mqtt_connections(self) -> list[str]:
+        """Client ids of the nucleus's MQTT connections (MqttClient.getNewMqttClient)."""
+        needed = max(1, -(-NUCLEUS_SUBSCRIPTIONS // MAX_SUBSCRIPTIONS_PER_CONNECTION))
+        return [self.thing_name if i == 0 else f"{self.thing_name}#{i + 1}" for i in range(needed)]
+
+    def iot_context(self, client_id: str) -> dict[str, str]:
+        context = {"iot:ClientId": client_id}
+        if client_id == self.thing_name:
+            context["iot:Connection.Thing.ThingName"] = self.thing_name
+            context["iot:Connection.Thing.IsAttached"] = "true"
+        return context
+
+    def connect(self, cloud: Cloud) -> None:
+        self.client_ids = self.mqtt_connections()
+        for client_id in self.client_ids:
+            resource = cloud.env.arn("iot", f"client/{client_id}")
+            decision = evaluate(
+                self.certificate_policies,
+                Request("iot:Connect", resource, self.iot_context(client_id)),
+            )
+            if not decision.allowed:
+                raise StepFailed("mqtt connect", f"iot:Connect on {resource}: {decision.reason}")
+        self.report.step("mqtt connect", True, ", ".join(self.client_ids))
+
+    def on_publish(self, request: PublishRequest) -> None:
+        assert self.cloud is not None
+        with self._lock:
+            index = len(self.report.published) + len(self.report.denied)
+            client_id = self.client_ids[index % len(self.client_ids)]
+        resource = self.cloud.env.arn("iot", f"topic/{request.topic}")
+        decision = evaluate(
+            self.certificate_policies, Request("iot:Publish", resource, self.iot_context(client_id))
+        )
+        if not decision.allowed:
+            with self._lock:
+                self.report.denied.append(
+                    f"IoT policy: iot:Publish on {resource} by {client_id}: {decision.reason}"
+                )
+            return
+        try:
+            payload: Any = json.loads(request.payload)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            payload = request.payload.decode("utf-8", "replace")
+        line = {
+            "topic": request.topic,
+            "payload": payload,
+            "qos": request.qos,
+            "client_id": client_id,
+            "time": time.time(),
+        }
+        mqtt = self.paths.root / "mqtt"
+        mqtt.mkdir(exist_ok=True)
+        with self._lock:
+            self.report.published.append(line)
+            with (mqtt / "published.jsonl").open("a", encoding="utf-8") as out:
+                out.write(json.dumps(line, sort_keys=True) + "\n")
+
+    # ------------------------------------------------------------ boots
+    def boot(
+        self,
+        label: str,
+        network: bool,
+        resolution: Resolution,
+        services: dict[str, ResolvedService],
+        images: list[Path],
+    ) -> Boot:
+        socket_path = self.paths.root / "ipc.socket"
+        server = IpcServer(
+            socket_path,
+            configuration=lambda n: services[n].configuration,
+            on_publish=self.on_publish,
+        )
+        tokens = {name: server.register(name) for name in services}
+
+        def ipc_env(name: str) -> dict[str, str]:
+            return {
+                "SVCUID": tokens[name],
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN": tokens[name],
+                "AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH": str(socket_path),
+                "AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT": str(socket_path),
+            }
+
+        extra: dict[str, str] = {}
+        if network and self.options.wheelhouse is not None:
+            extra = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(self.options.wheelhouse)}
+        assert self.cloud is not None
+        runner = LifecycleRunner(
+            self.paths,
+            thing_name=self.thing_name,
+            region=self.cloud.env.region,
+            ipc_env=ipc_env,
+            extra_env=extra,
+            network=network,
+        )
+        if not network:
+            self.report.notes.append(f"{label}: network refused with {runner.isolation}")
+        dependencies = {n: frozenset(resolution.components[n].dependencies) for n in services}
+        handler = _DenialLog(self.report.denied)
+        ipc_log = logging.getLogger("device_sim.ipc.server")
+        ipc_log.addHandler(handler)
+        previous_level = ipc_log.level
+        ipc_log.setLevel(logging.INFO)
+        server.start()
+        boot = runner.boot(label, services, resolution.order, dependencies)
+        self.report.boots.append(boot)
+        try:
+            for result in boot.results:
+                ok = result.outcome not in ("failed", "timeout")
+                self.report.step(
+                    f"{label}: {result.component} {result.step}",
+                    ok,
+                    f"{result.outcome} {result.detail}".strip(),
+                )
+            if boot.broken:
+                return boot
+            self.feed_and_wait(label, services, images)
+        finally:
+            codes = shutdown(boot)
+            server.stop()
+            ipc_log.removeHandler(handler)
+            ipc_log.setLevel(previous_level)
+            for name, code in codes.items():
+                LOG.info("%s: %s exited with %s", label, name, code)
+        return boot
+
+    def feed_and_wait(
+        self, label: str, services: Mapping[str, ResolvedService], images: list[Path]
+    ) -> None:
+        consumers = [s for s in services.values() if "InputDir" in s.configuration]
+        if not consumers or not images:
+            return
+        service = consumers[0]
+        work = self.paths.work(service.name)
+        input_dir = work / str(service.configuration["InputDir"])
+        input_dir.mkdir(parents=True, exist_ok=True)
+        before = len(self.report.published) + len(self.report.denied)
+        for image in images:
+            staging = input_dir.parent / f".{image.name}.part"
+            shutil.copyfile(image, staging)
+            staging.rename(input_dir / f"boot{len(self.report.boots)}-{image.name}")
+        deadline = time.monotonic() + self.options.wait_seconds
+        want = before + len(images)
+        while time.monotonic() < deadline:
+            with self._lock:
+                seen = len(self.report.published) + len(self.report.denied)
+            if seen >= want:
+                break
+            boot = self.report.boots[-1]
+            dead = [n for n, p in boot.processes.items() if p.poll() is not None]
+            if dead:
+                break
+            time.sleep(0.2)
+        with self._lock:
+            published = len(self.report.published) + len(self.report.denied) - before
+        if self.report.denied:
+            self.report.step(f"{label}: publish", False, self.report.denied[-1])
+        elif published < len(images):
+            tail = LifecycleRunner.log_tail_of(self.paths, service.name)
+            self.report.step(
+                f"{label}: publish",
+                False,
+                f"{published} of {len(images)} results within "
+                f"{self.options.wait_seconds:.0f} s; log: {tail}",
+            )
+        else:
+            self.report.step(f"{label}: publish", True, f"{published} messages")
+
+    # ------------------------------------------------------------ all of it
+    def run(self) -> Report:
+        try:
+            self._run()
+        except StepFailed as failure:
+            self.report.failure = failure
+            self.report.step(failure.step, False, failure.reason)
+        return self.report
+
+    def _run(self) -> None:
+        o = self.options
+        if o.root.exists():
+            shutil.rmtree(o.root)
+        o.root.mkdir(parents=True)
+        try:
+            _, cloud = self.deploy()
+        except (ValueError, RuntimeError) as error:
+            raise StepFailed("deploy stacks", str(error)) from None
+        self.provision(cloud)
+        resolution = self.resolve(cloud)
+        self.download(cloud, resolution)
+        services = self.interpolate(resolution)
+        if o.platform != HOST_PLATFORM:
+            self.report.notes.append(
+                f"{o.platform}: resolution, download and interpolation are for {o.platform}; the "
+                f"lifecycle scripts run on this {HOST_PLATFORM} host, which proves nothing about "
+                f"them on {o.platform}"
+            )
+        if not o.run_lifecycle:
+            return
+        self.connect(cloud)
+        images = sorted(p for p in o.images.iterdir() if p.is_file()) if o.images else []
+        first = self.boot("boot 1", True, resolution, services, images)
+        if first.broken:
+            raise StepFailed("boot 1", "; ".join(f"{k}: {v}" for k, v in first.broken.items()))
+        if o.reboot:
+            second = self.boot("boot 2 (reboot, offline)", False, resolution, services, images)
+            if second.broken:
+                raise StepFailed(
+                    "boot 2 (reboot, offline)",
+                    "; ".join(f"{k}: {v}" for k, v in second.broken.items()),
+                )
+
+
+def _input_shape(stage: Stage) -> tuple[int, ...]:
+    """The model input shape the stack packages for (Custom::ModelPackage Metadata)."""
+    for stack in stage.stacks:
+        for resource in stack.template.get("Resources", {}).values():
+            if resource.get("Type") == "Custom::ModelPackage":
+                metadata = resource.get("Properties", {}).get("Metadata")
+                if isinstance(metadata, str):
+                    shape = json.loads(metadata).get("input_shape")
+                    if shape:
+                        return tuple(int(d) for d in shape)
+    return (1, 3, 224, 224)

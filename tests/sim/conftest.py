@@ -1,0 +1,150 @@
+"""Session fixtures for the simulated device: synthesized assemblies, a pip wheelhouse, and the
+few expensive end-to-end device runs (each runs once and is shared by the small tests)."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from device_sim.device import Device, DeviceOptions, Report
+from device_sim.samples import write_sample_images
+from tests.infra.conftest import REPO_ROOT, synthesize
+from tests.sim.grants import grant_all
+
+DEVICE_PYTHON = "/usr/bin/python3"  # first python3 on device_sim.lifecycle.DEVICE_PATH
+
+
+@pytest.fixture(scope="session")
+def dev_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return synthesize(tmp_path_factory.mktemp("sim-dev")).assembly_dir
+
+
+@pytest.fixture(scope="session")
+def prod_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return synthesize(tmp_path_factory.mktemp("sim-prod"), stage="prod").assembly_dir
+
+
+@pytest.fixture(scope="session")
+def arm64_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """dev compiled for a 64-bit ARM Linux device (bundled runtime, aarch64 manifests)."""
+    return synthesize(
+        tmp_path_factory.mktemp("sim-arm64"), neo_target_platform="LINUX/ARM64"
+    ).assembly_dir
+
+
+@pytest.fixture(scope="session")
+def variant_dlr_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The public variant.DLR runtime and a jetson_nano Neo target (aarch64)."""
+    return synthesize(
+        tmp_path_factory.mktemp("sim-variant"),
+        model_artifact_uri="s3://my-models/vgg16/model.tar.gz",
+        neo_target_device="jetson_nano",
+        neo_target_platform="",
+        runtime_component="variant.DLR",
+    ).assembly_dir
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
+    """The runtime's requirements as wheels for the device's python3, downloaded once per
+    session, so the first boot's real ``pip install`` runs from them (PIP_NO_INDEX); None (the
+    first boot then installs from PyPI) when they cannot be downloaded."""
+    folder = tmp_path_factory.mktemp("wheelhouse")
+    result = subprocess.run(
+        [
+            DEVICE_PYTHON,
+            "-m",
+            "pip",
+            "download",
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+            str(folder),
+            "-r",
+            str(REPO_ROOT / "component_src" / "requirements.txt"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return folder if result.returncode == 0 else None
+
+
+@pytest.fixture(scope="session")
+def sample_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_sample_images(tmp_path_factory.mktemp("images"))
+
+
+@dataclass
+class Run:
+    report: Report
+    root: Path
+
+
+def run_device(root: Path, assembly: Path, stage: str, **options: object) -> Run:
+    report = Device(DeviceOptions(assembly=assembly, stage=stage, root=root, **options)).run()  # type: ignore[arg-type]
+    return Run(report, root)
+
+
+@pytest.fixture(scope="session")
+def granted_dev_run(
+    tmp_path_factory: pytest.TempPathFactory,
+    dev_assembly: Path,
+    wheelhouse: Path | None,
+    sample_images: Path,
+) -> Run:
+    """dev, linux/amd64, with the test grants for defects 1 and 2 and a nucleus configured with
+    interpolateComponentConfiguration=true (papering over defect 3): the whole device, reboot
+    included."""
+    return run_device(
+        tmp_path_factory.mktemp("dev-root") / "gg",
+        dev_assembly,
+        "dev",
+        images=sample_images,
+        wheelhouse=wheelhouse,
+        cloud_patch=grant_all,
+        interpolate_component_configuration=True,
+        wait_seconds=60,
+    )
+
+
+@pytest.fixture(scope="session")
+def granted_prod_run(
+    tmp_path_factory: pytest.TempPathFactory,
+    prod_assembly: Path,
+    wheelhouse: Path | None,
+    sample_images: Path,
+) -> Run:
+    return run_device(
+        tmp_path_factory.mktemp("prod-root") / "gg",
+        prod_assembly,
+        "prod",
+        images=sample_images,
+        wheelhouse=wheelhouse,
+        cloud_patch=grant_all,
+        interpolate_component_configuration=True,
+        wait_seconds=60,
+    )
+
+
+@pytest.fixture(scope="session")
+def default_nucleus_run(
+    tmp_path_factory: pytest.TempPathFactory,
+    dev_assembly: Path,
+    wheelhouse: Path | None,
+    sample_images: Path,
+) -> Run:
+    """dev with the grants for defects 1 and 2 on a default nucleus (no reboot)."""
+    return run_device(
+        tmp_path_factory.mktemp("default-root") / "gg",
+        dev_assembly,
+        "dev",
+        images=sample_images,
+        wheelhouse=wheelhouse,
+        cloud_patch=grant_all,
+        reboot=False,
+        wait_seconds=30,
+    )

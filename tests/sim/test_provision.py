@@ -1,0 +1,111 @@
+"""device_sim.provision with hand-written installer policies (DeviceProvisioningHelper.java)."""
+
+from __future__ import annotations
+
+import pytest
+
+from device_sim.assembly import Cloud, Env, Role
+from device_sim.iam import Policy
+from device_sim.provision import (
+    InstallerArgs,
+    ProvisioningDenied,
+    ProvisioningError,
+    parse_installer_command,
+    provision,
+)
+
+ENV = Env()
+ARGS = InstallerArgs(
+    region=ENV.region,
+    thing_name="dev-1",
+    thing_group_name="Group",
+    thing_policy_name="ThingPolicy",
+    tes_role_name="TesRole",
+    tes_role_alias_name="TesAlias",
+    provision=True,
+)
+
+
+def cloud() -> Cloud:
+    c = Cloud(env=ENV)
+    c.iot_policies["ThingPolicy"] = Policy("ThingPolicy", {"Statement": []})
+    c.thing_groups["Group"] = ENV.arn("iot", "thinggroup/Group")
+    c.roles["TesRole"] = Role("TesRole", f"arn:aws:iam::{ENV.account}:role/TesRole")
+    c.role_aliases["TesAlias"] = c.roles["TesRole"].arn
+    return c
+
+
+def principal(*statements: dict[str, object]) -> list[Policy]:
+    return [Policy("installer", {"Statement": list(statements)})]
+
+
+def test_allow_all_replays_the_whole_sequence() -> None:
+    result = provision(
+        cloud(), ARGS, principal({"Effect": "Allow", "Action": "*", "Resource": "*"})
+    )
+    actions = [c.action for c, _, _ in result.calls]
+    assert actions[:3] == ["iot:GetPolicy", "iot:DescribeEndpoint", "iot:DescribeEndpoint"]
+    # TES certificate policy and role policy do not exist: created and attached
+    assert actions[-9:] == [
+        "iot:DescribeRoleAlias",
+        "iot:GetPolicy",
+        "iot:CreatePolicy",
+        "iot:AttachPolicy",
+        "iam:GetPolicy",
+        "sts:GetCallerIdentity",
+        "iam:GetPolicy",
+        "iam:CreatePolicy",
+        "iam:AttachRolePolicy",
+    ]
+    assert result.iot_policies_attached == ["ThingPolicy", "GreengrassTESCertificatePolicyTesAlias"]
+
+
+def test_existing_policies_are_reused_not_created() -> None:
+    c = cloud()
+    c.iot_policies["GreengrassTESCertificatePolicyTesAlias"] = Policy("x", {"Statement": []})
+    c.managed_policies[f"arn:aws:iam::{ENV.account}:policy/TesRoleAccess"] = Policy("y", {})
+    result = provision(c, ARGS, principal({"Effect": "Allow", "Action": "*", "Resource": "*"}))
+    actions = [c.action for c, _, _ in result.calls]
+    assert "iot:CreatePolicy" not in actions and "iam:CreatePolicy" not in actions
+    assert "iam:AttachRolePolicy" not in actions  # the Java only prints "please attach it"
+
+
+def test_get_policy_denied_aborts_at_the_tes_certificate_policy() -> None:
+    scoped = principal(
+        {"Effect": "Allow", "NotAction": "iot:GetPolicy", "Resource": "*"},
+        {
+            "Effect": "Allow",
+            "Action": "iot:GetPolicy",
+            "Resource": ENV.arn("iot", "policy/ThingPolicy"),
+        },
+    )
+    with pytest.raises(ProvisioningDenied) as denied:
+        provision(cloud(), ARGS, scoped)
+    assert str(denied.value).startswith(
+        "ProvisioningDenied: iot:GetPolicy on "
+        f"arn:aws:iot:{ENV.region}:{ENV.account}:policy/GreengrassTESCertificatePolicyTesAlias : "
+        "no statement allows it"
+    )
+
+
+def test_iam_get_policy_denial_is_tolerated_but_create_policy_is_not() -> None:
+    scoped = principal(
+        {"Effect": "Allow", "Action": ["iot:*"], "Resource": "*"},
+        {"Effect": "Deny", "Action": "iam:GetPolicy", "Resource": "*"},
+    )
+    with pytest.raises(ProvisioningDenied) as denied:
+        provision(cloud(), ARGS, scoped)
+    assert denied.value.call.action == "iam:CreatePolicy"
+    assert denied.value.call.resource == f"arn:aws:iam::{ENV.account}:policy/TesRoleAccess"
+
+
+def test_parse_installer_command_fills_the_device_name() -> None:
+    args = parse_installer_command(
+        "sudo -E java -jar Greengrass.jar --aws-region eu-west-1 --thing-name p-dev-<device-name> "
+        "--tes-role-name R --provision true",
+        "box-1",
+    )
+    assert args.thing_name == "p-dev-box-1" and args.tes_role_name == "R"
+    assert args.tes_role_alias_name == "GreengrassV2TokenExchangeRoleAlias"  # installer default
+    with pytest.raises(ProvisioningError, match="colon"):
+        parse_installer_command("--aws-region r --thing-name a:b --provision true", "x")
