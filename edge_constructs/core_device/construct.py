@@ -84,6 +84,16 @@ class CoreDevicePrerequisites(Construct):
                 resources=[log_groups, f"{log_groups}:log-stream:*"],
             )
         )
+        # The nucleus asks for the bucket's region before every artifact download
+        # (componentmanager/builtins/S3Downloader.java, getRegionClientForBucket), and a denied
+        # GetBucketLocation fails the deployment. It is authorized against the bucket ARN.
+        self.token_exchange_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ArtifactBucketLocation",
+                actions=["s3:GetBucketLocation"],
+                resources=[bucket.bucket_arn],
+            )
+        )
         self.token_exchange_role.add_to_policy(
             iam.PolicyStatement(
                 sid="ComponentArtifacts",

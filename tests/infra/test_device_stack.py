@@ -37,7 +37,7 @@ def test_token_exchange_role_reads_only_device_prefixes_and_writes_greengrass_lo
     }
     policy = statements(template, "AWS::IAM::Policy")
     by_sid = {s["Sid"]: s for s in policy}
-    assert set(by_sid) == {"GreengrassLogs", "ComponentArtifacts"}
+    assert set(by_sid) == {"GreengrassLogs", "ArtifactBucketLocation", "ComponentArtifacts"}
     assert by_sid["ComponentArtifacts"]["Action"] == "s3:GetObject"
     resources = json.dumps(by_sid["ComponentArtifacts"]["Resource"])
     assert "/packages/*" in resources and "/components/*" in resources
