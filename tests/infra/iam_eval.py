@@ -143,6 +143,10 @@ class Resolver:
                 return separator.join(str(self.resolve(p)) for p in parts)
             if key == "Ref":
                 return self._ref(arg)
+            if key == "Fn::Split":
+                return str(self.resolve(arg[1])).split(arg[0])
+            if key == "Fn::Select":
+                return self.resolve(arg[1])[int(arg[0])]
             if key == "Fn::GetAtt":
                 return self._get_att(arg[0], arg[1])
             if key in ("Fn::ImportValue", "Fn::GetStackOutput"):
