@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from edge_constructs.greengrass.recipes import MIN_NUCLEUS_VERSION
+
 # Neo target devices (SageMaker CreateCompilationJob `TargetDevice`) grouped by kind. Edge
 # devices accept PyTorch 1.7/1.8 only; cloud `ml_*` instances a wider set (FACTS.md).
 NEO_EDGE_DEVICES = frozenset(
@@ -277,6 +279,10 @@ def _mapping(key: str, value: object) -> dict[str, str]:
     return result
 
 
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
 def parse_input_shape(value: object) -> tuple[int, int, int, int]:
     """``"1,3,224,224"`` or ``[1, 3, 224, 224]`` -> a batch-1, 3-channel NCHW shape."""
     key = "input_shape"
@@ -439,6 +445,13 @@ def build_config(stage: str, raw: Mapping[str, Any]) -> PipelineConfig:
     nucleus_version = str(raw["nucleus_version"] or "").strip()
     if nucleus_version:
         _matching("nucleus_version", nucleus_version, _VERSION_RE, "expected empty or X.Y.Z")
+        if _version(nucleus_version) < _version(MIN_NUCLEUS_VERSION):
+            raise ConfigError(
+                "nucleus_version",
+                nucleus_version,
+                f"must be at least {MIN_NUCLEUS_VERSION}: the inference component's "
+                "accessControl uses a '*' wildcard, which older nuclei do not match",
+            )
     retention = _int("log_retention_days", raw["log_retention_days"])
     if retention not in LOG_RETENTION_DAYS:
         raise ConfigError(
