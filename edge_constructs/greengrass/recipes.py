@@ -81,14 +81,28 @@ _DISABLE_PHONE_HOME = (
 )
 
 
+def runtime_marker(version: str) -> str:
+    """File the runtime's Install writes last, inside the venv, once the venv is complete."""
+    return f"{{work:path}}/venv/.installed-{version}"
+
+
 def runtime_recipe(
     *, name: str, version: str, requirements_uri: str, requirements_file: str
 ) -> dict[str, Any]:
     """Our runtime: a virtual environment with pinned DLR and the component's dependencies.
 
     It owns its interpreter, so the deployment does not depend on the public variant.DLR's
-    Python or on its nucleus-version range. The venv lives in this component's work folder and
-    is rebuilt when the version (that is, the requirements) changes.
+    Python or on its nucleus-version range. The venv lives in this component's work folder.
+
+    Installed once per version: the nucleus runs Install at every launch (every boot;
+    lifecycle/Lifecycle.java) unless ``Skipif`` holds, and ``exists PATH`` holds when the file
+    exists (lifecycle/GenericExternalService.java, shouldSkip, SKIP_COMMAND_REGEX). The marker
+    names the version and is written last, inside the venv, after the requirements are
+    installed and phone-home is off (that step fails if dlr is missing); a rebuild starts by
+    deleting the venv, marker included. So a half-built venv (a failed install, a power cut)
+    is never taken as complete, a completed one is skipped at boot without network, and a new
+    version (new requirements) rebuilds. The venv's path does not change, so the inference
+    component's launcher (:func:`bundled_launcher`) keeps pointing at the right interpreter.
     """
     venv = "{work:path}/venv"
     install = " && ".join(
@@ -100,6 +114,7 @@ def runtime_recipe(
             f"{venv}/bin/python -m pip install --disable-pip-version-check --no-cache-dir "
             f"-r {{artifacts:path}}/{requirements_file}",
             f'{venv}/bin/python -c "{_DISABLE_PHONE_HOME}"',
+            f"touch {runtime_marker(version)}",
         ]
     )
     return {
@@ -115,6 +130,7 @@ def runtime_recipe(
                 "Artifacts": [{"Uri": requirements_uri, "Permission": {"Read": "OWNER"}}],
                 "Lifecycle": {
                     "Install": {
+                        "Skipif": f"exists {runtime_marker(version)}",
                         "Script": install,
                         "Timeout": INSTALL_TIMEOUT_SECONDS,
                         "RequiresPrivilege": False,
