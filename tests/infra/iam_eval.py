@@ -185,7 +185,7 @@ class Resolver:
         if type_ == "AWS::IAM::ManagedPolicy":
             return f"arn:{self.partition}:iam::{self.account}:policy/{props['ManagedPolicyName']}"
         if type_ == "AWS::IAM::Role":
-            return str(props["RoleName"])
+            return str(props.get("RoleName", name))  # CloudFormation names unnamed roles
         if type_ == "AWS::IoT::Policy":
             return str(props["PolicyName"])
         if type_ == "AWS::IoT::RoleAlias":
@@ -194,7 +194,7 @@ class Resolver:
             return str(props["ThingGroupName"])
         if type_ == "AWS::S3::Bucket":
             return str(props.get("BucketName", BUCKET))
-        raise KeyError(f"cannot resolve Ref {name} ({type_})")
+        return f"<{name}>"  # not an ARN any policy here is about
 
     def _get_att(self, name: str, attribute: str) -> str:
         resource = self._resource(name)
@@ -202,7 +202,7 @@ class Resolver:
         type_ = resource["Type"]
         iot = f"arn:{self.partition}:iot:{self.region}:{self.account}"
         if type_ == "AWS::IAM::Role" and attribute == "Arn":
-            return f"arn:{self.partition}:iam::{self.account}:role/{props['RoleName']}"
+            return f"arn:{self.partition}:iam::{self.account}:role/{self._ref(name)}"
         if type_ == "AWS::IoT::Policy" and attribute == "Arn":
             return f"{iot}:policy/{props['PolicyName']}"
         if type_ == "AWS::IoT::RoleAlias" and attribute == "RoleAliasArn":
@@ -211,7 +211,7 @@ class Resolver:
             return f"{iot}:thinggroup/{props['ThingGroupName']}"
         if type_ == "AWS::S3::Bucket" and attribute == "Arn":
             return f"arn:{self.partition}:s3:::{self._ref(name)}"
-        raise KeyError(f"cannot resolve GetAtt {name}.{attribute} ({type_})")
+        return f"<{name}.{attribute}>"
 
 
 def policies_of_role(template: Mapping[str, Any], role_logical_id: str) -> list[dict[str, Any]]:
