@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from edge_constructs.greengrass.public_components import LOG_MANAGER_PIN, VARIANT_DLR_PIN, admits
 from edge_constructs.greengrass.recipes import MIN_NUCLEUS_VERSION
 
 # Neo target devices (SageMaker CreateCompilationJob `TargetDevice`) grouped by kind. Edge
@@ -103,8 +104,8 @@ DEFAULTS: dict[str, Any] = {
     "run_id": "1",
     "compilation_max_runtime_seconds": 900,
     "runtime_component": "bundled",
-    "variant_dlr_version": "1.6.16",
-    "log_manager_version": "2.3.7",
+    "variant_dlr_version": VARIANT_DLR_PIN.version,
+    "log_manager_version": LOG_MANAGER_PIN.version,
     "nucleus_version": "",
     "log_retention_days": 30,
     "inference_top_k": 5,
@@ -277,6 +278,28 @@ def _mapping(key: str, value: object) -> dict[str, str]:
             raise ConfigError(key, value, "expected a JSON object of strings")
         result[name] = str(item).lower() if isinstance(item, bool) else str(item)
     return result
+
+
+def _check_variant_dlr_nucleus(nucleus_version: str) -> None:
+    """variant.DLR declares a nucleus range that stops below today's nucleus; a deployment
+    that resolves another minor nucleus than the device runs, without naming the nucleus,
+    fails (see edge_constructs/greengrass/public_components.py)."""
+    allowed = VARIANT_DLR_PIN.nucleus_range or ""
+    if not nucleus_version:
+        raise ConfigError(
+            "nucleus_version",
+            "",
+            f"must be set with runtime_component=variant.DLR: variant.DLR declares nucleus "
+            f"{allowed}, which excludes the nucleus new devices install; pin one in that range "
+            "(and >= 2.6.0) or use runtime_component=bundled",
+        )
+    if not admits(allowed, nucleus_version):
+        raise ConfigError(
+            "nucleus_version",
+            nucleus_version,
+            f"is outside variant.DLR's nucleus range {allowed}; pin one in it or use "
+            "runtime_component=bundled",
+        )
 
 
 def _version(text: str) -> tuple[int, ...]:
@@ -452,6 +475,9 @@ def build_config(stage: str, raw: Mapping[str, Any]) -> PipelineConfig:
                 f"must be at least {MIN_NUCLEUS_VERSION}: the inference component's "
                 "accessControl uses a '*' wildcard, which older nuclei do not match",
             )
+    runtime_component = _choice("runtime_component", raw["runtime_component"], RUNTIME_COMPONENTS)
+    if runtime_component == "variant.DLR":
+        _check_variant_dlr_nucleus(nucleus_version)
     retention = _int("log_retention_days", raw["log_retention_days"])
     if retention not in LOG_RETENTION_DAYS:
         raise ConfigError(
@@ -498,9 +524,7 @@ def build_config(stage: str, raw: Mapping[str, Any]) -> PipelineConfig:
             minimum=60,
             maximum=MAX_COMPILATION_SECONDS,
         ),
-        runtime_component=_choice(
-            "runtime_component", raw["runtime_component"], RUNTIME_COMPONENTS
-        ),
+        runtime_component=runtime_component,
         variant_dlr_version=_matching(
             "variant_dlr_version", raw["variant_dlr_version"], _VERSION_RE, "expected X.Y.Z"
         ),

@@ -70,6 +70,12 @@ def test_defaults_are_valid_and_typed() -> None:
         ({"prefix": "Edge_AI"}, "prefix", "lower-case"),
         ({"component_namespace": "edgeai"}, "component_namespace", "dotted"),
         ({"runtime_component": "tflite"}, "runtime_component", "bundled"),
+        ({"runtime_component": "variant.DLR"}, "nucleus_version", "must be set"),
+        (
+            {"runtime_component": "variant.DLR", "nucleus_version": "2.18.2"},
+            "nucleus_version",
+            "outside variant.DLR's nucleus range",
+        ),
         ({"log_retention_days": 10}, "log_retention_days", "14"),
         ({"log_manager_version": "latest"}, "log_manager_version", "X.Y.Z"),
         ({"nucleus_version": "2.x"}, "nucleus_version", "X.Y.Z"),

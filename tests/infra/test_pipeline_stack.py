@@ -198,7 +198,7 @@ def test_variant_dlr_option_pins_the_public_component(byo_jetson) -> None:
     _, deployment = only(template, "AWS::GreengrassV2::Deployment")
     components = deployment["Properties"]["Components"]
     assert components["variant.DLR"]["ComponentVersion"] == "1.6.16"
-    assert components["aws.greengrass.Nucleus"]["ComponentVersion"] == "2.15.0"
+    assert components["aws.greengrass.Nucleus"]["ComponentVersion"] == "2.12.6"
 
 
 def test_handlers_may_only_pass_the_job_roles_to_sagemaker(dev) -> None:
