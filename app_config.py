@@ -88,6 +88,7 @@ DEFAULTS: dict[str, Any] = {
     "architecture": "vgg16",
     "neo_target_device": "",
     "neo_target_platform": "LINUX/X86_64",
+    "neo_compiler_options": "",
     "pytorch_version": "1.8",
     "input_shape": "1,3,224,224",
     "training_instance_type": "ml.m5.xlarge",
@@ -185,6 +186,7 @@ class PipelineConfig:
     thing_group: str
     architecture: str
     neo_target: NeoTarget
+    neo_compiler_options: dict[str, Any] | None
     pytorch_version: str
     input_shape: tuple[int, int, int, int]
     training: TrainingConfig
@@ -320,6 +322,37 @@ def parse_input_shape(value: object) -> tuple[int, int, int, int]:
     if not all(32 <= d <= 4096 for d in dims[2:]):
         raise ConfigError(key, value, allowed)
     return (dims[0], dims[1], dims[2], dims[3])
+
+
+# Neo requires CompilerOptions for NVIDIA accelerators (botocore sagemaker service model,
+# OutputConfig.CompilerOptions: "It is required for NVIDIA accelerators"; NVIDIA options
+# gpu-code, trt-ver, cuda-ver). The requirement is TargetPlatform-specific: a named device
+# (TargetDevice, e.g. jetson_nano) carries its GPU, CUDA and TensorRT versions itself.
+NVIDIA_COMPILER_OPTIONS = ("gpu-code", "trt-ver", "cuda-ver")
+
+
+def parse_compiler_options(value: object, target: NeoTarget) -> dict[str, Any] | None:
+    """``neo_compiler_options``: a JSON object passed to Neo as OutputConfig.CompilerOptions."""
+    key = "neo_compiler_options"
+    options: object = value
+    if isinstance(value, str):
+        try:
+            options = json.loads(value) if value.strip() else None
+        except json.JSONDecodeError:
+            raise ConfigError(key, value, "expected a JSON object") from None
+    if options is not None and not isinstance(options, Mapping):
+        raise ConfigError(key, value, "expected a JSON object")
+    if target.accelerator == "NVIDIA":
+        missing = [k for k in NVIDIA_COMPILER_OPTIONS if not options or k not in options]
+        if missing:
+            raise ConfigError(
+                key,
+                value,
+                f"required for the NVIDIA platform target {target.slug}: Neo needs "
+                f"{', '.join(NVIDIA_COMPILER_OPTIONS)} (missing {', '.join(missing)}), e.g. "
+                '{"gpu-code": "sm_72", "trt-ver": "8.5.2", "cuda-ver": "11.4"}',
+            )
+    return dict(options) if options else None
 
 
 def parse_neo_target(device: object, platform: object) -> NeoTarget:
@@ -514,6 +547,7 @@ def build_config(stage: str, raw: Mapping[str, Any]) -> PipelineConfig:
             "a torchvision model name such as vgg16, resnet18, mobilenet_v3_small",
         ),
         neo_target=target,
+        neo_compiler_options=parse_compiler_options(raw["neo_compiler_options"], target),
         pytorch_version=_pytorch_version(raw["pytorch_version"], target),
         input_shape=parse_input_shape(raw["input_shape"]),
         training=training,
