@@ -19,6 +19,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from edge_constructs.greengrass.public_components import LOG_MANAGER_PIN, VARIANT_DLR_PIN, admits
+from edge_constructs.greengrass.recipes import MIN_NUCLEUS_VERSION
+
 # Neo target devices (SageMaker CreateCompilationJob `TargetDevice`) grouped by kind. Edge
 # devices accept PyTorch 1.7/1.8 only; cloud `ml_*` instances a wider set (FACTS.md).
 NEO_EDGE_DEVICES = frozenset(
@@ -106,6 +109,7 @@ DEFAULTS: dict[str, Any] = {
     "architecture": "vgg16",
     "neo_target_device": "",
     "neo_target_platform": "LINUX/X86_64",
+    "neo_compiler_options": "",
     "pytorch_version": "1.8",
     "input_shape": "1,3,224,224",
     "training_instance_type": "ml.m5.xlarge",
@@ -122,8 +126,8 @@ DEFAULTS: dict[str, Any] = {
     "run_id": "1",
     "compilation_max_runtime_seconds": 900,
     "runtime_component": "bundled",
-    "variant_dlr_version": "1.6.16",
-    "log_manager_version": "2.3.7",
+    "variant_dlr_version": VARIANT_DLR_PIN.version,
+    "log_manager_version": LOG_MANAGER_PIN.version,
     "nucleus_version": "",
     "log_retention_days": 30,
     "inference_top_k": 5,
@@ -213,6 +217,7 @@ class PipelineConfig:
     thing_group: str
     architecture: str
     neo_target: NeoTarget
+    neo_compiler_options: dict[str, Any] | None
     pytorch_version: str
     input_shape: tuple[int, int, int, int]
     training: TrainingConfig
@@ -309,6 +314,32 @@ def _mapping(key: str, value: object) -> dict[str, str]:
     return result
 
 
+def _check_variant_dlr_nucleus(nucleus_version: str) -> None:
+    """variant.DLR declares a nucleus range that stops below today's nucleus; a deployment
+    that resolves another minor nucleus than the device runs, without naming the nucleus,
+    fails (see edge_constructs/greengrass/public_components.py)."""
+    allowed = VARIANT_DLR_PIN.nucleus_range or ""
+    if not nucleus_version:
+        raise ConfigError(
+            "nucleus_version",
+            "",
+            f"must be set with runtime_component=variant.DLR: variant.DLR declares nucleus "
+            f"{allowed}, which excludes the nucleus new devices install; pin one in that range "
+            "(and >= 2.6.0) or use runtime_component=bundled",
+        )
+    if not admits(allowed, nucleus_version):
+        raise ConfigError(
+            "nucleus_version",
+            nucleus_version,
+            f"is outside variant.DLR's nucleus range {allowed}; pin one in it or use "
+            "runtime_component=bundled",
+        )
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
 def parse_input_shape(value: object) -> tuple[int, int, int, int]:
     """``"1,3,224,224"`` or ``[1, 3, 224, 224]`` -> a batch-1, 3-channel NCHW shape."""
     key = "input_shape"
@@ -328,6 +359,37 @@ def parse_input_shape(value: object) -> tuple[int, int, int, int]:
         # agree, so a non-square shape would fail in training or on the device, not here.
         raise ConfigError(key, value, "a square input (H = W), e.g. 1,3,224,224")
     return (dims[0], dims[1], dims[2], dims[3])
+
+
+# Neo requires CompilerOptions for NVIDIA accelerators (botocore sagemaker service model,
+# OutputConfig.CompilerOptions: "It is required for NVIDIA accelerators"; NVIDIA options
+# gpu-code, trt-ver, cuda-ver). The requirement is TargetPlatform-specific: a named device
+# (TargetDevice, e.g. jetson_nano) carries its GPU, CUDA and TensorRT versions itself.
+NVIDIA_COMPILER_OPTIONS = ("gpu-code", "trt-ver", "cuda-ver")
+
+
+def parse_compiler_options(value: object, target: NeoTarget) -> dict[str, Any] | None:
+    """``neo_compiler_options``: a JSON object passed to Neo as OutputConfig.CompilerOptions."""
+    key = "neo_compiler_options"
+    options: object = value
+    if isinstance(value, str):
+        try:
+            options = json.loads(value) if value.strip() else None
+        except json.JSONDecodeError:
+            raise ConfigError(key, value, "expected a JSON object") from None
+    if options is not None and not isinstance(options, Mapping):
+        raise ConfigError(key, value, "expected a JSON object")
+    if target.accelerator == "NVIDIA":
+        missing = [k for k in NVIDIA_COMPILER_OPTIONS if not options or k not in options]
+        if missing:
+            raise ConfigError(
+                key,
+                value,
+                f"required for the NVIDIA platform target {target.slug}: Neo needs "
+                f"{', '.join(NVIDIA_COMPILER_OPTIONS)} (missing {', '.join(missing)}), e.g. "
+                '{"gpu-code": "sm_72", "trt-ver": "8.5.2", "cuda-ver": "11.4"}',
+            )
+    return dict(options) if options else None
 
 
 def parse_neo_target(device: object, platform: object) -> NeoTarget:
@@ -476,6 +538,16 @@ def build_config(stage: str, raw: Mapping[str, Any]) -> PipelineConfig:
     nucleus_version = str(raw["nucleus_version"] or "").strip()
     if nucleus_version:
         _matching("nucleus_version", nucleus_version, _VERSION_RE, "expected empty or X.Y.Z")
+        if _version(nucleus_version) < _version(MIN_NUCLEUS_VERSION):
+            raise ConfigError(
+                "nucleus_version",
+                nucleus_version,
+                f"must be at least {MIN_NUCLEUS_VERSION}: the inference component's "
+                "accessControl uses a '*' wildcard, which older nuclei do not match",
+            )
+    runtime_component = _choice("runtime_component", raw["runtime_component"], RUNTIME_COMPONENTS)
+    if runtime_component == "variant.DLR":
+        _check_variant_dlr_nucleus(nucleus_version)
     retention = _int("log_retention_days", raw["log_retention_days"])
     if retention not in LOG_RETENTION_DAYS:
         raise ConfigError(
@@ -520,6 +592,7 @@ def build_config(stage: str, raw: Mapping[str, Any]) -> PipelineConfig:
             "a torchvision model name such as vgg16, resnet18, mobilenet_v3_small",
         ),
         neo_target=target,
+        neo_compiler_options=parse_compiler_options(raw["neo_compiler_options"], target),
         pytorch_version=_pytorch_version(raw["pytorch_version"], target),
         input_shape=parse_input_shape(raw["input_shape"]),
         training=training,
@@ -530,9 +603,7 @@ def build_config(stage: str, raw: Mapping[str, Any]) -> PipelineConfig:
             minimum=60,
             maximum=MAX_COMPILATION_SECONDS,
         ),
-        runtime_component=_choice(
-            "runtime_component", raw["runtime_component"], RUNTIME_COMPONENTS
-        ),
+        runtime_component=runtime_component,
         variant_dlr_version=_matching(
             "variant_dlr_version", raw["variant_dlr_version"], _VERSION_RE, "expected X.Y.Z"
         ),

@@ -147,6 +147,7 @@ class PipelineStack(Stack):
                     accelerator=target.accelerator,
                 ),
                 max_runtime_seconds=config.compilation_max_runtime_seconds,
+                compiler_options=config.neo_compiler_options,
             ),
         )
 

@@ -72,17 +72,39 @@ class CoreDevicePrerequisites(Construct):
             resource_name=f"{GREENGRASS_LOG_GROUP_PREFIX}*",
             arn_format=_COLON_ARN,
         )
-        self.token_exchange_role.add_to_policy(
-            iam.PolicyStatement(
-                sid="GreengrassLogs",
-                actions=[
-                    "logs:CreateLogGroup",
-                    "logs:CreateLogStream",
-                    "logs:PutLogEvents",
-                    "logs:DescribeLogStreams",
-                ],
-                resources=[log_groups, f"{log_groups}:log-stream:*"],
-            )
+        # The policy the installer looks for as "<TES role name>Access" and would otherwise
+        # create and attach itself (easysetup/DeviceProvisioningHelper.java,
+        # createAndAttachRolePolicy and GG_TOKEN_EXCHANGE_ROLE_ACCESS_POLICY_DOCUMENT: the four
+        # CloudWatch Logs actions and s3:GetBucketLocation, on "*"). Created and attached here
+        # by CloudFormation, with the same actions scoped to what the device uses, so the
+        # installer never has to modify the role this stack owns.
+        self.tes_access_policy_name = f"{self.token_exchange_role_name}Access"
+        self.tes_access_policy = iam.ManagedPolicy(
+            self,
+            "TokenExchangeRoleAccess",
+            managed_policy_name=self.tes_access_policy_name,
+            description="What the Greengrass installer would attach to the TES role, scoped",
+            roles=[self.token_exchange_role],
+            statements=[
+                iam.PolicyStatement(
+                    sid="GreengrassLogs",
+                    actions=[
+                        "logs:CreateLogGroup",
+                        "logs:CreateLogStream",
+                        "logs:PutLogEvents",
+                        "logs:DescribeLogStreams",
+                    ],
+                    resources=[log_groups, f"{log_groups}:log-stream:*"],
+                ),
+                # The nucleus asks for the bucket's region before every artifact download
+                # (componentmanager/builtins/S3Downloader.java, getRegionClientForBucket), and
+                # a denied GetBucketLocation fails the deployment. Authorized on the bucket ARN.
+                iam.PolicyStatement(
+                    sid="ArtifactBucketLocation",
+                    actions=["s3:GetBucketLocation"],
+                    resources=[bucket.bucket_arn],
+                ),
+            ],
         )
         self.token_exchange_role.add_to_policy(
             iam.PolicyStatement(
@@ -104,6 +126,17 @@ class CoreDevicePrerequisites(Construct):
             apply_to_children=True,
         )
 
+        NagSuppressions.add_resource_suppressions(
+            self.tes_access_policy,
+            [
+                {
+                    "id": "AwsSolutions-IAM5",
+                    "reason": "Scoped to the /aws/greengrass/ log groups the log manager writes "
+                    "(one per component, named at run time).",
+                }
+            ],
+        )
+
         self.role_alias = iot.CfnRoleAlias(
             self,
             "TokenExchangeRoleAlias",
@@ -114,6 +147,24 @@ class CoreDevicePrerequisites(Construct):
 
         thing = f"arn:{Aws.PARTITION}:iot:{Aws.REGION}:{Aws.ACCOUNT_ID}"
         own = "${iot:Connection.Thing.ThingName}"
+        fleet = f"{name_prefix}-*"
+        # MQTT connections: the nucleus names its first one after the thing and each further
+        # one "<thing>#<n>" (mqttclient/MqttClient.java, getNewMqttClient), opened when the
+        # others carry 50 subscriptions (MAX_SUBSCRIPTIONS_PER_CONNECTION), and publishes go
+        # round-robin over all of them (getConnection). ${iot:Connection.Thing.ThingName}
+        # resolves only when the client ID equals the thing name under a non-exclusive thing
+        # association (https://docs.aws.amazon.com/iot/latest/developerguide/
+        # thing-policy-variables.html), and that is what the installer creates
+        # (easysetup/DeviceProvisioningHelper.java, createThing: AttachThingPrincipal without a
+        # thingPrincipalType). So: the first connection is held to its own thing (the
+        # "OwnThing" statements); on "<thing>#<n>" connections IoT Core cannot tell which thing
+        # they belong to, and the tightest scope any source allows is this stack's devices
+        # (the "ExtraConnections" statements: client IDs "<prefix>-*#*" and the topics of
+        # "<prefix>-*" things). Since a certificate can open such a connection at will, the
+        # effective boundary between devices is this stack's fleet, not the single device.
+        # An exclusive thing association would let the thing variable resolve on every
+        # connection (https://docs.aws.amazon.com/iot/latest/developerguide/exclusive-thing.html),
+        # but the installer does not create one.
         self.core_device_policy = iot.CfnPolicy(
             self,
             "CoreDevicePolicy",
@@ -122,11 +173,13 @@ class CoreDevicePrerequisites(Construct):
                 "Version": "2012-10-17",
                 "Statement": [
                     {
+                        "Sid": "OwnThingConnect",
                         "Effect": "Allow",
                         "Action": "iot:Connect",
-                        "Resource": f"{thing}:client/{own}*",
+                        "Resource": f"{thing}:client/{own}",
                     },
                     {
+                        "Sid": "OwnThingTopics",
                         "Effect": "Allow",
                         "Action": ["iot:Publish", "iot:Receive"],
                         "Resource": [
@@ -135,11 +188,36 @@ class CoreDevicePrerequisites(Construct):
                         ],
                     },
                     {
+                        "Sid": "OwnThingTopicFilters",
                         "Effect": "Allow",
                         "Action": "iot:Subscribe",
                         "Resource": [
                             f"{thing}:topicfilter/$aws/things/{own}/*",
                             f"{thing}:topicfilter/{publish_topic_prefix}/{own}/*",
+                        ],
+                    },
+                    {
+                        "Sid": "ExtraConnectionsConnect",
+                        "Effect": "Allow",
+                        "Action": "iot:Connect",
+                        "Resource": f"{thing}:client/{fleet}#*",
+                    },
+                    {
+                        "Sid": "ExtraConnectionsTopics",
+                        "Effect": "Allow",
+                        "Action": ["iot:Publish", "iot:Receive"],
+                        "Resource": [
+                            f"{thing}:topic/$aws/things/{fleet}/*",
+                            f"{thing}:topic/{publish_topic_prefix}/{fleet}/*",
+                        ],
+                    },
+                    {
+                        "Sid": "ExtraConnectionsTopicFilters",
+                        "Effect": "Allow",
+                        "Action": "iot:Subscribe",
+                        "Resource": [
+                            f"{thing}:topicfilter/$aws/things/{fleet}/*",
+                            f"{thing}:topicfilter/{publish_topic_prefix}/{fleet}/*",
                         ],
                     },
                     {
@@ -161,6 +239,41 @@ class CoreDevicePrerequisites(Construct):
             },
         )
 
+        # The IoT policy the installer looks up as "GreengrassTESCertificatePolicy<role alias>"
+        # and attaches to the new certificate; its document is the one the installer would
+        # create (easysetup/DeviceProvisioningHelper.java, setupIoTRoleForTes). Its GetPolicy
+        # catches only ResourceNotFoundException: the policy must exist, and the installer
+        # must be allowed to read it.
+        self.tes_certificate_policy = iot.CfnPolicy(
+            self,
+            "TesCertificatePolicy",
+            policy_name=f"GreengrassTESCertificatePolicy{self.role_alias.role_alias}",
+            policy_document={
+                "Version": "2012-10-17",
+                "Statement": {
+                    "Effect": "Allow",
+                    "Action": "iot:AssumeRoleWithCertificate",
+                    "Resource": self.role_alias.attr_role_alias_arn,
+                },
+            },
+        )
+
+        iam_policy = f"policy/{self.tes_access_policy_name}"
+        # The installer's calls with --provision true, in order (easysetup/GreengrassSetup.java
+        # provision; DeviceProvisioningHelper.java createThing, addThingToGroup,
+        # setupIoTRoleForTes, createAndAttachRolePolicy). Each is granted on the resource it is
+        # authorized against (AWS IoT Developer Guide, "How AWS IoT works with IAM", resources
+        # table; Service Authorization Reference for AWS IoT and IAM).
+        #
+        # No iam:CreatePolicy, iam:AttachRolePolicy or iam:PutRolePolicy: the installer must not
+        # modify the role CloudFormation owns. It does not need to: createAndAttachRolePolicy
+        # returns as soon as getPolicyArn finds "<role>Access" (it prints "already exists.
+        # Please attach it to the IAM role if not already") and calls CreatePolicy and
+        # AttachRolePolicy only in the branch where the policy was not found. The policy is
+        # attached by CloudFormation (``roles=`` above), so nothing is left to attach.
+        # getPolicyArn looks up the AWS-managed ARN (arn:aws:iam::aws:policy/NAME) first and
+        # the account's ARN second; both tolerate NoSuchEntity and "not authorized". Both are
+        # granted, so finding our policy does not hinge on the wording of an error message.
         self.installer_policy = iam.ManagedPolicy(
             self,
             "InstallerPolicy",
@@ -190,25 +303,35 @@ class CoreDevicePrerequisites(Construct):
                         self.thing_group_arn,
                     ],
                 ),
+                # AttachPolicy and AttachThingPrincipal are authorized against the certificate
+                # (the developer guide's resources table), which the installer has just
+                # created: its ARN is only known as cert/*.
+                iam.PolicyStatement(
+                    sid="NewCertificate",
+                    actions=["iot:AttachPolicy", "iot:AttachThingPrincipal"],
+                    resources=[f"{thing}:cert/*"],
+                ),
                 iam.PolicyStatement(
                     sid="PrerequisitesOfThisStack",
                     actions=[
                         "iot:DescribeThingGroup",
-                        "iot:GetPolicy",
-                        "iot:AttachPolicy",
                         "iot:DescribeRoleAlias",
+                        "iot:GetPolicy",
                     ],
                     resources=[
                         self.thing_group_arn,
-                        self.core_device_policy.attr_arn,
                         self.role_alias.attr_role_alias_arn,
-                        f"{thing}:cert/*",
+                        self.core_device_policy.attr_arn,
+                        self.tes_certificate_policy.attr_arn,
                     ],
                 ),
                 iam.PolicyStatement(
-                    sid="TokenExchangeRole",
-                    actions=["iam:GetRole"],
-                    resources=[self.token_exchange_role.role_arn],
+                    sid="TokenExchangeRoleAccessPolicy",
+                    actions=["iam:GetPolicy"],
+                    resources=[
+                        f"arn:{Aws.PARTITION}:iam::aws:{iam_policy}",
+                        f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:{iam_policy}",
+                    ],
                 ),
             ],
         )

@@ -59,7 +59,8 @@ class TrainingJobProps:
     framework_version: PyTorch version of the training image; must equal Neo's.
     instance_type / instance_count / volume_gb: the training cluster.
     max_runtime_seconds: SageMaker stopping condition.
-    use_spot / max_wait_seconds: managed spot training (checkpoints go to the bucket).
+    use_spot / max_wait_seconds: managed spot training (checkpoints go to the bucket, under
+        a prefix of the job's own).
     image_uri: override of the image ("" = the SageMaker PyTorch image for the region).
     train_uri / validation_uri: S3 prefixes of the data channels ("" = none; with no train
         channel the script exports the stock model unchanged).
@@ -90,7 +91,8 @@ class TrainingJob(Construct):
 
     Props:
         name_prefix: prefix of the job name (``<prefix>-train-<digest>``).
-        bucket: artifact bucket; output under ``training/``, checkpoints under ``checkpoints/``.
+        bucket: artifact bucket; output under ``training/``, checkpoints under
+            ``checkpoints/<job name>/``.
         props: :class:`TrainingJobProps`.
         log_retention: retention of the handler logs.
 
@@ -120,15 +122,8 @@ class TrainingJob(Construct):
         )
         source.grant_read(self.role)
         output_uri = f"s3://{bucket.bucket_name}/{Prefixes.TRAINING.rstrip('/')}"
-        checkpoint_uri = (
-            f"s3://{bucket.bucket_name}/{Prefixes.CHECKPOINTS}{name_prefix}/{props.run_id}"
-            if props.use_spot
-            else ""
-        )
         bucket.grant_put(self.role, f"{Prefixes.TRAINING}*")
         bucket.grant_read(self.role, f"{Prefixes.TRAINING}*")
-        if props.use_spot:
-            bucket.grant_read_write(self.role, f"{Prefixes.CHECKPOINTS}*")
         for uri in (props.train_uri, props.validation_uri):
             if uri:
                 grant_read_prefix(self.role, uri)
@@ -183,13 +178,13 @@ class TrainingJob(Construct):
 
         acknowledge_scoped_wildcards(
             self.role,
-            "SageMaker writes the job's output under training/<job name>/ and checkpoints "
-            "under checkpoints/ (names known only to the job); grant_* adds the object-level "
-            "action families (s3:GetObject*, s3:List*, s3:Abort*) for those prefixes only. The "
-            "source bundle is one object in the CDK asset bucket (its key is a content hash, "
-            "so CDK grants the bucket's objects); the job's logs go to its own log streams; "
-            "ecr:GetAuthorizationToken and cloudwatch:PutMetricData (namespace-conditioned) "
-            "support no resource ARN.",
+            "SageMaker writes the job's output under training/<job name>/ and checkpoints under "
+            "checkpoints/<job name>/ (object names known only to the job); grant_* adds the "
+            "object-level action families (s3:GetObject*, s3:List*, s3:Abort*) for those prefixes"
+            " only. The source bundle is one object in the CDK asset bucket (its key is a content"
+            " hash, so CDK grants the bucket's objects); the job's logs go to its own log "
+            "streams; ecr:GetAuthorizationToken and cloudwatch:PutMetricData (namespace-"
+            "conditioned) support no resource ARN.",
         )
         hyperparameters = {
             **props.hyperparameters,
@@ -206,7 +201,8 @@ class TrainingJob(Construct):
             "MaxRuntimeSeconds": str(props.max_runtime_seconds),
             "UseSpot": "true" if props.use_spot else "false",
             "MaxWaitSeconds": str(props.max_wait_seconds) if props.use_spot else "",
-            "CheckpointS3Uri": checkpoint_uri,
+            # Known once the name is: checkpoints/<job name>/ (below). UseSpot is an input.
+            "CheckpointS3Uri": "",
             "OutputS3Uri": output_uri,
             "TrainS3Uri": props.train_uri,
             "ValidationS3Uri": props.validation_uri,
@@ -216,6 +212,16 @@ class TrainingJob(Construct):
         }
         content = digest(self, inputs)
         self.job_name = job_name(name_prefix, "train", content)
+        if props.use_spot:
+            # Each job its own checkpoints. SageMaker copies everything under CheckpointS3Uri
+            # into a new job before it starts (developer guide, "Use checkpoints in Amazon
+            # SageMaker AI"), so a prefix shared by jobs (it used to be <prefix>/<run_id>)
+            # made a retrain with new hyperparameters resume the old job's last epoch and ship
+            # its weights. The name is a digest of every input, so the prefix changes exactly
+            # when the inputs do, and a retry of the same job still resumes its own progress.
+            checkpoints = f"{Prefixes.CHECKPOINTS}{self.job_name}/"
+            inputs["CheckpointS3Uri"] = f"s3://{bucket.bucket_name}/{checkpoints}"
+            bucket.grant_read_write(self.role, f"{checkpoints}*")
 
         on_event = PythonFunction(
             self,
