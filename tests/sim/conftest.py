@@ -12,7 +12,6 @@ import pytest
 from device_sim.device import Device, DeviceOptions, Report
 from device_sim.samples import write_sample_images
 from tests.infra.conftest import REPO_ROOT, synthesize
-from tests.sim.grants import grant_all
 
 DEVICE_PYTHON = "/usr/bin/python3"  # first python3 on device_sim.lifecycle.DEVICE_PATH
 
@@ -44,6 +43,7 @@ def variant_dlr_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
         neo_target_device="jetson_nano",
         neo_target_platform="",
         runtime_component="variant.DLR",
+        nucleus_version="2.12.6",  # synth requires a pin inside variant.DLR's nucleus range
     ).assembly_dir
 
 
@@ -89,62 +89,40 @@ def run_device(root: Path, assembly: Path, stage: str, **options: object) -> Run
     return Run(report, root)
 
 
-@pytest.fixture(scope="session")
-def granted_dev_run(
-    tmp_path_factory: pytest.TempPathFactory,
-    dev_assembly: Path,
+def _whole_device(
+    factory: pytest.TempPathFactory,
+    assembly: Path,
+    stage: str,
     wheelhouse: Path | None,
-    sample_images: Path,
+    images: Path,
 ) -> Run:
-    """dev, linux/amd64, with the test grants for defects 1 and 2 and a nucleus configured with
-    interpolateComponentConfiguration=true (papering over defect 3): the whole device, reboot
-    included."""
+    """A default device (nucleus 2.18.x, interpolateComponentConfiguration off, no extra grants):
+    provision, deploy, first boot with the network, then a reboot with the network refused."""
     return run_device(
-        tmp_path_factory.mktemp("dev-root") / "gg",
-        dev_assembly,
-        "dev",
-        images=sample_images,
+        factory.mktemp(f"{stage}-root") / "gg",
+        assembly,
+        stage,
+        images=images,
         wheelhouse=wheelhouse,
-        cloud_patch=grant_all,
-        interpolate_component_configuration=True,
         wait_seconds=60,
     )
 
 
 @pytest.fixture(scope="session")
-def granted_prod_run(
+def dev_run(
+    tmp_path_factory: pytest.TempPathFactory,
+    dev_assembly: Path,
+    wheelhouse: Path | None,
+    sample_images: Path,
+) -> Run:
+    return _whole_device(tmp_path_factory, dev_assembly, "dev", wheelhouse, sample_images)
+
+
+@pytest.fixture(scope="session")
+def prod_run(
     tmp_path_factory: pytest.TempPathFactory,
     prod_assembly: Path,
     wheelhouse: Path | None,
     sample_images: Path,
 ) -> Run:
-    return run_device(
-        tmp_path_factory.mktemp("prod-root") / "gg",
-        prod_assembly,
-        "prod",
-        images=sample_images,
-        wheelhouse=wheelhouse,
-        cloud_patch=grant_all,
-        interpolate_component_configuration=True,
-        wait_seconds=60,
-    )
-
-
-@pytest.fixture(scope="session")
-def default_nucleus_run(
-    tmp_path_factory: pytest.TempPathFactory,
-    dev_assembly: Path,
-    wheelhouse: Path | None,
-    sample_images: Path,
-) -> Run:
-    """dev with the grants for defects 1 and 2 on a default nucleus (no reboot)."""
-    return run_device(
-        tmp_path_factory.mktemp("default-root") / "gg",
-        dev_assembly,
-        "dev",
-        images=sample_images,
-        wheelhouse=wheelhouse,
-        cloud_patch=grant_all,
-        reboot=False,
-        wait_seconds=30,
-    )
+    return _whole_device(tmp_path_factory, prod_assembly, "prod", wheelhouse, sample_images)

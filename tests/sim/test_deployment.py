@@ -16,7 +16,6 @@ from device_sim.deployment import (
     select_manifest,
 )
 from tests.sim.conftest import run_device
-from tests.sim.grants import grant_all
 
 
 @pytest.mark.parametrize(
@@ -106,9 +105,7 @@ def test_unknown_platform_is_one_line() -> None:
 
 # -------------------------------------------------------------- on synthesized stages
 def test_dev_resolves_pinned_versions_for_amd64(tmp_path: Path, dev_assembly: Path) -> None:
-    run = run_device(
-        tmp_path / "gg", dev_assembly, "dev", cloud_patch=grant_all, run_lifecycle=False
-    )
+    run = run_device(tmp_path / "gg", dev_assembly, "dev", run_lifecycle=False)
     assert run.report.ok, run.report.steps
     resolution = run.report.resolution
     assert resolution is not None
@@ -132,7 +129,6 @@ def test_x86_stage_has_no_manifest_for_aarch64(tmp_path: Path, dev_assembly: Pat
         dev_assembly,
         "dev",
         platform="linux/aarch64",
-        cloud_patch=grant_all,
         run_lifecycle=False,
     )
     assert run.report.failure is not None
@@ -149,7 +145,6 @@ def test_arm64_stage_resolves_downloads_interpolates_for_aarch64(
         arm64_assembly,
         "dev",
         platform="linux/aarch64",
-        cloud_patch=grant_all,
         run_lifecycle=False,
     )
     assert run.report.ok, run.report.steps
@@ -160,21 +155,45 @@ def test_arm64_stage_resolves_downloads_interpolates_for_aarch64(
     assert any("proves nothing about them on linux/aarch64" in n for n in run.report.notes)
 
 
-def test_variant_dlr_nucleus_range_excludes_todays_nucleus(
+def _drop_nucleus_pin(cloud: Cloud) -> None:
+    for deployment in cloud.deployments:
+        deployment["Components"].pop("aws.greengrass.Nucleus", None)
+
+
+def test_variant_dlr_without_a_nucleus_pin_fails_on_todays_nucleus(
     tmp_path: Path, variant_dlr_assembly: Path
 ) -> None:
+    """What synth now refuses (runtime_component=variant.DLR without nucleus_version): the
+    device's 2.18.2 is outside variant.DLR's range and nothing asks for another nucleus."""
     run = run_device(
         tmp_path / "gg",
         variant_dlr_assembly,
         "dev",
         platform="linux/aarch64",
-        cloud_patch=grant_all,
         run_lifecycle=False,
+        cloud_patch=_drop_nucleus_pin,
     )
     assert run.report.failure is not None
     reason = run.report.failure.reason
     assert "aws.greengrass.Nucleus 2.18.2 is outside a component's nucleus range" in reason
     assert "variant.DLR requires >=2.0.0 <2.13.0" in reason
+
+
+def test_variant_dlr_stage_pins_a_nucleus_inside_its_range(
+    tmp_path: Path, variant_dlr_assembly: Path
+) -> None:
+    """With the pin synth requires, a new device's nucleus is changed explicitly."""
+    run = run_device(
+        tmp_path / "gg",
+        variant_dlr_assembly,
+        "dev",
+        platform="linux/aarch64",
+        run_lifecycle=False,
+    )
+    assert run.report.ok, run.report.steps
+    assert run.report.resolution is not None
+    assert run.report.resolution.nucleus_version == "2.12.6"
+    assert any("explicit nucleus update" in n for n in run.report.notes), run.report.notes
 
 
 def test_variant_dlr_on_an_older_nucleus(tmp_path: Path, variant_dlr_assembly: Path) -> None:
@@ -184,7 +203,6 @@ def test_variant_dlr_on_an_older_nucleus(tmp_path: Path, variant_dlr_assembly: P
         "dev",
         platform="linux/aarch64",
         nucleus_version="2.12.6",
-        cloud_patch=grant_all,
         run_lifecycle=False,
     )
     assert run.report.ok, run.report.steps
