@@ -19,7 +19,8 @@
   ``DefaultConfiguration`` without overwriting, then merge the deployment's ``Merge`` over it.
 
 Public components are not in the assembly; their recipes' nucleus ranges are recorded in
-:data:`PUBLIC_COMPONENTS`, each with its source.
+:data:`edge_constructs.greengrass.public_components.PINS` (the app's own pins), each
+with its source.
 """
 
 from __future__ import annotations
@@ -33,12 +34,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from device_sim.assembly import Cloud
+from edge_constructs.greengrass.public_components import CURRENT_NUCLEUS, PINS, admits
+from edge_constructs.greengrass.public_components import parse_version as _parse_version
 
 NUCLEUS = "aws.greengrass.Nucleus"
 # The nucleus a device installs today: the newest release tag in aws-greengrass-nucleus
 # (v2.18.2 at commit a28341c, the commit this simulator follows). New devices download
 # "greengrass-nucleus-latest.zip", so a new device runs the newest 2.18.x.
-DEFAULT_NUCLEUS_VERSION = "2.18.2"
+DEFAULT_NUCLEUS_VERSION = CURRENT_NUCLEUS
 PLATFORMS = {"linux/amd64": ("linux", "amd64"), "linux/aarch64": ("linux", "aarch64")}
 
 
@@ -46,96 +49,19 @@ class DeploymentFailed(RuntimeError):
     """The nucleus would fail this deployment; the message names the component and why."""
 
 
-@dataclass(frozen=True)
-class PublicComponent:
-    """What the simulator knows of a public (AWS-published) component version."""
-
-    name: str
-    component_type: str
-    nucleus_range: str | None  # None: not found in any source on hand (reported, not guessed)
-    platforms: tuple[tuple[str, str], ...]  # (os, architecture) of its manifests, "*" = any
-    source: str
-    default_configuration: Mapping[str, Any] = field(default_factory=dict)
-
-
-_ML_COMPONENTS = (
-    "awslabs/aws-greengrass-labs-ml-components dlr/variant.DLR/recipe.json at commit "
-    "bf930daa111318cd1d8cf00372ef423057c10594 (ComponentDependencies aws.greengrass.Nucleus "
-    "'>=2.0.0 <2.13.0' SOFT; manifests linux/arm, linux/amd64, linux/aarch64, windows/*)"
-)
-PUBLIC_COMPONENTS: dict[str, PublicComponent] = {
-    "variant.DLR": PublicComponent(
-        name="variant.DLR",
-        component_type="aws.greengrass.generic",
-        nucleus_range=">=2.0.0 <2.13.0",
-        platforms=(("linux", "arm"), ("linux", "amd64"), ("linux", "aarch64"), ("windows", "*")),
-        source=_ML_COMPONENTS,
-        default_configuration={
-            "MLRootPath": "../variant.DLR/greengrass_ml",
-            "WindowsMLRootPath": "%cd%\\..\\variant.DLR\\greengrass_ml",
-            "UseInstaller": "true",
-        },
-    ),
-    "aws.greengrass.LogManager": PublicComponent(
-        name="aws.greengrass.LogManager",
-        component_type="aws.greengrass.plugin",
-        nucleus_range=None,
-        platforms=(("*", "*"),),
-        source="aws-greengrass/aws-greengrass-log-manager recipe.yaml at tag v2.3.7 (commit "
-        "ad0abce45c41eb468fb0a95d5977309af43ff441) declares no ComponentDependencies: the "
-        "published recipe's nucleus range is added at release and is not in the repository. "
-        "Check it with `aws greengrassv2 get-component --arn arn:aws:greengrass:REGION:aws:"
-        "components:aws.greengrass.LogManager:versions:2.3.7 --recipe-output-format JSON`",
-    ),
-}
-
-
-# ---------------------------------------------------------------- npm-style version ranges
-_VERSION = re.compile(r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:-[0-9A-Za-z.-]+)?$")
-
-
 def parse_version(text: str) -> tuple[int, int, int]:
-    match = _VERSION.match(text.strip())
-    if not match:
-        raise DeploymentFailed(f"not a semantic version: {text!r}")
-    return (int(match.group(1)), int(match.group(2) or 0), int(match.group(3) or 0))
+    try:
+        return _parse_version(text)
+    except ValueError as error:
+        raise DeploymentFailed(str(error)) from None
 
 
 def satisfies(version: str, requirement: str) -> bool:
-    """npm range semantics (semver4j ``Requirement.buildNPM``): ``||`` alternatives of
-    space-separated comparators ``=``, ``>``, ``>=``, ``<``, ``<=``, ``^``, ``~``, bare version,
-    ``*``."""
-    v = parse_version(version)
-    for alternative in requirement.split("||"):
-        comparators = alternative.split()
-        if not comparators:
-            return True
-        if all(_comparator(v, c) for c in comparators):
-            return True
-    return False
-
-
-def _comparator(v: tuple[int, int, int], comparator: str) -> bool:
-    if comparator in ("*", "x", "X"):
-        return True
-    match = re.match(r"^(>=|<=|>|<|=|\^|~)?(.+)$", comparator)
-    if not match:
-        raise DeploymentFailed(f"unsupported version requirement {comparator!r}")
-    op, target = match.group(1) or "=", parse_version(match.group(2))
-    if op == "=":
-        return v == target
-    if op == ">=":
-        return v >= target
-    if op == ">":
-        return v > target
-    if op == "<=":
-        return v <= target
-    if op == "<":
-        return v < target
-    if op == "~":
-        return target <= v < (target[0], target[1] + 1, 0)
-    upper = (target[0] + 1, 0, 0) if target[0] else (0, target[1] + 1, 0)
-    return target <= v < upper
+    """npm range semantics, as the nucleus's ``DependencyResolver`` (see ``admits``)."""
+    try:
+        return admits(requirement, version)
+    except ValueError as error:
+        raise DeploymentFailed(str(error)) from None
 
 
 # ---------------------------------------------------------------- platform selection
@@ -307,8 +233,8 @@ def resolve_deployment(
         elif isinstance(merge, Mapping):
             merge_value = merge
         defaults: Mapping[str, Any] = {}
-        if component.public and name in PUBLIC_COMPONENTS:
-            defaults = PUBLIC_COMPONENTS[name].default_configuration
+        if component.public and name in PINS:
+            defaults = PINS[name].default_configuration
         if component.recipe is not None:
             cfg = _ci_get(component.recipe, "ComponentConfiguration") or {}
             defaults = _ci_get(cfg, "DefaultConfiguration") or {}
@@ -365,11 +291,11 @@ def _resolve_one(
             dependencies=dict(_ci_get(recipe, "ComponentDependencies") or {}),
             artifacts=list(manifest.get("Artifacts") or []),
         )
-    public = PUBLIC_COMPONENTS.get(name)
+    public = PINS.get(name)
     if public is None:
         raise DeploymentFailed(
             f"component {name} is neither in the assembly nor a public component the simulator "
-            f"knows ({', '.join(sorted(PUBLIC_COMPONENTS))})"
+            f"knows ({', '.join(sorted(PINS))})"
         )
     pinned = [r[1:] for r in requirements.values() if r.startswith("=")]
     if not pinned:

@@ -14,7 +14,9 @@ devices install the current nucleus (2.18.x at the time of writing).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 LOG_MANAGER = "aws.greengrass.LogManager"
 VARIANT_DLR = "variant.DLR"
@@ -30,6 +32,10 @@ class PublicComponent:
         where no source on hand records it (then nothing is checked, and the README says so).
     exists: where the version's existence was confirmed, or None where it could not be.
     source: where ``nucleus_range`` comes from.
+    component_type: the recipe's ``ComponentType``.
+    platforms: ``(os, architecture)`` of its recipe's manifests (``*``: any).
+    default_configuration: its recipe's ``DefaultConfiguration`` (what a device resolves for
+        ``{<name>:configuration:/...}`` in a dependent's recipe).
     """
 
     name: str
@@ -38,6 +44,9 @@ class PublicComponent:
     nucleus_dependency_type: str | None
     exists: str | None
     source: str
+    component_type: str = "aws.greengrass.generic"
+    platforms: tuple[tuple[str, str], ...] = (("*", "*"),)
+    default_configuration: Mapping[str, Any] = field(default_factory=dict)
 
 
 LOG_MANAGER_PIN = PublicComponent(
@@ -51,6 +60,7 @@ LOG_MANAGER_PIN = PublicComponent(
     "developer guide's log-manager-component page (Dependencies) lists it; check with "
     "`aws greengrassv2 get-component --arn arn:aws:greengrass:REGION:aws:components:"
     "aws.greengrass.LogManager:versions:2.3.7 --recipe-output-format JSON`.",
+    component_type="aws.greengrass.plugin",
 )
 
 VARIANT_DLR_PIN = PublicComponent(
@@ -62,36 +72,57 @@ VARIANT_DLR_PIN = PublicComponent(
     source="awslabs/aws-greengrass-labs-ml-components dlr/variant.DLR/recipe.json (HEAD "
     "bf930da): ComponentDependencies aws.greengrass.Nucleus '>=2.0.0 <2.13.0' SOFT. The "
     "repository publishes with version NEXT_PATCH, so which 1.6.x versions exist is not in it.",
+    # the same recipe's Manifests and DefaultConfiguration
+    platforms=(("linux", "arm"), ("linux", "amd64"), ("linux", "aarch64"), ("windows", "*")),
+    default_configuration={
+        "MLRootPath": "../variant.DLR/greengrass_ml",
+        "WindowsMLRootPath": "%cd%\\..\\variant.DLR\\greengrass_ml",
+        "UseInstaller": "true",
+    },
 )
 
 PINS = {pin.name: pin for pin in (LOG_MANAGER_PIN, VARIANT_DLR_PIN)}
 
-_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+_VERSION = re.compile(r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:-[0-9A-Za-z.-]+)?$")
 
 
-def _parse(version: str) -> tuple[int, int, int]:
-    match = _VERSION.match(version)
+def parse_version(text: str) -> tuple[int, int, int]:
+    """``X[.Y[.Z]][-pre]`` as a comparable tuple (missing parts are 0)."""
+    match = _VERSION.match(text.strip())
     if not match:
-        raise ValueError(f"not an X.Y.Z version: {version!r}")
-    return (int(match.group(1)), int(match.group(2)), int(match.group(3)))
+        raise ValueError(f"not a semantic version: {text!r}")
+    return (int(match.group(1)), int(match.group(2) or 0), int(match.group(3) or 0))
 
 
 def admits(version_range: str, version: str) -> bool:
-    """Whether ``version`` satisfies a range of space-separated ``>=``, ``>``, ``<=``, ``<``,
-    ``=`` comparators (the subset of npm ranges the public recipes above use)."""
-    v = _parse(version)
-    for comparator in version_range.split():
-        match = re.fullmatch(r"(>=|<=|>|<|=)?(\d+\.\d+\.\d+)", comparator)
-        if not match:
-            raise ValueError(f"unsupported comparator {comparator!r} in {version_range!r}")
-        op, bound = match.group(1) or "=", _parse(match.group(2))
-        ok = {
-            ">=": v >= bound,
-            ">": v > bound,
-            "<=": v <= bound,
-            "<": v < bound,
-            "=": v == bound,
-        }[op]
-        if not ok:
-            return False
-    return True
+    """Whether ``version`` satisfies an npm-style range, as the nucleus evaluates a
+    ``VersionRequirement`` (semver4j ``Requirement.buildNPM``, used by
+    ``componentmanager/DependencyResolver.java``): ``||`` alternatives of space-separated
+    comparators ``=``, ``>``, ``>=``, ``<``, ``<=``, ``^``, ``~``, a bare version, ``*``."""
+    v = parse_version(version)
+    for alternative in version_range.split("||"):
+        comparators = alternative.split()
+        if not comparators or all(_comparator(v, c) for c in comparators):
+            return True
+    return False
+
+
+def _comparator(v: tuple[int, int, int], comparator: str) -> bool:
+    if comparator in ("*", "x", "X"):
+        return True
+    match = re.match(r"^(>=|<=|>|<|=|\^|~)?(.+)$", comparator)
+    if not match:
+        raise ValueError(f"unsupported version requirement {comparator!r}")
+    op, target = match.group(1) or "=", parse_version(match.group(2))
+    if op == "~":
+        return target <= v < (target[0], target[1] + 1, 0)
+    if op == "^":
+        upper = (target[0] + 1, 0, 0) if target[0] else (0, target[1] + 1, 0)
+        return target <= v < upper
+    return {
+        "=": v == target,
+        ">=": v >= target,
+        ">": v > target,
+        "<=": v <= target,
+        "<": v < target,
+    }[op]
