@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import math
 import os
+import stat
 import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
@@ -213,11 +214,16 @@ def _check_folder(path: Path) -> Optional[str]:
         return f"{path} has a name longer than 255 bytes"
     current = path
     while True:
+        # One stat: is_dir() then exists() would race with the service creating the folder
+        # between the two calls and report a fresh folder as "not a folder".
         try:
-            is_dir = current.is_dir()
-            exists = is_dir or current.exists()
+            mode: Optional[int] = os.stat(current).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            mode = None
         except OSError as err:
             return f"{path} cannot be checked: {err.strerror or err}"
+        exists = mode is not None
+        is_dir = mode is not None and stat.S_ISDIR(mode)
         if exists and not is_dir:
             where = "is" if current == path else f"is under {current}, which is"
             return f"{path} {where} not a folder"
