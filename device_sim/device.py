@@ -145,7 +145,7 @@ class Device:
     def deploy(self) -> tuple[Stage, Cloud]:
         o = self.options
         stage = load_stage(o.assembly, o.stage)
-        shape = _input_shape(stage)
+        shape = model_input_shape(stage)
         stand_ins = default_stand_ins(self.paths.root / "sim", shape, model_dir=o.model_dir)
         cloud = deploy_stage(stage, o.env, stand_ins)
         if o.cloud_patch is not None:
@@ -451,7 +451,7 @@ class Device:
                 )
 
 
-def _input_shape(stage: Stage) -> tuple[int, ...]:
+def model_input_shape(stage: Stage) -> tuple[int, ...]:
     """The model input shape the stack packages for (Custom::ModelPackage Metadata)."""
     for stack in stage.stacks:
         for resource in stack.template.get("Resources", {}).values():

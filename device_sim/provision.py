@@ -180,7 +180,11 @@ class _Replay:
         )
         self.result.iot_policies_attached.append(a.thing_policy_name)
         self.call(Call("createThing", "iot:CreateThing", self.result.thing_arn))
+        # AttachThingPrincipal names the thing and the certificate. The Service Authorization
+        # Reference (list_awsiot.html) gives "thing" as its resource type, the IoT developer
+        # guide's "How AWS IoT works with IAM" table gives cert/cert-id: authorized on both.
         self.call(Call("createThing", "iot:AttachThingPrincipal", self.result.thing_arn))
+        self.call(Call("createThing", "iot:AttachThingPrincipal", self.result.certificate_arn))
         # DeviceProvisioningHelper.addThingToGroup
         if a.thing_group_name:
             group_arn = iot(f"thinggroup/{a.thing_group_name}")

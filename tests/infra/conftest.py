@@ -6,7 +6,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -16,6 +16,9 @@ import aws_cdk as cdk
 from aws_cdk.assertions import Template
 
 import app as cdk_app
+
+if TYPE_CHECKING:
+    from device_sim.assembly import Cloud
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CDK_JSON_CONTEXT: dict[str, Any] = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
@@ -76,3 +79,24 @@ def byo_jetson(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     """The default configuration plus the optional demo core device stack."""
     return synthesize(tmp_path_factory.mktemp("demo"), demo_device="true")
+
+
+def deploy(synthesized: Synthesized, stage: str, workdir: Path) -> Cloud:
+    """The stage's stacks deployed into device_sim's simulated account: intrinsics resolved,
+    roles with their inline and attached policies, IoT policies, outputs (device_sim.assembly)."""
+    from device_sim.assembly import Env, default_stand_ins, deploy_stage, load_stage
+    from device_sim.device import model_input_shape
+
+    loaded = load_stage(synthesized.assembly_dir, stage)
+    stand_ins = default_stand_ins(workdir, model_input_shape(loaded))
+    return deploy_stage(loaded, Env(), stand_ins)
+
+
+@pytest.fixture(scope="session")
+def dev_cloud(dev: Synthesized, tmp_path_factory: pytest.TempPathFactory) -> Cloud:
+    return deploy(dev, "dev", tmp_path_factory.mktemp("dev-cloud"))
+
+
+@pytest.fixture(scope="session")
+def prod_cloud(prod: Synthesized, tmp_path_factory: pytest.TempPathFactory) -> Cloud:
+    return deploy(prod, "prod", tmp_path_factory.mktemp("prod-cloud"))

@@ -1,7 +1,9 @@
 """The device stack's IAM and IoT policies against the calls AWS's own code makes.
 
-Each call list below is read from the Greengrass nucleus source
-(github.com/aws-greengrass/aws-greengrass-nucleus) and cited at the call; the resource each
+The stacks are deployed into device_sim's simulated account (``tests.infra.conftest.deploy``:
+intrinsics resolved by ``device_sim.assembly``), every request is decided by
+``device_sim.iam`` and the installer's ``--provision true`` calls are replayed by
+``device_sim.provision``, which cites the nucleus source for each call. The resource each
 IAM action is authorized against follows the Service Authorization Reference
 (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsiot.html,
 list_awsidentityandaccessmanagementiam.html, list_amazons3.html).
@@ -9,196 +11,109 @@ list_awsidentityandaccessmanagementiam.html, list_amazons3.html).
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from dataclasses import dataclass
 
 import pytest
 
-from tests.infra.iam_eval import (
-    ACCOUNT,
-    BUCKET,
-    PARTITION,
-    REGION,
-    Resolver,
-    evaluate,
-    policies_of_role,
-)
+from device_sim.assembly import Cloud
+from device_sim.iam import ContextValue, Decision, Policy, Request, evaluate
+from device_sim.provision import installer_principal, parse_installer_command, provision
 
 STAGES = ["dev", "prod"]
+DEVICE = "device-1"
 
 
-def _logical_id(template: dict[str, Any], type_: str, **props: str) -> str:
-    matches = [
-        logical_id
-        for logical_id, resource in template["Resources"].items()
-        if resource["Type"] == type_
-        and all(resource["Properties"].get(k) == v for k, v in props.items())
-    ]
-    assert len(matches) == 1, (type_, props, matches)
-    return matches[0]
+@dataclass
+class Deployed:
+    stage: str
+    cloud: Cloud
+
+    @property
+    def prefix(self) -> str:
+        return f"edge-ai-{self.stage}"
+
+    def iot(self, resource: str) -> str:
+        return self.cloud.env.arn("iot", resource)
+
+    def iam(self, resource: str) -> str:
+        return f"arn:{self.cloud.env.partition}:iam::{self.cloud.env.account}:{resource}"
 
 
 @pytest.fixture(params=STAGES)
-def devices(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
-    synthesized = request.getfixturevalue(request.param)
-    return request.param, synthesized.template_json(f"{request.param}/Devices")
+def deployed(request: pytest.FixtureRequest) -> Deployed:
+    return Deployed(request.param, request.getfixturevalue(f"{request.param}_cloud"))
 
 
-def tes_role_statements(stage: str, template: dict[str, Any]) -> list[dict[str, Any]]:
-    role = _logical_id(
-        template, "AWS::IAM::Role", RoleName=f"edge-ai-{stage}-GreengrassTokenExchangeRole"
-    )
-    return policies_of_role(template, role)
+def decide(
+    policies: list[Policy],
+    action: str,
+    resource: str,
+    context: dict[str, ContextValue] | None = None,
+) -> Decision:
+    return evaluate(policies, Request(action, resource, context or {}))
 
 
-def test_tes_role_allows_the_calls_of_an_artifact_download(devices) -> None:
+def tes_role_policies(d: Deployed) -> list[Policy]:
+    return d.cloud.role_policies(f"{d.prefix}-GreengrassTokenExchangeRole")
+
+
+def test_tes_role_allows_the_calls_of_an_artifact_download(deployed: Deployed) -> None:
     """Before every download the nucleus asks for the bucket's region with
     ``s3:GetBucketLocation`` (``S3Downloader.getRegionClientForBucket``), then reads the size
     with ``HeadObject`` (``S3Downloader.getDownloadSize``; authorized as ``s3:GetObject``) and
     the bytes with ``GetObject`` (``S3Downloader.download``). A denied GetBucketLocation fails
     the deployment. GetBucketLocation is authorized against the bucket ARN, object reads
     against the object ARN (Service Authorization Reference, Amazon S3)."""
-    stage, template = devices
-    statements = tes_role_statements(stage, template)
-    bucket_arn = f"arn:{PARTITION}:s3:::{BUCKET}"
+    policies = tes_role_policies(deployed)
+    bucket = deployed.cloud.output("Artifacts", "ArtifactBucketName")
+    bucket_arn = f"arn:{deployed.cloud.env.partition}:s3:::{bucket}"
     calls = [
         ("s3:GetBucketLocation", bucket_arn),
         ("s3:GetObject", f"{bucket_arn}/components/abc/artifact.zip"),
         ("s3:GetObject", f"{bucket_arn}/packages/abc/model.zip"),
     ]
     for action, resource in calls:
-        decision = evaluate(statements, action, resource)
+        decision = decide(policies, action, resource)
         assert decision.allowed, decision.reason
     # ...and nothing else of the bucket.
-    assert not evaluate(statements, "s3:GetObject", f"{bucket_arn}/training/data.zip").allowed
-    assert not evaluate(statements, "s3:ListBucket", bucket_arn).allowed
-    assert not evaluate(statements, "s3:GetBucketLocation", "arn:aws:s3:::other-bucket").allowed
+    assert not decide(policies, "s3:GetObject", f"{bucket_arn}/training/data.zip").allowed
+    assert not decide(policies, "s3:ListBucket", bucket_arn).allowed
+    assert not decide(policies, "s3:GetBucketLocation", "arn:aws:s3:::other-bucket").allowed
 
 
-THING = "device-1"
-CERT_ID = "0123456789abcdef"
-
-
-class ProvisioningAborted(AssertionError):
-    pass
-
-
-def _installer_statements(stage: str, template: dict[str, Any]) -> list[dict[str, Any]]:
-    logical_id = _logical_id(
-        template,
-        "AWS::IAM::ManagedPolicy",
-        ManagedPolicyName=f"edge-ai-{stage}-GreengrassInstallerPolicy",
-    )
-    resolver = Resolver(template)
-    document = resolver.resolve(template["Resources"][logical_id]["Properties"]["PolicyDocument"])
-    return list(document["Statement"])
-
-
-def _names_of(template: dict[str, Any], type_: str, key: str) -> set[str]:
-    resolver = Resolver(template)
-    return {
-        resolver.resolve(r["Properties"][key])
-        for r in template["Resources"].values()
-        if r["Type"] == type_
-    }
-
-
-def replay_provisioning(stage: str, template: dict[str, Any]) -> list[tuple[str, str]]:
-    """The AWS calls of ``java -jar Greengrass.jar --provision true`` with the arguments of the
-    stack's InstallerCommand output, in order, each checked against the installer policy.
-
-    Order and error handling follow ``easysetup/GreengrassSetup.java`` (``provision``) and
-    ``easysetup/DeviceProvisioningHelper.java``: ``createThing``, ``addThingToGroup``,
-    ``setupIoTRoleForTes``, ``createAndAttachRolePolicy`` (with ``getPolicyArn``). Whether a
-    looked-up resource exists is read from the template (CloudFormation created it before the
-    installer runs). Returns the calls made; raises :class:`ProvisioningAborted` at the first
-    call whose denial the nucleus does not catch.
-    """
-    prefix = f"edge-ai-{stage}"
-    iot = f"arn:{PARTITION}:iot:{REGION}:{ACCOUNT}"
-    thing_name = f"{prefix}-{THING}"
-    thing_arn = f"{iot}:thing/{thing_name}"
-    cert_arn = f"{iot}:cert/{CERT_ID}"
-    thing_policy = f"{prefix}-GreengrassCoreDevicePolicy"
-    thing_group = "EdgeAiDevCoreDevices" if stage == "dev" else "EdgeAiProdCoreDevices"
-    role_name = f"{prefix}-GreengrassTokenExchangeRole"
-    role_alias = f"{prefix}-GreengrassTokenExchangeRoleAlias"
-    statements = _installer_statements(stage, template)
-    iot_policies = _names_of(template, "AWS::IoT::Policy", "PolicyName")
-    iam_policies = _names_of(template, "AWS::IAM::ManagedPolicy", "ManagedPolicyName")
-    groups = _names_of(template, "AWS::IoT::ThingGroup", "ThingGroupName")
-    aliases = _names_of(template, "AWS::IoT::RoleAlias", "RoleAlias")
-    assert thing_group in groups
-    calls: list[tuple[str, str]] = []
-
-    def call(action: str, *resources: str, tolerated: bool = False) -> bool:
-        """One API call; every resource it is authorized against must be allowed."""
-        for resource in resources:
-            calls.append((action, resource))
-            decision = evaluate(statements, action, resource)
-            if not decision.allowed:
-                if tolerated:
-                    return False
-                raise ProvisioningAborted(f"{action} on {resource}: {decision.reason}")
-        return True
-
-    # DeviceProvisioningHelper.createThing: GetPolicy catches only ResourceNotFoundException.
-    call("iot:GetPolicy", f"{iot}:policy/{thing_policy}")
-    if thing_policy not in iot_policies:
-        call("iot:CreatePolicy", f"{iot}:policy/{thing_policy}")
-    call("iot:DescribeEndpoint", "*")  # iot:Data-ATS
-    call("iot:DescribeEndpoint", "*")  # iot:CredentialProvider
-    call("iot:CreateKeysAndCertificate", "*")
-    call("iot:AttachPolicy", cert_arn)
-    call("iot:CreateThing", thing_arn)
-    # AttachThingPrincipal: checked against the thing and the certificate (either may be the
-    # resource the reference names; requiring both is the conservative reading).
-    call("iot:AttachThingPrincipal", thing_arn, cert_arn)
-    # addThingToGroup: DescribeThingGroup catches only ResourceNotFoundException.
-    call("iot:DescribeThingGroup", f"{iot}:thinggroup/{thing_group}")
-    call("iot:AddThingToThingGroup", thing_arn, f"{iot}:thinggroup/{thing_group}")
-    # setupIoTRoleForTes: DescribeRoleAlias, then the alias's certificate policy.
-    call("iot:DescribeRoleAlias", f"{iot}:rolealias/{role_alias}")
-    if role_alias not in aliases:
-        raise ProvisioningAborted("the role alias does not exist; the installer would create it")
-    tes_policy = f"GreengrassTESCertificatePolicy{role_alias}"
-    call("iot:GetPolicy", f"{iot}:policy/{tes_policy}")
-    if tes_policy not in iot_policies:
-        call("iot:CreatePolicy", f"{iot}:policy/{tes_policy}")
-    call("iot:AttachPolicy", cert_arn)
-    # createAndAttachRolePolicy -> getPolicyArn: the AWS-managed ARN first, then the
-    # account's; "not authorized to perform" is tolerated on both, NoSuchEntity too.
-    access_policy = f"{role_name}Access"
-    call("iam:GetPolicy", f"arn:{PARTITION}:iam::aws:policy/{access_policy}", tolerated=True)
-    call("sts:GetCallerIdentity", "*")
-    found = call(
-        "iam:GetPolicy",
-        f"arn:{PARTITION}:iam::{ACCOUNT}:policy/{access_policy}",
-        tolerated=True,
-    ) and (access_policy in iam_policies)
-    if not found:
-        # Only when the policy was not found: CreatePolicy, then AttachRolePolicy.
-        call("iam:CreatePolicy", f"arn:{PARTITION}:iam::{ACCOUNT}:policy/{access_policy}")
-        call("iam:AttachRolePolicy", f"arn:{PARTITION}:iam::{ACCOUNT}:role/{role_name}")
-    return calls
-
-
-def test_installer_policy_lets_the_nucleus_provision_a_device(devices) -> None:
-    stage, template = devices
-    calls = replay_provisioning(stage, template)
+def test_installer_policy_lets_the_nucleus_provision_a_device(deployed: Deployed) -> None:
+    """The stack's InstallerCommand, run by a principal with only the installer policy, gets
+    through every call of GreengrassSetup.provision (device_sim.provision raises
+    ProvisioningDenied at the first denial the Java does not catch)."""
+    d = deployed
+    args = parse_installer_command(str(d.cloud.output("Devices", "InstallerCommand")), DEVICE)
+    # The command names this stack's resources, which CloudFormation created beforehand.
+    assert args.thing_name == f"{d.prefix}-{DEVICE}"
+    assert args.thing_policy_name in d.cloud.iot_policies
+    assert args.thing_group_name in d.cloud.thing_groups
+    assert args.tes_role_alias_name in d.cloud.role_aliases
+    result = provision(d.cloud, args, installer_principal(d.cloud))
+    calls = [(c.action, c.resource) for c, _, _ in result.calls]
+    # Every call was allowed, tolerated lookups (iam:GetPolicy) included.
+    assert all(decision.allowed for _, decision, _ in result.calls), result.transcript()
+    # AttachThingPrincipal on the thing and on the new certificate, both allowed.
+    assert ("iot:AttachThingPrincipal", result.thing_arn) in calls
+    assert ("iot:AttachThingPrincipal", result.certificate_arn) in calls
     actions = [action for action, _ in calls]
-    # The stack created both policies, so the installer only looks them up and attaches.
+    # The stack created both policies, the group and the alias, so the installer only looks
+    # them up and attaches.
     assert "iot:CreatePolicy" not in actions
     assert "iam:CreatePolicy" not in actions and "iam:AttachRolePolicy" not in actions
+    assert "iot:CreateThingGroup" not in actions and "iot:CreateRoleAlias" not in actions
 
 
-def test_installer_cannot_modify_the_role_or_policies_cloudformation_owns(devices) -> None:
-    stage, template = devices
-    statements = _installer_statements(stage, template)
-    iam_arn = f"arn:{PARTITION}:iam::{ACCOUNT}"
-    iot = f"arn:{PARTITION}:iot:{REGION}:{ACCOUNT}"
-    role = f"{iam_arn}:role/edge-ai-{stage}-GreengrassTokenExchangeRole"
-    access = f"{iam_arn}:policy/edge-ai-{stage}-GreengrassTokenExchangeRoleAccess"
+def test_installer_cannot_modify_the_role_or_policies_cloudformation_owns(
+    deployed: Deployed,
+) -> None:
+    d = deployed
+    policies = installer_principal(d.cloud)
+    role = d.iam(f"role/{d.prefix}-GreengrassTokenExchangeRole")
+    access = d.iam(f"policy/{d.prefix}-GreengrassTokenExchangeRoleAccess")
     forbidden = [
         ("iam:AttachRolePolicy", role),
         ("iam:PutRolePolicy", role),
@@ -209,101 +124,86 @@ def test_installer_cannot_modify_the_role_or_policies_cloudformation_owns(device
         ("iam:CreatePolicy", access),
         ("iam:CreatePolicyVersion", access),
         ("iot:CreatePolicy", "*"),
-        ("iot:CreatePolicyVersion", f"{iot}:policy/edge-ai-{stage}-GreengrassCoreDevicePolicy"),
-        (
-            "iot:CreateRoleAlias",
-            f"{iot}:rolealias/edge-ai-{stage}-GreengrassTokenExchangeRoleAlias",
-        ),
-        ("iot:CreateThingGroup", f"{iot}:thinggroup/other"),
-        ("iot:CreateThing", f"{iot}:thing/someone-else"),
+        ("iot:CreatePolicyVersion", d.iot(f"policy/{d.prefix}-GreengrassCoreDevicePolicy")),
+        ("iot:CreateRoleAlias", d.iot(f"rolealias/{d.prefix}-GreengrassTokenExchangeRoleAlias")),
+        ("iot:CreateThingGroup", d.iot("thinggroup/other")),
+        ("iot:CreateThing", d.iot("thing/someone-else")),
     ]
     for action, resource in forbidden:
-        assert not evaluate(statements, action, resource).allowed, (action, resource)
+        assert not decide(policies, action, resource).allowed, (action, resource)
 
 
-def test_stack_creates_the_policies_the_installer_looks_for(devices) -> None:
+def test_stack_creates_the_policies_the_installer_looks_for(deployed: Deployed) -> None:
     """Same names and the same grant as the installer would create
     (DeviceProvisioningHelper.setupIoTRoleForTes; createAndAttachRolePolicy)."""
-    stage, template = devices
-    resolver = Resolver(template)
-    alias = f"edge-ai-{stage}-GreengrassTokenExchangeRoleAlias"
-    tes_policy = _logical_id(
-        template, "AWS::IoT::Policy", PolicyName=f"GreengrassTESCertificatePolicy{alias}"
-    )
-    document = resolver.resolve(template["Resources"][tes_policy]["Properties"]["PolicyDocument"])
-    assert document == {
+    d = deployed
+    alias = f"{d.prefix}-GreengrassTokenExchangeRoleAlias"
+    tes_policy = d.cloud.iot_policies[f"GreengrassTESCertificatePolicy{alias}"]
+    assert tes_policy.document == {
         "Version": "2012-10-17",
         "Statement": {
             "Effect": "Allow",
             "Action": "iot:AssumeRoleWithCertificate",
-            "Resource": f"arn:{PARTITION}:iot:{REGION}:{ACCOUNT}:rolealias/{alias}",
+            "Resource": d.iot(f"rolealias/{alias}"),
         },
     }
-    role_statements = tes_role_statements(stage, template)
-    log_group = f"arn:{PARTITION}:logs:{REGION}:{ACCOUNT}:log-group:/aws/greengrass/UserComponent"
+    access = d.iam(f"policy/{d.prefix}-GreengrassTokenExchangeRoleAccess")
+    assert access in d.cloud.managed_policies
+    role_policies = tes_role_policies(d)
+    assert d.cloud.managed_policies[access] in role_policies
+    log_group = d.cloud.env.arn("logs", "log-group:/aws/greengrass/UserComponent")
     for action in ("logs:CreateLogGroup", "logs:DescribeLogStreams"):
-        assert evaluate(role_statements, action, log_group).allowed, action
-    assert evaluate(
-        role_statements, "logs:PutLogEvents", f"{log_group}:log-stream:2026/01/01/thing/x"
+        assert decide(role_policies, action, log_group).allowed, action
+    assert decide(
+        role_policies, "logs:PutLogEvents", f"{log_group}:log-stream:2026/01/01/thing/x"
     ).allowed
-    assert not evaluate(
-        role_statements, "logs:PutLogEvents", "arn:aws:logs:*:*:log-group:x"
-    ).allowed
+    assert not decide(role_policies, "logs:PutLogEvents", "arn:aws:logs:*:*:log-group:x").allowed
 
 
-def _iot_policy_for_connection(
-    template: dict[str, Any], policy_name: str, client_id: str, thing: str
-) -> list[dict[str, Any]]:
-    """The core-device IoT policy as IoT Core evaluates it for one MQTT connection.
+def connection_context(client_id: str, thing: str) -> dict[str, ContextValue]:
+    """The policy variables IoT Core resolves for one MQTT connection.
 
     Non-exclusive thing association (what the installer creates: DeviceProvisioningHelper
     .createThing calls AttachThingPrincipal without a thingPrincipalType) resolves
     ``${iot:Connection.Thing.ThingName}`` only when the client ID is the thing name
     (https://docs.aws.amazon.com/iot/latest/developerguide/thing-policy-variables.html); on
-    any other connection the variable matches nothing. ``${iot:ClientId}`` is the client ID
-    (basic-policy-variables.html)."""
-    (policy,) = [
-        r
-        for r in template["Resources"].values()
-        if r["Type"] == "AWS::IoT::Policy" and r["Properties"]["PolicyName"] == policy_name
-    ]
-    text = json.dumps(Resolver(template).resolve(policy["Properties"]["PolicyDocument"]))
-    resolved = thing if client_id == thing else "\\u0000unresolved"
-    text = text.replace("${iot:Connection.Thing.ThingName}", resolved)
-    text = text.replace("${iot:ClientId}", client_id)
-    return list(json.loads(text)["Statement"])
+    any other connection the variable is absent and the element that uses it matches nothing.
+    ``${iot:ClientId}`` is the client ID (basic-policy-variables.html)."""
+    context: dict[str, ContextValue] = {"iot:ClientId": client_id}
+    if client_id == thing:
+        context["iot:Connection.Thing.ThingName"] = thing
+    return context
 
 
-def test_iot_policy_serves_every_connection_the_nucleus_opens(devices) -> None:
+def test_iot_policy_serves_every_connection_the_nucleus_opens(deployed: Deployed) -> None:
     """The nucleus names its first MQTT connection after the thing and each further one
     ``<thing>#<n>`` (mqttclient/MqttClient.java, getNewMqttClient: thingName + "#" + (n + 1));
     it opens one when the others carry MAX_SUBSCRIPTIONS_PER_CONNECTION (50) subscriptions and
     sends publishes round-robin over all of them (getConnection)."""
-    stage, template = devices
-    policy = f"edge-ai-{stage}-GreengrassCoreDevicePolicy"
-    iot = f"arn:{PARTITION}:iot:{REGION}:{ACCOUNT}"
-    thing = f"edge-ai-{stage}-{THING}"
+    d = deployed
+    policy = [d.cloud.iot_policies[f"{d.prefix}-GreengrassCoreDevicePolicy"]]
+    thing = f"{d.prefix}-{DEVICE}"
     for client_id in (thing, f"{thing}#2", f"{thing}#3"):
-        statements = _iot_policy_for_connection(template, policy, client_id, thing)
+        context = connection_context(client_id, thing)
         for action, resource in [
-            ("iot:Connect", f"{iot}:client/{client_id}"),
-            ("iot:Publish", f"{iot}:topic/$aws/things/{thing}/jobs/get"),
-            ("iot:Receive", f"{iot}:topic/$aws/things/{thing}/jobs/notify-next"),
-            ("iot:Subscribe", f"{iot}:topicfilter/$aws/things/{thing}/jobs/notify-next"),
-            ("iot:Publish", f"{iot}:topic/edge-ai/{thing}/predictions"),
+            ("iot:Connect", d.iot(f"client/{client_id}")),
+            ("iot:Publish", d.iot(f"topic/$aws/things/{thing}/jobs/get")),
+            ("iot:Receive", d.iot(f"topic/$aws/things/{thing}/jobs/notify-next")),
+            ("iot:Subscribe", d.iot(f"topicfilter/$aws/things/{thing}/jobs/notify-next")),
+            ("iot:Publish", d.iot(f"topic/edge-ai/{thing}/predictions")),
         ]:
-            decision = evaluate(statements, action, resource)
+            decision = decide(policy, action, resource, context)
             assert decision.allowed, (client_id, action, resource, decision.reason)
         # Never outside this stack's devices.
         for action, resource in [
-            ("iot:Connect", f"{iot}:client/someone-else"),
-            ("iot:Connect", f"{iot}:client/someone-else#2"),
-            ("iot:Publish", f"{iot}:topic/$aws/things/someone-else/jobs/get"),
-            ("iot:Publish", f"{iot}:topic/edge-ai/someone-else/predictions"),
-            ("iot:Subscribe", f"{iot}:topicfilter/#"),
+            ("iot:Connect", d.iot("client/someone-else")),
+            ("iot:Connect", d.iot("client/someone-else#2")),
+            ("iot:Publish", d.iot("topic/$aws/things/someone-else/jobs/get")),
+            ("iot:Publish", d.iot("topic/edge-ai/someone-else/predictions")),
+            ("iot:Subscribe", d.iot("topicfilter/#")),
         ]:
-            assert not evaluate(statements, action, resource).allowed, (client_id, resource)
+            assert not decide(policy, action, resource, context).allowed, (client_id, resource)
     # The first connection, the one the thing variable resolves on, is held to its own thing.
-    first = _iot_policy_for_connection(template, policy, thing, thing)
-    other = f"edge-ai-{stage}-other"
-    assert not evaluate(first, "iot:Connect", f"{iot}:client/{other}").allowed
+    first = connection_context(thing, thing)
+    other = f"{d.prefix}-other"
+    assert not decide(policy, "iot:Connect", d.iot(f"client/{other}"), first).allowed

@@ -25,54 +25,35 @@ What the nucleus does, from its source (github.com/aws-greengrass/aws-greengrass
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.infra.iam_eval import ACCOUNT, PARTITION, REGION, Resolver, evaluate
+from device_sim.iam import Request, evaluate
+from device_sim.ipc.authorization import (
+    MQTT_PROXY_SERVICE,
+    PUBLISH_TO_IOT_CORE,
+    authorize,
+    parse_access_control,
+    resource_matches,
+)
 from tests.infra.rendering import component_recipes, render, resources_of_type
 
 
-def _wildcard_trie_regex(resource: str) -> re.Pattern[str]:
-    """A regex equivalent of WildcardTrie.matchesMQTT for one accessControl resource."""
-    out = []
-    i = 0
-    while i < len(resource):
-        char = resource[i]
-        if char == "$" and resource[i + 1 : i + 2] == "{" and resource[i + 3 : i + 4] == "}":
-            out.append(re.escape(resource[i + 2]))
-            i += 4
-            continue
-        if char == "*":
-            out.append(".*")
-        elif (
-            char == "+"
-            and (i == 0 or resource[i - 1] == "/")
-            and (i == len(resource) - 1 or resource[i + 1] == "/")
-        ):
-            out.append("[^/]*")
-        elif char == "#" and i == len(resource) - 1 and i > 0 and resource[i - 1] == "/":
-            out[-1] = "(/.*)?"  # "a/#" matches "a" and everything under it
-        else:
-            out.append(re.escape(char))
-        i += 1
-    return re.compile("".join(out))
-
-
 def nucleus_authorizes_publish(recipe: dict[str, Any], merge: dict[str, Any], topic: str) -> bool:
-    """accessControl as a default nucleus holds it (no interpolation), then the lookup."""
+    """accessControl as a default nucleus holds it (no interpolation), then the nucleus's
+    lookup for PublishToIoTCore (device_sim.ipc.authorization, MQTT-style matching)."""
     configuration = {**recipe["ComponentConfiguration"]["DefaultConfiguration"], **merge}
-    policies = configuration["accessControl"]["aws.greengrass.ipc.mqttproxy"]
-    for policy in policies.values():
-        operations = policy["operations"]
-        if not ({"aws.greengrass#PublishToIoTCore", "*"} & set(operations)):
-            continue
-        for resource in policy["resources"]:
-            if _wildcard_trie_regex(resource).fullmatch(topic):
-                return True
-    return False
+    policies = parse_access_control(configuration["accessControl"])
+    decision = authorize(
+        policies,
+        destination=MQTT_PROXY_SERVICE,
+        operation=PUBLISH_TO_IOT_CORE,
+        resource=topic,
+        mqtt=True,
+    )
+    return decision.allowed
 
 
 @pytest.fixture(params=["dev", "prod"])
@@ -114,31 +95,24 @@ def test_default_nucleus_authorizes_the_topic_the_component_publishes_to(
     assert not nucleus_authorizes_publish(recipe, merge, f"edge-ai/{thing}/commands")
 
 
-def test_cloud_policy_keeps_publishes_to_this_stacks_devices(stage) -> None:
+def test_cloud_policy_keeps_publishes_to_this_stacks_devices(stage, request) -> None:
     """The accessControl wildcard admits any thing's topic locally; AWS IoT Core then allows
     only the topics of this stack's devices, and on the nucleus's first connection (client ID =
     thing name, where ``iot:Connection.Thing.ThingName`` resolves:
     https://docs.aws.amazon.com/iot/latest/developerguide/thing-policy-variables.html) the
     device's own. Why not the device's own on every connection: see
     test_device_permissions.test_iot_policy_serves_every_connection_the_nucleus_opens."""
-    name, synthesized = stage
-    template = synthesized.template_json(f"{name}/Devices")
-    (policy,) = [
-        p
-        for p in resources_of_type(template, "AWS::IoT::Policy").values()
-        if p["Properties"]["PolicyName"].endswith("GreengrassCoreDevicePolicy")
-    ]
-    document = Resolver(template).resolve(policy["Properties"]["PolicyDocument"])
+    name, _ = stage
+    cloud = request.getfixturevalue(f"{name}_cloud")
+    policy = cloud.iot_policies[f"edge-ai-{name}-GreengrassCoreDevicePolicy"]
     thing = f"edge-ai-{name}-device-1"
-    text = json.dumps(document).replace("${iot:Connection.Thing.ThingName}", thing)
-    statements = json.loads(text)["Statement"]
-    topic = f"arn:{PARTITION}:iot:{REGION}:{ACCOUNT}:topic"
+    context = {"iot:ClientId": thing, "iot:Connection.Thing.ThingName": thing}
+    topic = cloud.env.arn("iot", "topic")
     own = f"{topic}/edge-ai/{thing}/predictions"
-    assert evaluate(statements, "iot:Publish", own).allowed
+    assert evaluate([policy], Request("iot:Publish", own, context)).allowed
     for outsider in ("someone-else", f"edge-ai-{'prod' if name == 'dev' else 'dev'}-device-1"):
-        assert not evaluate(
-            statements, "iot:Publish", f"{topic}/edge-ai/{outsider}/predictions"
-        ).allowed
+        outside = f"{topic}/edge-ai/{outsider}/predictions"
+        assert not evaluate([policy], Request("iot:Publish", outside, context)).allowed
 
 
 @pytest.mark.parametrize(
@@ -155,7 +129,10 @@ def test_cloud_policy_keeps_publishes_to_this_stacks_devices(stage) -> None:
         ("a/${*}", "a/b", False),
         ("a/{iot:thingName}/c", "a/thing/c", False),
         ("a/{iot:thingName}/c", "a/{iot:thingName}/c", True),
+        # A lone "#" (or "*") matches every resource (WildcardTrie's constructor comment).
+        ("#", "a/b/c", True),
+        ("a#", "ab", False),
     ],
 )
-def test_wildcard_port_matches_the_nucleus(resource: str, topic: str, expected: bool) -> None:
-    assert bool(_wildcard_trie_regex(resource).fullmatch(topic)) is expected
+def test_wildcard_matching_follows_the_nucleus(resource: str, topic: str, expected: bool) -> None:
+    assert resource_matches(resource, topic, mqtt=True) is expected

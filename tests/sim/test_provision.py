@@ -109,3 +109,22 @@ def test_parse_installer_command_fills_the_device_name() -> None:
     assert args.tes_role_alias_name == "GreengrassV2TokenExchangeRoleAlias"  # installer default
     with pytest.raises(ProvisioningError, match="colon"):
         parse_installer_command("--aws-region r --thing-name a:b --provision true", "x")
+
+
+def test_attach_thing_principal_needs_the_certificate_too() -> None:
+    """AttachThingPrincipal names a thing and a certificate. The Service Authorization Reference
+    (list_awsiot.html) lists ``thing`` as its resource, the IoT developer guide's "How AWS IoT
+    works with IAM" table lists ``cert/cert-id``: a grant on the thing alone is not enough to
+    rely on, so the replay authorizes the call on both."""
+    only_thing = principal(
+        {"Effect": "Allow", "NotAction": "iot:AttachThingPrincipal", "Resource": "*"},
+        {
+            "Effect": "Allow",
+            "Action": "iot:AttachThingPrincipal",
+            "Resource": ENV.arn("iot", "thing/dev-1"),
+        },
+    )
+    with pytest.raises(ProvisioningDenied) as denied:
+        provision(cloud(), ARGS, only_thing)
+    assert denied.value.call.action == "iot:AttachThingPrincipal"
+    assert ":cert/" in denied.value.call.resource
