@@ -350,6 +350,10 @@ class Resolver:
                 return self.import_value(self.resolve(arg))
             if key == "Fn::GetStackOutput":
                 return self.stack_output(self.resolve(arg))
+            if key == "Fn::GetAZs":
+                # The region's Availability Zones (CloudFormation User Guide, Fn::GetAZs); the
+                # simulated region has three.
+                return [f"{self.cloud.env.region}{zone}" for zone in "abc"]
             if key.startswith("Fn::"):
                 raise AssemblyError(f"{self._where()}: intrinsic {key} is not supported")
         out = {}
@@ -523,6 +527,31 @@ class StandIns:
 
     model_dir: Path
     labels: Mapping[str, str]
+
+
+# Custom resources whose Create changes nothing a core device sees; any other unknown type fails.
+_NO_DEVICE_EFFECT = {
+    "Custom::VpcRestrictDefaultSG": "CDK's removal of the default security group's rules (EC2)",
+    "Custom::DemoDeviceCleanup": "acts only on Delete: removes the demo device's thing",
+}
+
+
+def _unmodelled_attributes(rtype: str, logical: str, region: str) -> dict[str, Any]:
+    """A resource the device never touches (a VPC, an instance, ...) still answers Fn::GetAtt:
+    with an opaque ``sim-<logical>-<attribute>`` value for each attribute its CloudFormation
+    resource schema declares (cfn-lint's copy of the schemas, ``get_atts``); a type with no
+    schema has none."""
+    try:
+        from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+        from cfnlint.schema import ResourceNotFoundError
+
+        try:
+            schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema(region, rtype)
+        except ResourceNotFoundError:
+            return {}
+    except ImportError:  # cfn-lint is a development dependency
+        return {}
+    return {name: f"sim-{logical}-{name}" for name in schema.get_atts}
 
 
 def _generated_name(env: Env, stack: str, logical: str, limit: int, lower: bool = False) -> str:
@@ -700,6 +729,8 @@ class _Deployer:
             attrs = {"DeploymentId": physical}
         elif rtype.startswith("Custom::"):
             physical, attrs = self.custom(rtype, props)
+        else:
+            attrs = _unmodelled_attributes(rtype, logical, env.region)
         return DeployedResource(logical, rtype, props, physical, attrs)
 
     # -- custom resources
@@ -746,6 +777,9 @@ class _Deployer:
             with handler_module(self.stage, "packaging_logic") as logic:
                 response = logic.on_event(event, self.s3)
             return str(response["PhysicalResourceId"]), dict(response.get("Data", {}))
+        if rtype in _NO_DEVICE_EFFECT:
+            self.cloud.notes.append(f"{rtype}: not replayed ({_NO_DEVICE_EFFECT[rtype]})")
+            return f"sim-{rtype.removeprefix('Custom::')}", {}
         raise AssemblyError(f"no replay for custom resource type {rtype}")
 
     def finish_component_versions(self) -> None:

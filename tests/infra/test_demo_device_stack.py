@@ -9,7 +9,6 @@ Greengrass Core software with automatic resource provisioning" (same guide); IMD
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from aws_cdk.assertions import Annotations, Match
 
 from app_config import ConfigError
 from edge_constructs.demo_device.user_data import nucleus_url, user_data_script
-from tests.infra.conftest import REPO_ROOT, Synthesized
+from tests.infra.conftest import REPO_ROOT, Synthesized, deploy
 from tests.infra.rendering import render, resources_of_type
 from tests.infra.test_config import config_with
 
@@ -170,33 +169,33 @@ def test_instance_role_carries_exactly_the_installer_policy_and_ssm_core(
     output = installer["Fn::GetStackOutput"]
     assert output["StackName"] == "edge-ai-dev-devices"
     devices = demo.template_json("dev/Devices")
-    policy_id, _ = only(devices, "AWS::IAM::ManagedPolicy")
-    assert devices["Outputs"][output["OutputName"]]["Value"] == {"Ref": policy_id}
-
-
-def test_installer_policy_allows_the_demo_thing_name(
-    demo: Synthesized, template: dict[str, Any]
-) -> None:
-    """Whatever its statements become, the installer must be allowed to create this thing."""
-    devices = demo.template_json("dev/Devices")
-    _, policy = only(devices, "AWS::IAM::ManagedPolicy")
-
-    def as_list(value: Any) -> list[Any]:
-        return value if isinstance(value, list) else [value]
-
-    patterns = [
-        render(resource).replace("<AWS::Region>", REGION)
-        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
-        if statement["Effect"] == "Allow" and "iot:CreateThing" in as_list(statement["Action"])
-        for resource in as_list(statement["Resource"])
+    policy_ids = [
+        logical_id
+        for logical_id, policy in resources_of_type(devices, "AWS::IAM::ManagedPolicy").items()
+        if policy["Properties"]["ManagedPolicyName"] == "edge-ai-dev-GreengrassInstallerPolicy"
     ]
-    instance_id, _ = only(template, "AWS::EC2::Instance")
-    thing = render(template["Outputs"]["ThingName"]["Value"]).replace(
-        f"<{instance_id}>", "i-0123456789abcdef0"
-    )
-    assert thing == "edge-ai-dev-demo-i-0123456789abcdef0"
-    arn = f"arn:<AWS::Partition>:iot:{REGION}:<AWS::AccountId>:thing/{thing}"
-    assert any(fnmatch.fnmatchcase(arn, pattern) for pattern in patterns), patterns
+    assert devices["Outputs"][output["OutputName"]]["Value"] == {"Ref": policy_ids[0]}
+
+
+def test_the_installer_run_by_the_user_data_provisions_under_the_installer_policy(
+    demo: Synthesized, template: dict[str, Any], tmp_path: Path
+) -> None:
+    """Whatever the installer policy's statements become, the exact installer command the user
+    data runs must provision (device_sim.provision replays DeviceProvisioningHelper's calls
+    under the policy the instance role carries)."""
+    from device_sim.provision import installer_principal, parse_installer_command, provision
+
+    script = user_data(template)
+    command = next(line.strip() for line in script.splitlines() if "-jar " in line and "Greengrass.jar" in line)
+    command = command.removeprefix("if ").removesuffix("; then")
+    instance = "i-0123456789abcdef0"
+    args = parse_installer_command(command.replace('"$INSTANCE_ID"', instance), "")
+    assert args.thing_name == f"edge-ai-dev-demo-{instance}"
+    assert args.provision
+    cloud = deploy(demo, "dev", tmp_path)
+    result = provision(cloud, args, installer_principal(cloud))
+    assert all(decision.allowed for _, decision, _ in result.calls), result.transcript()
+    assert result.thing_arn.endswith(f":thing/edge-ai-dev-demo-{instance}")
 
 
 def test_user_data_installs_the_runtime_and_the_nucleus(template: dict[str, Any]) -> None:
