@@ -8,26 +8,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from app_config import NEO_ARCHITECTURES as _NEO_ARCHITECTURES
+
 RECIPE_FORMAT = "2020-01-25"
 PUBLISHER = "edge-ai-pipeline"
 INSTALL_TIMEOUT_SECONDS = 900
 STARTUP_TIMEOUT_SECONDS = 120
 PREDICTIONS_SUFFIX = "predictions"
 
-# Greengrass platform architectures of the Neo targets whose output runs on a 64-bit Linux.
-NEO_ARCHITECTURES = {
-    "X86_64": "amd64",
-    "ARM64": "aarch64",
-    "jetson_tx1": "aarch64",
-    "jetson_tx2": "aarch64",
-    "jetson_nano": "aarch64",
-    "jetson_xavier": "aarch64",
-    "rasp4b": "aarch64",
-    "imx8qm": "aarch64",
-    "imx8mplus": "aarch64",
-    "ARM_EABIHF": "arm",
-    "rasp3b": "arm",
-}
+# Greengrass platform architectures of the Neo targets (defined with the configuration).
+NEO_ARCHITECTURES = _NEO_ARCHITECTURES
 
 
 def linux_platform(architecture: str | None) -> dict[str, str]:
@@ -64,7 +54,8 @@ def model_recipe(
     }
 
 
-# Switch DLR's phone-home off inside the venv before anything imports dlr (FACTS.md).
+# Switch DLR's phone-home off inside the venv before anything imports dlr (DLR's
+# dlr/counter/phone_home.py reads counter/ccm_config.json: neo-ai/neo-ai-dlr on GitHub).
 # No braces: Greengrass would read "{...:...}" as a recipe variable.
 _DISABLE_PHONE_HOME = (
     "import importlib.util, json, pathlib; "
@@ -76,7 +67,13 @@ _DISABLE_PHONE_HOME = (
 
 
 def runtime_recipe(
-    *, name: str, version: str, requirements_uri: str, requirements_file: str
+    *,
+    name: str,
+    version: str,
+    requirements_uri: str,
+    requirements_file: str,
+    architecture: str | None = None,
+    dlr: bool = True,
 ) -> dict[str, Any]:
     """Our runtime: a virtual environment with pinned DLR and the component's dependencies.
 
@@ -85,6 +82,7 @@ def runtime_recipe(
     is rebuilt when the version (that is, the requirements) changes.
     """
     venv = "{work:path}/venv"
+    runtime_label = "DLR" if dlr else "ONNX Runtime"
     install = " && ".join(
         [
             "python3 -c 'import sys; sys.exit(sys.version_info < (3, 9))'"
@@ -93,19 +91,19 @@ def runtime_recipe(
             f"python3 -m venv {venv}",
             f"{venv}/bin/python -m pip install --disable-pip-version-check --no-cache-dir "
             f"-r {{artifacts:path}}/{requirements_file}",
-            f'{venv}/bin/python -c "{_DISABLE_PHONE_HOME}"',
         ]
+        + ([f'{venv}/bin/python -c "{_DISABLE_PHONE_HOME}"'] if dlr else [])
     )
     return {
         "RecipeFormatVersion": RECIPE_FORMAT,
         "ComponentName": name,
         "ComponentVersion": version,
-        "ComponentDescription": "Python virtual environment with pinned DLR, NumPy, Pillow "
-        "and the AWS IoT Device SDK for the inference component",
+        "ComponentDescription": f"Python virtual environment with pinned {runtime_label}, "
+        "NumPy, Pillow and the AWS IoT Device SDK for the inference component",
         "ComponentPublisher": PUBLISHER,
         "Manifests": [
             {
-                "Platform": linux_platform(None),
+                "Platform": linux_platform(architecture),
                 "Artifacts": [{"Uri": requirements_uri, "Permission": {"Read": "OWNER"}}],
                 "Lifecycle": {
                     "Install": {
@@ -136,13 +134,16 @@ def variant_dlr_launcher(architecture: str | None) -> str:
     return f"{activate} && exec python3"
 
 
-def inference_configuration(*, top_k: int, topic_prefix: str) -> dict[str, Any]:
-    """Default configuration of the inference component (see component_src/README.md)."""
+def inference_configuration(
+    *, top_k: int, topic_prefix: str, runtime: str = "dlr"
+) -> dict[str, Any]:
+    """Default configuration of the inference component (see component_src/README.md);
+    ``runtime``: ``dlr`` or ``onnx``."""
     return {
         "InputDir": "input",
         "ProcessedDir": "processed",
         "FailedDir": "failed",
-        "Runtime": "dlr",
+        "Runtime": runtime,
         "TopK": top_k,
         "PollIntervalSeconds": 1.0,
         "SettleSeconds": 1.0,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from botocore.exceptions import ClientError
+from cr_names import Compilation as P
 from cr_properties import (
     PropertyError,
     integer,
@@ -52,20 +53,20 @@ class CompilationProps:
 def parse_props(props: Mapping[str, Any]) -> CompilationProps:
     name = job_name(props)
 
-    data_input_text, data_input = json_text(props, "DataInputConfig", required=True)
+    data_input_text, data_input = json_text(props, P.DATA_INPUT_CONFIG, required=True)
     if not isinstance(data_input, (dict, list)) or not data_input:
         raise PropertyError(
             'Property DataInputConfig must be a JSON object such as {"input0": [1,3,224,224]}'
         )
 
-    compiler_text, compiler = json_text(props, "CompilerOptions", required=False)
+    compiler_text, compiler = json_text(props, P.COMPILER_OPTIONS, required=False)
     if compiler is not None and not isinstance(compiler, dict):
         raise PropertyError("Property CompilerOptions must be a JSON object or empty")
 
-    device = string(props, "TargetDevice", required=False)
-    os_ = string(props, "TargetPlatformOs", required=False)
-    arch = string(props, "TargetPlatformArch", required=False)
-    accelerator = string(props, "TargetPlatformAccelerator", required=False)
+    device = string(props, P.TARGET_DEVICE, required=False)
+    os_ = string(props, P.TARGET_PLATFORM_OS, required=False)
+    arch = string(props, P.TARGET_PLATFORM_ARCH, required=False)
+    accelerator = string(props, P.TARGET_PLATFORM_ACCELERATOR, required=False)
     platform: Optional[dict[str, str]] = None
     if device and (os_ or arch or accelerator):
         raise PropertyError(
@@ -83,16 +84,16 @@ def parse_props(props: Mapping[str, Any]) -> CompilationProps:
 
     return CompilationProps(
         job_name=name,
-        role_arn=string(props, "RoleArn"),
-        model_artifact_uri=s3_uri(props, "ModelArtifactUri"),
-        framework=string(props, "Framework").upper(),
-        framework_version=string(props, "FrameworkVersion", required=False),
+        role_arn=string(props, P.ROLE_ARN),
+        model_artifact_uri=s3_uri(props, P.MODEL_ARTIFACT_URI),
+        framework=string(props, P.FRAMEWORK).upper(),
+        framework_version=string(props, P.FRAMEWORK_VERSION, required=False),
         data_input_config=data_input_text,
         target_device=device,
         target_platform=platform,
         compiler_options=compiler_text,
-        output_s3_uri=s3_uri(props, "OutputS3Uri"),
-        max_runtime_seconds=integer(props, "MaxRuntimeSeconds"),
+        output_s3_uri=s3_uri(props, P.OUTPUT_S3_URI),
+        max_runtime_seconds=integer(props, P.MAX_RUNTIME_SECONDS),
         tags=tag_list(props),
     )
 
@@ -183,7 +184,7 @@ def update(
     sagemaker: Any, props: Mapping[str, Any], old_props: Mapping[str, Any]
 ) -> dict[str, Any]:
     p = parse_props(props)
-    if old_props.get("JobName") == p.job_name:
+    if old_props.get(P.JOB_NAME) == p.job_name:
         LOGGER.info("Compilation job %s inputs unchanged: starting nothing", p.job_name)
         if describe_or_none(sagemaker, p.job_name) is None:
             LOGGER.warning("Compilation job %s no longer exists: starting it again", p.job_name)

@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping, Optional
 
 import wait_condition_signal
 from botocore.exceptions import ClientError
+from cr_names import Training as P
 from cr_properties import (
     PropertyError,
     boolean,
@@ -66,18 +67,18 @@ def model_artifact_uri(output_s3_uri: str, name: str) -> str:
 
 def parse_props(props: Mapping[str, Any]) -> TrainingProps:
     """Parse the string-typed ResourceProperties; every error names the property."""
-    use_spot = boolean(props, "UseSpot")
-    max_runtime = integer(props, "MaxRuntimeSeconds")
+    use_spot = boolean(props, P.USE_SPOT)
+    max_runtime = integer(props, P.MAX_RUNTIME_SECONDS)
     max_wait: Optional[int] = None
     if use_spot:
-        max_wait = integer(props, "MaxWaitSeconds")
+        max_wait = integer(props, P.MAX_WAIT_SECONDS)
         if max_wait < max_runtime:
             raise PropertyError(
                 f"Property MaxWaitSeconds ({max_wait}) must be at least "
                 f"MaxRuntimeSeconds ({max_runtime}) when UseSpot is true"
             )
 
-    metrics = json_list(props, "MetricDefinitions")
+    metrics = json_list(props, P.METRIC_DEFINITIONS)
     if not all(
         isinstance(m, dict)
         and set(m) == {"Name", "Regex"}
@@ -90,21 +91,21 @@ def parse_props(props: Mapping[str, Any]) -> TrainingProps:
 
     return TrainingProps(
         job_name=job_name(props),
-        role_arn=string(props, "RoleArn"),
-        image_uri=string(props, "ImageUri"),
-        instance_type=string(props, "InstanceType"),
-        instance_count=integer(props, "InstanceCount"),
-        volume_size_gb=integer(props, "VolumeSizeGb"),
+        role_arn=string(props, P.ROLE_ARN),
+        image_uri=string(props, P.IMAGE_URI),
+        instance_type=string(props, P.INSTANCE_TYPE),
+        instance_count=integer(props, P.INSTANCE_COUNT),
+        volume_size_gb=integer(props, P.VOLUME_SIZE_GB),
         max_runtime_seconds=max_runtime,
         use_spot=use_spot,
         max_wait_seconds=max_wait,
-        checkpoint_s3_uri=s3_uri(props, "CheckpointS3Uri", required=False),
-        output_s3_uri=s3_uri(props, "OutputS3Uri"),
-        train_s3_uri=s3_uri(props, "TrainS3Uri", required=False),
-        validation_s3_uri=s3_uri(props, "ValidationS3Uri", required=False),
-        hyperparameters=string_map(props, "Hyperparameters"),
+        checkpoint_s3_uri=s3_uri(props, P.CHECKPOINT_S3_URI, required=False),
+        output_s3_uri=s3_uri(props, P.OUTPUT_S3_URI),
+        train_s3_uri=s3_uri(props, P.TRAIN_S3_URI, required=False),
+        validation_s3_uri=s3_uri(props, P.VALIDATION_S3_URI, required=False),
+        hyperparameters=string_map(props, P.HYPERPARAMETERS),
         metric_definitions=[dict(m) for m in metrics],
-        wait_handle_url=string(props, "WaitHandleUrl"),
+        wait_handle_url=string(props, P.WAIT_HANDLE_URL),
         tags=tag_list(props),
     )
 
@@ -229,7 +230,7 @@ def update(
     signal: Signaller,
 ) -> dict[str, Any]:
     p = parse_props(props)
-    old_name = old_props.get("JobName")
+    old_name = old_props.get(P.JOB_NAME)
     if old_name != p.job_name:
         LOGGER.info("JobName changed from %s to %s: replacing the job", old_name, p.job_name)
         return create(sagemaker, props, signal)
@@ -238,7 +239,7 @@ def update(
         LOGGER.warning("Training job %s no longer exists: starting it again", p.job_name)
         return create(sagemaker, props, signal)
     LOGGER.info("Training job %s inputs unchanged: starting nothing", p.job_name)
-    if old_props.get("WaitHandleUrl") != p.wait_handle_url:
+    if old_props.get(P.WAIT_HANDLE_URL) != p.wait_handle_url:
         # A new wait handle would otherwise never hear about a job that already ended.
         _signal_existing(description, p, signal)
     return _response(p, description)
