@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from aws_cdk.assertions import Annotations, Match
 
-CONFIGURATIONS = ["dev", "prod", "byo_jetson"]
+CONFIGURATIONS = ["dev", "prod", "byo_jetson", "three_classes"]
 
 
 @pytest.mark.parametrize("configuration", CONFIGURATIONS)
