@@ -9,7 +9,7 @@ echo "== ruff format --check"
 ruff format --check .
 echo "== ruff check"
 ruff check .
-echo "== mypy (strict on app.py, app_config.py, stacks/, edge_constructs/)"
-mypy app.py app_config.py stacks edge_constructs --exclude 'runtime/'
+echo "== mypy (strict on app.py, app_config.py, stacks/, edge_constructs/, rollout/)"
+mypy app.py app_config.py stacks edge_constructs rollout --exclude 'runtime/'
 echo "== pytest"
 pytest "$@"

@@ -348,7 +348,7 @@ class DeviceClassPipeline(Construct):
             target_arn=target_arn,
             components=components,
             policy=config.deployment,
-            ring=(device_class.name, ring),
+            ring={"stage": config.stage, "class": device_class.name, "ring": ring},
         )
         if ring != "fleet":  # a promoted release's versions exist already (retained)
             for version in (self.model_component, self.inference_component, self.runtime):

@@ -80,8 +80,8 @@ class ThingGroupDeployment(Construct):
         target_arn: thing group ARN.
         components: name -> :class:`app_config.ComponentPin` (version, configuration to merge).
         policy: the stage's :class:`app_config.DeploymentConfig`, used as is.
-        ring: ``(device class, "canary" | "fleet" | "all")``, recorded in the resource's
-            metadata for ``rollout.promote``.
+        ring: ``{"stage": ..., "class": ..., "ring": "canary" | "fleet" | "all"}``, recorded in
+            the resource's metadata for ``rollout.promote``.
     """
 
     def __init__(
@@ -93,7 +93,7 @@ class ThingGroupDeployment(Construct):
         target_arn: str,
         components: Mapping[str, ComponentPin],
         policy: DeploymentConfig,
-        ring: tuple[str, str],
+        ring: Mapping[str, str],
     ) -> None:
         super().__init__(scope, id_)
         check_policy(policy)
@@ -145,7 +145,7 @@ class ThingGroupDeployment(Construct):
                 ),
             ),
         )
-        self.resource.add_metadata(RING_METADATA, {"class": ring[0], "ring": ring[1]})
+        self.resource.add_metadata(RING_METADATA, dict(ring))
 
 
 def check_policy(policy: DeploymentConfig) -> None:
