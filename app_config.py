@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from edge_constructs.greengrass.recipes import MIN_NUCLEUS_VERSION, NEO_ARCHITECTURES
+
 # Neo target devices (SageMaker CreateCompilationJob `TargetDevice`) grouped by kind. Edge
 # devices accept PyTorch 1.7/1.8 only; cloud `ml_*` instances a wider set (SageMaker developer
 # guide, "Supported Frameworks" for Neo edge devices and cloud instances:
@@ -76,20 +78,6 @@ RUNTIME_COMPONENTS = ("bundled", "variant.DLR")
 BUILDS = ("neo", "onnx")
 # Greengrass platform architectures (recipe `Platform.architecture`) an ONNX class may name.
 ONNX_ARCHITECTURES = ("amd64", "aarch64")
-# Greengrass platform architectures of the Neo targets whose output runs on a Linux device.
-NEO_ARCHITECTURES = {
-    "X86_64": "amd64",
-    "ARM64": "aarch64",
-    "jetson_tx1": "aarch64",
-    "jetson_tx2": "aarch64",
-    "jetson_nano": "aarch64",
-    "jetson_xavier": "aarch64",
-    "rasp4b": "aarch64",
-    "imx8qm": "aarch64",
-    "imx8mplus": "aarch64",
-    "ARM_EABIHF": "arm",
-    "rasp3b": "arm",
-}
 #: The class made of the single-target keys; its components keep the single-target names.
 DEFAULT_CLASS = "default"
 # Keys of one entry of `device_classes` (a subset of the single-target keys, plus build/arch).
@@ -356,6 +344,10 @@ def _mapping(key: str, value: object) -> dict[str, str]:
             raise ConfigError(key, value, "expected a JSON object of strings")
         result[name] = str(item).lower() if isinstance(item, bool) else str(item)
     return result
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
 
 
 def parse_input_shape(value: object) -> tuple[int, int, int, int]:
@@ -696,6 +688,13 @@ def build_config(
     nucleus_version = str(raw["nucleus_version"] or "").strip()
     if nucleus_version:
         _matching("nucleus_version", nucleus_version, _VERSION_RE, "expected empty or X.Y.Z")
+        if _version(nucleus_version) < _version(MIN_NUCLEUS_VERSION):
+            raise ConfigError(
+                "nucleus_version",
+                nucleus_version,
+                f"must be at least {MIN_NUCLEUS_VERSION}: the inference component's "
+                "accessControl uses a '*' wildcard, which older nuclei do not match",
+            )
     retention = _int("log_retention_days", raw["log_retention_days"])
     if retention not in LOG_RETENTION_DAYS:
         raise ConfigError(

@@ -90,17 +90,39 @@ class CoreDevicePrerequisites(Construct):
             resource_name=f"{GREENGRASS_LOG_GROUP_PREFIX}*",
             arn_format=_COLON_ARN,
         )
-        self.token_exchange_role.add_to_policy(
-            iam.PolicyStatement(
-                sid="GreengrassLogs",
-                actions=[
-                    "logs:CreateLogGroup",
-                    "logs:CreateLogStream",
-                    "logs:PutLogEvents",
-                    "logs:DescribeLogStreams",
-                ],
-                resources=[log_groups, f"{log_groups}:log-stream:*"],
-            )
+        # The policy the installer looks for as "<TES role name>Access" and would otherwise
+        # create and attach itself (easysetup/DeviceProvisioningHelper.java,
+        # createAndAttachRolePolicy and GG_TOKEN_EXCHANGE_ROLE_ACCESS_POLICY_DOCUMENT: the four
+        # CloudWatch Logs actions and s3:GetBucketLocation, on "*"). Created and attached here
+        # by CloudFormation, with the same actions scoped to what the device uses, so the
+        # installer never has to modify the role this stack owns.
+        self.tes_access_policy_name = f"{self.token_exchange_role_name}Access"
+        self.tes_access_policy = iam.ManagedPolicy(
+            self,
+            "TokenExchangeRoleAccess",
+            managed_policy_name=self.tes_access_policy_name,
+            description="What the Greengrass installer would attach to the TES role, scoped",
+            roles=[self.token_exchange_role],
+            statements=[
+                iam.PolicyStatement(
+                    sid="GreengrassLogs",
+                    actions=[
+                        "logs:CreateLogGroup",
+                        "logs:CreateLogStream",
+                        "logs:PutLogEvents",
+                        "logs:DescribeLogStreams",
+                    ],
+                    resources=[log_groups, f"{log_groups}:log-stream:*"],
+                ),
+                # The nucleus asks for the bucket's region before every artifact download
+                # (componentmanager/builtins/S3Downloader.java, getRegionClientForBucket), and
+                # a denied GetBucketLocation fails the deployment. Authorized on the bucket ARN.
+                iam.PolicyStatement(
+                    sid="ArtifactBucketLocation",
+                    actions=["s3:GetBucketLocation"],
+                    resources=[bucket.bucket_arn],
+                ),
+            ],
         )
         self.token_exchange_role.add_to_policy(
             iam.PolicyStatement(
@@ -120,6 +142,17 @@ class CoreDevicePrerequisites(Construct):
                 }
             ],
             apply_to_children=True,
+        )
+
+        NagSuppressions.add_resource_suppressions(
+            self.tes_access_policy,
+            [
+                {
+                    "id": "AwsSolutions-IAM5",
+                    "reason": "Scoped to the /aws/greengrass/ log groups the log manager writes "
+                    "(one per component, named at run time).",
+                }
+            ],
         )
 
         self.role_alias = iot.CfnRoleAlias(
@@ -179,6 +212,41 @@ class CoreDevicePrerequisites(Construct):
             },
         )
 
+        # The IoT policy the installer looks up as "GreengrassTESCertificatePolicy<role alias>"
+        # and attaches to the new certificate; its document is the one the installer would
+        # create (easysetup/DeviceProvisioningHelper.java, setupIoTRoleForTes). Its GetPolicy
+        # catches only ResourceNotFoundException: the policy must exist, and the installer
+        # must be allowed to read it.
+        self.tes_certificate_policy = iot.CfnPolicy(
+            self,
+            "TesCertificatePolicy",
+            policy_name=f"GreengrassTESCertificatePolicy{self.role_alias.role_alias}",
+            policy_document={
+                "Version": "2012-10-17",
+                "Statement": {
+                    "Effect": "Allow",
+                    "Action": "iot:AssumeRoleWithCertificate",
+                    "Resource": self.role_alias.attr_role_alias_arn,
+                },
+            },
+        )
+
+        iam_policy = f"policy/{self.tes_access_policy_name}"
+        # The installer's calls with --provision true, in order (easysetup/GreengrassSetup.java
+        # provision; DeviceProvisioningHelper.java createThing, addThingToGroup,
+        # setupIoTRoleForTes, createAndAttachRolePolicy). Each is granted on the resource it is
+        # authorized against (AWS IoT Developer Guide, "How AWS IoT works with IAM", resources
+        # table; Service Authorization Reference for AWS IoT and IAM).
+        #
+        # No iam:CreatePolicy, iam:AttachRolePolicy or iam:PutRolePolicy: the installer must not
+        # modify the role CloudFormation owns. It does not need to: createAndAttachRolePolicy
+        # returns as soon as getPolicyArn finds "<role>Access" (it prints "already exists.
+        # Please attach it to the IAM role if not already") and calls CreatePolicy and
+        # AttachRolePolicy only in the branch where the policy was not found. The policy is
+        # attached by CloudFormation (``roles=`` above), so nothing is left to attach.
+        # getPolicyArn looks up the AWS-managed ARN (arn:aws:iam::aws:policy/NAME) first and
+        # the account's ARN second; both tolerate NoSuchEntity and "not authorized". Both are
+        # granted, so finding our policy does not hinge on the wording of an error message.
         self.installer_policy = iam.ManagedPolicy(
             self,
             "InstallerPolicy",
@@ -208,25 +276,35 @@ class CoreDevicePrerequisites(Construct):
                         *self.thing_group_arns,
                     ],
                 ),
+                # AttachPolicy and AttachThingPrincipal are authorized against the certificate
+                # (the developer guide's resources table), which the installer has just
+                # created: its ARN is only known as cert/*.
+                iam.PolicyStatement(
+                    sid="NewCertificate",
+                    actions=["iot:AttachPolicy", "iot:AttachThingPrincipal"],
+                    resources=[f"{thing}:cert/*"],
+                ),
                 iam.PolicyStatement(
                     sid="PrerequisitesOfThisStack",
                     actions=[
                         "iot:DescribeThingGroup",
-                        "iot:GetPolicy",
-                        "iot:AttachPolicy",
                         "iot:DescribeRoleAlias",
+                        "iot:GetPolicy",
                     ],
                     resources=[
                         *self.thing_group_arns,
-                        self.core_device_policy.attr_arn,
                         self.role_alias.attr_role_alias_arn,
-                        f"{thing}:cert/*",
+                        self.core_device_policy.attr_arn,
+                        self.tes_certificate_policy.attr_arn,
                     ],
                 ),
                 iam.PolicyStatement(
-                    sid="TokenExchangeRole",
-                    actions=["iam:GetRole"],
-                    resources=[self.token_exchange_role.role_arn],
+                    sid="TokenExchangeRoleAccessPolicy",
+                    actions=["iam:GetPolicy"],
+                    resources=[
+                        f"arn:{Aws.PARTITION}:iam::aws:{iam_policy}",
+                        f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:{iam_policy}",
+                    ],
                 ),
             ],
         )

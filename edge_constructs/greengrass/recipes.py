@@ -8,16 +8,33 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from app_config import NEO_ARCHITECTURES as _NEO_ARCHITECTURES
-
 RECIPE_FORMAT = "2020-01-25"
 PUBLISHER = "edge-ai-pipeline"
 INSTALL_TIMEOUT_SECONDS = 900
 STARTUP_TIMEOUT_SECONDS = 120
 PREDICTIONS_SUFFIX = "predictions"
+THING_NAME_VARIABLE = "{iot:thingName}"
+NUCLEUS = "aws.greengrass.Nucleus"
+# The oldest nucleus whose IPC authorization accepts a "*" inside an accessControl resource
+# (authorization/WildcardTrie.java first appears at tag v2.6.0; before it only a resource of
+# exactly "*" matched more than itself: AuthorizationHandler.ANY_REGEX at v2.5.6).
+MIN_NUCLEUS_VERSION = "2.6.0"
 
-# Greengrass platform architectures of the Neo targets (defined with the configuration).
-NEO_ARCHITECTURES = _NEO_ARCHITECTURES
+# Greengrass platform architectures of the Neo targets whose output runs on a Linux device
+# (app_config derives each device class's platform from it).
+NEO_ARCHITECTURES = {
+    "X86_64": "amd64",
+    "ARM64": "aarch64",
+    "jetson_tx1": "aarch64",
+    "jetson_tx2": "aarch64",
+    "jetson_nano": "aarch64",
+    "jetson_xavier": "aarch64",
+    "rasp4b": "aarch64",
+    "imx8qm": "aarch64",
+    "imx8mplus": "aarch64",
+    "ARM_EABIHF": "arm",
+    "rasp3b": "arm",
+}
 
 
 def linux_platform(architecture: str | None) -> dict[str, str]:
@@ -66,6 +83,11 @@ _DISABLE_PHONE_HOME = (
 )
 
 
+def runtime_marker(version: str) -> str:
+    """File the runtime's Install writes last, inside the venv, once the venv is complete."""
+    return f"{{work:path}}/venv/.installed-{version}"
+
+
 def runtime_recipe(
     *,
     name: str,
@@ -78,8 +100,17 @@ def runtime_recipe(
     """Our runtime: a virtual environment with pinned DLR and the component's dependencies.
 
     It owns its interpreter, so the deployment does not depend on the public variant.DLR's
-    Python or on its nucleus-version range. The venv lives in this component's work folder and
-    is rebuilt when the version (that is, the requirements) changes.
+    Python or on its nucleus-version range. The venv lives in this component's work folder.
+
+    Installed once per version: the nucleus runs Install at every launch (every boot;
+    lifecycle/Lifecycle.java) unless ``Skipif`` holds, and ``exists PATH`` holds when the file
+    exists (lifecycle/GenericExternalService.java, shouldSkip, SKIP_COMMAND_REGEX). The marker
+    names the version and is written last, inside the venv, after the requirements are
+    installed and phone-home is off (that step fails if dlr is missing); a rebuild starts by
+    deleting the venv, marker included. So a half-built venv (a failed install, a power cut)
+    is never taken as complete, a completed one is skipped at boot without network, and a new
+    version (new requirements) rebuilds. The venv's path does not change, so the inference
+    component's launcher (:func:`bundled_launcher`) keeps pointing at the right interpreter.
     """
     venv = "{work:path}/venv"
     runtime_label = "DLR" if dlr else "ONNX Runtime"
@@ -93,6 +124,7 @@ def runtime_recipe(
             f"-r {{artifacts:path}}/{requirements_file}",
         ]
         + ([f'{venv}/bin/python -c "{_DISABLE_PHONE_HOME}"'] if dlr else [])
+        + [f"touch {runtime_marker(version)}"]
     )
     return {
         "RecipeFormatVersion": RECIPE_FORMAT,
@@ -107,6 +139,7 @@ def runtime_recipe(
                 "Artifacts": [{"Uri": requirements_uri, "Permission": {"Read": "OWNER"}}],
                 "Lifecycle": {
                     "Install": {
+                        "Skipif": f"exists {runtime_marker(version)}",
                         "Script": install,
                         "Timeout": INSTALL_TIMEOUT_SECONDS,
                         "RequiresPrivilege": False,
@@ -149,8 +182,32 @@ def inference_configuration(
         "SettleSeconds": 1.0,
         "MaxImagePixels": 50_000_000,
         "MaxOutboxFiles": 10_000,
-        "PublishTopic": f"{topic_prefix}/{{iot:thingName}}/{PREDICTIONS_SUFFIX}",
+        "PublishTopic": f"{topic_prefix}/{THING_NAME_VARIABLE}/{PREDICTIONS_SUFFIX}",
     }
+
+
+def access_control_topic(publish_topic: str) -> str:
+    """The accessControl resource that authorizes ``publish_topic`` on every nucleus >= 2.6.0.
+
+    Why a wildcard and not ``{iot:thingName}``: the nucleus substitutes recipe variables in a
+    component's configuration, where accessControl lives, only when its
+    ``interpolateComponentConfiguration`` is true, and that defaults to false
+    (deployment/DeviceConfiguration.java, getInterpolateComponentConfiguration().dflt(false);
+    componentmanager/KernelConfigResolver.java, shouldInterpolateConfiguration; developer guide,
+    "Recipe variables in authorization policies",
+    https://docs.aws.amazon.com/greengrass/v2/developerguide/component-recipe-reference.html).
+    On a default nucleus the resource would stay the literal text ``{iot:thingName}`` and every
+    PublishToIoTCore would be refused. Asking users to switch the option on (it exists only
+    from 2.6.0 too) changes a nucleus-wide setting for one component; the wildcard works on
+    the defaults. ``*`` matches any run of characters (authorization/WildcardTrie.java, add and
+    matchesMQTT, the lookup MqttProxyIPCAgent.doAuthorization uses), so locally the component
+    may publish under any thing's name; the cloud-side IoT policy allows each device only its
+    own ``<prefix>/<thing name>/...`` topics, so AWS IoT Core refuses anything else. The
+    component substitutes ``{iot:thingName}`` in PublishTopic itself, from the
+    ``AWS_IOT_THING_NAME`` variable the nucleus sets for every component
+    (DeviceConfiguration.getThingName).
+    """
+    return publish_topic.replace(THING_NAME_VARIABLE, "*")
 
 
 def inference_recipe(
@@ -169,7 +226,7 @@ def inference_recipe(
     architecture: str | None,
 ) -> dict[str, Any]:
     """The DLR inference component from component_src/ (see component_src/README.md)."""
-    topic = configuration["PublishTopic"]
+    resource = access_control_topic(configuration["PublishTopic"])
     return {
         "RecipeFormatVersion": RECIPE_FORMAT,
         "ComponentName": name,
@@ -178,6 +235,11 @@ def inference_recipe(
         "Neo-compiled model and publishes the predictions to AWS IoT Core",
         "ComponentPublisher": PUBLISHER,
         "ComponentDependencies": {
+            # The accessControl wildcard below needs nucleus 2.6.0 (see access_control_topic).
+            NUCLEUS: {
+                "VersionRequirement": f">={MIN_NUCLEUS_VERSION} <3.0.0",
+                "DependencyType": "SOFT",
+            },
             model_name: {"VersionRequirement": f"={model_version}", "DependencyType": "HARD"},
             runtime_name: {"VersionRequirement": f"={runtime_version}", "DependencyType": "HARD"},
         },
@@ -187,10 +249,10 @@ def inference_recipe(
                 "accessControl": {
                     "aws.greengrass.ipc.mqttproxy": {
                         f"{name}:mqttproxy:1": {
-                            "policyDescription": "Publish predictions to this device's own "
-                            "topic only",
+                            "policyDescription": "Publish predictions; AWS IoT Core keeps each "
+                            "device to its own topic",
                             "operations": ["aws.greengrass#PublishToIoTCore"],
-                            "resources": [topic],
+                            "resources": [resource],
                         }
                     }
                 },

@@ -57,6 +57,7 @@ ENTRY_POINT = "train.py"
 # What the job name may not follow, and why. Everything else the handler receives counts.
 DIGEST_EXCLUSIONS = {
     P.JOB_NAME: "derived from this digest",
+    P.CHECKPOINT_S3_URI: "derived from the job name (checkpoints/<job name>/)",
     P.WAIT_HANDLE_URL: "a handle per digest: its logical ID carries the digest",
 }
 # `run_id` becomes part of the job's properties; SageMaker job names and tags allow this set.
@@ -68,7 +69,8 @@ class TrainingJob(Construct):
 
     Props:
         name_prefix: prefix of the job name (``<prefix>-train-<digest>``).
-        bucket: artifact bucket; output under ``training/``, checkpoints under ``checkpoints/``.
+        bucket: artifact bucket; output under ``training/``, checkpoints under
+            ``checkpoints/<job name>/``.
         training: the stage's :class:`app_config.TrainingConfig`, used as is.
         architecture / input_shape: the torchvision model and its NCHW input (hyperparameters
             ``arch`` and ``input-shape`` of ``train.py``).
@@ -114,15 +116,8 @@ class TrainingJob(Construct):
         )
         source.grant_read(self.role)
         output_uri = f"s3://{bucket.bucket_name}/{Prefixes.TRAINING.rstrip('/')}"
-        checkpoint_uri = (
-            f"s3://{bucket.bucket_name}/{Prefixes.CHECKPOINTS}{name_prefix}/{props.run_id}"
-            if props.use_spot
-            else ""
-        )
         bucket.grant_put(self.role, f"{Prefixes.TRAINING}*")
         bucket.grant_read(self.role, f"{Prefixes.TRAINING}*")
-        if props.use_spot:
-            bucket.grant_read_write(self.role, f"{Prefixes.CHECKPOINTS}*")
         for uri in (props.data_uri, props.validation_uri):
             if uri:
                 grant_read_prefix(self.role, uri)
@@ -177,13 +172,13 @@ class TrainingJob(Construct):
 
         acknowledge_scoped_wildcards(
             self.role,
-            "SageMaker writes the job's output under training/<job name>/ and checkpoints "
-            "under checkpoints/ (names known only to the job); grant_* adds the object-level "
-            "action families (s3:GetObject*, s3:List*, s3:Abort*) for those prefixes only. The "
-            "source bundle is one object in the CDK asset bucket (its key is a content hash, "
-            "so CDK grants the bucket's objects); the job's logs go to its own log streams; "
-            "ecr:GetAuthorizationToken and cloudwatch:PutMetricData (namespace-conditioned) "
-            "support no resource ARN.",
+            "SageMaker writes the job's output under training/<job name>/ and checkpoints under "
+            "checkpoints/<job name>/ (object names known only to the job); grant_* adds the "
+            "object-level action families (s3:GetObject*, s3:List*, s3:Abort*) for those prefixes"
+            " only. The source bundle is one object in the CDK asset bucket (its key is a content"
+            " hash, so CDK grants the bucket's objects); the job's logs go to its own log "
+            "streams; ecr:GetAuthorizationToken and cloudwatch:PutMetricData (namespace-"
+            "conditioned) support no resource ARN.",
         )
         hyperparameters = {
             # Always export ONNX too: an ONNX device class packages it, and adding one must
@@ -205,7 +200,8 @@ class TrainingJob(Construct):
             P.MAX_RUNTIME_SECONDS: str(props.max_runtime_seconds),
             P.USE_SPOT: "true" if props.use_spot else "false",
             P.MAX_WAIT_SECONDS: str(props.max_wait_seconds) if props.use_spot else "",
-            P.CHECKPOINT_S3_URI: checkpoint_uri,
+            # Known once the name is: checkpoints/<job name>/ (below). UseSpot is an input.
+            P.CHECKPOINT_S3_URI: "",
             P.OUTPUT_S3_URI: output_uri,
             P.TRAIN_S3_URI: props.data_uri,
             P.VALIDATION_S3_URI: props.validation_uri,
@@ -215,7 +211,7 @@ class TrainingJob(Construct):
         }
         # Every property the handler will receive, less the explicit exclusions (filled in
         # below, once the digest is known).
-        excluded_later = {P.JOB_NAME: "", P.WAIT_HANDLE_URL: ""}
+        excluded_later = {P.JOB_NAME: "", P.WAIT_HANDLE_URL: ""}  # filled in below
         content = digest(
             self,
             {
@@ -227,6 +223,16 @@ class TrainingJob(Construct):
         )
         self.job_name = job_name(name_prefix, "train", content)
         self.output_uri = output_uri
+        if props.use_spot:
+            # Each job its own checkpoints. SageMaker copies everything under CheckpointS3Uri
+            # into a new job before it starts (developer guide, "Use checkpoints in Amazon
+            # SageMaker AI"), so a prefix shared by jobs (it used to be <prefix>/<run_id>)
+            # made a retrain with new hyperparameters resume the old job's last epoch and ship
+            # its weights. The name is a digest of every input, so the prefix changes exactly
+            # when the inputs do, and a retry of the same job still resumes its own progress.
+            checkpoints = f"{Prefixes.CHECKPOINTS}{self.job_name}/"
+            properties[P.CHECKPOINT_S3_URI] = f"s3://{bucket.bucket_name}/{checkpoints}"
+            bucket.grant_read_write(self.role, f"{checkpoints}*")
 
         on_event = PythonFunction(
             self,

@@ -77,6 +77,7 @@ def test_defaults_are_valid_and_typed() -> None:
         ({"log_retention_days": 10}, "log_retention_days", "14"),
         ({"log_manager_version": "latest"}, "log_manager_version", "X.Y.Z"),
         ({"nucleus_version": "2.x"}, "nucleus_version", "X.Y.Z"),
+        ({"nucleus_version": "2.5.6"}, "nucleus_version", "at least 2.6.0"),
         ({"hyperparameters": "{not json"}, "hyperparameters", "JSON object"),
         ({"hyperparameters": {"arch": "resnet18"}}, "hyperparameters", "architecture"),
         ({"hyperparameters": {"sagemaker_program": "x.py"}}, "hyperparameters", "sagemaker_"),

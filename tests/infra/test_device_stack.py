@@ -37,12 +37,21 @@ def test_token_exchange_role_reads_only_device_prefixes_and_writes_greengrass_lo
     }
     policy = statements(template, "AWS::IAM::Policy")
     by_sid = {s["Sid"]: s for s in policy}
-    assert set(by_sid) == {"GreengrassLogs", "ComponentArtifacts"}
+    assert set(by_sid) == {"ComponentArtifacts"}
     assert by_sid["ComponentArtifacts"]["Action"] == "s3:GetObject"
     resources = json.dumps(by_sid["ComponentArtifacts"]["Resource"])
     assert "/packages/*" in resources and "/components/*" in resources
     assert "/training/" not in resources and "/compiled/" not in resources
-    assert "/aws/greengrass/" in json.dumps(by_sid["GreengrassLogs"]["Resource"])
+    access = next(
+        r
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::IAM::ManagedPolicy"
+        and r["Properties"]["ManagedPolicyName"] == "edge-ai-dev-GreengrassTokenExchangeRoleAccess"
+    )
+    access_by_sid = {s["Sid"]: s for s in access["Properties"]["PolicyDocument"]["Statement"]}
+    assert set(access_by_sid) == {"GreengrassLogs", "ArtifactBucketLocation"}
+    assert "/aws/greengrass/" in json.dumps(access_by_sid["GreengrassLogs"]["Resource"])
+    assert len(access["Properties"]["Roles"]) == 1
 
 
 def test_core_device_policy_scopes_publishing_to_the_device_itself(dev) -> None:
@@ -66,7 +75,10 @@ def test_installer_policy_has_no_iam_user_and_scopes_things_to_the_prefix(dev) -
     types = {r["Type"] for r in template["Resources"].values()}
     assert "AWS::IAM::User" not in types and "AWS::IAM::AccessKey" not in types
     managed = next(
-        r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::ManagedPolicy"
+        r
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::IAM::ManagedPolicy"
+        and r["Properties"]["ManagedPolicyName"] == "edge-ai-dev-GreengrassInstallerPolicy"
     )
     by_sid = {s["Sid"]: s for s in managed["Properties"]["PolicyDocument"]["Statement"]}
     assert by_sid["AccountWide"]["Resource"] == "*"

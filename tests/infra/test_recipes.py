@@ -73,7 +73,14 @@ def test_interpolation_variables_are_known_and_reference_dependencies(recipes) -
 def test_versions_are_semantic_and_dependencies_pinned(recipes) -> None:
     for recipe in recipes:
         assert re.fullmatch(r"\d+\.\d+\.\d+", recipe["ComponentVersion"])
-        for dependency in recipe.get("ComponentDependencies", {}).values():
+        for name, dependency in recipe.get("ComponentDependencies", {}).items():
+            if name == "aws.greengrass.Nucleus":
+                # A soft lower bound: the nucleus the accessControl wildcard needs.
+                assert dependency == {
+                    "VersionRequirement": ">=2.6.0 <3.0.0",
+                    "DependencyType": "SOFT",
+                }
+                continue
             assert re.fullmatch(r"=\d+\.\d+\.\d+", dependency["VersionRequirement"])
             assert dependency["DependencyType"] == "HARD"
 
@@ -88,15 +95,17 @@ def test_no_step_requires_privilege_and_install_steps_time_out(recipes) -> None:
                         assert 0 < step["Timeout"] <= 900
 
 
-def test_inference_component_publishes_only_to_its_own_device_topic(recipes) -> None:
+def test_inference_component_may_publish_only_under_the_predictions_topics(recipes) -> None:
+    """A wildcard, not {iot:thingName}: see recipes.access_control_topic and
+    test_publish_authorization.py; the IoT policy keeps each device to its own topic."""
     inference = next(r for r in recipes if r["ComponentName"].endswith(".DlrInference"))
     access = inference["ComponentConfiguration"]["DefaultConfiguration"]["accessControl"]
     assert set(access) == {"aws.greengrass.ipc.mqttproxy"}
     (policy,) = access["aws.greengrass.ipc.mqttproxy"].values()
     assert policy["operations"] == ["aws.greengrass#PublishToIoTCore"]
-    assert policy["resources"] == ["edge-ai/{iot:thingName}/predictions"]
+    assert policy["resources"] == ["edge-ai/*/predictions"]
     defaults = inference["ComponentConfiguration"]["DefaultConfiguration"]
-    assert defaults["PublishTopic"] == policy["resources"][0]
+    assert defaults["PublishTopic"] == "edge-ai/{iot:thingName}/predictions"
 
 
 def test_bundled_runtime_installs_pinned_requirements_and_disables_phone_home(dev) -> None:
@@ -112,6 +121,12 @@ def test_bundled_runtime_installs_pinned_requirements_and_disables_phone_home(de
     file_name = artifact["Uri"].rsplit("/", 1)[1]
     assert f"-r {{artifacts:path}}/{file_name}" in install
     assert "enable_phone_home=False" in install
+    # Installed once per version: Skipif on a marker the script writes last.
+    version = runtime["ComponentVersion"]
+    marker = f"{{work:path}}/venv/.installed-{version}"
+    assert manifest["Lifecycle"]["Install"]["Skipif"] == f"exists {marker}"
+    assert install.endswith(f"&& touch {marker}")
+    assert install.index("rm -rf {work:path}/venv") < install.index("-m venv")
     inference = recipes["com.example.edgeai.dev.DlrInference"]
     run = inference["Manifests"][0]["Lifecycle"]["Run"]["Script"]
     assert run.startswith("exec {com.example.edgeai.dev.DlrRuntime:work:path}/venv/bin/python")
