@@ -24,7 +24,12 @@ from constructs import Construct, IDependable
 from app_config import NeoTarget
 from edge_constructs.artifact_bucket.construct import Prefixes
 from edge_constructs.lambda_function import PythonFunction
-from edge_constructs.nag import acknowledge_provider_framework, acknowledge_scoped_wildcards
+from edge_constructs.nag import (
+    S3_OBJECT_ACTIONS,
+    acknowledge_provider_framework,
+    acknowledge_wildcards,
+    resource_ending,
+)
 from edge_constructs.naming import digest, job_name, register_content, without
 from edge_constructs.runtime_common.cr_names import Compilation as P
 from edge_constructs.s3_grants import grant_read_object
@@ -75,11 +80,16 @@ class CompilationService(Construct):
         )
         bucket.grant_read(self.role, f"{Prefixes.TRAINING}*")
         bucket.grant_put(self.role, f"{Prefixes.COMPILED}*")
-        acknowledge_scoped_wildcards(
+        acknowledge_wildcards(
             self.role,
             "Neo reads the model from training/ and writes its output under "
             "compiled/<job name>/ (file name chosen by Neo); grant_* adds the object-level "
             "action families for those prefixes only.",
+            [
+                *S3_OBJECT_ACTIONS,
+                resource_ending(f"/{Prefixes.TRAINING}*"),
+                resource_ending(f"/{Prefixes.COMPILED}*"),
+            ],
         )
         on_event = PythonFunction(
             self,
@@ -112,7 +122,9 @@ class CompilationService(Construct):
                 resources=[job_arns],
             )
         )
-        acknowledge_job_prefix(is_complete.role)
+        acknowledge_job_prefix(
+            is_complete.role, job_kind="CompilationJob", name_pattern=f"{name_prefix}-neo-*"
+        )
         total = Duration.seconds(
             min(
                 MAX_TOTAL_WAIT.to_seconds(),

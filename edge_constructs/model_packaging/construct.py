@@ -25,7 +25,13 @@ from constructs import Construct, IDependable
 
 from edge_constructs.artifact_bucket.construct import Prefixes
 from edge_constructs.lambda_function import PythonFunction
-from edge_constructs.nag import acknowledge_provider_framework, acknowledge_scoped_wildcards
+from edge_constructs.nag import (
+    ASSET_OBJECTS,
+    S3_OBJECT_ACTIONS,
+    acknowledge_provider_framework,
+    acknowledge_wildcards,
+    resource_ending,
+)
 from edge_constructs.naming import digest, register_content, tree_digest
 from edge_constructs.runtime_common.cr_names import Package, Published
 from edge_constructs.s3_grants import grant_read_object
@@ -72,12 +78,20 @@ class ArtifactHandler(Construct):
             bucket.grant_read(self.role, f"{prefix}*")
         bucket.grant_read(self.role, f"{Prefixes.COMPILED}*")
         bucket.grant_read(self.role, f"{Prefixes.TRAINING}*")
-        acknowledge_scoped_wildcards(
+        acknowledge_wildcards(
             self.role,
             "Reads Neo output (compiled/) and training archives (training/), writes "
             "content-addressed keys under packages/ and components/ whose names are digests "
             "computed at run time; reads CDK asset objects (content-hash keys) to publish "
             "them. grant_* adds the object-level action families for those prefixes only.",
+            [
+                *S3_OBJECT_ACTIONS,
+                *(
+                    resource_ending(f"/{prefix}*")
+                    for prefix in (*Prefixes.DEVICE_READABLE, Prefixes.COMPILED, Prefixes.TRAINING)
+                ),
+                ASSET_OBJECTS,
+            ],
         )
         self.provider = cr.Provider(
             self,

@@ -43,10 +43,18 @@ from app_config import TrainingConfig
 from edge_constructs.artifact_bucket.construct import Prefixes
 from edge_constructs.bundles import build_source_tarball, trusted_build_dir
 from edge_constructs.lambda_function import PythonFunction
-from edge_constructs.nag import acknowledge_provider_framework, acknowledge_scoped_wildcards
+from edge_constructs.nag import (
+    ASSET_OBJECTS,
+    S3_DELETE,
+    S3_OBJECT_ACTIONS,
+    acknowledge_provider_framework,
+    acknowledge_wildcards,
+    resource_ending,
+    resources,
+)
 from edge_constructs.naming import digest, job_name, register_content, without
 from edge_constructs.runtime_common.cr_names import Training as P
-from edge_constructs.s3_grants import grant_read_prefix
+from edge_constructs.s3_grants import grant_read_prefix, prefix_finding
 from edge_constructs.sagemaker_jobs import allow_job_management
 from edge_constructs.training_job.images import REPOSITORY, training_image
 
@@ -138,13 +146,12 @@ class TrainingJob(Construct):
                 ],
             )
         )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"]
-            )
-        )
         job_logs = (
             f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:"
+            "log-group:/aws/sagemaker/TrainingJobs"
+        )
+        job_logs_finding = (
+            "arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:"
             "log-group:/aws/sagemaker/TrainingJobs"
         )
         self.role.add_to_policy(
@@ -159,26 +166,32 @@ class TrainingJob(Construct):
                 resources=[job_logs, f"{job_logs}:log-stream:*"],
             )
         )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="JobMetrics",
-                actions=["cloudwatch:PutMetricData"],
-                resources=["*"],
-                conditions={
-                    "StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/TrainingJobs"}
-                },
-            )
+        # The two actions that support no resource ARN, in a policy of their own: its
+        # Resource::* acknowledgement cannot cover a "*" added to the role later.
+        unscopable = iam.Policy(
+            self,
+            "UnscopableActions",
+            roles=[self.role],
+            statements=[
+                iam.PolicyStatement(
+                    sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"]
+                ),
+                iam.PolicyStatement(
+                    sid="JobMetrics",
+                    actions=["cloudwatch:PutMetricData"],
+                    resources=["*"],
+                    conditions={
+                        "StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/TrainingJobs"}
+                    },
+                ),
+            ],
         )
-
-        acknowledge_scoped_wildcards(
-            self.role,
-            "SageMaker writes the job's output under training/<job name>/ and checkpoints under "
-            "checkpoints/<job name>/ (object names known only to the job); grant_* adds the "
-            "object-level action families (s3:GetObject*, s3:List*, s3:Abort*) for those prefixes"
-            " only. The source bundle is one object in the CDK asset bucket (its key is a content"
-            " hash, so CDK grants the bucket's objects); the job's logs go to its own log "
-            "streams; ecr:GetAuthorizationToken and cloudwatch:PutMetricData (namespace-"
-            "conditioned) support no resource ARN.",
+        acknowledge_wildcards(
+            unscopable,
+            "ecr:GetAuthorizationToken and cloudwatch:PutMetricData support no resource ARN "
+            "(Service Authorization Reference); PutMetricData is limited to the SageMaker "
+            "training namespace by condition.",
+            resources("*"),
         )
         hyperparameters = {
             # Always export ONNX too: an ONNX device class packages it, and adding one must
@@ -233,6 +246,29 @@ class TrainingJob(Construct):
             checkpoints = f"{Prefixes.CHECKPOINTS}{self.job_name}/"
             properties[P.CHECKPOINT_S3_URI] = f"s3://{bucket.bucket_name}/{checkpoints}"
             bucket.grant_read_write(self.role, f"{checkpoints}*")
+        acknowledge_wildcards(
+            self.role,
+            "SageMaker writes the job's output under training/<job name>/ and checkpoints under "
+            "checkpoints/<job name>/ (object names known only to the job); grant_* adds the "
+            "object-level action families (s3:GetObject*, s3:List*, s3:Abort*) for those prefixes"
+            " only. The source bundle is one object in the CDK asset bucket (its key is a content"
+            " hash, so CDK grants the bucket's objects); the job's logs go to its own log "
+            "streams.",
+            [
+                *S3_OBJECT_ACTIONS,
+                *(S3_DELETE if props.use_spot else []),
+                resource_ending(f"/{Prefixes.TRAINING}*"),
+                *(
+                    [resource_ending(f"/{Prefixes.CHECKPOINTS}{self.job_name}/*")]
+                    if props.use_spot
+                    else []
+                ),
+                ASSET_OBJECTS,
+                *resources(f"{job_logs_finding}:log-stream:*"),
+                # The data channels the user named, exactly.
+                *(prefix_finding(uri) for uri in (props.data_uri, props.validation_uri) if uri),
+            ],
+        )
 
         on_event = PythonFunction(
             self,
