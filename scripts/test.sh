@@ -11,5 +11,7 @@ echo "== ruff check"
 ruff check .
 echo "== mypy (strict on app.py, app_config.py, stacks/, edge_constructs/, rollout/)"
 mypy app.py app_config.py stacks edge_constructs rollout --exclude 'runtime/'
+echo "== mypy --strict on each Lambda runtime, staged as deployed"
+scripts/typecheck_runtimes.sh
 echo "== pytest"
 pytest "$@"

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, FrozenSet, Mapping, Optional, Tuple, cast
+from typing import Any, Callable, Dict, FrozenSet, Mapping, Optional, Tuple
 
 from botocore.exceptions import ClientError
 from cr_properties import is_job_name
@@ -51,9 +51,10 @@ class JobKind:
 
     def describe(self, client: Any, name: str) -> Optional[Description]:
         """Describe<noun>Job, or None when the job does not exist."""
-        return cast(
-            Optional[Description], describe_or_none(lambda: self._call(client, "describe", name))
+        found: Optional[Description] = describe_or_none(
+            lambda: self._call(client, "describe", name)
         )
+        return found
 
     def ensure(
         self, client: Any, name: str, request: Callable[[], Mapping[str, Any]]
