@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from edge_constructs.greengrass.public_components import LOG_MANAGER_PIN, VARIANT_DLR_PIN, admits
 from edge_constructs.greengrass.recipes import MIN_NUCLEUS_VERSION, NEO_ARCHITECTURES
 
 # Neo target devices (SageMaker CreateCompilationJob `TargetDevice`) grouped by kind. Edge
@@ -86,6 +87,7 @@ CLASS_KEYS = (
     "build",
     "neo_target_device",
     "neo_target_platform",
+    "neo_compiler_options",
     "runtime_component",
     "platform_architecture",
     "canary_thing_group",
@@ -104,6 +106,7 @@ DEFAULTS: dict[str, Any] = {
     "architecture": "vgg16",
     "neo_target_device": "",
     "neo_target_platform": "LINUX/X86_64",
+    "neo_compiler_options": "",
     "pytorch_version": "1.8",
     "input_shape": "1,3,224,224",
     "training_instance_type": "ml.m5.xlarge",
@@ -122,8 +125,8 @@ DEFAULTS: dict[str, Any] = {
     "runtime_component": "bundled",
     "canary_thing_group": "",
     "device_classes": {},
-    "variant_dlr_version": "1.6.16",
-    "log_manager_version": "2.3.7",
+    "variant_dlr_version": VARIANT_DLR_PIN.version,
+    "log_manager_version": LOG_MANAGER_PIN.version,
     "nucleus_version": "",
     "log_retention_days": 30,
     "inference_top_k": 5,
@@ -210,6 +213,7 @@ class DeviceClass:
     build: ``neo`` (Neo compiles for ``neo_target``, devices run DLR) or ``onnx`` (the training
         job's ONNX export, devices run ONNX Runtime).
     neo_target: the Neo target (``neo`` builds only).
+    neo_compiler_options: Neo's OutputConfig.CompilerOptions, or None.
     runtime: ``bundled`` (our DLR venv), ``variant.DLR`` (the public component) or
         ``onnxruntime`` (our ONNX Runtime venv).
     architecture: the Greengrass platform architecture (``amd64``, ``aarch64``, ``arm``), or
@@ -223,6 +227,7 @@ class DeviceClass:
     thing_group: str
     build: str
     neo_target: NeoTarget | None
+    neo_compiler_options: dict[str, Any] | None
     runtime: str
     architecture: str | None
     canary_thing_group: str = ""
@@ -346,6 +351,28 @@ def _mapping(key: str, value: object) -> dict[str, str]:
     return result
 
 
+def _check_variant_dlr_nucleus(nucleus_version: str) -> None:
+    """variant.DLR declares a nucleus range that stops below today's nucleus; a deployment
+    that resolves another minor nucleus than the device runs, without naming the nucleus,
+    fails (see edge_constructs/greengrass/public_components.py)."""
+    allowed = VARIANT_DLR_PIN.nucleus_range or ""
+    if not nucleus_version:
+        raise ConfigError(
+            "nucleus_version",
+            "",
+            f"must be set with runtime_component=variant.DLR: variant.DLR declares nucleus "
+            f"{allowed}, which excludes the nucleus new devices install; pin one in that range "
+            "(and >= 2.6.0) or use runtime_component=bundled",
+        )
+    if not admits(allowed, nucleus_version):
+        raise ConfigError(
+            "nucleus_version",
+            nucleus_version,
+            f"is outside variant.DLR's nucleus range {allowed}; pin one in it or use "
+            "runtime_component=bundled",
+        )
+
+
 def _version(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split("."))
 
@@ -364,6 +391,39 @@ def parse_input_shape(value: object) -> tuple[int, int, int, int]:
     if not all(32 <= d <= 4096 for d in dims[2:]):
         raise ConfigError(key, value, allowed)
     return (dims[0], dims[1], dims[2], dims[3])
+
+
+# Neo requires CompilerOptions for NVIDIA accelerators (botocore sagemaker service model,
+# OutputConfig.CompilerOptions: "It is required for NVIDIA accelerators"; NVIDIA options
+# gpu-code, trt-ver, cuda-ver). The requirement is TargetPlatform-specific: a named device
+# (TargetDevice, e.g. jetson_nano) carries its GPU, CUDA and TensorRT versions itself.
+NVIDIA_COMPILER_OPTIONS = ("gpu-code", "trt-ver", "cuda-ver")
+
+
+def parse_compiler_options(
+    value: object, target: NeoTarget, key_prefix: str = ""
+) -> dict[str, Any] | None:
+    """``neo_compiler_options``: a JSON object passed to Neo as OutputConfig.CompilerOptions."""
+    key = f"{key_prefix}neo_compiler_options"
+    options: object = value
+    if isinstance(value, str):
+        try:
+            options = json.loads(value) if value.strip() else None
+        except json.JSONDecodeError:
+            raise ConfigError(key, value, "expected a JSON object") from None
+    if options is not None and not isinstance(options, Mapping):
+        raise ConfigError(key, value, "expected a JSON object")
+    if target.accelerator == "NVIDIA":
+        missing = [k for k in NVIDIA_COMPILER_OPTIONS if not options or k not in options]
+        if missing:
+            raise ConfigError(
+                key,
+                value,
+                f"required for the NVIDIA platform target {target.slug}: Neo needs "
+                f"{', '.join(NVIDIA_COMPILER_OPTIONS)} (missing {', '.join(missing)}), e.g. "
+                '{"gpu-code": "sm_72", "trt-ver": "8.5.2", "cuda-ver": "11.4"}',
+            )
+    return dict(options) if options else None
 
 
 def parse_neo_target(device: object, platform: object, key_prefix: str = "") -> NeoTarget:
@@ -450,9 +510,13 @@ def _device_class(
             )
     arch_text = str(entry.get("platform_architecture") or "").strip()
     neo_target: NeoTarget | None = None
+    compiler_options: dict[str, Any] | None = None
     if build == "neo":
         neo_target = parse_neo_target(
             entry.get("neo_target_device", ""), entry.get("neo_target_platform", ""), key_prefix
+        )
+        compiler_options = parse_compiler_options(
+            entry.get("neo_compiler_options", ""), neo_target, key_prefix
         )
         runtime = _choice(
             key("runtime_component"), entry.get("runtime_component", "bundled"), RUNTIME_COMPONENTS
@@ -467,7 +531,7 @@ def _device_class(
             )
         architecture = derived
     else:
-        for ignored in ("neo_target_device", "neo_target_platform"):
+        for ignored in ("neo_target_device", "neo_target_platform", "neo_compiler_options"):
             if str(entry.get(ignored) or "").strip():
                 raise ConfigError(key(ignored), entry[ignored], "an onnx class is not compiled")
         runtime_text = str(entry.get("runtime_component") or "onnxruntime").strip()
@@ -480,6 +544,7 @@ def _device_class(
         thing_group=thing_group,
         build=build,
         neo_target=neo_target,
+        neo_compiler_options=compiler_options,
         runtime=runtime,
         architecture=architecture,
         canary_thing_group=canary,
@@ -695,6 +760,8 @@ def build_config(
                 f"must be at least {MIN_NUCLEUS_VERSION}: the inference component's "
                 "accessControl uses a '*' wildcard, which older nuclei do not match",
             )
+    if any(c.runtime == "variant.DLR" for c in device_classes):
+        _check_variant_dlr_nucleus(nucleus_version)
     retention = _int("log_retention_days", raw["log_retention_days"])
     if retention not in LOG_RETENTION_DAYS:
         raise ConfigError(

@@ -173,6 +173,7 @@ class DeviceClassPipeline(Construct):
                 target=device_class.neo_target,
                 framework_version=config.pytorch_version,
                 input_shape=config.input_shape,
+                compiler_options=device_class.neo_compiler_options,
             )
             source = {"compiled_artifact_uri": self.compilation.compiled_artifact_uri}
             after: Sequence[IDependable] = [self.compilation.resource]

@@ -1,57 +1,20 @@
 """SageMaker PyTorch training images, resolved at synth time without any AWS call.
 
 Which image traces the model for which target: the model must be trained *and traced* with the
-PyTorch version Neo compiles it as (FACTS.md). Edge targets accept 1.7/1.8 only, so for them the
-job runs the PyTorch 1.8.1 (or 1.7.1) training image, whose Python is 3.6; cloud ``ml_*``
+PyTorch version Neo compiles it as (SageMaker developer guide, Neo "Supported Frameworks":
+https://docs.aws.amazon.com/sagemaker/latest/dg/neo-supported-devices-edge-frameworks.html).
+Edge targets accept 1.7/1.8 only, so for them the job runs the PyTorch 1.8.1 (or 1.7.1) training image, whose Python is 3.6; cloud ``ml_*``
 targets may use the newer images. ``training_src`` stays Python-3.6 compatible for that reason.
 """
 
 from __future__ import annotations
 
-from aws_cdk import Aws, CfnMapping, Fn, Stack
+from aws_cdk import Aws, CfnMapping, Fn, Stack, Token
 from constructs import Construct
 
-REPOSITORY = "pytorch-training"
+from edge_constructs.training_job.sdk_images import REGISTRIES, SOURCE
 
-# Deep Learning Containers registry account per region (the default serves most regions).
-DEFAULT_REGISTRY_ACCOUNT = "763104351884"
-REGISTRY_ACCOUNTS = {
-    "af-south-1": "626614931356",
-    "ap-east-1": "871362719292",
-    "ap-south-2": "772153158452",
-    "ap-southeast-3": "907027046896",
-    "ap-southeast-4": "457447274322",
-    "ca-west-1": "204538143572",
-    "cn-north-1": "727897471807",
-    "cn-northwest-1": "727897471807",
-    "eu-central-2": "380420809688",
-    "eu-south-1": "692866216735",
-    "eu-south-2": "503227376785",
-    "il-central-1": "780543022126",
-    "me-central-1": "914824155844",
-    "me-south-1": "217643126080",
-    "us-gov-east-1": "446045086412",
-    "us-gov-west-1": "442386744353",
-}
-COMMON_REGIONS = (
-    "ap-northeast-1",
-    "ap-northeast-2",
-    "ap-northeast-3",
-    "ap-south-1",
-    "ap-southeast-1",
-    "ap-southeast-2",
-    "ca-central-1",
-    "eu-central-1",
-    "eu-north-1",
-    "eu-west-1",
-    "eu-west-2",
-    "eu-west-3",
-    "sa-east-1",
-    "us-east-1",
-    "us-east-2",
-    "us-west-1",
-    "us-west-2",
-)
+REPOSITORY = "pytorch-training"
 
 # framework version -> (cpu tag, gpu tag)
 TAGS = {
@@ -78,20 +41,40 @@ def image_tag(framework_version: str, instance_type: str) -> str:
     return gpu if instance_type.startswith(GPU_FAMILIES) else cpu
 
 
-def registry_mapping(scope: Construct) -> CfnMapping:
-    """One CfnMapping per stack (region -> DLC registry account)."""
+def registry_accounts(framework_version: str) -> dict[str, str]:
+    """Region -> registry account of the PyTorch training image, as the SageMaker Python SDK
+    lists it (``sdk_images.py``, generated from the SDK's ``image_uri_config/pytorch.json``
+    by ``scripts/generate_training_images.py``)."""
+    try:
+        return dict(REGISTRIES[framework_version])
+    except KeyError:
+        raise ValueError(
+            f"no SageMaker PyTorch training image table for version {framework_version!r} "
+            f"(known: {', '.join(REGISTRIES)})"
+        ) from None
+
+
+def registry_mapping(scope: Construct, framework_version: str) -> CfnMapping:
+    """One CfnMapping per stack and framework version (region -> DLC registry account)."""
     stack = Stack.of(scope)
-    existing = stack.node.try_find_child("DlcRegistryAccounts")
+    mapping_id = f"DlcRegistryAccounts{framework_version.replace('.', '')}"
+    existing = stack.node.try_find_child(mapping_id)
     if isinstance(existing, CfnMapping):
         return existing
-    mapping = {region: {"account": DEFAULT_REGISTRY_ACCOUNT} for region in COMMON_REGIONS}
-    mapping.update({region: {"account": acct} for region, acct in REGISTRY_ACCOUNTS.items()})
-    return CfnMapping(stack, "DlcRegistryAccounts", mapping=dict(sorted(mapping.items())))
+    accounts = registry_accounts(framework_version)
+    region = stack.region
+    if not Token.is_unresolved(region) and region not in accounts:
+        raise ValueError(
+            f"region {region} has no SageMaker PyTorch {framework_version} training image "
+            f"({SOURCE}); set training_image_uri or deploy to one of: {', '.join(accounts)}"
+        )
+    mapping = {region: {"account": account} for region, account in accounts.items()}
+    return CfnMapping(stack, mapping_id, mapping=mapping)
 
 
 def training_image(scope: Construct, framework_version: str, instance_type: str) -> tuple[str, str]:
     """(image URI, registry account) for the stack's region, as CloudFormation expressions."""
-    account = registry_mapping(scope).find_in_map(Aws.REGION, "account")
+    account = registry_mapping(scope, framework_version).find_in_map(Aws.REGION, "account")
     uri = Fn.join(
         "",
         [

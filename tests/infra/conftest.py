@@ -68,7 +68,7 @@ def byo_jetson(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
         neo_target_device="jetson_nano",
         neo_target_platform="",
         runtime_component="variant.DLR",
-        nucleus_version="2.15.0",
+        nucleus_version="2.12.6",  # inside variant.DLR's nucleus range (public_components.py)
     )
 
 

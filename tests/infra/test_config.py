@@ -74,6 +74,27 @@ def test_defaults_are_valid_and_typed() -> None:
         ({"prefix": "Edge_AI"}, "prefix", "lower-case"),
         ({"component_namespace": "edgeai"}, "component_namespace", "dotted"),
         ({"runtime_component": "tflite"}, "runtime_component", "bundled"),
+        (
+            {"neo_target_platform": "LINUX/ARM64/NVIDIA"},
+            "neo_compiler_options",
+            "required for the NVIDIA platform target",
+        ),
+        (
+            {
+                "neo_target_platform": "LINUX/ARM64/NVIDIA",
+                "neo_compiler_options": '{"gpu-code": "sm_72"}',
+            },
+            "neo_compiler_options",
+            "missing trt-ver, cuda-ver",
+        ),
+        ({"neo_compiler_options": "[1, 2]"}, "neo_compiler_options", "JSON object"),
+        ({"neo_compiler_options": "{oops"}, "neo_compiler_options", "JSON object"),
+        ({"runtime_component": "variant.DLR"}, "nucleus_version", "must be set"),
+        (
+            {"runtime_component": "variant.DLR", "nucleus_version": "2.18.2"},
+            "nucleus_version",
+            "outside variant.DLR's nucleus range",
+        ),
         ({"log_retention_days": 10}, "log_retention_days", "14"),
         ({"log_manager_version": "latest"}, "log_manager_version", "X.Y.Z"),
         ({"nucleus_version": "2.x"}, "nucleus_version", "X.Y.Z"),
@@ -175,3 +196,21 @@ def test_environment_agnostic_unless_given(monkeypatch) -> None:
     monkeypatch.setenv("CDK_DEPLOY_REGION", "us-west-2")
     env = cdk_app._environment({})
     assert env is not None and env.region == "us-west-2"
+
+
+def test_nvidia_platform_target_takes_compiler_options() -> None:
+    options = '{"gpu-code": "sm_72", "trt-ver": "8.5.2", "cuda-ver": "11.4"}'
+    config = config_with(neo_target_platform="LINUX/ARM64/NVIDIA", neo_compiler_options=options)
+    assert config.device_classes[0].neo_compiler_options == {
+        "gpu-code": "sm_72",
+        "trt-ver": "8.5.2",
+        "cuda-ver": "11.4",
+    }
+    # A named Jetson device needs none (Neo knows its GPU); the default target neither.
+    assert (
+        config_with(neo_target_device="jetson_nano", neo_target_platform="")
+        .device_classes[0]
+        .neo_compiler_options
+        is None
+    )
+    assert config_with().device_classes[0].neo_compiler_options is None

@@ -192,7 +192,7 @@ def test_upstream_model_renames_the_compilation_job(tmp_path) -> None:
 
 
 def test_target_renames_compilation_not_training(tmp_path, baseline) -> None:
-    after = identities(pipeline_template(tmp_path, neo_target_platform="LINUX/X86_64/NVIDIA"))
+    after = identities(pipeline_template(tmp_path, neo_target_platform="LINUX/ARM64"))
     assert after["train"] == baseline["train"]
     assert after["neo"] != baseline["neo"]
     assert after[MODEL] != baseline[MODEL]

@@ -198,7 +198,7 @@ def test_variant_dlr_option_pins_the_public_component(byo_jetson) -> None:
     _, deployment = only(template, "AWS::GreengrassV2::Deployment")
     components = deployment["Properties"]["Components"]
     assert components["variant.DLR"]["ComponentVersion"] == "1.6.16"
-    assert components["aws.greengrass.Nucleus"]["ComponentVersion"] == "2.15.0"
+    assert components["aws.greengrass.Nucleus"]["ComponentVersion"] == "2.12.6"
 
 
 def test_handlers_may_only_pass_the_job_roles_to_sagemaker(dev) -> None:
@@ -251,3 +251,18 @@ def test_training_role_reads_only_the_data_channels_it_is_given(tmp_path) -> Non
     }
     _, training = only(template, "Custom::TrainingJob")
     assert training["Properties"]["TrainS3Uri"] == "s3://my-data/digits/train/"
+
+
+def test_compiler_options_reach_the_compilation_job(tmp_path) -> None:
+    from tests.infra.conftest import synthesize
+
+    options = {"gpu-code": "sm_72", "trt-ver": "8.5.2", "cuda-ver": "11.4"}
+    synthesized = synthesize(
+        tmp_path,
+        neo_target_platform="LINUX/ARM64/NVIDIA",
+        neo_compiler_options=json.dumps(options),
+    )
+    template = synthesized.template_json("dev/Pipeline")
+    _, compilation = only(template, "Custom::CompilationJob")
+    assert json.loads(compilation["Properties"]["CompilerOptions"]) == options
+    assert compilation["Properties"]["TargetPlatformAccelerator"] == "NVIDIA"
