@@ -165,6 +165,24 @@ class CoreDevicePrerequisites(Construct):
 
         thing = f"arn:{Aws.PARTITION}:iot:{Aws.REGION}:{Aws.ACCOUNT_ID}"
         own = "${iot:Connection.Thing.ThingName}"
+        fleet = f"{name_prefix}-*"
+        # MQTT connections: the nucleus names its first one after the thing and each further
+        # one "<thing>#<n>" (mqttclient/MqttClient.java, getNewMqttClient), opened when the
+        # others carry 50 subscriptions (MAX_SUBSCRIPTIONS_PER_CONNECTION), and publishes go
+        # round-robin over all of them (getConnection). ${iot:Connection.Thing.ThingName}
+        # resolves only when the client ID equals the thing name under a non-exclusive thing
+        # association (https://docs.aws.amazon.com/iot/latest/developerguide/
+        # thing-policy-variables.html), and that is what the installer creates
+        # (easysetup/DeviceProvisioningHelper.java, createThing: AttachThingPrincipal without a
+        # thingPrincipalType). So: the first connection is held to its own thing (the
+        # "OwnThing" statements); on "<thing>#<n>" connections IoT Core cannot tell which thing
+        # they belong to, and the tightest scope any source allows is this stack's devices
+        # (the "ExtraConnections" statements: client IDs "<prefix>-*#*" and the topics of
+        # "<prefix>-*" things). Since a certificate can open such a connection at will, the
+        # effective boundary between devices is this stack's fleet, not the single device.
+        # An exclusive thing association would let the thing variable resolve on every
+        # connection (https://docs.aws.amazon.com/iot/latest/developerguide/exclusive-thing.html),
+        # but the installer does not create one.
         self.core_device_policy = iot.CfnPolicy(
             self,
             "CoreDevicePolicy",
@@ -173,11 +191,13 @@ class CoreDevicePrerequisites(Construct):
                 "Version": "2012-10-17",
                 "Statement": [
                     {
+                        "Sid": "OwnThingConnect",
                         "Effect": "Allow",
                         "Action": "iot:Connect",
-                        "Resource": f"{thing}:client/{own}*",
+                        "Resource": f"{thing}:client/{own}",
                     },
                     {
+                        "Sid": "OwnThingTopics",
                         "Effect": "Allow",
                         "Action": ["iot:Publish", "iot:Receive"],
                         "Resource": [
@@ -186,11 +206,36 @@ class CoreDevicePrerequisites(Construct):
                         ],
                     },
                     {
+                        "Sid": "OwnThingTopicFilters",
                         "Effect": "Allow",
                         "Action": "iot:Subscribe",
                         "Resource": [
                             f"{thing}:topicfilter/$aws/things/{own}/*",
                             f"{thing}:topicfilter/{publish_topic_prefix}/{own}/*",
+                        ],
+                    },
+                    {
+                        "Sid": "ExtraConnectionsConnect",
+                        "Effect": "Allow",
+                        "Action": "iot:Connect",
+                        "Resource": f"{thing}:client/{fleet}#*",
+                    },
+                    {
+                        "Sid": "ExtraConnectionsTopics",
+                        "Effect": "Allow",
+                        "Action": ["iot:Publish", "iot:Receive"],
+                        "Resource": [
+                            f"{thing}:topic/$aws/things/{fleet}/*",
+                            f"{thing}:topic/{publish_topic_prefix}/{fleet}/*",
+                        ],
+                    },
+                    {
+                        "Sid": "ExtraConnectionsTopicFilters",
+                        "Effect": "Allow",
+                        "Action": "iot:Subscribe",
+                        "Resource": [
+                            f"{thing}:topicfilter/$aws/things/{fleet}/*",
+                            f"{thing}:topicfilter/{publish_topic_prefix}/{fleet}/*",
                         ],
                     },
                     {

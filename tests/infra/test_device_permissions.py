@@ -9,6 +9,7 @@ list_awsidentityandaccessmanagementiam.html, list_amazons3.html).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -248,3 +249,61 @@ def test_stack_creates_the_policies_the_installer_looks_for(devices) -> None:
     assert not evaluate(
         role_statements, "logs:PutLogEvents", "arn:aws:logs:*:*:log-group:x"
     ).allowed
+
+
+def _iot_policy_for_connection(
+    template: dict[str, Any], policy_name: str, client_id: str, thing: str
+) -> list[dict[str, Any]]:
+    """The core-device IoT policy as IoT Core evaluates it for one MQTT connection.
+
+    Non-exclusive thing association (what the installer creates: DeviceProvisioningHelper
+    .createThing calls AttachThingPrincipal without a thingPrincipalType) resolves
+    ``${iot:Connection.Thing.ThingName}`` only when the client ID is the thing name
+    (https://docs.aws.amazon.com/iot/latest/developerguide/thing-policy-variables.html); on
+    any other connection the variable matches nothing. ``${iot:ClientId}`` is the client ID
+    (basic-policy-variables.html)."""
+    (policy,) = [
+        r
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::IoT::Policy" and r["Properties"]["PolicyName"] == policy_name
+    ]
+    text = json.dumps(Resolver(template).resolve(policy["Properties"]["PolicyDocument"]))
+    resolved = thing if client_id == thing else "\\u0000unresolved"
+    text = text.replace("${iot:Connection.Thing.ThingName}", resolved)
+    text = text.replace("${iot:ClientId}", client_id)
+    return list(json.loads(text)["Statement"])
+
+
+def test_iot_policy_serves_every_connection_the_nucleus_opens(devices) -> None:
+    """The nucleus names its first MQTT connection after the thing and each further one
+    ``<thing>#<n>`` (mqttclient/MqttClient.java, getNewMqttClient: thingName + "#" + (n + 1));
+    it opens one when the others carry MAX_SUBSCRIPTIONS_PER_CONNECTION (50) subscriptions and
+    sends publishes round-robin over all of them (getConnection)."""
+    stage, template = devices
+    policy = f"edge-ai-{stage}-GreengrassCoreDevicePolicy"
+    iot = f"arn:{PARTITION}:iot:{REGION}:{ACCOUNT}"
+    thing = f"edge-ai-{stage}-{THING}"
+    for client_id in (thing, f"{thing}#2", f"{thing}#3"):
+        statements = _iot_policy_for_connection(template, policy, client_id, thing)
+        for action, resource in [
+            ("iot:Connect", f"{iot}:client/{client_id}"),
+            ("iot:Publish", f"{iot}:topic/$aws/things/{thing}/jobs/get"),
+            ("iot:Receive", f"{iot}:topic/$aws/things/{thing}/jobs/notify-next"),
+            ("iot:Subscribe", f"{iot}:topicfilter/$aws/things/{thing}/jobs/notify-next"),
+            ("iot:Publish", f"{iot}:topic/edge-ai/{thing}/predictions"),
+        ]:
+            decision = evaluate(statements, action, resource)
+            assert decision.allowed, (client_id, action, resource, decision.reason)
+        # Never outside this stack's devices.
+        for action, resource in [
+            ("iot:Connect", f"{iot}:client/someone-else"),
+            ("iot:Connect", f"{iot}:client/someone-else#2"),
+            ("iot:Publish", f"{iot}:topic/$aws/things/someone-else/jobs/get"),
+            ("iot:Publish", f"{iot}:topic/edge-ai/someone-else/predictions"),
+            ("iot:Subscribe", f"{iot}:topicfilter/#"),
+        ]:
+            assert not evaluate(statements, action, resource).allowed, (client_id, resource)
+    # The first connection, the one the thing variable resolves on, is held to its own thing.
+    first = _iot_policy_for_connection(template, policy, thing, thing)
+    other = f"edge-ai-{stage}-other"
+    assert not evaluate(first, "iot:Connect", f"{iot}:client/{other}").allowed

@@ -114,12 +114,13 @@ def test_default_nucleus_authorizes_the_topic_the_component_publishes_to(
     assert not nucleus_authorizes_publish(recipe, merge, f"edge-ai/{thing}/commands")
 
 
-def test_cloud_policy_keeps_each_device_to_its_own_topic(stage) -> None:
-    """The accessControl wildcard admits any thing's topic locally; AWS IoT Core keeps the
-    device to its own: ``iot:Connection.Thing.ThingName`` resolves to the thing name when the
-    client ID is the thing name (https://docs.aws.amazon.com/iot/latest/developerguide/
-    thing-policy-variables.html), which is the nucleus's first connection
-    (``mqttclient/MqttClient.java``, ``getNewMqttClient``)."""
+def test_cloud_policy_keeps_publishes_to_this_stacks_devices(stage) -> None:
+    """The accessControl wildcard admits any thing's topic locally; AWS IoT Core then allows
+    only the topics of this stack's devices, and on the nucleus's first connection (client ID =
+    thing name, where ``iot:Connection.Thing.ThingName`` resolves:
+    https://docs.aws.amazon.com/iot/latest/developerguide/thing-policy-variables.html) the
+    device's own. Why not the device's own on every connection: see
+    test_device_permissions.test_iot_policy_serves_every_connection_the_nucleus_opens."""
     name, synthesized = stage
     template = synthesized.template_json(f"{name}/Devices")
     (policy,) = [
@@ -130,16 +131,14 @@ def test_cloud_policy_keeps_each_device_to_its_own_topic(stage) -> None:
     document = Resolver(template).resolve(policy["Properties"]["PolicyDocument"])
     thing = f"edge-ai-{name}-device-1"
     text = json.dumps(document).replace("${iot:Connection.Thing.ThingName}", thing)
-    text = text.replace("${iot:ClientId}", thing)
     statements = json.loads(text)["Statement"]
     topic = f"arn:{PARTITION}:iot:{REGION}:{ACCOUNT}:topic"
-    context = {"iot:ClientId": thing}
-    assert evaluate(
-        statements, "iot:Publish", f"{topic}/edge-ai/{thing}/predictions", context
-    ).allowed
-    assert not evaluate(
-        statements, "iot:Publish", f"{topic}/edge-ai/edge-ai-{name}-other/predictions", context
-    ).allowed
+    own = f"{topic}/edge-ai/{thing}/predictions"
+    assert evaluate(statements, "iot:Publish", own).allowed
+    for outsider in ("someone-else", f"edge-ai-{'prod' if name == 'dev' else 'dev'}-device-1"):
+        assert not evaluate(
+            statements, "iot:Publish", f"{topic}/edge-ai/{outsider}/predictions"
+        ).allowed
 
 
 @pytest.mark.parametrize(
