@@ -84,5 +84,5 @@ def test_generated_module_is_up_to_date() -> None:
 def test_a_known_region_the_sdk_does_not_list_fails_at_synth(tmp_path) -> None:
     from tests.infra.conftest import synthesize
 
-    with pytest.raises(ValueError, match="region xx-nowhere-1 has no SageMaker PyTorch 1.8"):
+    with pytest.raises(ValueError, match=r"region xx-nowhere-1 has no SageMaker PyTorch 1\.8"):
         synthesize(tmp_path, account="111122223333", region="xx-nowhere-1")
