@@ -722,6 +722,14 @@ def build_config(
             "run_id", raw["run_id"], re.compile(r"^[A-Za-z0-9-]{1,32}$"), "1-32 letters/digits/-"
         ),
     )
+    onnx_classes = [c.name for c in device_classes if c.build == "onnx"]
+    if onnx_classes and hyperparameters.get("export-onnx", "true").lower() != "true":
+        raise ConfigError(
+            "hyperparameters",
+            raw["hyperparameters"],
+            f"export-onnx must stay true: device class {onnx_classes[0]} runs the training "
+            "job's ONNX export",
+        )
     if training.validation_uri and not training.data_uri:
         raise ConfigError(
             "validation_data_uri",

@@ -228,3 +228,10 @@ def test_device_classes_given_with_c_as_json(tmp_path) -> None:
     (pi,) = config.device_classes
     assert pi.neo_target is not None and pi.neo_target.device == "rasp4b"
     assert pi.architecture == "aarch64"
+
+
+def test_an_onnx_class_needs_the_onnx_export() -> None:
+    classes = {"x86": {"thing_group": "G", "build": "onnx"}}
+    overrides = {"device_classes": classes, "hyperparameters": {"export-onnx": "false"}}
+    with pytest.raises(ConfigError, match="export-onnx must stay true: device class x86"):
+        build_config("dev", merge_context({}, {}, overrides))
