@@ -114,3 +114,10 @@ def test_ring_metadata_key_matches_the_construct() -> None:
     from edge_constructs.greengrass.construct import RING_METADATA
 
     assert promote.RING_METADATA == RING_METADATA
+
+
+def test_promote_rewrites_cdk_json_without_reformatting_it() -> None:
+    """promote writes json.dumps(indent=2): the real cdk.json must already be in that form, so a
+    promotion's diff holds the release and nothing else."""
+    text = (REPO_ROOT / "cdk.json").read_text()
+    assert json.dumps(json.loads(text), indent=2) + "\n" == text
