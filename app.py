@@ -31,7 +31,7 @@ from stacks.pipeline_stack import PipelineStack
 
 REPO_ROOT = Path(__file__).resolve().parent
 # Context keys this app reads besides the configuration keys in app_config.DEFAULTS.
-APP_KEYS = {"stage", "stages", "pipeline", "account", "region"}
+APP_KEYS = {"stage", "stages", "pipeline", "account", "region", "releases"}
 _PLAIN_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -74,7 +74,6 @@ def add_stage(app: cdk.App, config: PipelineConfig, env: cdk.Environment | None)
         "Pipeline",
         config=config,
         bucket=artifacts.bucket,
-        thing_group_arn=devices.thing_group_arn,
         repo_root=REPO_ROOT,
         stack_name=f"{name}-pipeline",
         description="Edge AI pipeline: training, Neo compilation, packaging, Greengrass",

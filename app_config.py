@@ -20,10 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge_constructs.greengrass.public_components import LOG_MANAGER_PIN, VARIANT_DLR_PIN, admits
-from edge_constructs.greengrass.recipes import MIN_NUCLEUS_VERSION
+from edge_constructs.greengrass.recipes import MIN_NUCLEUS_VERSION, NEO_ARCHITECTURES
 
 # Neo target devices (SageMaker CreateCompilationJob `TargetDevice`) grouped by kind. Edge
-# devices accept PyTorch 1.7/1.8 only; cloud `ml_*` instances a wider set (FACTS.md).
+# devices accept PyTorch 1.7/1.8 only; cloud `ml_*` instances a wider set (SageMaker developer
+# guide, "Supported Frameworks" for Neo edge devices and cloud instances:
+# https://docs.aws.amazon.com/sagemaker/latest/dg/neo-supported-devices-edge-frameworks.html).
 NEO_EDGE_DEVICES = frozenset(
     {
         "lambda",
@@ -74,6 +76,22 @@ PLATFORM_OS = ("LINUX", "ANDROID")
 PLATFORM_ARCH = ("X86_64", "X86", "ARM64", "ARM_EABI", "ARM_EABIHF")
 PLATFORM_ACCELERATOR = ("INTEL_GRAPHICS", "MALI", "NVIDIA", "NNA")
 RUNTIME_COMPONENTS = ("bundled", "variant.DLR")
+BUILDS = ("neo", "onnx")
+# Greengrass platform architectures (recipe `Platform.architecture`) an ONNX class may name.
+ONNX_ARCHITECTURES = ("amd64", "aarch64")
+#: The class made of the single-target keys; its components keep the single-target names.
+DEFAULT_CLASS = "default"
+# Keys of one entry of `device_classes` (a subset of the single-target keys, plus build/arch).
+CLASS_KEYS = (
+    "thing_group",
+    "build",
+    "neo_target_device",
+    "neo_target_platform",
+    "neo_compiler_options",
+    "runtime_component",
+    "platform_architecture",
+    "canary_thing_group",
+)
 UPDATE_POLICIES = ("NOTIFY_COMPONENTS", "SKIP_NOTIFY_COMPONENTS")
 # CloudFormation WaitCondition waits at most 12 h; keep a margin for the signal to arrive.
 MAX_TRAINING_WAIT_SECONDS = 43_200 - 1_800
@@ -126,6 +144,8 @@ DEFAULTS: dict[str, Any] = {
     "run_id": "1",
     "compilation_max_runtime_seconds": 900,
     "runtime_component": "bundled",
+    "canary_thing_group": "",
+    "device_classes": {},
     "variant_dlr_version": VARIANT_DLR_PIN.version,
     "log_manager_version": LOG_MANAGER_PIN.version,
     "nucleus_version": "",
@@ -208,22 +228,61 @@ class DemoDeviceConfig:
 
 
 @dataclass(frozen=True)
+class ComponentPin:
+    """One component of a promoted release: its exact version and the configuration to merge."""
+
+    version: str
+    merge: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class DeviceClass:
+    """A kind of device: where it is (thing groups), how its model is built, what it runs.
+
+    name: letters and digits; part of the component names of every class but ``default``.
+    thing_group: the fleet's thing group.
+    build: ``neo`` (Neo compiles for ``neo_target``, devices run DLR) or ``onnx`` (the training
+        job's ONNX export, devices run ONNX Runtime).
+    neo_target: the Neo target (``neo`` builds only).
+    neo_compiler_options: Neo's OutputConfig.CompilerOptions, or None.
+    runtime: ``bundled`` (our DLR venv), ``variant.DLR`` (the public component) or
+        ``onnxruntime`` (our ONNX Runtime venv).
+    architecture: the Greengrass platform architecture (``amd64``, ``aarch64``, ``arm``), or
+        None when the Neo target does not say (the manifests then match any Linux).
+    canary_thing_group: the canary ring ("" = none: every change goes to the whole class).
+    release: the promoted release the rest of the class runs (canary classes only; None =
+        nothing promoted yet, so the fleet gets no deployment from this stack).
+    """
+
+    name: str
+    thing_group: str
+    build: str
+    neo_target: NeoTarget | None
+    neo_compiler_options: dict[str, Any] | None
+    runtime: str
+    architecture: str | None
+    canary_thing_group: str = ""
+    release: Mapping[str, ComponentPin] | None = None
+
+    @property
+    def dlr(self) -> bool:
+        return self.build == "neo"
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     """Everything the stacks need, validated. Built by :func:`load_config`."""
 
     stage: str
     prefix: str
     component_namespace: str
-    thing_group: str
     architecture: str
-    neo_target: NeoTarget
-    neo_compiler_options: dict[str, Any] | None
     pytorch_version: str
     input_shape: tuple[int, int, int, int]
     training: TrainingConfig
     model_artifact_uri: str
     compilation_max_runtime_seconds: int
-    runtime_component: str
+    device_classes: tuple[DeviceClass, ...]
     variant_dlr_version: str
     log_manager_version: str
     nucleus_version: str
@@ -238,6 +297,16 @@ class PipelineConfig:
     def trains(self) -> bool:
         """False when the user brings an already-trained model (``model_artifact_uri``)."""
         return not self.model_artifact_uri
+
+    @property
+    def thing_groups(self) -> tuple[str, ...]:
+        """Every thing group the classes name (fleets and canaries), in class order."""
+        groups: list[str] = []
+        for device_class in self.device_classes:
+            groups.append(device_class.thing_group)
+            if device_class.canary_thing_group:
+                groups.append(device_class.canary_thing_group)
+        return tuple(groups)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -368,9 +437,11 @@ def parse_input_shape(value: object) -> tuple[int, int, int, int]:
 NVIDIA_COMPILER_OPTIONS = ("gpu-code", "trt-ver", "cuda-ver")
 
 
-def parse_compiler_options(value: object, target: NeoTarget) -> dict[str, Any] | None:
+def parse_compiler_options(
+    value: object, target: NeoTarget, key_prefix: str = ""
+) -> dict[str, Any] | None:
     """``neo_compiler_options``: a JSON object passed to Neo as OutputConfig.CompilerOptions."""
-    key = "neo_compiler_options"
+    key = f"{key_prefix}neo_compiler_options"
     options: object = value
     if isinstance(value, str):
         try:
@@ -392,45 +463,220 @@ def parse_compiler_options(value: object, target: NeoTarget) -> dict[str, Any] |
     return dict(options) if options else None
 
 
-def parse_neo_target(device: object, platform: object) -> NeoTarget:
-    """Exactly one of a named Neo device or an ``OS/ARCH[/ACCELERATOR]`` platform."""
+def parse_neo_target(device: object, platform: object, key_prefix: str = "") -> NeoTarget:
+    """Exactly one of a named Neo device or an ``OS/ARCH[/ACCELERATOR]`` platform.
+
+    ``key_prefix`` (``device_classes.<name>.``) makes errors name the class.
+    """
+    device_key, platform_key = f"{key_prefix}neo_target_device", f"{key_prefix}neo_target_platform"
     device_text = str(device or "").strip()
     platform_text = str(platform or "").strip()
     if device_text and platform_text:
         raise ConfigError(
-            "neo_target_device",
+            device_key,
             device_text,
             "set either neo_target_device or neo_target_platform, not both "
             "(pass -c neo_target_platform= to clear the default platform)",
         )
     if device_text:
         allowed = NEO_EDGE_DEVICES | NEO_CLOUD_DEVICES
-        return NeoTarget(device=_choice("neo_target_device", device_text, allowed))
+        return NeoTarget(device=_choice(device_key, device_text, allowed))
     if not platform_text:
-        raise ConfigError("neo_target_platform", platform, "set a Neo target device or platform")
+        raise ConfigError(platform_key, platform, "set a Neo target device or platform")
     parts = platform_text.upper().split("/")
     allowed_text = (
         f"expected OS/ARCH[/ACCELERATOR], OS one of {', '.join(PLATFORM_OS)}, ARCH one of "
         f"{', '.join(PLATFORM_ARCH)}, ACCELERATOR one of {', '.join(PLATFORM_ACCELERATOR)}"
     )
     if len(parts) not in (2, 3) or parts[0] not in PLATFORM_OS or parts[1] not in PLATFORM_ARCH:
-        raise ConfigError("neo_target_platform", platform, allowed_text)
+        raise ConfigError(platform_key, platform, allowed_text)
     accelerator = parts[2] if len(parts) == 3 else None
     if accelerator is not None and accelerator not in PLATFORM_ACCELERATOR:
-        raise ConfigError("neo_target_platform", platform, allowed_text)
+        raise ConfigError(platform_key, platform, allowed_text)
     return NeoTarget(os=parts[0], arch=parts[1], accelerator=accelerator)
 
 
-def _pytorch_version(value: object, target: NeoTarget) -> str:
+def _pytorch_version(value: object, targets: Mapping[str, NeoTarget]) -> str:
+    """The PyTorch version every class's Neo target accepts (one training feeds them all)."""
     text = str(value).strip()
-    allowed = CLOUD_PYTORCH_VERSIONS if target.is_cloud else EDGE_PYTORCH_VERSIONS
-    if text not in allowed:
-        raise ConfigError(
-            "pytorch_version",
-            value,
-            f"Neo target {target.slug} accepts PyTorch {', '.join(allowed)}",
-        )
+    if not targets:  # ONNX classes only: the training image's versions
+        allowed: tuple[str, ...] = CLOUD_PYTORCH_VERSIONS
+        if text not in allowed:
+            raise ConfigError("pytorch_version", value, f"allowed: {', '.join(allowed)}")
+    for name, target in targets.items():
+        allowed = CLOUD_PYTORCH_VERSIONS if target.is_cloud else EDGE_PYTORCH_VERSIONS
+        if text not in allowed:
+            where = "" if name == DEFAULT_CLASS else f" (device class {name})"
+            raise ConfigError(
+                "pytorch_version",
+                value,
+                f"Neo target {target.slug}{where} accepts PyTorch {', '.join(allowed)}",
+            )
     return text
+
+
+_CLASS_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,31}$")
+
+
+def _device_class(
+    name: str, entry: Mapping[str, Any], key_prefix: str, release: object
+) -> DeviceClass:
+    """One class from its raw entry; errors name ``<key_prefix><key>``."""
+
+    def key(name_: str) -> str:
+        return f"{key_prefix}{name_}"
+
+    build = _choice(key("build"), entry.get("build", "neo"), BUILDS)
+    thing_group = _matching(
+        key("thing_group"),
+        entry.get("thing_group", ""),
+        _THING_GROUP_RE,
+        "1-128 characters: letters, digits, ':', '_' and '-'",
+    )
+    canary = str(entry.get("canary_thing_group") or "").strip()
+    if canary:
+        _matching(
+            key("canary_thing_group"),
+            canary,
+            _THING_GROUP_RE,
+            "empty or 1-128 characters: letters, digits, ':', '_' and '-'",
+        )
+        if canary == thing_group:
+            raise ConfigError(
+                key("canary_thing_group"), canary, "must differ from the class's thing_group"
+            )
+    arch_text = str(entry.get("platform_architecture") or "").strip()
+    neo_target: NeoTarget | None = None
+    compiler_options: dict[str, Any] | None = None
+    if build == "neo":
+        neo_target = parse_neo_target(
+            entry.get("neo_target_device", ""), entry.get("neo_target_platform", ""), key_prefix
+        )
+        compiler_options = parse_compiler_options(
+            entry.get("neo_compiler_options", ""), neo_target, key_prefix
+        )
+        runtime = _choice(
+            key("runtime_component"), entry.get("runtime_component", "bundled"), RUNTIME_COMPONENTS
+        )
+        derived = NEO_ARCHITECTURES.get(neo_target.device or neo_target.arch or "")
+        if arch_text and arch_text != derived:
+            raise ConfigError(
+                key("platform_architecture"),
+                arch_text,
+                f"a neo class takes its architecture from the Neo target ({derived or 'none'}); "
+                "leave it empty",
+            )
+        architecture = derived
+    else:
+        for ignored in ("neo_target_device", "neo_target_platform", "neo_compiler_options"):
+            if str(entry.get(ignored) or "").strip():
+                raise ConfigError(key(ignored), entry[ignored], "an onnx class is not compiled")
+        runtime_text = str(entry.get("runtime_component") or "onnxruntime").strip()
+        runtime = _choice(key("runtime_component"), runtime_text, ("onnxruntime",))
+        architecture = _choice(
+            key("platform_architecture"), arch_text or "amd64", ONNX_ARCHITECTURES
+        )
+    return DeviceClass(
+        name=name,
+        thing_group=thing_group,
+        build=build,
+        neo_target=neo_target,
+        neo_compiler_options=compiler_options,
+        runtime=runtime,
+        architecture=architecture,
+        canary_thing_group=canary,
+        release=_release(f"releases.<stage>.{name}", release, canary),
+    )
+
+
+def _release(key: str, value: object, canary: str) -> Mapping[str, ComponentPin] | None:
+    """A promoted release as the promote command writes it: component -> version (+ merge)."""
+    if value is None:
+        return None
+    if not canary:
+        raise ConfigError(
+            key, "...", "a promoted release needs the class's canary_thing_group; remove it"
+        )
+    allowed = 'expected {"<component>": {"version": "X.Y.Z", "merge": {...}}, ...}'
+    if not isinstance(value, Mapping) or not value:
+        raise ConfigError(key, value, allowed)
+    pins: dict[str, ComponentPin] = {}
+    for component, spec in value.items():
+        if not isinstance(spec, Mapping) or not _VERSION_RE.match(str(spec.get("version", ""))):
+            raise ConfigError(f"{key}.{component}", spec, allowed)
+        merge = spec.get("merge")
+        if merge is not None and not isinstance(merge, Mapping):
+            raise ConfigError(f"{key}.{component}.merge", merge, "expected a JSON object")
+        unknown = sorted(set(spec) - {"version", "merge"})
+        if unknown:
+            raise ConfigError(f"{key}.{component}", spec, f"unknown keys {', '.join(unknown)}")
+        pins[str(component)] = ComponentPin(version=str(spec["version"]), merge=merge)
+    return pins
+
+
+def parse_device_classes(
+    raw: Mapping[str, Any], releases: Mapping[str, Any]
+) -> tuple[DeviceClass, ...]:
+    """``device_classes`` from the merged configuration, or the one ``default`` class made of
+    the single-target keys (whose errors keep naming those keys alone)."""
+    classes = raw["device_classes"]
+    if isinstance(classes, str):
+        try:
+            classes = json.loads(classes) if classes.strip() else {}
+        except json.JSONDecodeError:
+            raise ConfigError("device_classes", classes, "expected a JSON object") from None
+    if not isinstance(classes, Mapping):
+        raise ConfigError("device_classes", classes, "expected a JSON object of classes")
+    if not classes:
+        entry = {k: raw[k] for k in CLASS_KEYS if k in raw}
+        entries: dict[str, tuple[Mapping[str, Any], str]] = {DEFAULT_CLASS: (entry, "")}
+    else:
+        entries = {}
+        for name, entry in classes.items():
+            prefix = f"device_classes.{name}."
+            if not isinstance(name, str) or not _CLASS_NAME_RE.match(name):
+                raise ConfigError(
+                    f"device_classes.{name}", entry, "class names: a letter, then letters/digits"
+                )
+            if not isinstance(entry, Mapping):
+                raise ConfigError(f"device_classes.{name}", entry, "expected a JSON object")
+            for unknown in sorted(set(entry) - set(CLASS_KEYS)):
+                raise ConfigError(
+                    f"{prefix}{unknown}",
+                    entry[unknown],
+                    f"unknown key; known: {', '.join(CLASS_KEYS)}",
+                )
+            entries[name] = (entry, prefix)
+    if not isinstance(releases, Mapping):
+        raise ConfigError("releases.<stage>", releases, "expected a JSON object of classes")
+    for name in releases:
+        if name not in entries:
+            raise ConfigError(
+                f"releases.<stage>.{name}", "...", f"no such device class ({', '.join(entries)})"
+            )
+    result = tuple(
+        _device_class(name, entry, prefix, releases.get(name))
+        for name, (entry, prefix) in entries.items()
+    )
+    seen: dict[str, str] = {}
+    for device_class in result:
+        for field_name in ("thing_group", "canary_thing_group"):
+            group = getattr(device_class, field_name)
+            if not group:
+                continue
+            if group in seen:
+                raise ConfigError(
+                    _class_key(device_class.name, field_name),
+                    group,
+                    f"already the thing group of {seen[group]}: a device in two classes' groups "
+                    "would get two deployments",
+                )
+            seen[group] = _class_key(device_class.name, field_name)
+    return result
+
+
+def _class_key(name: str, key: str) -> str:
+    return key if name == DEFAULT_CLASS else f"device_classes.{name}.{key}"
 
 
 def merge_context(
@@ -448,9 +694,15 @@ def merge_context(
     return merged
 
 
-def build_config(stage: str, raw: Mapping[str, Any]) -> PipelineConfig:
-    """Validate a merged raw mapping (see :func:`merge_context`) into a :class:`PipelineConfig`."""
-    target = parse_neo_target(raw["neo_target_device"], raw["neo_target_platform"])
+def build_config(
+    stage: str, raw: Mapping[str, Any], releases: Mapping[str, Any] | None = None
+) -> PipelineConfig:
+    """Validate a merged raw mapping (see :func:`merge_context`) into a :class:`PipelineConfig`.
+
+    ``releases``: the stage's promoted releases (``releases.<stage>`` in cdk.json), per class.
+    """
+    device_classes = parse_device_classes(raw, releases or {})
+    targets = {c.name: c.neo_target for c in device_classes if c.neo_target is not None}
     max_runtime = _int(
         "training_max_runtime_seconds",
         raw["training_max_runtime_seconds"],
@@ -507,6 +759,14 @@ def build_config(stage: str, raw: Mapping[str, Any]) -> PipelineConfig:
             "run_id", raw["run_id"], re.compile(r"^[A-Za-z0-9-]{1,32}$"), "1-32 letters/digits/-"
         ),
     )
+    onnx_classes = [c.name for c in device_classes if c.build == "onnx"]
+    if onnx_classes and hyperparameters.get("export-onnx", "true").lower() != "true":
+        raise ConfigError(
+            "hyperparameters",
+            raw["hyperparameters"],
+            f"export-onnx must stay true: device class {onnx_classes[0]} runs the training "
+            "job's ONNX export",
+        )
     if training.validation_uri and not training.data_uri:
         raise ConfigError(
             "validation_data_uri",
@@ -545,8 +805,7 @@ def build_config(stage: str, raw: Mapping[str, Any]) -> PipelineConfig:
                 f"must be at least {MIN_NUCLEUS_VERSION}: the inference component's "
                 "accessControl uses a '*' wildcard, which older nuclei do not match",
             )
-    runtime_component = _choice("runtime_component", raw["runtime_component"], RUNTIME_COMPONENTS)
-    if runtime_component == "variant.DLR":
+    if any(c.runtime == "variant.DLR" for c in device_classes):
         _check_variant_dlr_nucleus(nucleus_version)
     retention = _int("log_retention_days", raw["log_retention_days"])
     if retention not in LOG_RETENTION_DAYS:
@@ -579,21 +838,13 @@ def build_config(stage: str, raw: Mapping[str, Any]) -> PipelineConfig:
             _NAMESPACE_RE,
             "a dotted name such as com.example.edgeai",
         ),
-        thing_group=_matching(
-            "thing_group",
-            raw["thing_group"],
-            _THING_GROUP_RE,
-            "1-128 characters: letters, digits, ':', '_' and '-'",
-        ),
         architecture=_matching(
             "architecture",
             raw["architecture"],
             re.compile(r"^[a-z][a-z0-9_]{1,40}$"),
             "a torchvision model name such as vgg16, resnet18, mobilenet_v3_small",
         ),
-        neo_target=target,
-        neo_compiler_options=parse_compiler_options(raw["neo_compiler_options"], target),
-        pytorch_version=_pytorch_version(raw["pytorch_version"], target),
+        pytorch_version=_pytorch_version(raw["pytorch_version"], targets),
         input_shape=parse_input_shape(raw["input_shape"]),
         training=training,
         model_artifact_uri=_optional_s3("model_artifact_uri", raw["model_artifact_uri"]),
@@ -603,7 +854,7 @@ def build_config(stage: str, raw: Mapping[str, Any]) -> PipelineConfig:
             minimum=60,
             maximum=MAX_COMPILATION_SECONDS,
         ),
-        runtime_component=runtime_component,
+        device_classes=device_classes,
         variant_dlr_version=_matching(
             "variant_dlr_version", raw["variant_dlr_version"], _VERSION_RE, "expected X.Y.Z"
         ),
@@ -649,7 +900,8 @@ def _demo_instance_type(value: object) -> str:
 def load_config(context: Mapping[str, Any], stage: str) -> PipelineConfig:
     """Build a stage's configuration from the CDK context.
 
-    ``context`` holds ``pipeline`` (an object), ``stages`` (name -> overrides) and any
+    ``context`` holds ``pipeline`` (an object), ``stages`` (name -> overrides), ``releases``
+    (stage -> class -> promoted release, written by ``python -m rollout.promote``) and any
     ``-c key=value`` given on the command line (keys of :data:`DEFAULTS`).
     """
     stages = context.get("stages") or {}
@@ -658,4 +910,8 @@ def load_config(context: Mapping[str, Any], stage: str) -> PipelineConfig:
         raise ConfigError("stage", stage, f"stages defined in cdk.json: {names}")
     base = context.get("pipeline") or {}
     cli = {k: v for k, v in context.items() if k in DEFAULTS}
-    return build_config(stage, merge_context(base, stages[stage] or {}, cli))
+    releases = context.get("releases") or {}
+    if not isinstance(releases, Mapping):
+        raise ConfigError("releases", releases, "expected a JSON object: stage -> class -> release")
+    stage_releases = releases.get(stage) or {}
+    return build_config(stage, merge_context(base, stages[stage] or {}, cli), stage_releases)

@@ -8,6 +8,11 @@
 
 Fixed metadata (sorted names, mtime 0 / 1980-01-01, uid/gid 0, fixed modes, gzip header without
 name or time) makes the asset hash, and everything derived from it, depend on content alone.
+
+Where they are built: inside the cloud assembly's own folder (:func:`trusted_build_dir`), which
+belongs to whoever runs the synth, never in a shared, predictable ``/tmp`` folder that another
+local user could fill first. And an archive found there is reused only if its bytes are exactly
+the ones this synth would write; anything else is replaced.
 """
 
 from __future__ import annotations
@@ -16,16 +21,30 @@ import fnmatch
 import gzip
 import hashlib
 import io
+import os
 import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
 
+from aws_cdk import Stage
+from constructs import IConstruct
+
 EXCLUDE = ("__pycache__", "*.pyc", ".*", "*.egg-info", "tests")
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
-# Archives are content-addressed, so one shared scratch folder is safe; CDK copies them into
-# the cloud assembly as assets.
-BUILD_DIR = Path(tempfile.gettempdir()) / "edge-ai-pipeline-build"
+BUILD_FOLDER = ".edge-ai-build"
+
+
+def trusted_build_dir(scope: IConstruct) -> Path:
+    """``<cloud assembly>/.edge-ai-build``: the app's own output folder (``cdk.out``, or the
+    ``outdir`` a test gives), created owner-only. CDK then copies what is built here into the
+    assembly as assets."""
+    root = scope.node.root
+    if not isinstance(root, Stage):
+        raise TypeError("trusted_build_dir needs a construct inside a cdk.App")
+    build_dir = Path(root.outdir) / BUILD_FOLDER
+    build_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return build_dir
 
 
 def _included(relative: Path, exclude: tuple[str, ...]) -> bool:
@@ -44,10 +63,21 @@ def source_files(source_dir: Path, exclude: tuple[str, ...] = EXCLUDE) -> list[P
 
 
 def _write_once(payload: bytes, out_dir: Path, stem: str, suffix: str) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """``<stem>-<sha256[:16]><suffix>`` holding exactly ``payload``: an existing file is reused
+    only if its content is identical (else it is replaced, atomically)."""
+    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     target = out_dir / f"{stem}-{hashlib.sha256(payload).hexdigest()[:16]}{suffix}"
-    if not target.exists():
-        target.write_bytes(payload)
+    if target.is_file() and not target.is_symlink() and target.read_bytes() == payload:
+        return target
+    handle, scratch = tempfile.mkstemp(prefix=f".{stem}-", dir=out_dir)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(payload)
+        os.chmod(scratch, 0o644)
+        os.replace(scratch, target)  # also replaces a planted symlink, never follows it
+    except BaseException:
+        Path(scratch).unlink(missing_ok=True)
+        raise
     return target
 
 

@@ -14,7 +14,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from edge_constructs.bundles import BUILD_DIR, source_files
+from edge_constructs.bundles import source_files, trusted_build_dir
 
 # Files that must never reach an asset: they change its hash (flaky snapshots) and are not code.
 ASSET_EXCLUDES = ["__pycache__", "*.pyc", ".*", "tests", "*.egg-info"]
@@ -24,12 +24,13 @@ RUNTIME = lambda_.Runtime.PYTHON_3_14
 RUNTIME_COMMON_DIR = Path(__file__).parent / "runtime_common"
 
 
-def stage_code(code_dir: Path, common_dir: Path = RUNTIME_COMMON_DIR) -> Path:
+def stage_code(code_dir: Path, build_dir: Path, common_dir: Path = RUNTIME_COMMON_DIR) -> Path:
     """A folder holding ``code_dir``'s files plus ``common_dir``'s, made at synth time.
 
     It is named by a digest of the relative paths and contents (``lambda-<sha256[:16]>`` under
-    ``BUILD_DIR``) and written with fixed modes, so the asset hash depends on content alone. A
-    relative path present in both folders is an error, never a silent override.
+    ``build_dir``, the cloud assembly's own folder) and written with fixed modes, so the asset
+    hash depends on content alone. A relative path present in both folders is an error, never a
+    silent override.
     """
     files: dict[str, bytes] = {}
     origin: dict[str, Path] = {}
@@ -46,12 +47,12 @@ def stage_code(code_dir: Path, common_dir: Path = RUNTIME_COMMON_DIR) -> Path:
     digest = hashlib.sha256()
     for name in sorted(files):
         digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
-    target = BUILD_DIR / f"lambda-{digest.hexdigest()[:16]}"
+    target = build_dir / f"lambda-{digest.hexdigest()[:16]}"
     if _holds_exactly(target, files):
         return target
-    BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    build_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     # Build beside the target, then rename: a concurrent synth never sees a half-written folder.
-    scratch = Path(tempfile.mkdtemp(prefix=".lambda-", dir=BUILD_DIR))
+    scratch = Path(tempfile.mkdtemp(prefix=".lambda-", dir=build_dir))
     try:
         for name, data in files.items():
             path = scratch / name
@@ -109,7 +110,7 @@ class PythonFunction(Construct):
     ) -> None:
         super().__init__(scope, id_)
         #: The staged folder the function's code asset is made from.
-        self.code_dir = stage_code(code_dir)
+        self.code_dir = stage_code(code_dir, trusted_build_dir(self))
         self.log_group = logs.LogGroup(
             self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
         )

@@ -32,3 +32,10 @@ def grant_read_prefix(role: iam.IRole, uri: str) -> None:
             conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}},
         )
     )
+
+
+def prefix_finding(uri: str) -> str:
+    """cdk-nag's IAM5 finding for :func:`grant_read_prefix` on ``uri`` (to acknowledge it)."""
+    _, prefix = _split(uri)
+    bucket_name = uri[len("s3://") :].split("/", 1)[0]
+    return f"Resource::arn:<AWS::Partition>:s3:::{bucket_name}/{prefix}*"

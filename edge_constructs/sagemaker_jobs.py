@@ -5,7 +5,7 @@ from __future__ import annotations
 from aws_cdk import Aws
 from aws_cdk import aws_iam as iam
 
-from edge_constructs.nag import acknowledge_scoped_wildcards
+from edge_constructs.nag import acknowledge_wildcards, resources
 
 
 def allow_job_management(
@@ -22,7 +22,7 @@ def allow_job_management(
     pattern, not the current job's name: after an update changes the job name, CloudFormation
     asks the same function to stop the previous job, which the new template no longer names.
     """
-    resource_type = {"TrainingJob": "training-job", "CompilationJob": "compilation-job"}[job_kind]
+    resource_type = RESOURCE_TYPES[job_kind]
     job_arns = (
         f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:"
         f"{resource_type}/{name_pattern}"
@@ -46,14 +46,23 @@ def allow_job_management(
             conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
         )
     )
-    acknowledge_job_prefix(handler_role)
+    acknowledge_job_prefix(handler_role, job_kind=job_kind, name_pattern=name_pattern)
     return job_arns
 
 
-def acknowledge_job_prefix(role: iam.Role) -> None:
-    acknowledge_scoped_wildcards(
+RESOURCE_TYPES = {"TrainingJob": "training-job", "CompilationJob": "compilation-job"}
+
+
+def acknowledge_job_prefix(role: iam.Role, *, job_kind: str, name_pattern: str) -> None:
+    """IAM5 for exactly the job-name-prefix ARN of ``allow_job_management``."""
+    arn = (
+        f"arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:"
+        f"{RESOURCE_TYPES[job_kind]}/{name_pattern}"
+    )
+    acknowledge_wildcards(
         role,
         "Scoped to this stack's job-name prefix: after an update changes the job name, "
         "CloudFormation asks this same function to stop the previous job, whose name the new "
         "template no longer holds.",
+        resources(arn),
     )

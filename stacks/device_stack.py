@@ -28,14 +28,25 @@ class DeviceStack(Stack):
             self,
             "CoreDevices",
             name_prefix=f"{config.prefix}-{config.stage}",
-            thing_group_name=config.thing_group,
+            thing_group_name=config.thing_groups[0],
+            more_thing_group_names=config.thing_groups[1:],
             bucket=bucket,
             device_prefixes=Prefixes.DEVICE_READABLE,
             publish_topic_prefix=config.publish_topic_prefix,
         )
         prereq = self.prerequisites
         self.thing_group_arn = prereq.thing_group_arn
-        CfnOutput(self, "ThingGroupName", value=config.thing_group)
+        CfnOutput(self, "ThingGroupName", value=config.thing_groups[0])
+        CfnOutput(
+            self,
+            "DeviceClassThingGroups",
+            value=", ".join(
+                f"{c.name}: {c.thing_group}"
+                + (f" (canary: {c.canary_thing_group})" if c.canary_thing_group else "")
+                for c in config.device_classes
+            ),
+            description="Provision each device into its class's group, or its canary group",
+        )
         CfnOutput(self, "TokenExchangeRoleAlias", value=prereq.role_alias.role_alias or "")
         CfnOutput(self, "CoreDevicePolicyName", value=prereq.core_device_policy.policy_name or "")
         CfnOutput(

@@ -3,26 +3,35 @@
 Neo jobs take minutes, so this resource waits inside the custom-resource call using the CDK
 Provider framework's ``is_complete`` polling. The stopping condition is capped (app_config:
 at most 3000 s) so that polling always ends inside CloudFormation's one-hour limit.
+
+One :class:`CompilationService` per stack (handler Lambdas, Provider, the Neo execution role)
+serves a :class:`CompilationJob` per device class: adding a class adds one custom resource.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import CustomResource, Duration
+from aws_cdk import CfnResource, CustomResource, Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import custom_resources as cr
 from constructs import Construct, IDependable
 
+from app_config import NeoTarget
 from edge_constructs.artifact_bucket.construct import Prefixes
 from edge_constructs.lambda_function import PythonFunction
-from edge_constructs.nag import acknowledge_provider_framework, acknowledge_scoped_wildcards
-from edge_constructs.naming import digest, job_name
+from edge_constructs.nag import (
+    S3_OBJECT_ACTIONS,
+    acknowledge_provider_framework,
+    acknowledge_wildcards,
+    resource_ending,
+)
+from edge_constructs.naming import digest, job_name, register_content, without
+from edge_constructs.runtime_common.cr_names import Compilation as P
 from edge_constructs.s3_grants import grant_read_object
 from edge_constructs.sagemaker_jobs import acknowledge_job_prefix, allow_job_management
 
@@ -32,43 +41,21 @@ POLL_INTERVAL = Duration.seconds(30)
 # Headroom on top of the job's own stopping condition for queueing and polling.
 WAIT_HEADROOM = Duration.minutes(10)
 MAX_TOTAL_WAIT = Duration.minutes(55)
+# What the job name may not follow, and why. Everything else the handler receives counts.
+DIGEST_EXCLUSIONS = {
+    P.JOB_NAME: "derived from this digest",
+    P.OUTPUT_S3_URI: "derived from the job name",
+}
 
 
-@dataclass(frozen=True)
-class NeoTargetProps:
-    """Exactly one of ``device`` or ``os`` + ``arch`` (+ optional ``accelerator``)."""
-
-    device: str | None = None
-    os: str | None = None
-    arch: str | None = None
-    accelerator: str | None = None
-
-
-@dataclass(frozen=True)
-class CompilationJobProps:
-    """framework_version: PyTorch version the model was traced with (Neo's FrameworkVersion).
-    input_shape: NCHW shape of ``input0``. max_runtime_seconds: stopping condition (<= 3000).
-    compiler_options: Neo CompilerOptions (JSON object) or None."""
-
-    framework_version: str
-    input_shape: tuple[int, int, int, int]
-    target: NeoTargetProps
-    max_runtime_seconds: int
-    compiler_options: dict[str, object] | None = None
-
-
-class CompilationJob(Construct):
-    """Compiles a traced PyTorch ``model.tar.gz`` with Neo; output under ``compiled/<job>/``.
+class CompilationService(Construct):
+    """The handler, poller, Provider and Neo execution role shared by a stack's compilations.
 
     Props:
-        name_prefix: prefix of the job name (``<prefix>-neo-<digest>``).
-        bucket: artifact bucket (reads ``training/``, writes ``compiled/``).
-        model_artifact_uri: S3 URI of the model archive (a token from the training job, or a
-            literal URI of a model brought from elsewhere).
-        upstream_id: a string that changes whenever the model behind ``model_artifact_uri``
-            does (the training job name); it is part of this job's name.
-        after: what must finish before compiling (the training WaitCondition).
-        props: :class:`CompilationJobProps`.
+        name_prefix: prefix of the job names it may manage (``<prefix>-neo-*``).
+        bucket: artifact bucket (Neo reads ``training/``, writes ``compiled/``).
+        max_runtime_seconds: the jobs' stopping condition (<= 3000); sets the polling budget.
+        log_retention: retention of its logs.
     """
 
     def __init__(
@@ -78,54 +65,32 @@ class CompilationJob(Construct):
         *,
         name_prefix: str,
         bucket: s3.IBucket,
-        model_artifact_uri: str,
-        upstream_id: str,
-        after: Sequence[IDependable],
-        props: CompilationJobProps,
+        max_runtime_seconds: int,
         log_retention: logs.RetentionDays,
     ) -> None:
         super().__init__(scope, id_)
+        self.name_prefix = name_prefix
+        self.bucket = bucket
+        self.max_runtime_seconds = max_runtime_seconds
         self.role = iam.Role(
             self,
             "ExecutionRole",
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-            description="SageMaker execution role of the Neo compilation job",
+            description="SageMaker execution role of the Neo compilation jobs",
         )
-        if model_artifact_uri.startswith("s3://"):
-            grant_read_object(self.role, model_artifact_uri)
-        else:
-            bucket.grant_read(self.role, f"{Prefixes.TRAINING}*")
+        bucket.grant_read(self.role, f"{Prefixes.TRAINING}*")
         bucket.grant_put(self.role, f"{Prefixes.COMPILED}*")
-        acknowledge_scoped_wildcards(
+        acknowledge_wildcards(
             self.role,
             "Neo reads the model from training/ and writes its output under "
             "compiled/<job name>/ (file name chosen by Neo); grant_* adds the object-level "
             "action families for those prefixes only.",
+            [
+                *S3_OBJECT_ACTIONS,
+                resource_ending(f"/{Prefixes.TRAINING}*"),
+                resource_ending(f"/{Prefixes.COMPILED}*"),
+            ],
         )
-
-        target = props.target
-        inputs: dict[str, object] = {
-            "RoleArn": self.role.role_arn,
-            "Upstream": upstream_id,
-            "ModelArtifactUri": model_artifact_uri,
-            "Framework": "PYTORCH",
-            "FrameworkVersion": props.framework_version,
-            "DataInputConfig": json.dumps({INPUT_NAME: list(props.input_shape)}),
-            "MaxRuntimeSeconds": str(props.max_runtime_seconds),
-            "CompilerOptions": json.dumps(props.compiler_options, sort_keys=True)
-            if props.compiler_options
-            else "",
-        }
-        if target.device:
-            inputs["TargetDevice"] = target.device
-        else:
-            inputs["TargetPlatformOs"] = target.os or ""
-            inputs["TargetPlatformArch"] = target.arch or ""
-            if target.accelerator:
-                inputs["TargetPlatformAccelerator"] = target.accelerator
-        content = digest(self, inputs)
-        self.job_name = job_name(name_prefix, "neo", content)
-
         on_event = PythonFunction(
             self,
             "Handler",
@@ -157,14 +122,16 @@ class CompilationJob(Construct):
                 resources=[job_arns],
             )
         )
-        acknowledge_job_prefix(is_complete.role)
+        acknowledge_job_prefix(
+            is_complete.role, job_kind="CompilationJob", name_pattern=f"{name_prefix}-neo-*"
+        )
         total = Duration.seconds(
             min(
                 MAX_TOTAL_WAIT.to_seconds(),
-                props.max_runtime_seconds + WAIT_HEADROOM.to_seconds(),
+                max_runtime_seconds + WAIT_HEADROOM.to_seconds(),
             )
         )
-        provider = cr.Provider(
+        self.provider = cr.Provider(
             self,
             "Provider",
             on_event_handler=on_event.function,
@@ -173,18 +140,79 @@ class CompilationJob(Construct):
             total_timeout=total,
             log_group=logs.LogGroup(self, "ProviderLogs", retention=log_retention),
         )
-        acknowledge_provider_framework(provider)
+        acknowledge_provider_framework(self.provider)
 
+    def grant_read_uri(self, uri: str) -> None:
+        """Let Neo read a literal ``s3://`` model brought from outside this app."""
+        grant_read_object(self.role, uri)
+
+
+class CompilationJob(Construct):
+    """Compiles a traced PyTorch ``model.tar.gz`` with Neo; output under ``compiled/<job>/``.
+
+    Props:
+        service: the stack's :class:`CompilationService`.
+        model_artifact_uri: S3 URI of the model archive (a token from the training job, whose
+            content the job name follows by construction, or a literal URI of a brought model).
+        after: what must finish before compiling (the training WaitCondition).
+        target: the device class's :class:`app_config.NeoTarget`, used as is.
+        framework_version: PyTorch version the model was traced with (Neo's FrameworkVersion).
+        input_shape: NCHW shape of ``input0``.
+        compiler_options: Neo CompilerOptions (JSON object) or None.
+
+    The job name is a digest of every property the handler receives, less
+    ``DIGEST_EXCLUSIONS``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        service: CompilationService,
+        model_artifact_uri: str,
+        after: Sequence[IDependable],
+        target: NeoTarget,
+        framework_version: str,
+        input_shape: tuple[int, int, int, int],
+        compiler_options: dict[str, object] | None = None,
+    ) -> None:
+        super().__init__(scope, id_)
+        properties: dict[str, object] = {
+            P.ROLE_ARN: service.role.role_arn,
+            P.MODEL_ARTIFACT_URI: model_artifact_uri,
+            P.FRAMEWORK: "PYTORCH",
+            P.FRAMEWORK_VERSION: framework_version,
+            P.DATA_INPUT_CONFIG: json.dumps({INPUT_NAME: list(input_shape)}),
+            P.MAX_RUNTIME_SECONDS: str(service.max_runtime_seconds),
+            P.COMPILER_OPTIONS: json.dumps(compiler_options, sort_keys=True)
+            if compiler_options
+            else "",
+        }
+        if target.device:
+            properties[P.TARGET_DEVICE] = target.device
+        else:
+            properties[P.TARGET_PLATFORM_OS] = target.os or ""
+            properties[P.TARGET_PLATFORM_ARCH] = target.arch or ""
+            if target.accelerator:
+                properties[P.TARGET_PLATFORM_ACCELERATOR] = target.accelerator
+        excluded_later = {P.JOB_NAME: "", P.OUTPUT_S3_URI: ""}
+        content = digest(self, without({**properties, **excluded_later}, DIGEST_EXCLUSIONS))
+        self.job_name = job_name(service.name_prefix, "neo", content)
         self.resource = CustomResource(
             self,
             "Resource",
-            service_token=provider.service_token,
+            service_token=service.provider.service_token,
             resource_type="Custom::CompilationJob",
             properties={
-                **inputs,
-                "OutputS3Uri": f"s3://{bucket.bucket_name}/{Prefixes.COMPILED}{self.job_name}",
-                "JobName": self.job_name,
+                **properties,
+                P.OUTPUT_S3_URI: f"s3://{service.bucket.bucket_name}/{Prefixes.COMPILED}"
+                f"{self.job_name}",
+                P.JOB_NAME: self.job_name,
             },
         )
-        self.resource.node.add_dependency(self.role, *after)
-        self.compiled_artifact_uri = self.resource.get_att_string("CompiledArtifactUri")
+        self.resource.node.add_dependency(service.role, *after)
+        cfn = self.resource.node.default_child
+        assert isinstance(cfn, CfnResource)
+        register_content(cfn, content)
+        self.compiled_artifact_uri = self.resource.get_att_string(P.COMPILED_ARTIFACT_URI)

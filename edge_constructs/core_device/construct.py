@@ -4,6 +4,7 @@ hand. No IAM user and no long-term keys: the installer policy is attached to wha
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from aws_cdk import ArnFormat, Aws, Stack
@@ -24,7 +25,10 @@ class CoreDevicePrerequisites(Construct):
     Props:
         name_prefix: prefix of every physical name (e.g. ``edge-ai-dev``); device thing names
             must start with it (the installer policy is scoped to ``thing/<name_prefix>-*``).
-        thing_group_name: the IoT thing group the deployment targets.
+        thing_group_name: the IoT thing group of the first device class (the installer
+            command names it).
+        more_thing_group_names: the other classes' groups and the canary groups; the
+            installer may add a new device to any of them.
         bucket: the artifact bucket; the token-exchange role may read ``device_prefixes`` only.
         device_prefixes: key prefixes holding what devices download.
         publish_topic_prefix: results go to ``<prefix>/<thing name>/...``; the IoT policy allows
@@ -41,6 +45,7 @@ class CoreDevicePrerequisites(Construct):
         bucket: s3.IBucket,
         device_prefixes: Sequence[str],
         publish_topic_prefix: str,
+        more_thing_group_names: Sequence[str] = (),
     ) -> None:
         super().__init__(scope, id_)
         stack = Stack.of(self)
@@ -58,6 +63,19 @@ class CoreDevicePrerequisites(Construct):
         self.thing_group_arn = stack.format_arn(
             service="iot", resource="thinggroup", resource_name=thing_group_name
         )
+        self.thing_group_arns = [self.thing_group_arn]
+        for name in more_thing_group_names:
+            iot.CfnThingGroup(
+                self,
+                f"ThingGroup{re.sub(r'[^A-Za-z0-9]', '', name)}",
+                thing_group_name=name,
+                thing_group_properties=iot.CfnThingGroup.ThingGroupPropertiesProperty(
+                    thing_group_description=f"Greengrass core devices of {name_prefix}"
+                ),
+            )
+            self.thing_group_arns.append(
+                stack.format_arn(service="iot", resource="thinggroup", resource_name=name)
+            )
 
         self.token_exchange_role = iam.Role(
             self,
@@ -300,7 +318,7 @@ class CoreDevicePrerequisites(Construct):
                     ],
                     resources=[
                         f"{thing}:thing/{name_prefix}-*",
-                        self.thing_group_arn,
+                        *self.thing_group_arns,
                     ],
                 ),
                 # AttachPolicy and AttachThingPrincipal are authorized against the certificate
@@ -319,7 +337,7 @@ class CoreDevicePrerequisites(Construct):
                         "iot:GetPolicy",
                     ],
                     resources=[
-                        self.thing_group_arn,
+                        *self.thing_group_arns,
                         self.role_alias.attr_role_alias_arn,
                         self.core_device_policy.attr_arn,
                         self.tes_certificate_policy.attr_arn,

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_greengrassv2 as greengrass
 from constructs import Construct
 
+from app_config import ComponentPin, DeploymentConfig
 from edge_constructs.naming import content_version, digest
+
+# AWS::GreengrassV2::Deployment IoTJobExecutionsRolloutConfig.MaximumPerMinute: an integer
+# from 1 to 1000 (the CloudFormation resource schema, as shipped in cfn-lint's
+# data/schemas; https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-greengrassv2-deployment-iotjobexecutionsrolloutconfig.html).
+ROLLOUT_PER_MINUTE = (1, 1000)
+# ... IoTJobAbortCriteria.ThresholdPercentage: 0 to 100; MinNumberOfExecutedThings: >= 1.
+ABORT_PERCENT = (0, 100)
+#: Resource metadata key that names a deployment's device class and ring (read by
+#: ``rollout.promote`` in the synthesized template).
+RING_METADATA = "EdgeAiRing"
 
 LOG_MANAGER = "aws.greengrass.LogManager"
 NUCLEUS = "aws.greengrass.Nucleus"
@@ -22,11 +32,11 @@ class ComponentVersion(Construct):
     Props:
         name: component name.
         major_minor: the fixed part of the version (default ``1.0``).
-        recipe_for: builds the recipe for a given version string. The version is derived from
-            the recipe built with a placeholder version plus ``extra_content`` (what the
-            recipe cannot show, such as the upstream job behind a token), so it changes exactly
-            when the content does.
-        extra_content: anything else the version must follow.
+        recipe_for: builds the recipe for a given version string. The version is a digest of
+            the whole recipe built with a placeholder version, in which every reference to a
+            job, package or published artifact stands for that resource's own content
+            (``naming.digest``): what is behind a token counts by construction, with nothing
+            to hand-pick.
 
     Old versions are retained (not deleted) when a new one replaces them, so a deployment can
     roll back to them.
@@ -39,12 +49,11 @@ class ComponentVersion(Construct):
         *,
         name: str,
         recipe_for: Callable[[str], Mapping[str, Any]],
-        extra_content: object = None,
         major_minor: str = "1.0",
     ) -> None:
         super().__init__(scope, id_)
         self.name = name
-        content = digest(self, {"recipe": recipe_for("0.0.0"), "extra": extra_content})
+        content = digest(self, recipe_for("0.0.0"))
         self.version = content_version(major_minor, content)
         self.recipe = dict(recipe_for(self.version))
         self.resource = greengrass.CfnComponentVersion(
@@ -54,18 +63,6 @@ class ComponentVersion(Construct):
         )
         self.resource.apply_removal_policy(RemovalPolicy.RETAIN)
         self.arn = self.resource.attr_arn
-
-
-@dataclass(frozen=True)
-class DeploymentPolicy:
-    """Rollout safety of the IoT job behind the deployment, and component updates."""
-
-    timeout_minutes: int
-    rollout_max_per_minute: int
-    abort_failure_threshold_percent: int
-    abort_min_executed_things: int
-    component_update_policy: str
-    component_update_timeout_seconds: int
 
 
 class ThingGroupDeployment(Construct):
@@ -81,8 +78,10 @@ class ThingGroupDeployment(Construct):
     Props:
         name: deployment name.
         target_arn: thing group ARN.
-        components: name -> (version, configuration to merge or None).
-        policy: :class:`DeploymentPolicy`.
+        components: name -> :class:`app_config.ComponentPin` (version, configuration to merge).
+        policy: the stage's :class:`app_config.DeploymentConfig`, used as is.
+        ring: ``{"stage": ..., "class": ..., "ring": "canary" | "fleet" | "all"}``, recorded in
+            the resource's metadata for ``rollout.promote``.
     """
 
     def __init__(
@@ -92,22 +91,24 @@ class ThingGroupDeployment(Construct):
         *,
         name: str,
         target_arn: str,
-        components: Mapping[str, tuple[str, Mapping[str, Any] | None]],
-        policy: DeploymentPolicy,
+        components: Mapping[str, ComponentPin],
+        policy: DeploymentConfig,
+        ring: Mapping[str, str],
     ) -> None:
         super().__init__(scope, id_)
+        check_policy(policy)
         stack = Stack.of(self)
         specs: dict[str, Any] = {}
-        for component, (version, configuration) in sorted(components.items()):
+        for component, pin in sorted(components.items()):
             update = (
                 greengrass.CfnDeployment.ComponentConfigurationUpdateProperty(
-                    merge=stack.to_json_string(configuration), reset=["/accessControl"]
+                    merge=stack.to_json_string(dict(pin.merge)), reset=["/accessControl"]
                 )
-                if configuration is not None
+                if pin.merge is not None
                 else None
             )
             specs[component] = greengrass.CfnDeployment.ComponentDeploymentSpecificationProperty(
-                component_version=version, configuration_update=update
+                component_version=pin.version, configuration_update=update
             )
         self.resource = greengrass.CfnDeployment(
             self,
@@ -144,6 +145,25 @@ class ThingGroupDeployment(Construct):
                 ),
             ),
         )
+        self.resource.add_metadata(RING_METADATA, dict(ring))
+
+
+def check_policy(policy: DeploymentConfig) -> None:
+    """Refuse at synth what CloudFormation would refuse at deploy (see the bounds above)."""
+    low, high = ROLLOUT_PER_MINUTE
+    if not low <= policy.rollout_max_per_minute <= high:
+        raise ValueError(
+            f"rollout_max_per_minute={policy.rollout_max_per_minute}: CloudFormation allows "
+            f"{low}-{high} (AWS::GreengrassV2::Deployment MaximumPerMinute)"
+        )
+    low, high = ABORT_PERCENT
+    if not low <= policy.abort_failure_threshold_percent <= high:
+        raise ValueError(
+            f"abort_failure_threshold_percent={policy.abort_failure_threshold_percent}: "
+            f"CloudFormation allows {low}-{high}"
+        )
+    if policy.abort_min_executed_things < 1:
+        raise ValueError("abort_min_executed_things must be at least 1")
 
 
 def log_manager_configuration(component_names: list[str]) -> dict[str, Any]:

@@ -20,7 +20,8 @@ NUCLEUS = "aws.greengrass.Nucleus"
 # exactly "*" matched more than itself: AuthorizationHandler.ANY_REGEX at v2.5.6).
 MIN_NUCLEUS_VERSION = "2.6.0"
 
-# Greengrass platform architectures of the Neo targets whose output runs on a 64-bit Linux.
+# Greengrass platform architectures of the Neo targets whose output runs on a Linux device
+# (app_config derives each device class's platform from it).
 NEO_ARCHITECTURES = {
     "X86_64": "amd64",
     "ARM64": "aarch64",
@@ -70,7 +71,8 @@ def model_recipe(
     }
 
 
-# Switch DLR's phone-home off inside the venv before anything imports dlr (FACTS.md).
+# Switch DLR's phone-home off inside the venv before anything imports dlr (DLR's
+# dlr/counter/phone_home.py reads counter/ccm_config.json: neo-ai/neo-ai-dlr on GitHub).
 # No braces: Greengrass would read "{...:...}" as a recipe variable.
 _DISABLE_PHONE_HOME = (
     "import importlib.util, json, pathlib; "
@@ -87,7 +89,13 @@ def runtime_marker(version: str) -> str:
 
 
 def runtime_recipe(
-    *, name: str, version: str, requirements_uri: str, requirements_file: str
+    *,
+    name: str,
+    version: str,
+    requirements_uri: str,
+    requirements_file: str,
+    architecture: str | None = None,
+    dlr: bool = True,
 ) -> dict[str, Any]:
     """Our runtime: a virtual environment with pinned DLR and the component's dependencies.
 
@@ -105,6 +113,7 @@ def runtime_recipe(
     component's launcher (:func:`bundled_launcher`) keeps pointing at the right interpreter.
     """
     venv = "{work:path}/venv"
+    runtime_label = "DLR" if dlr else "ONNX Runtime"
     install = " && ".join(
         [
             "python3 -c 'import sys; sys.exit(sys.version_info < (3, 9))'"
@@ -113,20 +122,20 @@ def runtime_recipe(
             f"python3 -m venv {venv}",
             f"{venv}/bin/python -m pip install --disable-pip-version-check --no-cache-dir "
             f"-r {{artifacts:path}}/{requirements_file}",
-            f'{venv}/bin/python -c "{_DISABLE_PHONE_HOME}"',
-            f"touch {runtime_marker(version)}",
         ]
+        + ([f'{venv}/bin/python -c "{_DISABLE_PHONE_HOME}"'] if dlr else [])
+        + [f"touch {runtime_marker(version)}"]
     )
     return {
         "RecipeFormatVersion": RECIPE_FORMAT,
         "ComponentName": name,
         "ComponentVersion": version,
-        "ComponentDescription": "Python virtual environment with pinned DLR, NumPy, Pillow "
-        "and the AWS IoT Device SDK for the inference component",
+        "ComponentDescription": f"Python virtual environment with pinned {runtime_label}, "
+        "NumPy, Pillow and the AWS IoT Device SDK for the inference component",
         "ComponentPublisher": PUBLISHER,
         "Manifests": [
             {
-                "Platform": linux_platform(None),
+                "Platform": linux_platform(architecture),
                 "Artifacts": [{"Uri": requirements_uri, "Permission": {"Read": "OWNER"}}],
                 "Lifecycle": {
                     "Install": {
@@ -158,13 +167,16 @@ def variant_dlr_launcher(architecture: str | None) -> str:
     return f"{activate} && exec python3"
 
 
-def inference_configuration(*, top_k: int, topic_prefix: str) -> dict[str, Any]:
-    """Default configuration of the inference component (see component_src/README.md)."""
+def inference_configuration(
+    *, top_k: int, topic_prefix: str, runtime: str = "dlr"
+) -> dict[str, Any]:
+    """Default configuration of the inference component (see component_src/README.md);
+    ``runtime``: ``dlr`` or ``onnx``."""
     return {
         "InputDir": "input",
         "ProcessedDir": "processed",
         "FailedDir": "failed",
-        "Runtime": "dlr",
+        "Runtime": runtime,
         "TopK": top_k,
         "PollIntervalSeconds": 1.0,
         "SettleSeconds": 1.0,

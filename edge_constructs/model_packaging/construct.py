@@ -16,7 +16,7 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from aws_cdk import CustomResource, Duration
+from aws_cdk import CfnResource, CustomResource, Duration
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
@@ -25,8 +25,15 @@ from constructs import Construct, IDependable
 
 from edge_constructs.artifact_bucket.construct import Prefixes
 from edge_constructs.lambda_function import PythonFunction
-from edge_constructs.nag import acknowledge_provider_framework, acknowledge_scoped_wildcards
-from edge_constructs.naming import tree_digest
+from edge_constructs.nag import (
+    ASSET_OBJECTS,
+    S3_OBJECT_ACTIONS,
+    acknowledge_provider_framework,
+    acknowledge_wildcards,
+    resource_ending,
+)
+from edge_constructs.naming import digest, register_content, tree_digest
+from edge_constructs.runtime_common.cr_names import Package, Published
 from edge_constructs.s3_grants import grant_read_object
 
 RUNTIME_DIR = Path(__file__).parent / "runtime"
@@ -71,12 +78,20 @@ class ArtifactHandler(Construct):
             bucket.grant_read(self.role, f"{prefix}*")
         bucket.grant_read(self.role, f"{Prefixes.COMPILED}*")
         bucket.grant_read(self.role, f"{Prefixes.TRAINING}*")
-        acknowledge_scoped_wildcards(
+        acknowledge_wildcards(
             self.role,
             "Reads Neo output (compiled/) and training archives (training/), writes "
             "content-addressed keys under packages/ and components/ whose names are digests "
             "computed at run time; reads CDK asset objects (content-hash keys) to publish "
             "them. grant_* adds the object-level action families for those prefixes only.",
+            [
+                *S3_OBJECT_ACTIONS,
+                *(
+                    resource_ending(f"/{prefix}*")
+                    for prefix in (*Prefixes.DEVICE_READABLE, Prefixes.COMPILED, Prefixes.TRAINING)
+                ),
+                ASSET_OBJECTS,
+            ],
         )
         self.provider = cr.Provider(
             self,
@@ -99,10 +114,15 @@ class ModelPackage(Construct):
     Props:
         handler: the stack's :class:`ArtifactHandler`.
         model_name: name used in the key (``packages/<name>/<name>-<sha>.zip``).
-        compiled_artifact_uri: Neo's output archive (token from the compilation job).
+        compiled_artifact_uri: Neo's output archive (token from the compilation job), or "".
+        onnx_artifact_uri: instead, an archive with ``model.onnx`` at its root (the training
+            job's ``output.tar.gz``), or "". Exactly one of the two.
         training_artifact_uri: the training ``model.tar.gz`` ("" = none), read for labels.json.
         metadata: the package's metadata.json content (input shape, normalization, ...).
-        after: what must exist first (the compilation job).
+        after: what must exist first (the compilation job or the training WaitCondition).
+
+    Every property counts towards :attr:`content` (registered, so that a component version
+    whose recipe reads the package's attributes follows it by construction).
 
     Attributes (tokens): ``artifact_uri``, ``archive_name``, ``sha256``, ``model_id``.
     """
@@ -114,32 +134,46 @@ class ModelPackage(Construct):
         *,
         handler: ArtifactHandler,
         model_name: str,
-        compiled_artifact_uri: str,
         training_artifact_uri: str,
         metadata: Mapping[str, object],
         after: Sequence[IDependable],
+        compiled_artifact_uri: str = "",
+        onnx_artifact_uri: str = "",
     ) -> None:
         super().__init__(scope, id_)
+        if bool(compiled_artifact_uri) == bool(onnx_artifact_uri):
+            raise ValueError("ModelPackage: give exactly one of compiled_ or onnx_artifact_uri")
+        source = (
+            {Package.COMPILED_ARTIFACT_URI: compiled_artifact_uri}
+            if compiled_artifact_uri
+            else {Package.ONNX_ARTIFACT_URI: onnx_artifact_uri}
+        )
+        properties = {
+            Package.BUCKET: handler.bucket.bucket_name,
+            Package.KEY_PREFIX: Prefixes.PACKAGES,
+            Package.MODEL_NAME: model_name,
+            **source,
+            Package.TRAINING_ARTIFACT_URI: training_artifact_uri,
+            Package.METADATA: json.dumps(dict(metadata), sort_keys=True),
+            # The packaging code: a new layout must give a new package (and model version).
+            Package.HANDLER_CODE_DIGEST: handler.code_digest[:16],
+        }
+        self.content = digest(self, properties)
         self.resource = CustomResource(
             self,
             "Resource",
             service_token=handler.provider.service_token,
             resource_type="Custom::ModelPackage",
-            properties={
-                "Bucket": handler.bucket.bucket_name,
-                "KeyPrefix": Prefixes.PACKAGES,
-                "ModelName": model_name,
-                "CompiledArtifactUri": compiled_artifact_uri,
-                "TrainingArtifactUri": training_artifact_uri,
-                "Metadata": json.dumps(dict(metadata), sort_keys=True),
-                "HandlerCodeDigest": handler.code_digest[:16],
-            },
+            properties=properties,
         )
         self.resource.node.add_dependency(handler.role, *after)
-        self.artifact_uri = self.resource.get_att_string("ArtifactUri")
-        self.archive_name = self.resource.get_att_string("ArchiveName")
-        self.sha256 = self.resource.get_att_string("Sha256")
-        self.model_id = self.resource.get_att_string("ModelId")
+        cfn = self.resource.node.default_child
+        assert isinstance(cfn, CfnResource)
+        register_content(cfn, self.content)
+        self.artifact_uri = self.resource.get_att_string(Package.ARTIFACT_URI)
+        self.archive_name = self.resource.get_att_string(Package.ARCHIVE_NAME)
+        self.sha256 = self.resource.get_att_string(Package.SHA256)
+        self.model_id = self.resource.get_att_string(Package.MODEL_ID)
 
 
 class PublishedArtifact(Construct):
@@ -180,11 +214,14 @@ class PublishedArtifact(Construct):
             service_token=handler.provider.service_token,
             resource_type="Custom::PublishedArtifact",
             properties={
-                "SourceBucket": self.asset.s3_bucket_name,
-                "SourceKey": self.asset.s3_object_key,
-                "Bucket": handler.bucket.bucket_name,
-                "Key": self.key,
+                Published.SOURCE_BUCKET: self.asset.s3_bucket_name,
+                Published.SOURCE_KEY: self.asset.s3_object_key,
+                Published.BUCKET: handler.bucket.bucket_name,
+                Published.KEY: self.key,
             },
         )
         self.resource.node.add_dependency(handler.role)
+        cfn = self.resource.node.default_child
+        assert isinstance(cfn, CfnResource)
+        register_content(cfn, self.asset.asset_hash)
         self.uri = f"s3://{handler.bucket.bucket_name}/{self.key}"

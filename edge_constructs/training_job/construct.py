@@ -16,11 +16,14 @@ a fresh condition to wait on, and ``cdk diff`` shows the replacement.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import json
+import re
 from pathlib import Path
 
 from aws_cdk import (
     Aws,
+    CfnResource,
     CfnWaitCondition,
     CfnWaitConditionHandle,
     CustomResource,
@@ -36,54 +39,37 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
+from app_config import TrainingConfig
 from edge_constructs.artifact_bucket.construct import Prefixes
-from edge_constructs.bundles import BUILD_DIR, build_source_tarball
+from edge_constructs.bundles import build_source_tarball, trusted_build_dir
 from edge_constructs.lambda_function import PythonFunction
-from edge_constructs.nag import acknowledge_provider_framework, acknowledge_scoped_wildcards
-from edge_constructs.naming import digest, job_name
-from edge_constructs.s3_grants import grant_read_prefix
+from edge_constructs.nag import (
+    ASSET_OBJECTS,
+    S3_DELETE,
+    S3_OBJECT_ACTIONS,
+    acknowledge_provider_framework,
+    acknowledge_wildcards,
+    resource_ending,
+    resources,
+)
+from edge_constructs.naming import digest, job_name, register_content, without
+from edge_constructs.runtime_common.cr_names import Training as P
+from edge_constructs.s3_grants import grant_read_prefix, prefix_finding
 from edge_constructs.sagemaker_jobs import allow_job_management
 from edge_constructs.training_job.images import REPOSITORY, training_image
 
 RUNTIME_DIR = Path(__file__).parent / "runtime"
 MAX_WAIT_CONDITION_SECONDS = 43_200
 SIGNAL_MARGIN_SECONDS = 1_800
-
-
-@dataclass(frozen=True)
-class TrainingJobProps:
-    """What the training job runs.
-
-    source_dir: folder with the training script (shipped as a reproducible tar.gz).
-    entry_point: script SageMaker runs from it (``sagemaker_program``).
-    framework_version: PyTorch version of the training image; must equal Neo's.
-    instance_type / instance_count / volume_gb: the training cluster.
-    max_runtime_seconds: SageMaker stopping condition.
-    use_spot / max_wait_seconds: managed spot training (checkpoints go to the bucket, under
-        a prefix of the job's own).
-    image_uri: override of the image ("" = the SageMaker PyTorch image for the region).
-    train_uri / validation_uri: S3 prefixes of the data channels ("" = none; with no train
-        channel the script exports the stock model unchanged).
-    hyperparameters: passed to the script as ``--key value``.
-    metric_definitions: SageMaker metric definitions (Name, Regex).
-    run_id: bump to re-run a job whose inputs did not change.
-    """
-
-    source_dir: Path
-    entry_point: str
-    framework_version: str
-    instance_type: str
-    instance_count: int
-    volume_gb: int
-    max_runtime_seconds: int
-    use_spot: bool
-    max_wait_seconds: int
-    image_uri: str
-    train_uri: str
-    validation_uri: str
-    hyperparameters: dict[str, str]
-    metric_definitions: list[dict[str, str]]
-    run_id: str
+ENTRY_POINT = "train.py"
+# What the job name may not follow, and why. Everything else the handler receives counts.
+DIGEST_EXCLUSIONS = {
+    P.JOB_NAME: "derived from this digest",
+    P.CHECKPOINT_S3_URI: "derived from the job name (checkpoints/<job name>/)",
+    P.WAIT_HANDLE_URL: "a handle per digest: its logical ID carries the digest",
+}
+# `run_id` becomes part of the job's properties; SageMaker job names and tags allow this set.
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9-]{1,32}$")
 
 
 class TrainingJob(Construct):
@@ -93,8 +79,17 @@ class TrainingJob(Construct):
         name_prefix: prefix of the job name (``<prefix>-train-<digest>``).
         bucket: artifact bucket; output under ``training/``, checkpoints under
             ``checkpoints/<job name>/``.
-        props: :class:`TrainingJobProps`.
+        training: the stage's :class:`app_config.TrainingConfig`, used as is.
+        architecture / input_shape: the torchvision model and its NCHW input (hyperparameters
+            ``arch`` and ``input-shape`` of ``train.py``).
+        framework_version: PyTorch version of the training image; must equal Neo's.
+        source_dir: the training script's folder (``train.py``, ``metric_definitions.json``),
+            shipped as a reproducible tar.gz.
         log_retention: retention of the handler logs.
+
+    The job name is a digest of every property the handler receives (less
+    ``DIGEST_EXCLUSIONS``) and of the whole ``training`` configuration: no input can change
+    without giving a new job.
 
     Attributes: ``job_name`` (known at synth), ``model_artifact_uri`` (a token),
     ``completion`` (the WaitCondition to depend on), ``role`` (the SageMaker execution role).
@@ -107,11 +102,18 @@ class TrainingJob(Construct):
         *,
         name_prefix: str,
         bucket: s3.IBucket,
-        props: TrainingJobProps,
+        training: TrainingConfig,
+        architecture: str,
+        input_shape: tuple[int, int, int, int],
+        framework_version: str,
+        source_dir: Path,
         log_retention: logs.RetentionDays,
     ) -> None:
         super().__init__(scope, id_)
-        tarball = build_source_tarball(props.source_dir, BUILD_DIR)
+        if not RUN_ID_RE.match(training.run_id):
+            raise ValueError(f"run_id {training.run_id!r}: expected 1-32 letters, digits or -")
+        props = training
+        tarball = build_source_tarball(source_dir, trusted_build_dir(self))
         source = s3_assets.Asset(self, "SourceBundle", path=str(tarball))
 
         self.role = iam.Role(
@@ -124,13 +126,13 @@ class TrainingJob(Construct):
         output_uri = f"s3://{bucket.bucket_name}/{Prefixes.TRAINING.rstrip('/')}"
         bucket.grant_put(self.role, f"{Prefixes.TRAINING}*")
         bucket.grant_read(self.role, f"{Prefixes.TRAINING}*")
-        for uri in (props.train_uri, props.validation_uri):
+        for uri in (props.data_uri, props.validation_uri):
             if uri:
                 grant_read_prefix(self.role, uri)
         image_uri, registry_account = (
             (props.image_uri, props.image_uri.split(".", 1)[0])
             if props.image_uri
-            else training_image(self, props.framework_version, props.instance_type)
+            else training_image(self, framework_version, props.instance_type)
         )
         repository = (
             props.image_uri.split("/", 1)[1].split(":")[0] if props.image_uri else REPOSITORY
@@ -144,13 +146,12 @@ class TrainingJob(Construct):
                 ],
             )
         )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"]
-            )
-        )
         job_logs = (
             f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:"
+            "log-group:/aws/sagemaker/TrainingJobs"
+        )
+        job_logs_finding = (
+            "arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:"
             "log-group:/aws/sagemaker/TrainingJobs"
         )
         self.role.add_to_policy(
@@ -165,53 +166,76 @@ class TrainingJob(Construct):
                 resources=[job_logs, f"{job_logs}:log-stream:*"],
             )
         )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="JobMetrics",
-                actions=["cloudwatch:PutMetricData"],
-                resources=["*"],
-                conditions={
-                    "StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/TrainingJobs"}
-                },
-            )
+        # The two actions that support no resource ARN, in a policy of their own: its
+        # Resource::* acknowledgement cannot cover a "*" added to the role later.
+        unscopable = iam.Policy(
+            self,
+            "UnscopableActions",
+            roles=[self.role],
+            statements=[
+                iam.PolicyStatement(
+                    sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"]
+                ),
+                iam.PolicyStatement(
+                    sid="JobMetrics",
+                    actions=["cloudwatch:PutMetricData"],
+                    resources=["*"],
+                    conditions={
+                        "StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/TrainingJobs"}
+                    },
+                ),
+            ],
         )
-
-        acknowledge_scoped_wildcards(
-            self.role,
-            "SageMaker writes the job's output under training/<job name>/ and checkpoints under "
-            "checkpoints/<job name>/ (object names known only to the job); grant_* adds the "
-            "object-level action families (s3:GetObject*, s3:List*, s3:Abort*) for those prefixes"
-            " only. The source bundle is one object in the CDK asset bucket (its key is a content"
-            " hash, so CDK grants the bucket's objects); the job's logs go to its own log "
-            "streams; ecr:GetAuthorizationToken and cloudwatch:PutMetricData (namespace-"
-            "conditioned) support no resource ARN.",
+        acknowledge_wildcards(
+            unscopable,
+            "ecr:GetAuthorizationToken and cloudwatch:PutMetricData support no resource ARN "
+            "(Service Authorization Reference); PutMetricData is limited to the SageMaker "
+            "training namespace by condition.",
+            resources("*"),
         )
         hyperparameters = {
+            # Always export ONNX too: an ONNX device class packages it, and adding one must
+            # not change the training job the other classes depend on.
+            "export-onnx": "true",
             **props.hyperparameters,
-            "sagemaker_program": props.entry_point,
+            "arch": architecture,
+            "input-shape": ",".join(str(d) for d in input_shape),
+            "sagemaker_program": ENTRY_POINT,
             "sagemaker_submit_directory": source.s3_object_url,
             "sagemaker_region": Aws.REGION,
         }
-        inputs = {
-            "RoleArn": self.role.role_arn,
-            "ImageUri": image_uri,
-            "InstanceType": props.instance_type,
-            "InstanceCount": str(props.instance_count),
-            "VolumeSizeGb": str(props.volume_gb),
-            "MaxRuntimeSeconds": str(props.max_runtime_seconds),
-            "UseSpot": "true" if props.use_spot else "false",
-            "MaxWaitSeconds": str(props.max_wait_seconds) if props.use_spot else "",
+        properties: dict[str, object] = {
+            P.ROLE_ARN: self.role.role_arn,
+            P.IMAGE_URI: image_uri,
+            P.INSTANCE_TYPE: props.instance_type,
+            P.INSTANCE_COUNT: str(props.instance_count),
+            P.VOLUME_SIZE_GB: str(props.volume_gb),
+            P.MAX_RUNTIME_SECONDS: str(props.max_runtime_seconds),
+            P.USE_SPOT: "true" if props.use_spot else "false",
+            P.MAX_WAIT_SECONDS: str(props.max_wait_seconds) if props.use_spot else "",
             # Known once the name is: checkpoints/<job name>/ (below). UseSpot is an input.
-            "CheckpointS3Uri": "",
-            "OutputS3Uri": output_uri,
-            "TrainS3Uri": props.train_uri,
-            "ValidationS3Uri": props.validation_uri,
-            "Hyperparameters": hyperparameters,
-            "MetricDefinitions": props.metric_definitions,
-            "RunId": props.run_id,
+            P.CHECKPOINT_S3_URI: "",
+            P.OUTPUT_S3_URI: output_uri,
+            P.TRAIN_S3_URI: props.data_uri,
+            P.VALIDATION_S3_URI: props.validation_uri,
+            P.HYPERPARAMETERS: hyperparameters,
+            P.METRIC_DEFINITIONS: json.loads((source_dir / "metric_definitions.json").read_text()),
+            P.RUN_ID: props.run_id,
         }
-        content = digest(self, inputs)
+        # Every property the handler will receive, less the explicit exclusions (filled in
+        # below, once the digest is known).
+        excluded_later = {P.JOB_NAME: "", P.WAIT_HANDLE_URL: ""}  # filled in below
+        content = digest(
+            self,
+            {
+                "properties": without({**properties, **excluded_later}, DIGEST_EXCLUSIONS),
+                # The whole configuration too, so that a field the properties do not (yet)
+                # carry still renames the job.
+                "training": dataclasses.asdict(props),
+            },
+        )
         self.job_name = job_name(name_prefix, "train", content)
+        self.output_uri = output_uri
         if props.use_spot:
             # Each job its own checkpoints. SageMaker copies everything under CheckpointS3Uri
             # into a new job before it starts (developer guide, "Use checkpoints in Amazon
@@ -220,8 +244,31 @@ class TrainingJob(Construct):
             # its weights. The name is a digest of every input, so the prefix changes exactly
             # when the inputs do, and a retry of the same job still resumes its own progress.
             checkpoints = f"{Prefixes.CHECKPOINTS}{self.job_name}/"
-            inputs["CheckpointS3Uri"] = f"s3://{bucket.bucket_name}/{checkpoints}"
+            properties[P.CHECKPOINT_S3_URI] = f"s3://{bucket.bucket_name}/{checkpoints}"
             bucket.grant_read_write(self.role, f"{checkpoints}*")
+        acknowledge_wildcards(
+            self.role,
+            "SageMaker writes the job's output under training/<job name>/ and checkpoints under "
+            "checkpoints/<job name>/ (object names known only to the job); grant_* adds the "
+            "object-level action families (s3:GetObject*, s3:List*, s3:Abort*) for those prefixes"
+            " only. The source bundle is one object in the CDK asset bucket (its key is a content"
+            " hash, so CDK grants the bucket's objects); the job's logs go to its own log "
+            "streams.",
+            [
+                *S3_OBJECT_ACTIONS,
+                *(S3_DELETE if props.use_spot else []),
+                resource_ending(f"/{Prefixes.TRAINING}*"),
+                *(
+                    [resource_ending(f"/{Prefixes.CHECKPOINTS}{self.job_name}/*")]
+                    if props.use_spot
+                    else []
+                ),
+                ASSET_OBJECTS,
+                *resources(f"{job_logs_finding}:log-stream:*"),
+                # The data channels the user named, exactly.
+                *(prefix_finding(uri) for uri in (props.data_uri, props.validation_uri) if uri),
+            ],
+        )
 
         on_event = PythonFunction(
             self,
@@ -287,11 +334,14 @@ class TrainingJob(Construct):
             service_token=provider.service_token,
             resource_type="Custom::TrainingJob",
             properties={
-                **{k: _as_property(self, v) for k, v in inputs.items()},
-                "JobName": self.job_name,
-                "WaitHandleUrl": handle.ref,
+                **{k: _as_property(self, v) for k, v in properties.items()},
+                P.JOB_NAME: self.job_name,
+                P.WAIT_HANDLE_URL: handle.ref,
             },
         )
+        resource_properties = self.resource.node.default_child
+        assert isinstance(resource_properties, CfnResource)
+        register_content(resource_properties, content)
         # The rule must exist before the job can end, and the job's role before it starts.
         self.resource.node.add_dependency(rule, self.role)
         self.completion = CfnWaitCondition(
@@ -308,7 +358,11 @@ class TrainingJob(Construct):
             ),
         )
         self.completion.node.add_dependency(self.resource)
-        self.model_artifact_uri = self.resource.get_att_string("ModelArtifactUri")
+        self.model_artifact_uri = self.resource.get_att_string(P.MODEL_ARTIFACT_URI)
+        #: Where SageMaker uploads SM_OUTPUT_DATA_DIR (``model.onnx``, labels, metadata):
+        #: ``<S3OutputPath>/<job name>/output/output.tar.gz`` (SageMaker developer guide, "How
+        #: Amazon SageMaker Processes Training Output"). Known at synth; valid after ``completion``.
+        self.onnx_artifact_uri = f"{output_uri}/{self.job_name}/output/output.tar.gz"
 
 
 def _as_property(scope: Construct, value: object) -> object:

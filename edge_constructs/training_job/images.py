@@ -1,9 +1,11 @@
 """SageMaker PyTorch training images, resolved at synth time without any AWS call.
 
 Which image traces the model for which target: the model must be trained *and traced* with the
-PyTorch version Neo compiles it as (FACTS.md). Edge targets accept 1.7/1.8 only, so for them the
-job runs the PyTorch 1.8.1 (or 1.7.1) training image, whose Python is 3.6; cloud ``ml_*``
-targets may use the newer images. ``training_src`` stays Python-3.6 compatible for that reason.
+PyTorch version Neo compiles it as (SageMaker developer guide, Neo "Supported Frameworks":
+https://docs.aws.amazon.com/sagemaker/latest/dg/neo-supported-devices-edge-frameworks.html).
+Edge targets accept 1.7/1.8 only, so for them the job runs the PyTorch 1.8.1 (or 1.7.1)
+training image, whose Python is 3.6; cloud ``ml_*`` targets may use the newer images.
+``training_src`` stays Python-3.6 compatible for that reason.
 """
 
 from __future__ import annotations

@@ -438,3 +438,48 @@ def test_published_artifact_never_overwrites_a_different_object(assets: Any) -> 
     with pytest.raises(packaging_logic.PackagingError, match=re.escape("different object")):
         published()
     assert assets.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"a different, longer object"
+
+
+# ---------------------------------------------------------------- ONNX device classes
+ONNX_KEY = "training/job/output/output.tar.gz"
+ONNX_OUTPUT = {
+    "model.onnx": b"onnx graph bytes",
+    "labels.json": b'{"0": "other"}',  # labels come from the training archive, not here
+    "metadata.json": b'{"resize_shorter": 1}',  # metadata comes from the stack, not here
+}
+
+
+def onnx_props(**overrides: str) -> dict[str, str]:
+    base = props(OnnxArtifactUri=f"s3://{BUCKET}/{ONNX_KEY}", **overrides)
+    del base["CompiledArtifactUri"]
+    return base
+
+
+def test_onnx_class_packages_the_training_jobs_model_onnx(client: Any) -> None:
+    client.put_object(Bucket=BUCKET, Key=ONNX_KEY, Body=tar_gz(ONNX_OUTPUT))
+    result = package(onnx_props(Metadata=json.dumps({"target": "onnx-amd64"})))
+    archive = fetch_zip(client, result["Data"]["Key"])
+    names = sorted(archive.namelist())
+    assert names == ["labels.json", "manifest.json", "metadata.json", "model/", "model/model.onnx"]
+    assert archive.read("model/model.onnx") == ONNX_OUTPUT["model.onnx"]
+    assert archive.read("labels.json") == LABELS
+    assert json.loads(archive.read("metadata.json"))["target"] == "onnx-amd64"
+    manifest = json.loads(archive.read("manifest.json"))["files"]
+    assert manifest["model/model.onnx"] == hashlib.sha256(ONNX_OUTPUT["model.onnx"]).hexdigest()
+
+
+def test_onnx_archive_without_model_onnx_names_the_fix(client: Any) -> None:
+    client.put_object(Bucket=BUCKET, Key=ONNX_KEY, Body=tar_gz({"labels.json": LABELS}))
+    fix = r"no model\.onnx .*--export-onnx true"
+    with pytest.raises(packaging_logic.PackagingError, match=fix):
+        package(onnx_props())
+
+
+def test_neo_and_onnx_sources_are_exclusive(client: Any) -> None:
+    both = props(OnnxArtifactUri=f"s3://{BUCKET}/{ONNX_KEY}")
+    with pytest.raises(packaging_logic.PackagingError, match="not both"):
+        package(both)
+    neither = props()
+    del neither["CompiledArtifactUri"]
+    with pytest.raises(packaging_logic.PackagingError, match="CompiledArtifactUri is required"):
+        package(neither)

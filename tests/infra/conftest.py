@@ -100,3 +100,31 @@ def dev_cloud(dev: Synthesized, tmp_path_factory: pytest.TempPathFactory) -> Clo
 @pytest.fixture(scope="session")
 def prod_cloud(prod: Synthesized, tmp_path_factory: pytest.TempPathFactory) -> Cloud:
     return deploy(prod, "prod", tmp_path_factory.mktemp("prod-cloud"))
+
+
+# Three device classes (the "done" configuration): x86_64 DLR, aarch64 jetson_nano DLR
+# with a canary ring and a promoted release, x86_64 ONNX.
+THREE_CLASSES: dict[str, Any] = {
+    "gateway": {"thing_group": "EdgeAiDevGateways", "neo_target_platform": "LINUX/X86_64"},
+    "jetson": {
+        "thing_group": "EdgeAiDevJetsons",
+        "canary_thing_group": "EdgeAiDevJetsonsCanary",
+        "neo_target_device": "jetson_nano",
+    },
+    "onnx": {"thing_group": "EdgeAiDevOnnx", "build": "onnx", "platform_architecture": "amd64"},
+}
+JETSON_RELEASE: dict[str, Any] = {
+    "com.example.edgeai.dev.jetson.Model": {"version": "1.0.1"},
+    "com.example.edgeai.dev.jetson.DlrRuntime": {"version": "1.0.2"},
+    "com.example.edgeai.dev.jetson.DlrInference": {"version": "1.0.3", "merge": {"TopK": 5}},
+    "aws.greengrass.LogManager": {"version": "2.3.7"},
+}
+
+
+@pytest.fixture(scope="session")
+def three_classes(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    return synthesize(
+        tmp_path_factory.mktemp("three"),
+        device_classes=THREE_CLASSES,
+        releases={"dev": {"jetson": JETSON_RELEASE}},
+    )

@@ -13,7 +13,7 @@ from tests.infra.conftest import REPO_ROOT
 CFN_LINT = str(Path(sys.executable).parent / "cfn-lint")
 
 
-@pytest.mark.parametrize("configuration", ["dev", "prod", "byo_jetson"])
+@pytest.mark.parametrize("configuration", ["dev", "prod", "byo_jetson", "three_classes"])
 def test_cfn_lint_clean(configuration, request) -> None:
     synthesized = request.getfixturevalue(configuration)
     templates = sorted(str(p) for p in synthesized.assembly_dir.rglob("*.template.json"))

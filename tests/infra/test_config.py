@@ -21,7 +21,11 @@ def config_with(**overrides: object):
 def test_defaults_are_valid_and_typed() -> None:
     config = config_with()
     assert config.input_shape == (1, 3, 224, 224)
-    assert config.neo_target.os == "LINUX" and config.neo_target.arch == "X86_64"
+    (default,) = config.device_classes
+    assert default.name == "default" and default.build == "neo"
+    assert default.neo_target is not None
+    assert default.neo_target.os == "LINUX" and default.neo_target.arch == "X86_64"
+    assert default.architecture == "amd64" and default.runtime == "bundled"
     assert config.pytorch_version == "1.8"
     assert config.trains is True
 
@@ -122,7 +126,8 @@ def test_invalid_value_names_key_value_and_allowed(overrides, key, fragment) -> 
 
 def test_cloud_target_accepts_pytorch_2() -> None:
     config = config_with(neo_target_device="ml_c5", neo_target_platform="", pytorch_version="2.0")
-    assert config.neo_target.is_cloud and config.pytorch_version == "2.0"
+    target = config.device_classes[0].neo_target
+    assert target is not None and target.is_cloud and config.pytorch_version == "2.0"
 
 
 def test_cli_strings_are_parsed_like_json_values() -> None:
@@ -145,7 +150,7 @@ def test_precedence_defaults_pipeline_stage_cli() -> None:
         "inference_top_k": "7",
     }
     config = load_config(context, "dev")
-    assert config.thing_group == "FromStage"
+    assert config.device_classes[0].thing_group == "FromStage"
     assert config.inference_top_k == 7
     assert config.prefix == DEFAULTS["prefix"]
 
@@ -197,14 +202,16 @@ def test_environment_agnostic_unless_given(monkeypatch) -> None:
 def test_nvidia_platform_target_takes_compiler_options() -> None:
     options = '{"gpu-code": "sm_72", "trt-ver": "8.5.2", "cuda-ver": "11.4"}'
     config = config_with(neo_target_platform="LINUX/ARM64/NVIDIA", neo_compiler_options=options)
-    assert config.neo_compiler_options == {
+    assert config.device_classes[0].neo_compiler_options == {
         "gpu-code": "sm_72",
         "trt-ver": "8.5.2",
         "cuda-ver": "11.4",
     }
     # A named Jetson device needs none (Neo knows its GPU); the default target neither.
     assert (
-        config_with(neo_target_device="jetson_nano", neo_target_platform="").neo_compiler_options
+        config_with(neo_target_device="jetson_nano", neo_target_platform="")
+        .device_classes[0]
+        .neo_compiler_options
         is None
     )
-    assert config_with().neo_compiler_options is None
+    assert config_with().device_classes[0].neo_compiler_options is None

@@ -9,6 +9,7 @@ import pytest
 
 import app as cdk_app
 from tests.infra.conftest import REPO_ROOT, synthesize
+from tests.infra.fast import pipeline_template
 from tests.infra.rendering import component_recipes
 
 
@@ -82,7 +83,8 @@ def test_neo_target_change_leaves_training_alone(dev, tmp_path_factory) -> None:
         assert type_ in diff, type_
     versions = diff["AWS::GreengrassV2::ComponentVersion"]
     assert any(v.startswith("ModelComponent") for v in versions)
-    assert not any(v.startswith("RuntimeComponent") for v in versions)
+    # The runtime's manifest names the platform (jetson_nano: aarch64), so it moves too.
+    assert any(v.startswith("RuntimeComponent") for v in versions)
     for untouched in (
         "Custom::TrainingJob",
         "AWS::CloudFormation::WaitCondition",
@@ -111,3 +113,127 @@ def test_unchanged_components_keep_their_versions(dev, edited_component) -> None
         assert after[name]["ComponentVersion"] == before[name]["ComponentVersion"]
     inference = "com.example.edgeai.dev.DlrInference"
     assert after[inference]["ComponentVersion"] != before[inference]["ComponentVersion"]
+
+
+# ------------------------------------------------------------------------------------------
+# Each kind of input yields a new job name or component version (the pipeline stack alone).
+
+
+def identities(template: dict) -> dict[str, str]:
+    """Job names (``train``, ``neo``) and ``<component name>`` -> version of one template."""
+    result = {}
+    for resource in template["Resources"].values():
+        if resource["Type"] == "Custom::TrainingJob":
+            result["train"] = resource["Properties"]["JobName"]
+        if resource["Type"] == "Custom::CompilationJob":
+            result["neo"] = resource["Properties"]["JobName"]
+    for name, recipe in component_recipes(template).items():
+        result[name] = recipe["ComponentVersion"]
+    return result
+
+
+MODEL = "com.example.edgeai.dev.Model"
+RUNTIME = "com.example.edgeai.dev.DlrRuntime"
+INFERENCE = "com.example.edgeai.dev.DlrInference"
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory) -> dict[str, str]:
+    return identities(pipeline_template(tmp_path_factory.mktemp("base")))
+
+
+def copy_repo(root) -> None:
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
+    for folder in ("component_src", "training_src"):
+        shutil.copytree(REPO_ROOT / folder, root / folder, ignore=ignore)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"hyperparameters": {"epochs": "11", "batch-size": "32", "lr": "0.001"}},
+        {"training_data_uri": "s3://my-data/train/"},
+        {"training_data_uri": "s3://my-data/train/", "validation_data_uri": "s3://my-data/v/"},
+        {"training_instance_type": "ml.c5.2xlarge"},
+        {"run_id": "2"},
+        {"architecture": "resnet18"},
+    ],
+    ids=["hyperparameters", "data", "validation-data", "instance", "run_id", "architecture"],
+)
+def test_each_training_input_renames_the_training_job(tmp_path, baseline, overrides) -> None:
+    after = identities(pipeline_template(tmp_path, **overrides))
+    assert after["train"] != baseline["train"]
+    # ...and everything built from the model follows, by construction.
+    assert after["neo"] != baseline["neo"]
+    assert after[MODEL] != baseline[MODEL]
+    assert after[INFERENCE] != baseline[INFERENCE]  # it pins the model version
+    assert after[RUNTIME] == baseline[RUNTIME]
+
+
+def test_training_src_renames_the_training_job(tmp_path, baseline) -> None:
+    copy_repo(tmp_path / "repo")
+    script = tmp_path / "repo" / "training_src" / "train.py"
+    script.write_text(script.read_text() + "\n# changed\n")
+    after = identities(pipeline_template(tmp_path / "out", repo_root=tmp_path / "repo"))
+    assert after["train"] != baseline["train"]
+    assert after[MODEL] != baseline[MODEL]
+
+
+def test_upstream_model_renames_the_compilation_job(tmp_path) -> None:
+    one = identities(
+        pipeline_template(tmp_path / "a", model_artifact_uri="s3://models-a/m/model.tar.gz")
+    )
+    two = identities(
+        pipeline_template(tmp_path / "b", model_artifact_uri="s3://models-a/n/model.tar.gz")
+    )
+    assert "train" not in one
+    assert one["neo"] != two["neo"]
+    assert one[MODEL] != two[MODEL]
+
+
+def test_target_renames_compilation_not_training(tmp_path, baseline) -> None:
+    after = identities(pipeline_template(tmp_path, neo_target_platform="LINUX/ARM64"))
+    assert after["train"] == baseline["train"]
+    assert after["neo"] != baseline["neo"]
+    assert after[MODEL] != baseline[MODEL]
+
+
+def test_packager_code_gives_a_new_model_version(tmp_path, baseline, monkeypatch) -> None:
+    from edge_constructs.model_packaging import construct as packaging
+
+    runtime = tmp_path / "packaging_runtime"
+    shutil.copytree(packaging.RUNTIME_DIR, runtime, ignore=shutil.ignore_patterns("__pycache__"))
+    logic = runtime / "packaging_logic.py"
+    logic.write_text(logic.read_text() + "\n# a new package layout\n")
+    monkeypatch.setattr(packaging, "RUNTIME_DIR", runtime)
+    after = identities(pipeline_template(tmp_path / "out"))
+    assert after["train"] == baseline["train"] and after["neo"] == baseline["neo"]
+    assert after[MODEL] != baseline[MODEL]
+    assert after[INFERENCE] != baseline[INFERENCE]
+
+
+def test_component_code_gives_a_new_inference_version_only(tmp_path, baseline) -> None:
+    copy_repo(tmp_path / "repo")
+    main = tmp_path / "repo" / "component_src" / "edge_inference" / "__init__.py"
+    main.write_text(main.read_text() + "\n# changed\n")
+    after = identities(pipeline_template(tmp_path / "out", repo_root=tmp_path / "repo"))
+    assert after[INFERENCE] != baseline[INFERENCE]
+    for same in ("train", "neo", MODEL, RUNTIME):
+        assert after[same] == baseline[same], same
+
+
+def test_runtime_requirements_give_a_new_runtime_version_only(tmp_path, baseline) -> None:
+    copy_repo(tmp_path / "repo")
+    requirements = tmp_path / "repo" / "component_src" / "requirements.txt"
+    requirements.write_text(requirements.read_text() + "# changed\n")
+    after = identities(pipeline_template(tmp_path / "out", repo_root=tmp_path / "repo"))
+    assert after[RUNTIME] != baseline[RUNTIME]
+    assert after[INFERENCE] != baseline[INFERENCE]  # it pins the runtime version
+    assert after[MODEL] == baseline[MODEL]
+
+
+def test_digest_exclusions_name_real_properties() -> None:
+    from edge_constructs.naming import without
+
+    with pytest.raises(ValueError, match="absent properties: Gone"):
+        without({"Kept": 1}, {"Gone": "why"})

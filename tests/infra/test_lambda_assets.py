@@ -19,7 +19,7 @@ HANDLERS = {
     "compilation_handler.is_complete",
     "packaging_handler.handler",
 }
-SHARED = ("cr_properties.py",)
+SHARED = ("cr_properties.py", "cr_names.py")
 
 
 def handler_asset_dirs(dev: Synthesized) -> dict[str, Path]:
@@ -73,12 +73,12 @@ def test_staging_is_content_addressed_and_skips_caches(tmp_path: Path) -> None:
     (code / ".hidden").write_text("x")
     (common / "shared.py").write_text("X = 1\n")
 
-    staged = stage_code(code, common)
+    staged = stage_code(code, tmp_path / "build", common)
 
     assert sorted(p.name for p in staged.iterdir()) == ["handler.py", "shared.py"]
-    assert stage_code(code, common) == staged
+    assert stage_code(code, tmp_path / "build", common) == staged
     (common / "shared.py").write_text("X = 2\n")
-    assert stage_code(code, common) != staged
+    assert stage_code(code, tmp_path / "build", common) != staged
 
 
 def test_a_file_in_both_folders_is_refused(tmp_path: Path) -> None:
@@ -87,4 +87,37 @@ def test_a_file_in_both_folders_is_refused(tmp_path: Path) -> None:
         folder.mkdir()
         (folder / "cr_properties.py").write_text("")
     with pytest.raises(ValueError, match=re.escape("cr_properties.py is in both")):
-        stage_code(code, common)
+        stage_code(code, tmp_path / "build", common)
+
+
+def test_a_planted_archive_is_replaced_not_reused(tmp_path: Path) -> None:
+    """Another user (or a stale run) put a file under the name the build will use: its content
+    is checked, and it is replaced by the bytes this synth makes."""
+    from edge_constructs.bundles import build_source_zip
+
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "main.py").write_text("print('hello')\n")
+    build = tmp_path / "build"
+    honest = build_source_zip(source, build, "component")
+    expected = honest.read_bytes()
+    honest.write_bytes(b"planted")
+    assert build_source_zip(source, build, "component") == honest
+    assert honest.read_bytes() == expected
+    honest.unlink()
+    honest.symlink_to(tmp_path / "elsewhere")
+    build_source_zip(source, build, "component")
+    assert not honest.is_symlink() and honest.read_bytes() == expected
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_bundles_are_built_inside_the_cloud_assembly(tmp_path: Path) -> None:
+    import aws_cdk as cdk
+
+    from edge_constructs.bundles import BUILD_FOLDER, trusted_build_dir
+
+    app = cdk.App(outdir=str(tmp_path / "cdk.out"))
+    stage = cdk.Stage(app, "dev")
+    build = trusted_build_dir(cdk.Stack(stage, "S"))
+    assert build == tmp_path / "cdk.out" / BUILD_FOLDER
+    assert build.stat().st_mode & 0o077 == 0  # owner-only

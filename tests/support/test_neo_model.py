@@ -106,7 +106,8 @@ def test_params_are_bound_from_compiled_params(dlr: Any, tmp_path: pathlib.Path)
 def test_stray_json_in_model_folder_breaks_dlr(
     dlr: Any, tmp_path: pathlib.Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    """FACTS.md: keep labels.json outside the model folder; DLR 1.6 rejects a second *.json."""
+    """Keep labels.json outside the model folder: DLR 1.6 rejects a second *.json there (this
+    test shows it against the real libdlr; docs/CONTRACTS.md puts labels beside model/)."""
     model = build_tiny_classifier(tmp_path / "model")
     dlr.DLRModel(str(model.model_dir), "cpu", 0)  # loads while the folder is clean
     (model.model_dir / "labels.json").write_text(json.dumps({"0": "cat"}), encoding="utf-8")

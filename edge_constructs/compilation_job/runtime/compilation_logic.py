@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
-from botocore.exceptions import ClientError
+from cr_names import Compilation as P
 from cr_properties import (
     PropertyError,
     integer,
@@ -22,7 +22,7 @@ from cr_properties import (
     string,
     tag_list,
 )
-from sagemaker_calls import describe_or_none as _describe_or_none
+from job_lifecycle import JobKind
 
 LOGGER = logging.getLogger(__name__)
 
@@ -52,20 +52,20 @@ class CompilationProps:
 def parse_props(props: Mapping[str, Any]) -> CompilationProps:
     name = job_name(props)
 
-    data_input_text, data_input = json_text(props, "DataInputConfig", required=True)
+    data_input_text, data_input = json_text(props, P.DATA_INPUT_CONFIG, required=True)
     if not isinstance(data_input, (dict, list)) or not data_input:
         raise PropertyError(
             'Property DataInputConfig must be a JSON object such as {"input0": [1,3,224,224]}'
         )
 
-    compiler_text, compiler = json_text(props, "CompilerOptions", required=False)
+    compiler_text, compiler = json_text(props, P.COMPILER_OPTIONS, required=False)
     if compiler is not None and not isinstance(compiler, dict):
         raise PropertyError("Property CompilerOptions must be a JSON object or empty")
 
-    device = string(props, "TargetDevice", required=False)
-    os_ = string(props, "TargetPlatformOs", required=False)
-    arch = string(props, "TargetPlatformArch", required=False)
-    accelerator = string(props, "TargetPlatformAccelerator", required=False)
+    device = string(props, P.TARGET_DEVICE, required=False)
+    os_ = string(props, P.TARGET_PLATFORM_OS, required=False)
+    arch = string(props, P.TARGET_PLATFORM_ARCH, required=False)
+    accelerator = string(props, P.TARGET_PLATFORM_ACCELERATOR, required=False)
     platform: Optional[dict[str, str]] = None
     if device and (os_ or arch or accelerator):
         raise PropertyError(
@@ -83,16 +83,16 @@ def parse_props(props: Mapping[str, Any]) -> CompilationProps:
 
     return CompilationProps(
         job_name=name,
-        role_arn=string(props, "RoleArn"),
-        model_artifact_uri=s3_uri(props, "ModelArtifactUri"),
-        framework=string(props, "Framework").upper(),
-        framework_version=string(props, "FrameworkVersion", required=False),
+        role_arn=string(props, P.ROLE_ARN),
+        model_artifact_uri=s3_uri(props, P.MODEL_ARTIFACT_URI),
+        framework=string(props, P.FRAMEWORK).upper(),
+        framework_version=string(props, P.FRAMEWORK_VERSION, required=False),
         data_input_config=data_input_text,
         target_device=device,
         target_platform=platform,
         compiler_options=compiler_text,
-        output_s3_uri=s3_uri(props, "OutputS3Uri"),
-        max_runtime_seconds=integer(props, "MaxRuntimeSeconds"),
+        output_s3_uri=s3_uri(props, P.OUTPUT_S3_URI),
+        max_runtime_seconds=integer(props, P.MAX_RUNTIME_SECONDS),
         tags=tag_list(props),
     )
 
@@ -147,78 +147,35 @@ def completion(description: Mapping[str, Any]) -> dict[str, Any]:
     return {"IsComplete": False}
 
 
-# ---------------------------------------------------------------- SageMaker calls
+# ---------------------------------------------------------------- lifecycle
+JOB = JobKind(noun="Compilation", running=RUNNING_STATUSES)
+
+
 def describe_or_none(sagemaker: Any, name: str) -> Optional[dict[str, Any]]:
-    return _describe_or_none(lambda: sagemaker.describe_compilation_job(CompilationJobName=name))
+    return JOB.describe(sagemaker, name)
 
 
-def ensure_job(sagemaker: Any, p: CompilationProps) -> bool:
-    """Start the job unless one named ``p.job_name`` exists; True when started now."""
-    existing = describe_or_none(sagemaker, p.job_name)
-    if existing is not None:
-        LOGGER.info(
-            "Compilation job %s already exists (%s): not starting another",
-            p.job_name,
-            existing.get("CompilationJobStatus"),
-        )
-        return False
-    try:
-        sagemaker.create_compilation_job(**build_create_request(p))
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") != "ResourceInUse":
-            raise
-        LOGGER.info("Compilation job %s was created concurrently", p.job_name)
-        return False
-    LOGGER.info("Started compilation job %s", p.job_name)
-    return True
+def _response(p: CompilationProps) -> dict[str, Any]:
+    return {"PhysicalResourceId": p.job_name, "Data": {"JobName": p.job_name}}
 
 
 def create(sagemaker: Any, props: Mapping[str, Any]) -> dict[str, Any]:
     p = parse_props(props)
-    ensure_job(sagemaker, p)
-    return {"PhysicalResourceId": p.job_name, "Data": {"JobName": p.job_name}}
+    JOB.ensure(sagemaker, p.job_name, lambda: build_create_request(p))
+    return _response(p)
 
 
 def update(
     sagemaker: Any, props: Mapping[str, Any], old_props: Mapping[str, Any]
 ) -> dict[str, Any]:
     p = parse_props(props)
-    if old_props.get("JobName") == p.job_name:
-        LOGGER.info("Compilation job %s inputs unchanged: starting nothing", p.job_name)
-        if describe_or_none(sagemaker, p.job_name) is None:
-            LOGGER.warning("Compilation job %s no longer exists: starting it again", p.job_name)
-            ensure_job(sagemaker, p)
-        return {"PhysicalResourceId": p.job_name, "Data": {"JobName": p.job_name}}
-    LOGGER.info("JobName changed to %s: replacing the job", p.job_name)
-    return create(sagemaker, props)
+    JOB.update(sagemaker, p.job_name, old_props.get(P.JOB_NAME), lambda: build_create_request(p))
+    return _response(p)
 
 
 def delete(sagemaker: Any, physical_id: Optional[str]) -> dict[str, Any]:
     """Stop the job if it runs. Never deletes the job record or its artifacts. Safe twice."""
-    if not is_job_name(physical_id):
-        LOGGER.info("Physical ID is not a compilation job name (failed create?): nothing to do")
-        return {"PhysicalResourceId": physical_id}
-    name = str(physical_id)
-    description = describe_or_none(sagemaker, name)
-    if description is None:
-        LOGGER.info("Compilation job %s not found: nothing to stop", name)
-    elif description.get("CompilationJobStatus") in RUNNING_STATUSES:
-        try:
-            sagemaker.stop_compilation_job(CompilationJobName=name)
-        except ClientError:
-            again = describe_or_none(sagemaker, name)
-            if again is not None and again.get("CompilationJobStatus") in RUNNING_STATUSES:
-                raise
-            LOGGER.info("Compilation job %s ended while being stopped", name)
-        else:
-            LOGGER.info("Stopping compilation job %s", name)
-    else:
-        LOGGER.info(
-            "Compilation job %s is %s: nothing to stop (artifacts and job record are kept)",
-            name,
-            description.get("CompilationJobStatus"),
-        )
-    return {"PhysicalResourceId": name}
+    return JOB.delete(sagemaker, physical_id)
 
 
 def on_event(event: Mapping[str, Any], sagemaker: Any) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Optional
 
 from botocore.exceptions import ClientError
+from cr_names import Package, Published
 from cr_properties import PropertyError, json_object, split_s3_uri, string
 
 LOGGER = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ LABELS = "labels.json"
 METADATA = "metadata.json"
 MANIFEST = "manifest.json"
 MODEL_DIR = "model"
+ONNX_FILE = "model.onnx"
 
 
 class PackagingError(ValueError):
@@ -64,30 +66,43 @@ class PackageProps:
     compiled_artifact_uri: str
     training_artifact_uri: str
     metadata: dict[str, Any]
+    # An archive holding model.onnx at its root (the training job's output.tar.gz): packaged
+    # instead of Neo output for ONNX Runtime devices. Exactly one of the two is set.
+    onnx_artifact_uri: str = ""
 
 
 def parse_package_props(props: Mapping[str, Any]) -> PackageProps:
     with _as_packaging_error():
-        model_name = string(props, "ModelName")
+        model_name = string(props, Package.MODEL_NAME)
         if not MODEL_NAME_RE.match(model_name):
             raise PackagingError(
                 f"Property ModelName must match {MODEL_NAME_RE.pattern}, got {model_name!r}"
             )
-        prefix = string(props, "KeyPrefix", required=False).lstrip("/")
+        prefix = string(props, Package.KEY_PREFIX, required=False).lstrip("/")
         if prefix and not prefix.endswith("/"):
             prefix += "/"
-        compiled = string(props, "CompiledArtifactUri")
-        split_s3_uri(compiled, "CompiledArtifactUri")
-        training = string(props, "TrainingArtifactUri", required=False)
+        onnx = string(props, Package.ONNX_ARTIFACT_URI, required=False)
+        compiled = string(props, Package.COMPILED_ARTIFACT_URI, required=not onnx)
+        if compiled and onnx:
+            raise PackagingError(
+                f"Set one of {Package.COMPILED_ARTIFACT_URI} (Neo output) or "
+                f"{Package.ONNX_ARTIFACT_URI} (an ONNX export), not both"
+            )
+        split_s3_uri(
+            compiled or onnx,
+            Package.COMPILED_ARTIFACT_URI if compiled else Package.ONNX_ARTIFACT_URI,
+        )
+        training = string(props, Package.TRAINING_ARTIFACT_URI, required=False)
         if training:
             split_s3_uri(training, "TrainingArtifactUri")
         return PackageProps(
-            bucket=string(props, "Bucket"),
+            bucket=string(props, Package.BUCKET),
             key_prefix=prefix,
             model_name=model_name,
             compiled_artifact_uri=compiled,
             training_artifact_uri=training,
-            metadata=json_object(props, "Metadata"),
+            metadata=json_object(props, Package.METADATA),
+            onnx_artifact_uri=onnx,
         )
 
 
@@ -364,12 +379,15 @@ def upload_if_absent(s3: Any, bucket: str, key: str, zip_path: Path, sha256: str
 # ---------------------------------------------------------------- resources
 def make_package(s3: Any, props: Mapping[str, Any], workdir: Path) -> dict[str, Any]:
     p = parse_package_props(props)
-    neo_tar = workdir / "compiled.tar.gz"
     model_root = workdir / "extracted"
-    download(s3, p.compiled_artifact_uri, "CompiledArtifactUri", neo_tar)
-    extract_archive(neo_tar, model_root, p.compiled_artifact_uri)
-    neo_tar.unlink()
-    check_neo_output(list_files(model_root), p.compiled_artifact_uri)
+    if p.onnx_artifact_uri:
+        extract_onnx(s3, p.onnx_artifact_uri, workdir, model_root)
+    else:
+        neo_tar = workdir / "compiled.tar.gz"
+        download(s3, p.compiled_artifact_uri, Package.COMPILED_ARTIFACT_URI, neo_tar)
+        extract_archive(neo_tar, model_root, p.compiled_artifact_uri)
+        neo_tar.unlink()
+        check_neo_output(list_files(model_root), p.compiled_artifact_uri)
 
     labels: Optional[bytes] = None
     if p.training_artifact_uri:
@@ -400,13 +418,39 @@ def make_package(s3: Any, props: Mapping[str, Any], workdir: Path) -> dict[str, 
     }
 
 
+def extract_onnx(s3: Any, uri: str, workdir: Path, model_root: Path) -> None:
+    """``model.onnx`` from the root of the archive at ``uri``, alone in ``model_root``.
+
+    The training script writes model.onnx, labels.json and metadata.json to
+    ``SM_OUTPUT_DATA_DIR``; SageMaker uploads that folder as ``output/output.tar.gz`` beside
+    ``model.tar.gz`` (SageMaker developer guide, "How Amazon SageMaker Processes Training
+    Output": https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-output.html).
+    Only model.onnx goes under ``model/``: labels and metadata come from the same sources as
+    for a Neo package, so both kinds of package read the same.
+    """
+    archive = workdir / "onnx.tar.gz"
+    extracted = workdir / "onnx-archive"
+    download(s3, uri, Package.ONNX_ARTIFACT_URI, archive)
+    extract_archive(archive, extracted, uri)
+    archive.unlink()
+    source = extracted / ONNX_FILE
+    if not source.is_file():
+        files = list_files(extracted)
+        raise PackagingError(
+            f"{uri} holds no {ONNX_FILE} at its root (files: {', '.join(files[:10]) or 'none'}); "
+            "train with --export-onnx true"
+        )
+    model_root.mkdir(parents=True, exist_ok=True)
+    source.rename(model_root / ONNX_FILE)
+
+
 def publish_artifact(s3: Any, props: Mapping[str, Any]) -> dict[str, Any]:
     """Copy a CDK asset object to a content-addressed key, only if that key is absent."""
     with _as_packaging_error():
-        source_bucket = string(props, "SourceBucket")
-        source_key = string(props, "SourceKey")
-        bucket = string(props, "Bucket")
-        key = string(props, "Key")
+        source_bucket = string(props, Published.SOURCE_BUCKET)
+        source_key = string(props, Published.SOURCE_KEY)
+        bucket = string(props, Package.BUCKET)
+        key = string(props, Published.KEY)
     existing = head_or_none(s3, bucket, key)
     if existing is None:
         s3.copy({"Bucket": source_bucket, "Key": source_key}, bucket, key)

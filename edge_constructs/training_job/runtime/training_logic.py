@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
 import wait_condition_signal
-from botocore.exceptions import ClientError
+from cr_names import Training as P
 from cr_properties import (
     PropertyError,
     boolean,
     integer,
-    is_job_name,
     job_name,
     json_list,
     s3_uri,
@@ -26,7 +25,7 @@ from cr_properties import (
     string_map,
     tag_list,
 )
-from sagemaker_calls import describe_or_none as _describe_or_none
+from job_lifecycle import JobKind
 
 LOGGER = logging.getLogger(__name__)
 
@@ -66,18 +65,18 @@ def model_artifact_uri(output_s3_uri: str, name: str) -> str:
 
 def parse_props(props: Mapping[str, Any]) -> TrainingProps:
     """Parse the string-typed ResourceProperties; every error names the property."""
-    use_spot = boolean(props, "UseSpot")
-    max_runtime = integer(props, "MaxRuntimeSeconds")
+    use_spot = boolean(props, P.USE_SPOT)
+    max_runtime = integer(props, P.MAX_RUNTIME_SECONDS)
     max_wait: Optional[int] = None
     if use_spot:
-        max_wait = integer(props, "MaxWaitSeconds")
+        max_wait = integer(props, P.MAX_WAIT_SECONDS)
         if max_wait < max_runtime:
             raise PropertyError(
                 f"Property MaxWaitSeconds ({max_wait}) must be at least "
                 f"MaxRuntimeSeconds ({max_runtime}) when UseSpot is true"
             )
 
-    metrics = json_list(props, "MetricDefinitions")
+    metrics = json_list(props, P.METRIC_DEFINITIONS)
     if not all(
         isinstance(m, dict)
         and set(m) == {"Name", "Regex"}
@@ -90,21 +89,21 @@ def parse_props(props: Mapping[str, Any]) -> TrainingProps:
 
     return TrainingProps(
         job_name=job_name(props),
-        role_arn=string(props, "RoleArn"),
-        image_uri=string(props, "ImageUri"),
-        instance_type=string(props, "InstanceType"),
-        instance_count=integer(props, "InstanceCount"),
-        volume_size_gb=integer(props, "VolumeSizeGb"),
+        role_arn=string(props, P.ROLE_ARN),
+        image_uri=string(props, P.IMAGE_URI),
+        instance_type=string(props, P.INSTANCE_TYPE),
+        instance_count=integer(props, P.INSTANCE_COUNT),
+        volume_size_gb=integer(props, P.VOLUME_SIZE_GB),
         max_runtime_seconds=max_runtime,
         use_spot=use_spot,
         max_wait_seconds=max_wait,
-        checkpoint_s3_uri=s3_uri(props, "CheckpointS3Uri", required=False),
-        output_s3_uri=s3_uri(props, "OutputS3Uri"),
-        train_s3_uri=s3_uri(props, "TrainS3Uri", required=False),
-        validation_s3_uri=s3_uri(props, "ValidationS3Uri", required=False),
-        hyperparameters=string_map(props, "Hyperparameters"),
+        checkpoint_s3_uri=s3_uri(props, P.CHECKPOINT_S3_URI, required=False),
+        output_s3_uri=s3_uri(props, P.OUTPUT_S3_URI),
+        train_s3_uri=s3_uri(props, P.TRAIN_S3_URI, required=False),
+        validation_s3_uri=s3_uri(props, P.VALIDATION_S3_URI, required=False),
+        hyperparameters=string_map(props, P.HYPERPARAMETERS),
         metric_definitions=[dict(m) for m in metrics],
-        wait_handle_url=string(props, "WaitHandleUrl"),
+        wait_handle_url=string(props, P.WAIT_HANDLE_URL),
         tags=tag_list(props),
     )
 
@@ -164,33 +163,8 @@ def build_create_request(p: TrainingProps) -> dict[str, Any]:
     return request
 
 
-# ---------------------------------------------------------------- SageMaker calls
-def describe_or_none(sagemaker: Any, name: str) -> Optional[dict[str, Any]]:
-    return _describe_or_none(lambda: sagemaker.describe_training_job(TrainingJobName=name))
-
-
-def ensure_job(sagemaker: Any, p: TrainingProps) -> tuple[dict[str, Any], bool]:
-    """Start the job unless one named ``p.job_name`` exists; (description, started_now)."""
-    existing = describe_or_none(sagemaker, p.job_name)
-    if existing is not None:
-        LOGGER.info(
-            "Training job %s already exists (%s): not starting another",
-            p.job_name,
-            existing.get("TrainingJobStatus"),
-        )
-        return existing, False
-    try:
-        created = sagemaker.create_training_job(**build_create_request(p))
-    except ClientError as error:
-        # A concurrent retry created it between our describe and create.
-        if error.response.get("Error", {}).get("Code") != "ResourceInUse":
-            raise
-        LOGGER.info("Training job %s was created concurrently", p.job_name)
-        return sagemaker.describe_training_job(TrainingJobName=p.job_name), False
-    LOGGER.info("Started training job %s", p.job_name)
-    # No Describe right after Create: the answer we already have is enough, and a read just
-    # after a write is where eventual consistency bites.
-    return {"TrainingJobArn": created["TrainingJobArn"], "TrainingJobStatus": "InProgress"}, True
+# ---------------------------------------------------------------- lifecycle
+JOB = JobKind(noun="Training", running=frozenset({"InProgress"}))
 
 
 def _signal_existing(description: dict[str, Any], p: TrainingProps, signal: Signaller) -> None:
@@ -214,7 +188,7 @@ def _response(p: TrainingProps, description: dict[str, Any]) -> dict[str, Any]:
 
 def create(sagemaker: Any, props: Mapping[str, Any], signal: Signaller) -> dict[str, Any]:
     p = parse_props(props)
-    description, started = ensure_job(sagemaker, p)
+    description, started = JOB.ensure(sagemaker, p.job_name, lambda: build_create_request(p))
     if not started:
         # The EventBridge rule fires only on a state change; a job that had already ended
         # before this (re)create will never fire it again for this wait handle.
@@ -229,47 +203,22 @@ def update(
     signal: Signaller,
 ) -> dict[str, Any]:
     p = parse_props(props)
-    old_name = old_props.get("JobName")
-    if old_name != p.job_name:
-        LOGGER.info("JobName changed from %s to %s: replacing the job", old_name, p.job_name)
-        return create(sagemaker, props, signal)
-    description = describe_or_none(sagemaker, p.job_name)
-    if description is None:
-        LOGGER.warning("Training job %s no longer exists: starting it again", p.job_name)
-        return create(sagemaker, props, signal)
-    LOGGER.info("Training job %s inputs unchanged: starting nothing", p.job_name)
-    if old_props.get("WaitHandleUrl") != p.wait_handle_url:
-        # A new wait handle would otherwise never hear about a job that already ended.
+    old_name = old_props.get(P.JOB_NAME)
+    description, started = JOB.update(
+        sagemaker, p.job_name, old_name, lambda: build_create_request(p)
+    )
+    # A job found (not started now) that may already have ended: its rule will not fire again
+    # for a wait handle it has not signalled (a new name's handle, or a replaced handle).
+    if not started and (
+        old_name != p.job_name or old_props.get(P.WAIT_HANDLE_URL) != p.wait_handle_url
+    ):
         _signal_existing(description, p, signal)
     return _response(p, description)
 
 
 def delete(sagemaker: Any, physical_id: Optional[str]) -> dict[str, Any]:
     """Stop the job if it runs. Never deletes the job record or its artifacts. Safe twice."""
-    if not is_job_name(physical_id):
-        LOGGER.info("Physical ID is not a training job name (failed create?): nothing to do")
-        return {"PhysicalResourceId": physical_id}
-    name = str(physical_id)
-    description = describe_or_none(sagemaker, name)
-    if description is None:
-        LOGGER.info("Training job %s not found: nothing to stop", name)
-    elif description.get("TrainingJobStatus") == "InProgress":
-        try:
-            sagemaker.stop_training_job(TrainingJobName=name)
-        except ClientError:
-            again = describe_or_none(sagemaker, name)
-            if again is not None and again.get("TrainingJobStatus") == "InProgress":
-                raise
-            LOGGER.info("Training job %s ended while being stopped", name)
-        else:
-            LOGGER.info("Stopping training job %s", name)
-    else:
-        LOGGER.info(
-            "Training job %s is %s: nothing to stop (artifacts and job record are kept)",
-            name,
-            description.get("TrainingJobStatus"),
-        )
-    return {"PhysicalResourceId": name}
+    return JOB.delete(sagemaker, physical_id)
 
 
 def on_event(

@@ -1,0 +1,116 @@
+"""Record a device class's canary release as the release its whole fleet runs.
+
+    cdk synth -c stage=dev                                  # the commit the canary runs
+    python -m rollout.promote --stage dev --class jetson    # writes cdk.json
+    git diff cdk.json && cdk diff dev/Pipeline              # the fleet deployment moves
+    git commit cdk.json -m "Promote jetson"                 # reviewed like any change
+
+It reads the canary deployment from the synthesized cloud assembly (``--assembly``, default
+``cdk.out``): every component it pins, with the configuration it merges, and writes them under
+``context.releases.<stage>.<class>`` in ``cdk.json``. The next synth deploys exactly those
+versions to the class's thing group. Rolling back is reverting that change: the component
+versions stay in Greengrass (they are retained), so an earlier release stays deployable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+# Keep in step with edge_constructs.greengrass.construct.RING_METADATA (a test checks it); not
+# imported, so this command needs no CDK.
+RING_METADATA = "EdgeAiRing"
+DEPLOYMENT_TYPE = "AWS::GreengrassV2::Deployment"
+
+
+class PromoteError(Exception):
+    """Nothing was written; the message says why."""
+
+
+def find_canary(assembly: Path, stage: str, device_class: str) -> Mapping[str, Any]:
+    """The canary deployment resource of ``device_class`` in ``stage``'s templates."""
+    templates = sorted(assembly.rglob("*.template.json"))
+    if not templates:
+        raise PromoteError(f"no templates under {assembly}: run `cdk synth -c stage={stage}`")
+    rings: dict[str, set[str]] = {}
+    for path in templates:
+        resources = json.loads(path.read_text()).get("Resources", {})
+        for resource in resources.values():
+            ring = (resource.get("Metadata") or {}).get(RING_METADATA)
+            if resource.get("Type") != DEPLOYMENT_TYPE or not isinstance(ring, dict):
+                continue
+            if ring.get("stage") != stage:
+                continue
+            rings.setdefault(str(ring.get("class")), set()).add(str(ring.get("ring")))
+            if ring.get("class") == device_class and ring.get("ring") == "canary":
+                return resource  # type: ignore[no-any-return]
+    if device_class in rings:
+        raise PromoteError(
+            f"device class {device_class} has no canary ring (canary_thing_group): its "
+            "deployment already carries every change"
+        )
+    known = ", ".join(sorted(rings)) or "none"
+    raise PromoteError(
+        f"no device class {device_class} in stage {stage} under {assembly} (classes: {known})"
+    )
+
+
+def release_of(deployment: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """component -> {"version", "merge"?} of a synthesized deployment."""
+    release: dict[str, dict[str, Any]] = {}
+    for name, spec in sorted(deployment["Properties"]["Components"].items()):
+        pin: dict[str, Any] = {"version": spec["ComponentVersion"]}
+        merge = (spec.get("ConfigurationUpdate") or {}).get("Merge")
+        if merge is not None:
+            if not isinstance(merge, str):
+                raise PromoteError(
+                    f"{name}: its configuration holds CloudFormation references, which a "
+                    "release cannot record"
+                )
+            pin["merge"] = json.loads(merge)
+        release[name] = pin
+    return release
+
+
+def promote(assembly: Path, cdk_json: Path, stage: str, device_class: str) -> list[str]:
+    """Write the canary's release into ``cdk_json``; return the lines describing the change."""
+    release = release_of(find_canary(assembly, stage, device_class))
+    document = json.loads(cdk_json.read_text())
+    context = document.setdefault("context", {})
+    releases = context.setdefault("releases", {}).setdefault(stage, {})
+    previous: Mapping[str, Any] = releases.get(device_class) or {}
+    releases[device_class] = release
+    cdk_json.write_text(json.dumps(document, indent=2) + "\n")
+    lines = []
+    for name in sorted(set(previous) | set(release)):
+        old = (previous.get(name) or {}).get("version", "-")
+        new = (release.get(name) or {}).get("version", "-")
+        change = "unchanged" if old == new else f"{old} -> {new}"
+        lines.append(f"  {name}: {change}")
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rollout.promote", description=__doc__)
+    parser.add_argument("--stage", required=True, help="stage, e.g. dev")
+    parser.add_argument("--class", dest="device_class", required=True, help="device class")
+    parser.add_argument("--assembly", type=Path, default=Path("cdk.out"), help="cdk.out")
+    parser.add_argument("--cdk-json", type=Path, default=Path("cdk.json"), help="cdk.json")
+    args = parser.parse_args(argv)
+    try:
+        lines = promote(args.assembly, args.cdk_json, args.stage, args.device_class)
+    except (PromoteError, OSError, json.JSONDecodeError, KeyError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"Promoted the {args.device_class} canary release of stage {args.stage}:")
+    print("\n".join(lines))
+    print(f"Review with `git diff {args.cdk_json}` and `cdk diff`; roll back by reverting it.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

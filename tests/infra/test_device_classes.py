@@ -1,0 +1,237 @@
+"""Device classes: one training feeds every class; each class gets its own build, package,
+components and deployment; adding a class changes nothing for the others."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from app_config import ConfigError, build_config, merge_context
+from tests.infra.conftest import REPO_ROOT, THREE_CLASSES
+from tests.infra.fast import pipeline_template
+from tests.infra.rendering import component_recipes, render, resources_of_type
+
+NS = "com.example.edgeai.dev"
+
+
+def test_one_training_job_feeds_every_class(three_classes) -> None:
+    template = three_classes.template_json("dev/Pipeline")
+    (training_id,) = resources_of_type(template, "Custom::TrainingJob")
+    compilations = resources_of_type(template, "Custom::CompilationJob")
+    targets = sorted(
+        c["Properties"].get("TargetDevice") or c["Properties"]["TargetPlatformArch"]
+        for c in compilations.values()
+    )
+    assert targets == ["X86_64", "jetson_nano"]  # the ONNX class is not compiled
+    for compilation in compilations.values():
+        assert compilation["Properties"]["ModelArtifactUri"] == {
+            "Fn::GetAtt": [training_id, "ModelArtifactUri"]
+        }
+    packages = resources_of_type(template, "Custom::ModelPackage")
+    assert len(packages) == 3
+    (onnx,) = [p for p in packages.values() if "OnnxArtifactUri" in p["Properties"]]
+    job = template["Resources"][training_id]["Properties"]["JobName"]
+    uri = render(onnx["Properties"]["OnnxArtifactUri"])
+    assert uri.endswith(f"/training/{job}/output/output.tar.gz"), uri
+    assert "CompiledArtifactUri" not in onnx["Properties"]
+    hyperparameters = json.loads(
+        render(template["Resources"][training_id]["Properties"]["Hyperparameters"])
+    )
+    assert hyperparameters["export-onnx"] == "true"
+
+
+def test_component_names_keep_classes_apart(three_classes) -> None:
+    recipes = component_recipes(three_classes.template_json("dev/Pipeline"))
+    assert set(recipes) == {
+        f"{NS}.gateway.Model",
+        f"{NS}.gateway.DlrRuntime",
+        f"{NS}.gateway.DlrInference",
+        f"{NS}.jetson.Model",
+        f"{NS}.jetson.DlrRuntime",
+        f"{NS}.jetson.DlrInference",
+        f"{NS}.onnx.Model",
+        f"{NS}.onnx.OnnxRuntime",
+        f"{NS}.onnx.OnnxInference",
+    }
+
+
+@pytest.mark.parametrize(
+    ("device_class", "runtime", "architecture", "requirements", "engine"),
+    [
+        ("gateway", "DlrRuntime", "amd64", "dlr==1.6.0", "dlr"),
+        ("jetson", "DlrRuntime", "aarch64", "dlr==1.10.0", "dlr"),
+        ("onnx", "OnnxRuntime", "amd64", "onnxruntime==", "onnx"),
+    ],
+)
+def test_each_class_runs_the_runtime_of_its_platform(
+    three_classes, device_class, runtime, architecture, requirements, engine
+) -> None:
+    template = three_classes.template_json("dev/Pipeline")
+    recipes = component_recipes(template)
+    prefix = f"{NS}.{device_class}"
+    for recipe in recipes.values():
+        if recipe["ComponentName"].startswith(prefix + "."):
+            (manifest,) = recipe["Manifests"]
+            assert manifest["Platform"] == {"os": "linux", "architecture": architecture}
+    runtime_recipe = recipes[f"{prefix}.{runtime}"]
+    install = runtime_recipe["Manifests"][0]["Lifecycle"]["Install"]
+    script = install["Script"] if isinstance(install, dict) else install
+    assert ("ccm_config.json" in script) == (engine == "dlr")  # DLR phone-home off
+    # The requirements file shipped is the one for this runtime.
+    (artifact,) = runtime_recipe["Manifests"][0]["Artifacts"]
+    key = artifact["Uri"].split("/", 3)[3]
+    published = [
+        r
+        for r in resources_of_type(template, "Custom::PublishedArtifact").values()
+        if r["Properties"]["Key"] == key
+    ]
+    assert published, key
+    shipped = (
+        REPO_ROOT
+        / "component_src"
+        / ("requirements-onnx.txt" if engine == "onnx" else "requirements.txt")
+    ).read_text()
+    assert requirements in shipped
+    inference = recipes[f"{prefix}.{'Onnx' if engine == 'onnx' else 'Dlr'}Inference"]
+    configuration = inference["ComponentConfiguration"]["DefaultConfiguration"]
+    assert configuration["Runtime"] == engine
+    ours = {n for n in inference["ComponentDependencies"] if n.startswith(NS)}
+    assert ours == {f"{prefix}.Model", f"{prefix}.{runtime}"}
+
+
+def test_onnx_requirements_differ_from_dlr_only_in_the_runtime() -> None:
+    def pins(name: str) -> set[str]:
+        lines = (REPO_ROOT / "component_src" / name).read_text().splitlines()
+        return {
+            line.split("#")[0].strip()
+            for line in lines
+            if line.split("#")[0].strip() and not re.match(r"^(dlr|onnxruntime)\b", line)
+        }
+
+    assert pins("requirements-onnx.txt") == pins("requirements.txt")
+
+
+def test_each_class_deploys_to_its_own_groups(three_classes) -> None:
+    template = three_classes.template_json("dev/Pipeline")
+    deployments = {
+        d["Properties"]["DeploymentName"]: render(d["Properties"]["TargetArn"])
+        for d in resources_of_type(template, "AWS::GreengrassV2::Deployment").values()
+    }
+    assert {name: arn.rsplit("/", 1)[1] for name, arn in deployments.items()} == {
+        "edge-ai-dev-gateway-edge-inference": "EdgeAiDevGateways",
+        "edge-ai-dev-jetson-edge-inference-canary": "EdgeAiDevJetsonsCanary",
+        "edge-ai-dev-jetson-edge-inference": "EdgeAiDevJetsons",
+        "edge-ai-dev-onnx-edge-inference": "EdgeAiDevOnnx",
+    }
+    devices = three_classes.template_json("dev/Devices")
+    groups = {
+        g["Properties"]["ThingGroupName"]
+        for g in resources_of_type(devices, "AWS::IoT::ThingGroup").values()
+    }
+    assert groups == {
+        "EdgeAiDevGateways",
+        "EdgeAiDevJetsons",
+        "EdgeAiDevJetsonsCanary",
+        "EdgeAiDevOnnx",
+    }
+
+
+def class_resources(template: dict, device_class: str) -> dict[str, dict]:
+    return {k: v for k, v in template["Resources"].items() if k.startswith(f"Class{device_class}")}
+
+
+@pytest.mark.parametrize("added", ["jetson", "onnx"])
+def test_adding_a_class_changes_nothing_for_the_others(tmp_path, added) -> None:
+    one = {"gateway": THREE_CLASSES["gateway"]}
+    two = {**one, added: THREE_CLASSES[added]}
+    before = pipeline_template(tmp_path / "one", device_classes=one)
+    after = pipeline_template(tmp_path / "two", device_classes=two)
+    gateway = class_resources(before, "gateway")
+    assert len(gateway) >= 8
+    assert class_resources(after, "gateway") == gateway
+    changed = {
+        k
+        for k in set(before["Resources"]) | set(after["Resources"])
+        if before["Resources"].get(k) != after["Resources"].get(k)
+    }
+    # The diff is the new class's own resources, nothing else (shared services included).
+    assert changed and all(k.startswith(f"Class{added}") for k in changed), changed
+    assert set(before["Resources"]) <= set(after["Resources"])
+    assert all(after["Outputs"][k] == v for k, v in before["Outputs"].items())
+
+
+@pytest.mark.parametrize(
+    ("entry", "key", "fragment"),
+    [
+        (
+            {"thing_group": "G", "neo_target_device": "rasp9"},
+            "device_classes.pi.neo_target_device",
+            "allowed",
+        ),
+        ({"thing_group": "G"}, "device_classes.pi.neo_target_platform", "set a Neo target"),
+        ({"thing_group": "my group!"}, "device_classes.pi.thing_group", "letters"),
+        ({"thing_group": "G", "build": "tflite"}, "device_classes.pi.build", "neo, onnx"),
+        (
+            {"thing_group": "G", "build": "onnx", "neo_target_device": "rasp4b"},
+            "device_classes.pi.neo_target_device",
+            "not compiled",
+        ),
+        (
+            {"thing_group": "G", "build": "onnx", "platform_architecture": "sparc"},
+            "device_classes.pi.platform_architecture",
+            "aarch64",
+        ),
+        (
+            {"thing_group": "G", "neo_target_device": "rasp4b", "colour": "red"},
+            "device_classes.pi.colour",
+            "unknown key",
+        ),
+        (
+            {"thing_group": "G", "neo_target_device": "rasp4b", "canary_thing_group": "G"},
+            "device_classes.pi.canary_thing_group",
+            "must differ",
+        ),
+    ],
+)
+def test_class_errors_name_the_class_and_the_key(entry, key, fragment) -> None:
+    with pytest.raises(ConfigError) as raised:
+        build_config("dev", merge_context({}, {}, {"device_classes": {"pi": entry}}))
+    assert raised.value.key == key
+    assert f"{key}=" in str(raised.value) and fragment in str(raised.value)
+
+
+def test_two_classes_may_not_share_a_thing_group() -> None:
+    classes = {
+        "a": {"thing_group": "Same", "neo_target_device": "rasp4b"},
+        "b": {"thing_group": "Same", "build": "onnx"},
+    }
+    with pytest.raises(ConfigError, match=r"device_classes\.b\.thing_group=.*device_classes\.a"):
+        build_config("dev", merge_context({}, {}, {"device_classes": classes}))
+
+
+def test_pytorch_version_must_suit_every_neo_class() -> None:
+    classes = {
+        "cloud": {"thing_group": "A", "neo_target_device": "ml_c5"},
+        "pi": {"thing_group": "B", "neo_target_device": "rasp4b"},
+    }
+    with pytest.raises(ConfigError, match=r"rasp4b \(device class pi\) accepts PyTorch 1.7, 1.8"):
+        build_config(
+            "dev", merge_context({}, {}, {"device_classes": classes, "pytorch_version": "2.0"})
+        )
+
+
+def test_device_classes_given_with_c_as_json(tmp_path) -> None:
+    text = json.dumps({"pi": {"thing_group": "Pis", "neo_target_device": "rasp4b"}})
+    config = build_config("dev", merge_context({}, {}, {"device_classes": text}))
+    (pi,) = config.device_classes
+    assert pi.neo_target is not None and pi.neo_target.device == "rasp4b"
+    assert pi.architecture == "aarch64"
+
+
+def test_an_onnx_class_needs_the_onnx_export() -> None:
+    classes = {"x86": {"thing_group": "G", "build": "onnx"}}
+    overrides = {"device_classes": classes, "hyperparameters": {"export-onnx": "false"}}
+    with pytest.raises(ConfigError, match="export-onnx must stay true: device class x86"):
+        build_config("dev", merge_context({}, {}, overrides))

@@ -1,0 +1,123 @@
+"""Release rings: canary first, promote by a reviewed cdk.json change, roll back by reverting it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from app_config import ConfigError
+from rollout import promote
+from tests.infra.conftest import CDK_JSON_CONTEXT, REPO_ROOT, THREE_CLASSES
+from tests.infra.fast import pipeline_template
+from tests.infra.rendering import resources_of_type
+
+CLASSES = {"jetson": THREE_CLASSES["jetson"], "onnx": THREE_CLASSES["onnx"]}
+
+
+def deployments(template: dict) -> dict[str, dict]:
+    """ring -> Components of the jetson class's deployments."""
+    result = {}
+    for resource in resources_of_type(template, "AWS::GreengrassV2::Deployment").values():
+        ring = resource["Metadata"]["EdgeAiRing"]
+        if ring["class"] == "jetson":
+            result[ring["ring"]] = resource["Properties"]["Components"]
+    return result
+
+
+def write_cdk_json(path: Path, releases: dict | None = None) -> Path:
+    context = {**CDK_JSON_CONTEXT, "device_classes": CLASSES}
+    if releases is not None:
+        context["releases"] = releases
+    path.write_text(json.dumps({"app": "python3 app.py", "context": context}, indent=2) + "\n")
+    return path
+
+
+def synth(outdir: Path, cdk_json: Path, repo_root: Path = REPO_ROOT) -> dict:
+    context = json.loads(cdk_json.read_text())["context"]
+    return pipeline_template(outdir, repo_root=repo_root, context=context)
+
+
+def edited_repo(root: Path) -> Path:
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
+    for folder in ("component_src", "training_src"):
+        shutil.copytree(REPO_ROOT / folder, root / folder, ignore=ignore)
+    main = root / "component_src" / "edge_inference" / "__init__.py"
+    main.write_text(main.read_text() + "\n# release 2\n")
+    return root
+
+
+def test_before_any_promotion_only_the_canary_is_deployed(tmp_path) -> None:
+    rings = deployments(synth(tmp_path / "out", write_cdk_json(tmp_path / "cdk.json")))
+    assert set(rings) == {"canary"}
+
+
+def test_promote_rollout_and_rollback(tmp_path) -> None:
+    cdk_json = write_cdk_json(tmp_path / "cdk.json")
+    # 1. Release 1 reaches the canary; promote it: the fleet runs exactly what the canary ran.
+    first = synth(tmp_path / "r1", cdk_json)
+    assert promote.main(["--stage", "dev", "--class", "jetson", "--assembly", str(tmp_path / "r1"),
+                         "--cdk-json", str(cdk_json)]) == 0  # fmt: skip
+    promoted_1 = cdk_json.read_text()
+    rings = deployments(synth(tmp_path / "r1b", cdk_json))
+    assert rings["fleet"] == rings["canary"] == deployments(first)["canary"]
+
+    # 2. A code change goes to the canary only; the fleet stays on release 1.
+    repo = edited_repo(tmp_path / "repo")
+    second = synth(tmp_path / "r2", cdk_json, repo)
+    rings_2 = deployments(second)
+    assert rings_2["canary"] != rings["canary"]
+    assert rings_2["fleet"] == rings["fleet"]
+
+    # 3. Promote release 2: the diff moves the fleet deployment to release 2's versions.
+    promote.promote(tmp_path / "r2", cdk_json, "dev", "jetson")
+    rings_3 = deployments(synth(tmp_path / "r3", cdk_json, repo))
+    assert rings_3["fleet"] == rings_2["canary"]
+    inference = "com.example.edgeai.dev.jetson.DlrInference"
+    assert rings_3["fleet"][inference] != rings["fleet"][inference]
+
+    # 4. Roll back = revert cdk.json: the fleet is back on release 1 (still deployable: the
+    #    component versions are retained), while the canary keeps release 2.
+    cdk_json.write_text(promoted_1)
+    rings_4 = deployments(synth(tmp_path / "r4", cdk_json, repo))
+    assert rings_4["fleet"] == rings["fleet"]
+    assert rings_4["canary"] == rings_2["canary"]
+
+
+def test_promote_refuses_a_class_without_a_canary(tmp_path, capsys) -> None:
+    cdk_json = write_cdk_json(tmp_path / "cdk.json")
+    synth(tmp_path / "out", cdk_json)
+    before = cdk_json.read_text()
+    code = promote.main(["--stage", "dev", "--class", "onnx", "--assembly", str(tmp_path / "out"),
+                         "--cdk-json", str(cdk_json)])  # fmt: skip
+    assert code == 2
+    assert "device class onnx has no canary ring" in capsys.readouterr().err
+    assert cdk_json.read_text() == before
+    with pytest.raises(promote.PromoteError, match=r"no device class pi .*classes: jetson, onnx"):
+        promote.promote(tmp_path / "out", cdk_json, "dev", "pi")
+    with pytest.raises(promote.PromoteError, match="no templates"):
+        promote.promote(tmp_path / "empty", cdk_json, "dev", "jetson")
+
+
+def test_a_release_for_a_class_without_canary_fails_synth(tmp_path) -> None:
+    releases = {"dev": {"onnx": {"x.Model": {"version": "1.0.1"}}}}
+    with pytest.raises(ConfigError, match=r"releases.<stage>.onnx=.*canary_thing_group"):
+        synth(tmp_path / "out", write_cdk_json(tmp_path / "cdk.json", releases))
+    releases = {"dev": {"jetson": {"x.Model": {"version": "latest"}}}}
+    with pytest.raises(ConfigError, match=r"releases.<stage>.jetson.x.Model="):
+        synth(tmp_path / "out", write_cdk_json(tmp_path / "cdk.json", releases))
+
+
+def test_ring_metadata_key_matches_the_construct() -> None:
+    from edge_constructs.greengrass.construct import RING_METADATA
+
+    assert promote.RING_METADATA == RING_METADATA
+
+
+def test_promote_rewrites_cdk_json_without_reformatting_it() -> None:
+    """promote writes json.dumps(indent=2): the real cdk.json must already be in that form, so a
+    promotion's diff holds the release and nothing else."""
+    text = (REPO_ROOT / "cdk.json").read_text()
+    assert json.dumps(json.loads(text), indent=2) + "\n" == text
