@@ -815,12 +815,16 @@ def build_config(
             f"CloudWatch Logs allows {', '.join(str(d) for d in LOG_RETENTION_DAYS)}",
         )
     demo_enabled = _bool("demo_device", raw["demo_device"])
-    if demo_enabled and (target.os, target.arch, target.accelerator) != ("LINUX", "X86_64", None):
+    # The demo device joins the group the installer command names: the first class's.
+    first = device_classes[0]
+    accelerated = first.neo_target is not None and first.neo_target.accelerator is not None
+    if demo_enabled and (first.architecture != "amd64" or accelerated):
         raise ConfigError(
             "demo_device",
             raw["demo_device"],
-            "the demo core device is an x86_64 Ubuntu instance: it needs "
-            f"neo_target_platform=LINUX/X86_64, not {target.slug}",
+            "the demo core device is an x86_64 Ubuntu instance without an accelerator: it joins "
+            f"device class {first.name!r} ({first.thing_group}), which needs an x86_64 "
+            "Linux target (neo_target_platform=LINUX/X86_64, or an onnx build for amd64)",
         )
     return PipelineConfig(
         stage=_matching(
