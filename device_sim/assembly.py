@@ -542,8 +542,7 @@ def _unmodelled_attributes(rtype: str, logical: str, region: str) -> dict[str, A
     resource schema declares (cfn-lint's copy of the schemas, ``get_atts``); a type with no
     schema has none."""
     try:
-        from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
-        from cfnlint.schema import ResourceNotFoundError
+        from cfnlint.schema import PROVIDER_SCHEMA_MANAGER, ResourceNotFoundError
 
         try:
             schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema(region, rtype)

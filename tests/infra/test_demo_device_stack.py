@@ -186,7 +186,9 @@ def test_the_installer_run_by_the_user_data_provisions_under_the_installer_polic
     from device_sim.provision import installer_principal, parse_installer_command, provision
 
     script = user_data(template)
-    command = next(line.strip() for line in script.splitlines() if "-jar " in line and "Greengrass.jar" in line)
+    command = next(
+        line.strip() for line in script.splitlines() if "-jar " in line and "Greengrass.jar" in line
+    )
     command = command.removeprefix("if ").removesuffix("; then")
     instance = "i-0123456789abcdef0"
     args = parse_installer_command(command.replace('"$INSTANCE_ID"', instance), "")
