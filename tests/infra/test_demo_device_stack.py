@@ -361,7 +361,7 @@ def test_cfn_lint_is_clean(demo: Synthesized) -> None:
                 "neo_target_device": "jetson_nano",
                 "neo_target_platform": "",
             },
-            "neo_target_platform=LINUX/X86_64, not jetson_nano",
+            "it joins device class 'default' (EdgeAiCoreDevices), which needs an x86_64",
         ),
     ],
 )
