@@ -93,7 +93,15 @@ def add_stage(app: cdk.App, config: PipelineConfig, env: cdk.Environment | None)
 
 def create_app(context: Mapping[str, Any] | None = None, outdir: str | None = None) -> cdk.App:
     """The app with every selected stage; ``context`` is for tests (as if from cdk.json)."""
-    app = cdk.App(context=dict(context) if context is not None else None, outdir=outdir)
+    # aws-cdk-lib's built-in CloudFormation validation (a WASM schema checker run at every
+    # synth) is off: it took 3.1 of the 6 CPU-seconds of Node synth for one stage (node
+    # --cpu-prof, bench/synth.py --profile), and it repeats what the pinned cfn-lint already
+    # checks on every template in the tests and in scripts/main.sh (tests/infra/test_cfn_lint.py).
+    app = cdk.App(
+        context=dict(context) if context is not None else None,
+        outdir=outdir,
+        builtin_cloud_formation_validation=False,
+    )
     all_context = app.node.get_all_context()
     _check_keys(all_context)
     selected = str(all_context.get("stage") or "dev")
