@@ -16,7 +16,7 @@ from pathlib import Path
 
 from device_sim.assembly import AssemblyError, Env
 from device_sim.deployment import DEFAULT_NUCLEUS_VERSION, PLATFORMS, parse_version
-from device_sim.device import Device, DeviceOptions, StepFailed
+from device_sim.device import Device, DeviceOptions, StepFailed, root_problem
 from device_sim.samples import write_sample_images
 
 
@@ -42,7 +42,8 @@ def _parser() -> argparse.ArgumentParser:
         "--root",
         type=Path,
         default=Path("build/device-sim"),
-        help="the device's Greengrass root, recreated (default: build/device-sim)",
+        help="the device's Greengrass root, deleted and recreated by each run: a new or empty "
+        "folder, or one an earlier run made (it holds .device-sim-root); default: build/device-sim",
     )
     parser.add_argument(
         "--device-name",
@@ -151,6 +152,9 @@ def _check(args: argparse.Namespace) -> str | None:
         return f"--assembly {args.assembly}: no such folder (run cdk synth first)"
     if not (args.assembly / "manifest.json").is_file():
         return f"--assembly {args.assembly}: not a cloud assembly (no manifest.json)"
+    problem = root_problem(args.root)
+    if problem:
+        return f"--root {args.root}: {problem}"
     if args.platform not in PLATFORMS:
         return f"--platform {args.platform!r}: supported: {', '.join(sorted(PLATFORMS))}"
     try:

@@ -59,6 +59,10 @@ LOG = logging.getLogger(__name__)
 HOST_PLATFORM = "linux/amd64"
 MAX_SUBSCRIPTIONS_PER_CONNECTION = 50  # MqttClient.MAX_SUBSCRIPTIONS_PER_CONNECTION
 NUCLEUS_SUBSCRIPTIONS = 4  # IotJobsHelper: jobs notify-next, $next/get accepted/rejected, ...
+# Written into every root the simulator creates: only such a root (or an empty or new folder) is
+# deleted and recreated by a run.
+ROOT_MARKER = ".device-sim-root"
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 class StepFailed(RuntimeError):
@@ -418,9 +422,7 @@ class Device:
 
     def _run(self) -> None:
         o = self.options
-        if o.root.exists():
-            shutil.rmtree(o.root)
-        o.root.mkdir(parents=True)
+        prepare_root(o.root)
         try:
             _, cloud = self.deploy()
         except (ValueError, RuntimeError) as error:
@@ -449,6 +451,47 @@ class Device:
                     "boot 2 (reboot, offline)",
                     "; ".join(f"{k}: {v}" for k, v in second.broken.items()),
                 )
+
+
+def root_problem(root: Path) -> str | None:
+    """Why ``root`` must not be used as the device root (a run deletes it); None when it may.
+
+    Refused: the filesystem root, the home folder, the current folder, the repository, any
+    folder holding one of them, something that is not a folder, and a non-empty folder without
+    :data:`ROOT_MARKER` (one the simulator did not make).
+    """
+    resolved = root.resolve()
+    keep = (
+        (Path(resolved.anchor), "the filesystem root"),
+        (Path.home().resolve(), "your home folder"),
+        (REPO_ROOT, "the repository"),
+        (Path.cwd().resolve(), "the current folder"),
+    )
+    for path, what in keep:
+        if resolved == path:
+            return f"{what}; give a folder of its own, e.g. build/device-sim"
+    for path, what in keep:
+        if resolved in path.parents:
+            return f"a folder that holds {what} ({path}); give a folder of its own"
+    if root.exists() and not root.is_dir():
+        return "not a folder"
+    if root.is_dir() and any(root.iterdir()) and not (root / ROOT_MARKER).is_file():
+        return (
+            f"not empty and not made by device_sim (no {ROOT_MARKER} in it); a run deletes "
+            "its root, so give a new or empty folder"
+        )
+    return None
+
+
+def prepare_root(root: Path) -> None:
+    """Recreate ``root`` empty, with the marker that lets a later run recreate it again."""
+    problem = root_problem(root)
+    if problem:
+        raise StepFailed("arguments", f"--root {root}: {problem}")
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    (root / ROOT_MARKER).write_text("made by python -m device_sim; deleted by its next run\n")
 
 
 def model_input_shape(stage: Stage) -> tuple[int, ...]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from device_sim.device import ROOT_MARKER, root_problem
 from tests.infra.conftest import REPO_ROOT
 
 
@@ -68,3 +70,78 @@ def test_failed_step_is_printed_and_exit_is_1(tmp_path: Path, dev_assembly: Path
     assert result.stderr.strip() == (
         "device_sim: FAILED at provision: Thing name cannot contain colon characters"
     )
+
+
+# ------------------------------------------------------------------------------ --root
+def cli_in(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m device_sim`` run from ``cwd`` (the repository stays importable)."""
+    return subprocess.run(
+        [sys.executable, "-m", "device_sim", *args],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_folder_the_simulator_did_not_make_is_refused_and_kept(
+    tmp_path: Path, dev_assembly: Path
+) -> None:
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "thesis.txt").write_text("years of work")
+    result = cli("--assembly", str(dev_assembly), "--root", str(victim), "--resolve-only")
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"device_sim: error: --root {victim}: ")
+    assert "not empty and not made by device_sim" in lines[0]
+    assert (victim / "thesis.txt").read_text() == "years of work"
+
+
+def test_the_current_folder_is_refused_and_kept(tmp_path: Path, dev_assembly: Path) -> None:
+    (tmp_path / "notes.txt").write_text("keep me")
+    result = cli_in(tmp_path, "--assembly", str(dev_assembly), "--root", ".", "--resolve-only")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip() == (
+        "device_sim: error: --root .: the current folder; give a folder of its own, "
+        "e.g. build/device-sim"
+    )
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
+
+
+def test_a_root_the_simulator_made_is_recreated(tmp_path: Path, dev_assembly: Path) -> None:
+    root = tmp_path / "gg"
+    first = cli("--assembly", str(dev_assembly), "--root", str(root), "--resolve-only")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert (root / ROOT_MARKER).is_file()
+    (root / "left-over").write_text("from the first run")
+    second = cli("--assembly", str(dev_assembly), "--root", str(root), "--resolve-only")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert not (root / "left-over").exists() and (root / ROOT_MARKER).is_file()
+
+
+@pytest.mark.parametrize(
+    ("root", "problem"),
+    [
+        ("/", "the filesystem root"),
+        ("~", "your home folder"),
+        ("~/..", "a folder that holds your home folder"),
+        (str(REPO_ROOT), "the repository"),
+        (str(REPO_ROOT.parent), "a folder that holds the repository"),
+    ],
+)
+def test_folders_never_to_delete_are_refused(
+    root: str, problem: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home" / "user"))
+    (tmp_path / "home" / "user").mkdir(parents=True)
+    assert problem in (root_problem(Path(root).expanduser()) or "")
+
+
+def test_an_empty_or_new_folder_is_accepted(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    assert root_problem(tmp_path / "empty") is None
+    assert root_problem(tmp_path / "new" / "gg") is None
+    (tmp_path / "file").write_text("x")
+    assert root_problem(tmp_path / "file") == "not a folder"
