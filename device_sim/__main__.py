@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,7 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--device-name",
         default="sim-1",
-        help="fills <device-name> in the stack's InstallerCommand (default: sim-1)",
+        help="fills <device-name> in the stack's InstallerCommand: letters, digits, _ - :, "
+        "at most 128 (default: sim-1)",
     )
     parser.add_argument(
         "--nucleus-version",
@@ -147,6 +149,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+# AWS IoT's ThingName shape (botocore data/iot/2015-05-28/service-2.json, "ThingName"):
+# pattern [a-zA-Z0-9:_-]+, min 1, max 128. The device name is part of the thing name.
+THING_NAME = re.compile(r"[a-zA-Z0-9:_-]+")
+THING_NAME_MAX = 128
+
+
 def _check(args: argparse.Namespace) -> str | None:
     if not args.assembly.is_dir():
         return f"--assembly {args.assembly}: no such folder (run cdk synth first)"
@@ -167,6 +175,16 @@ def _check(args: argparse.Namespace) -> str | None:
         return f"--images {args.images}: no such folder"
     if args.wheelhouse is not None and not args.wheelhouse.is_dir():
         return f"--wheelhouse {args.wheelhouse}: no such folder"
+    if not THING_NAME.fullmatch(args.device_name):
+        return (
+            f"--device-name {args.device_name!r}: a thing name may hold only letters, digits, "
+            "_, - and : (AWS IoT ThingName pattern [a-zA-Z0-9:_-]+)"
+        )
+    if len(args.device_name) > THING_NAME_MAX:
+        return (
+            f"--device-name: {args.device_name[:20]}... is {len(args.device_name)} characters; "
+            f"a thing name has at most {THING_NAME_MAX}"
+        )
     if args.wait <= 0:
         return f"--wait {args.wait}: must be positive"
     if not args.account.isdigit() or len(args.account) != 12:

@@ -36,6 +36,11 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
         (["--images", "/no/such/dir"], "--images /no/such/dir: no such folder"),
         (["--wait", "0"], "--wait 0.0: must be positive"),
         (["--account", "12"], "--account '12': expected 12 digits"),
+        # botocore data/iot/2015-05-28/service-2.json, shape ThingName: pattern
+        # [a-zA-Z0-9:_-]+, length 1-128 (the CLI prefixes the stack's edge-ai-<stage>-).
+        (["--device-name", "../../x"], "--device-name '../../x': a thing name may hold only"),
+        (["--device-name", ""], "--device-name '': a thing name may hold only"),
+        (["--device-name", "x" * 129], "is 129 characters; a thing name has at most 128"),
     ],
 )
 def test_bad_argument_is_one_line(dev_assembly: Path, args: list[str], message: str) -> None:
