@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Tuple
@@ -79,9 +80,13 @@ def resized_size(width: int, height: int, shorter: int) -> Tuple[int, int]:
 class InputDecoder:
     """Loads one input file into a tensor shaped like the model's input (C-contiguous float32)."""
 
-    def __init__(self, info: ModelInfo, max_image_pixels: int) -> None:
+    def __init__(
+        self, info: ModelInfo, max_image_pixels: int, *, limit_name: str = "MaxImagePixels"
+    ) -> None:
+        """``limit_name`` is how errors name the limit (the configuration key, or a flag)."""
         self.info = info
         self.max_image_pixels = max_image_pixels
+        self.limit_name = limit_name
         self._pil = self._import_pillow(max_image_pixels)
         channel_scale = np.array([info.scale / s for s in info.std], dtype=np.float32)
         channel_shift = np.array([m / s for m, s in zip(info.mean, info.std)], dtype=np.float32)
@@ -187,7 +192,7 @@ class InputDecoder:
                 if pixels > self.max_image_pixels:
                     raise BadInput(
                         f"image is {width}x{height} = {pixels} pixels, more than "
-                        f"MaxImagePixels={self.max_image_pixels}"
+                        f"{self.limit_name}={self.max_image_pixels}"
                     )
                 orientation = exif_orientation(img)
                 turned = orientation >= 5  # width and height swap when upright
@@ -206,7 +211,13 @@ class InputDecoder:
         except BadInput:
             raise
         except pil.DecompressionBombError as err:
-            raise BadInput(f"image too large: {err}") from err
+            # Above twice MAX_IMAGE_PIXELS PIL refuses while opening, quoting its doubled limit
+            # ("Image size (N pixels) exceeds limit of 2*MAX pixels"): name the one that was set.
+            found = re.search(r"\((\d+) pixels\)", str(err))
+            size = f"{found.group(1)} pixels" if found else "too many pixels"
+            raise BadInput(
+                f"image is {size}, more than {self.limit_name}={self.max_image_pixels}"
+            ) from err
         except pil.UnidentifiedImageError as err:
             raise BadInput("not a JPEG or PNG image (PIL cannot identify it)") from err
         except (OSError, SyntaxError, ValueError) as err:

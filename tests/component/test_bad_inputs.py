@@ -94,12 +94,17 @@ def test_real_image_above_a_lowered_max_image_pixels_fails(
 ):
     (folders.input / "big.png").write_bytes(encode(photo(4, (200, 100)), "PNG"))
     (folders.input / "fits.png").write_bytes(encode(photo(5, (90, 100)), "PNG"))
+    # Over twice the limit Pillow's own guard (DecompressionBombError) fires first, quoting its
+    # doubled limit (20000); the error must still name the limit that was set.
+    (folders.input / "bomb.png").write_bytes(encode(photo(6, (300, 100)), "PNG"))
 
     messages = run_once(folders, tiny_package.model_dir, max_image_pixels=10_000)
 
     by_name = {m["input"]: m for m in messages}
     assert "20000 pixels" in by_name["big.png"]["error"]
     assert "MaxImagePixels=10000" in by_name["big.png"]["error"]
+    bomb = by_name["bomb.png"]["error"]
+    assert "30000 pixels, more than MaxImagePixels=10000" in bomb and "20000" not in bomb
     assert "top" in by_name["fits.png"]
 
 
