@@ -10,10 +10,13 @@ contract's defaults apply (``docs/CONTRACTS.md``: 224 x 224, ImageNet).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import stat
 import sys
+import tempfile
 from pathlib import Path
-from typing import List, NoReturn, Optional
+from typing import Dict, List, NoReturn, Optional
 
 import numpy as np
 
@@ -53,11 +56,12 @@ class ConvertError(Exception):
 
 
 def destinations(images: List[Path], output: Optional[Path]) -> List[Path]:
-    """Where each image's tensor goes; :class:`ConvertError` for an output that cannot work."""
+    """Where each image's tensor goes; :class:`ConvertError` for an output that cannot work,
+    or for two images whose tensors would land on one file (the last would silently win)."""
     if output is None:
-        return [Path.cwd() / (image.stem + ".npy") for image in images]
-    if output.is_dir():
-        return [output / (image.stem + ".npy") for image in images]
+        return _distinct(images, [Path.cwd() / (image.stem + ".npy") for image in images])
+    if _is_dir(output):
+        return _distinct(images, [output / (image.stem + ".npy") for image in images])
     if len(images) > 1:
         raise ConvertError(f"-o {output}: with several images, -o must be an existing folder")
     if output.suffix.lower() != ".npy":
@@ -67,22 +71,73 @@ def destinations(images: List[Path], output: Optional[Path]) -> List[Path]:
     return [output]
 
 
+def _is_dir(path: Path) -> bool:
+    """``Path.is_dir``, False too for a name the OS refuses (too long: ENAMETOOLONG)."""
+    try:
+        return stat.S_ISDIR(path.stat().st_mode)
+    except OSError:
+        return False
+
+
+def _distinct(images: List[Path], dests: List[Path]) -> List[Path]:
+    first: Dict[Path, Path] = {}
+    for image, dest in zip(images, dests):
+        key = Path(os.path.abspath(dest))
+        if key in first:
+            raise ConvertError(
+                f"{first[key]} and {image} would both be written to {dest}: convert them in "
+                "separate calls with different -o"
+            )
+        first[key] = image
+    return dests
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def _not_a_file(image: Path) -> Optional[str]:
+    """Why ``image`` cannot be read as a file, or None when it is a regular file."""
+    try:
+        mode = image.stat().st_mode
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as err:
+        return f"cannot read it: {err.strerror or err}"
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((what for test, what in _KINDS if test(mode)), "not a regular file")
+    return f"{kind}, not an image file"
+
+
 def convert(image: Path, dest: Path, decoder: InputDecoder) -> None:
     if image.suffix.lower() not in IMAGE_SUFFIXES:
         raise ConvertError(f"{image}: not a JPEG or PNG file name ({', '.join(IMAGE_SUFFIXES)})")
-    if not image.is_file():
-        raise ConvertError(f"{image}: no such file")
+    problem = _not_a_file(image)
+    if problem:
+        raise ConvertError(f"{image}: {problem}")
     try:
         tensor = decoder.load(image)
     except BadInput as err:
         raise ConvertError(f"{image}: {err}") from err
-    tmp = dest.with_name("." + dest.name + ".tmp")
+    # A short random temporary name: ".<dest name>.tmp" is longer than NAME_MAX (255 bytes)
+    # for an image whose own name fits.
+    tmp: Optional[str] = None
     try:
-        with open(tmp, "wb") as handle:
+        fd, tmp = tempfile.mkstemp(prefix=".convert-", suffix=".npy.tmp", dir=str(dest.parent))
+        with os.fdopen(fd, "wb") as handle:
             np.save(handle, tensor, allow_pickle=False)
-        os.replace(tmp, dest)
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; a tensor is not a secret
+        os.replace(tmp, str(dest))
     except OSError as err:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
         raise ConvertError(f"cannot write {dest}: {err.strerror or err}") from err
 
 
@@ -96,7 +151,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (ConvertError, ModelError) as err:
         sys.stderr.write(f"{PROG}: error: {err}\n")
         return 2
-    decoder = InputDecoder(info, args.max_image_pixels)
+    decoder = InputDecoder(info, args.max_image_pixels, limit_name="--max-image-pixels")
     failed = 0
     for image, dest in zip(args.images, targets):
         try:
