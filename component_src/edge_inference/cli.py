@@ -224,7 +224,10 @@ def build_service(
         if args.ipc:
             from edge_inference import ipc
 
-            client = ipc_client if ipc_client is not None else ipc.connect()
+            try:
+                client = ipc_client if ipc_client is not None else ipc.connect()
+            except ipc.IpcUnavailable as err:
+                raise UsageError(str(err)) from err
             source = ipc.IpcConfiguration(client, store)
             # An invalid configuration at start-up stops here with the reason: running on the
             # command line's defaults would watch the wrong folder without anyone noticing.

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from typing import Any, Dict, List, Optional
 
 from edge_inference.config import Config, ConfigStore, resolve_topic
@@ -24,11 +25,33 @@ from edge_inference.config import Config, ConfigStore, resolve_topic
 LOG = logging.getLogger(__name__)
 
 
+# What awsiotsdk's ``greengrasscoreipc.connect`` reads to reach the nucleus; the nucleus sets them
+# for a component's lifecycle scripts (nucleus ``ipc/IPCEventStreamService.java``
+# ``NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT``; ``lifecyclemanager/ShellRunner.java``
+# ``setenv("SVCUID", ...)``).
+IPC_ENV = ("AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT", "SVCUID")
+
+
+class IpcUnavailable(Exception):
+    """Greengrass IPC cannot be reached; the message is one line for the user."""
+
+
 def connect() -> Any:
-    """A connected ``GreengrassCoreIPCClientV2`` (only works inside Greengrass)."""
+    """A connected ``GreengrassCoreIPCClientV2``; :class:`IpcUnavailable` outside Greengrass."""
+    missing = [name for name in IPC_ENV if not os.environ.get(name)]
+    if missing:
+        raise IpcUnavailable(
+            f"--ipc works only in a Greengrass component: {' and '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not set (the nucleus sets them for the "
+            "component's lifecycle scripts)"
+        )
     from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
 
-    return GreengrassCoreIPCClientV2()
+    try:
+        return GreengrassCoreIPCClientV2()
+    except Exception as err:  # awscrt raises AwsCrtError (socket gone, token refused)
+        socket = os.environ[IPC_ENV[0]]
+        raise IpcUnavailable(f"--ipc: cannot connect to the nucleus at {socket}: {err}") from err
 
 
 class IotCorePublisher:

@@ -178,3 +178,17 @@ def test_sigterm_while_the_model_loads_stops_within_the_grace_period(
         process.communicate()
     assert process.returncode in (0, -signal.SIGTERM)
     assert folders.names(folders.in_progress) == []
+
+
+def test_ipc_outside_greengrass_names_the_missing_variables(
+    folders: Folders, tiny_package: TinyPackage
+):
+    """The nucleus gives a component these (IPCEventStreamService
+    NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT, ShellRunner's SVCUID), and awsiotsdk's
+    greengrasscoreipc.connect reads them."""
+    result = run_bad(["--model-dir", str(tiny_package.model_dir), "--ipc"], folders.root)
+    assert result.stderr.strip() == (
+        "edge_inference: error: --ipc works only in a Greengrass component: "
+        "AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT and SVCUID are not set "
+        "(the nucleus sets them for the component's lifecycle scripts)"
+    )
