@@ -46,7 +46,9 @@ be on one filesystem. Relative paths are relative to the working directory.
 
 --once processes every file in the input folder, then exits once the results are out. Files
 still being written are waited for until they have settled (--settle-seconds), so a file
-written just before the call is processed too.
+written just before the call is processed too. With --once the input folder must exist;
+without it, the input, processed, failed and state folders are created as needed (Greengrass
+creates the component's working folder, not the folders in it).
 
 exit status: 0 when stopped (SIGTERM/SIGINT) or done (--once); 2 for bad arguments or a model
 folder without a model for the runtime; 1 when the model cannot be loaded; 3 when another
@@ -237,6 +239,15 @@ def build_service(
         config = store.validate(config, None if args.ipc else FLAGS)
     except ConfigError as err:
         raise UsageError(str(err)) from err
+    if args.once and not config.input_dir.is_dir():
+        # --once is a batch over what is there: a missing folder is a typo, not an empty batch.
+        # Running for good, the component creates it: Greengrass creates the component's work
+        # folder (its working directory, nucleus util/NucleusPaths.java workPath(serviceName))
+        # but nothing in it, and the default InputDir "input" is relative to it.
+        flag = "InputDir" if args.ipc else "--input-dir"
+        raise UsageError(
+            f"{flag} {config.input_dir}: no such folder (--once processes the files already in it)"
+        )
     spool = Spool(state_dir)
     spool.lock()  # before the (slow) model load: a second instance stops at once
 

@@ -180,6 +180,21 @@ def test_sigterm_while_the_model_loads_stops_within_the_grace_period(
     assert folders.names(folders.in_progress) == []
 
 
+def test_once_with_a_mistyped_input_folder_is_an_error_and_creates_nothing(
+    folders: Folders, tiny_package: TinyPackage
+):
+    missing = folders.root / "nonexist" / "in"
+    result = run_bad(
+        ["--model-dir", str(tiny_package.model_dir), "--input-dir", str(missing), "--once"],
+        folders.root,
+    )
+    assert result.stderr.strip() == (
+        f"edge_inference: error: --input-dir {missing}: no such folder "
+        "(--once processes the files already in it)"
+    )
+    assert not (folders.root / "nonexist").exists()
+
+
 def test_ipc_outside_greengrass_names_the_missing_variables(
     folders: Folders, tiny_package: TinyPackage
 ):
