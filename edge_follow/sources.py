@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import queue
 import sys
 import time
@@ -141,7 +142,10 @@ class LocalSource:
     per publish: ``{"topic", "payload" (the decoded JSON object), "qos", "client_id", "time"}``.
 
     Like a new subscriber it starts at the file's current end (``from_start`` replays it all);
-    a file that does not exist yet is waited for and read from its start.
+    a file that does not exist yet is waited for and read from its start. A file replaced by
+    another (a new inode: a device_sim run recreates its root) is finished, then the new one is
+    read from its start; a file truncated in place is read again from its start. (A truncation
+    followed by more writes than it removed, between two polls, looks like growth.)
     """
 
     def __init__(self, root: Path, topic_filter: str, *, from_start: bool = False) -> None:
@@ -176,13 +180,32 @@ class LocalSource:
             self._open(at_end=False)
             _note(f"following {self.topic_filter} in {self.path}")
         try:
-            if self.path.stat().st_size < self._handle.tell():  # truncated: start over
-                self._handle.seek(0)
-                self._partial = b""
+            on_disk = os.stat(self.path)
         except OSError:
-            return []
-        data = self._partial + self._handle.read()
-        *lines, self._partial = data.split(b"\n")
+            on_disk = None
+        held = os.fstat(self._handle.fileno())
+        if on_disk is None or (on_disk.st_dev, on_disk.st_ino) != (held.st_dev, held.st_ino):
+            # Removed or replaced (a device_sim run recreates its root): finish the file held
+            # open, then read the new one, when there is one, from its start.
+            lines = self._split(self._handle.read())
+            if self._partial.strip():
+                lines.append(self._partial)
+            self._handle.close()
+            self._handle = None
+            self._partial = b""
+            if on_disk is not None:
+                _note(f"{self.path} was replaced; reading the new one from its start")
+                return lines + self._read_lines()
+            return lines
+        if on_disk.st_size < self._handle.tell():  # truncated in place: start over
+            _note(f"{self.path} was truncated; reading it from its start")
+            self._handle.seek(0)
+            self._partial = b""
+        return self._split(self._handle.read())
+
+    def _split(self, data: bytes) -> list[bytes]:
+        """Complete lines of what was read; an unfinished last line waits for the rest."""
+        *lines, self._partial = (self._partial + data).split(b"\n")
         return [line for line in lines if line.strip()]
 
     def _to_message(self, line: bytes) -> Optional[Message]:

@@ -13,6 +13,7 @@ import pytest
 from moto import mock_aws
 
 from edge_follow import cli, connections, render
+from edge_follow.sources import LocalSource
 from tests.follow.harness import PREDICTION, PREDICTION_LINE, Follower, follow_env, run_follow
 
 
@@ -69,6 +70,55 @@ def test_local_from_start_replays_and_waits_for_a_file_not_there_yet(tmp_path):
     replay = run_follow("--local", str(tmp_path), "--from-start", "--count", "1", "--json")
     assert replay.returncode == 0, replay.stderr
     assert json.loads(replay.stdout) == json.loads(PREDICTION)
+
+
+def drain(source: LocalSource) -> list[str]:
+    """Inputs of the messages the source has now."""
+    names = []
+    while (message := source.get(0)) is not None:
+        names.append(json.loads(message.payload)["input"])
+    return names
+
+
+def prediction(name: str) -> object:
+    return {**json.loads(PREDICTION), "input": name}
+
+
+@pytest.mark.parametrize("longer", [False, True])
+def test_local_follows_a_record_that_device_sim_replaced(tmp_path, longer):
+    """A device_sim run deletes its root and writes a new published.jsonl: the follower must
+    read the new file from its start, whether it is shorter or longer than the old one."""
+    published = tmp_path / "mqtt" / "published.jsonl"
+    published.parent.mkdir()
+    append(published, record("edge-ai/t/predictions", prediction("old-1.png")))
+    source = LocalSource(tmp_path, "edge-ai/+/predictions", from_start=True)
+    source.start()
+    try:
+        assert drain(source) == ["old-1.png"]
+        published.unlink()
+        append(published, record("edge-ai/t/predictions", prediction("new-1.png")))
+        if longer:
+            append(published, record("edge-ai/t/predictions", prediction("new-2.png")))
+        assert drain(source) == ["new-1.png", "new-2.png"][: 2 if longer else 1]
+        append(published, record("edge-ai/t/predictions", prediction("new-3.png")))
+        assert drain(source) == ["new-3.png"]
+    finally:
+        source.close()
+
+
+def test_local_starts_over_when_the_record_is_truncated(tmp_path):
+    published = tmp_path / "mqtt" / "published.jsonl"
+    published.parent.mkdir()
+    append(published, record("edge-ai/t/predictions", prediction("old-1.png")))
+    append(published, record("edge-ai/t/predictions", prediction("old-2.png")))
+    source = LocalSource(tmp_path, "edge-ai/+/predictions", from_start=True)
+    source.start()
+    try:
+        assert drain(source) == ["old-1.png", "old-2.png"]
+        published.write_text(record("edge-ai/t/predictions", prediction("new-1.png")))
+        assert drain(source) == ["new-1.png"]
+    finally:
+        source.close()
 
 
 # ------------------------------------------------------------------------------ AWS IoT Core
