@@ -11,10 +11,37 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import re
 from typing import Any, Optional
 
 PREDICTIONS = "predictions"
 _SHOWN_BYTES = 80
+# Characters a terminal acts on rather than shows: C0 and C1 controls (ESC, CSI 0x9b, newline,
+# carriage return), DEL, the Unicode line and paragraph separators, and the bidirectional
+# embedding/override/isolate controls that reorder what is shown.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# The same less the C0 controls, which json.dumps always escapes (JSON strings cannot hold them).
+_UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def printable(text: str) -> str:
+    """``text`` with what a terminal would act on written as ``\\n``, ``\\x1b``, ``\\u202e``:
+    device-controlled text (thing and input names, labels, errors) cannot forge lines or
+    drive the terminal."""
+    return _UNSAFE.sub(lambda found: _escape(found.group()), text)
+
+
+def _json_line(value: Any) -> str:
+    """One line of JSON for ``value``, exact (``json.loads`` gives ``value`` back), with no raw
+    terminal controls: those are written ``\\u00XX`` (legal inside any JSON string)."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return _UNSAFE_IN_JSON.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +120,25 @@ def render(
     as_json: bool,
     received: Optional[str] = None,
 ) -> Line:
-    """The line for one message on ``topic``; ``received`` is when it was published, if known."""
+    """The line for one message on ``topic``; ``received`` is when it was published, if known.
+
+    Human output (and a malformed message's line) escapes control characters (:func:`printable`);
+    ``as_json`` output is exact JSON.
+    """
+    line = _render(prefix, topic, payload, as_json=as_json, received=received)
+    if as_json and not line.malformed:
+        return line
+    return Line(printable(line.text), line.malformed)
+
+
+def _render(
+    prefix: str,
+    topic: str,
+    payload: bytes,
+    *,
+    as_json: bool,
+    received: Optional[str] = None,
+) -> Line:
     thing = thing_name(prefix, topic)
     message, problem = decode(payload)
     if message is None:
@@ -102,7 +147,7 @@ def render(
             malformed=True,
         )
     if as_json:
-        return Line(json.dumps(message, separators=(",", ":"), ensure_ascii=False))
+        return Line(_json_line(message))
     when = str(message.get("timestamp") or received or _now())
     name = str(message.get("input", "?"))
     if "error" in message:

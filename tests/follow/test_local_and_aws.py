@@ -229,6 +229,39 @@ def test_a_failed_input_and_a_result_without_top_are_shown_for_what_they_are():
     assert odd.text.startswith("R  t  malformed prediction (no top list of label/score)")
 
 
+HOSTILE_TOPIC = "edge-ai/t\x1b]0;pwned\x07/predictions"  # sets the terminal title, raw
+
+
+def test_device_text_with_control_characters_is_escaped_in_human_output():
+    """Thing names, input names, labels and error texts come from devices: a newline would forge
+    a second line, an escape sequence would drive the terminal."""
+    result = {
+        "input": "a.png\n2026-01-01T00:00:00  thing-9  forged.png  cat 1.000",
+        "top": [{"index": 0, "label": "cat\x9b2J\u202e", "score": 0.5}],
+        "timestamp": "T\r",
+    }
+    line = render.render("edge-ai", HOSTILE_TOPIC, json.dumps(result).encode(), as_json=False)
+    assert line.text == (
+        "T\\r  t\\x1b]0;pwned\\x07  "
+        "a.png\\n2026-01-01T00:00:00  thing-9  forged.png  cat 1.000  cat\\x9b2J\\u202e 0.500"
+    )
+    failed = {"input": "b\x1b[2J.jpg", "error": "bad\x00\x7f\u2028", "timestamp": "T"}
+    line = render.render("edge-ai", "edge-ai/t/predictions", json.dumps(failed).encode(),
+                         as_json=False)  # fmt: skip
+    assert line.text == "T  t  b\\x1b[2J.jpg  ERROR bad\\x00\\x7f\\u2028"
+    bad = render.render("edge-ai", HOSTILE_TOPIC, b"\x1b[31m", as_json=True, received="R")
+    assert bad.malformed and "\x1b" not in bad.text and "t\\x1b]0;pwned\\x07" in bad.text
+
+
+def test_json_output_stays_exact_json_with_no_raw_terminal_controls():
+    message = {"input": "a\x9b.png\u2028", "error": "x\x1b\u202e", "n": 1}
+    line = render.render("edge-ai", HOSTILE_TOPIC, json.dumps(message).encode(), as_json=True)
+    assert json.loads(line.text) == message
+    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or c in "\u2028\u202e"
+                   for c in line.text)  # fmt: skip
+    assert "\n" not in line.text
+
+
 @pytest.mark.parametrize(
     ("topic", "matches"),
     [
