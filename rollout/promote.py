@@ -35,14 +35,21 @@ def find_canary(assembly: Path, stage: str, device_class: str) -> Mapping[str, A
     """The canary deployment resource of ``device_class`` in ``stage``'s templates."""
     templates = sorted(assembly.rglob("*.template.json"))
     if not templates:
-        raise PromoteError(f"no templates under {assembly}: run `cdk synth -c stage={stage}`")
+        raise PromoteError(f"no templates under {assembly}: run {_synth(assembly, stage)}")
     rings: dict[str, set[str]] = {}
+    stages: set[str] = set()
     for path in templates:
-        resources = json.loads(path.read_text()).get("Resources", {})
+        try:
+            resources = json.loads(path.read_text()).get("Resources", {})
+        except (OSError, ValueError, AttributeError) as error:
+            raise PromoteError(
+                f"{path}: not a readable CloudFormation template ({error})"
+            ) from None
         for resource in resources.values():
             ring = (resource.get("Metadata") or {}).get(RING_METADATA)
             if resource.get("Type") != DEPLOYMENT_TYPE or not isinstance(ring, dict):
                 continue
+            stages.add(str(ring.get("stage")))
             if ring.get("stage") != stage:
                 continue
             rings.setdefault(str(ring.get("class")), set()).add(str(ring.get("ring")))
@@ -53,10 +60,59 @@ def find_canary(assembly: Path, stage: str, device_class: str) -> Mapping[str, A
             f"device class {device_class} has no canary ring (canary_thing_group): its "
             "deployment already carries every change"
         )
+    if stage not in stages:
+        there = ", ".join(sorted(stages)) or "none"
+        raise PromoteError(
+            f"stage {stage} is not in {assembly} (stages there: {there}): run "
+            f"{_synth(assembly, stage)} first"
+        )
     known = ", ".join(sorted(rings)) or "none"
     raise PromoteError(
         f"no device class {device_class} in stage {stage} under {assembly} (classes: {known})"
     )
+
+
+def _synth(assembly: Path, stage: str) -> str:
+    """The command that synthesizes ``stage`` into ``assembly`` (app.py: context ``stage``)."""
+    output = "" if assembly == Path("cdk.out") else f" --output {assembly}"
+    return f"`cdk synth -c stage={stage}{output}`"
+
+
+def _kind(value: object) -> str:
+    """What a JSON value is, in words."""
+    if isinstance(value, bool):
+        return "a boolean"
+    kinds = {dict: "an object", list: "an array", str: "a string", int: "a number"}
+    kinds[float] = "a number"
+    return kinds.get(type(value), "null")
+
+
+def read_cdk_json(path: Path) -> dict[str, Any]:
+    """``cdk.json`` as an object; :class:`PromoteError` naming the file otherwise."""
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise PromoteError(f"{path}: cannot read it: {error.strerror or error}") from None
+    try:
+        document = json.loads(text)
+    except ValueError as error:
+        raise PromoteError(f"{path}: not valid JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise PromoteError(f"{path}: the top level is {_kind(document)}; expected an object")
+    return document
+
+
+def _object_at(document: dict[str, Any], keys: Sequence[str], path: Path) -> dict[str, Any]:
+    """``document[k1][k2]...``, made an empty object where missing; PromoteError where some
+    level is not an object (a hand edit), naming the key path."""
+    node = document
+    for depth, key in enumerate(keys):
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            where = ".".join(keys[: depth + 1])
+            raise PromoteError(f"{path}: {where} is {_kind(child)}; expected an object")
+        node = child
+    return node
 
 
 def release_of(deployment: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -79,15 +135,18 @@ def release_of(deployment: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 def promote(assembly: Path, cdk_json: Path, stage: str, device_class: str) -> list[str]:
     """Write the canary's release into ``cdk_json``; return the lines describing the change."""
     release = release_of(find_canary(assembly, stage, device_class))
-    document = json.loads(cdk_json.read_text())
-    context = document.setdefault("context", {})
-    releases = context.setdefault("releases", {}).setdefault(stage, {})
+    document = read_cdk_json(cdk_json)
+    releases = _object_at(document, ("context", "releases", stage), cdk_json)
     previous: Mapping[str, Any] = releases.get(device_class) or {}
+    if not isinstance(previous, dict):
+        where = f"context.releases.{stage}.{device_class}"
+        raise PromoteError(f"{cdk_json}: {where} is {_kind(previous)}; expected an object")
     releases[device_class] = release
     cdk_json.write_text(json.dumps(document, indent=2) + "\n")
     lines = []
     for name in sorted(set(previous) | set(release)):
-        old = (previous.get(name) or {}).get("version", "-")
+        pin = previous.get(name)
+        old = pin.get("version", "-") if isinstance(pin, dict) else "-"
         new = (release.get(name) or {}).get("version", "-")
         change = "unchanged" if old == new else f"{old} -> {new}"
         lines.append(f"  {name}: {change}")
@@ -95,7 +154,11 @@ def promote(assembly: Path, cdk_json: Path, stage: str, device_class: str) -> li
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rollout.promote", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m rollout.promote",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # keeps the example's lines
+    )
     parser.add_argument("--stage", required=True, help="stage, e.g. dev")
     parser.add_argument("--class", dest="device_class", required=True, help="device class")
     parser.add_argument("--assembly", type=Path, default=Path("cdk.out"), help="cdk.out")
