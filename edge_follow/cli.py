@@ -21,6 +21,7 @@ from edge_follow.sources import FollowError, LocalSource, MqttSource, Source
 PROG = "python -m edge_follow"
 DEFAULT_PREFIX = "edge-ai"
 DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_LOCAL_ROOT = Path("build/device-sim")  # python -m device_sim's default --root
 
 
 def _positive_int(text: str) -> int:
@@ -81,7 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--local",
         metavar="ROOT",
         type=Path,
-        help="follow the simulated device under ROOT (its ROOT/mqtt/published.jsonl)",
+        nargs="?",
+        const=DEFAULT_LOCAL_ROOT,
+        help="follow the simulated device under ROOT (its ROOT/mqtt/published.jsonl; "
+        f"ROOT defaults to device_sim's root, {DEFAULT_LOCAL_ROOT})",
     )
     where.add_argument(
         "--broker",

@@ -274,3 +274,15 @@ def test_json_output_stays_exact_json_with_no_raw_terminal_controls():
 )
 def test_topic_filter_matching_follows_mqtt(topic, matches):
     assert render.topic_matches("edge-ai/+/predictions", topic) is matches
+
+
+def test_local_without_a_root_follows_device_sims_default_root():
+    """One default root everywhere: device_sim writes there, edge_follow --local reads there,
+    and the README's commands use it."""
+    from device_sim.__main__ import _parser as device_sim_parser
+
+    default = device_sim_parser().get_default("root")
+    assert cli.build_parser().parse_args(["--local"]).local == default
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert f"python -m edge_follow --local {default}" in readme
+    assert f"--root {default}" in readme
