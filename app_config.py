@@ -317,7 +317,11 @@ _THING_GROUP_RE = re.compile(r"^[a-zA-Z0-9:_-]{1,128}$")
 _NAMESPACE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*(\.[A-Za-z][A-Za-z0-9]*)+$")
 _S3_URI_RE = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
 _INSTANCE_RE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
-_VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
+# Component and nucleus versions: semver MAJOR.MINOR.PATCH, "non-negative integers, and MUST NOT
+# contain leading zeroes" (semver.org 2.0.0, item 2); Greengrass component versions are semver
+# (https://docs.aws.amazon.com/greengrass/v2/developerguide/component-recipe-reference.html,
+# ComponentVersion).
+_VERSION_RE = re.compile(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$")
 _TOPIC_RE = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
 _IMAGE_RE = re.compile(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[^\s:]+:[^\s]+$")
 

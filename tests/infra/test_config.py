@@ -215,3 +215,30 @@ def test_nvidia_platform_target_takes_compiler_options() -> None:
         is None
     )
     assert config_with().device_classes[0].neo_compiler_options is None
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("nucleus_version", "02.18.2"),
+        ("nucleus_version", "2.018.2"),
+        ("log_manager_version", "2.3.07"),
+        ("variant_dlr_version", "01.6.16"),
+    ],
+)
+def test_versions_are_semver_without_leading_zeros(key, value) -> None:
+    """semver.org 2.0.0, item 2: "X, Y, and Z are non-negative integers, and MUST NOT contain
+    leading zeroes"; Greengrass component versions are semver (CreateComponentVersion)."""
+    with pytest.raises(ConfigError, match=rf"{key}='{value}'.*X\.Y\.Z") as raised:
+        config_with(**{key: value})
+    assert raised.value.key == key
+
+
+def test_release_versions_are_semver_without_leading_zeros() -> None:
+    from tests.infra.conftest import JETSON_RELEASE, THREE_CLASSES
+
+    release = {**JETSON_RELEASE, "aws.greengrass.LogManager": {"version": "2.03.7"}}
+    with pytest.raises(ConfigError, match=r"jetson\.aws\.greengrass\.LogManager.*2\.03\.7"):
+        build_config(
+            "dev", merge_context({}, {}, {"device_classes": THREE_CLASSES}), {"jetson": release}
+        )
