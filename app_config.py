@@ -13,10 +13,15 @@ Where a value comes from, lowest precedence first:
 
 from __future__ import annotations
 
+import functools
+import importlib
+import importlib.util
 import json
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from edge_constructs.greengrass.public_components import LOG_MANAGER_PIN, VARIANT_DLR_PIN, admits
@@ -371,7 +376,8 @@ def _optional_s3(key: str, value: object) -> str:
     return text
 
 
-def _mapping(key: str, value: object) -> dict[str, str]:
+def _json_object(key: str, value: object) -> Mapping[str, Any]:
+    """A JSON object, given as one (cdk.json) or as its text (``-c key='{...}'``)."""
     if isinstance(value, str):
         try:
             value = json.loads(value) if value.strip() else {}
@@ -379,12 +385,89 @@ def _mapping(key: str, value: object) -> dict[str, str]:
             raise ConfigError(key, value, "expected a JSON object of strings") from None
     if not isinstance(value, Mapping):
         raise ConfigError(key, value, "expected a JSON object of strings")
+    return value
+
+
+def _mapping(key: str, value: object) -> dict[str, str]:
+    """A JSON object of strings (numbers and booleans as text); ``null`` drops the entry."""
+    value = _json_object(key, value)
     result: dict[str, str] = {}
     for name, item in value.items():
-        if not isinstance(name, str) or isinstance(item, (dict, list)) or item is None:
+        if item is None:
+            continue
+        if not isinstance(name, str) or isinstance(item, (dict, list)):
             raise ConfigError(key, value, "expected a JSON object of strings")
         result[name] = str(item).lower() if isinstance(item, bool) else str(item)
     return result
+
+
+# The training script's own command line (training_src/edge_training/config.py) checks the
+# hyperparameters at synth, so a value train.py would refuse fails here and not an hour into a
+# training job. SageMaker passes each hyperparameter as ``--name value``
+# (sagemaker-training-toolkit, README "hyperparameters"). The module imports only argparse
+# and os, so synth needs no torch.
+TRAINING_SRC = Path(__file__).resolve().parent / "training_src"
+_TRAINING_PACKAGE = "_edge_training_at_synth"
+# Set by SageMaker (SM_MODEL_DIR, SM_CHANNEL_*, SM_OUTPUT_DATA_DIR, the checkpoint config) or by
+# the pipeline (architecture, input_shape): not hyperparameters a user sets.
+SAGEMAKER_ARGUMENTS = ("model-dir", "train", "validation", "output-data-dir", "checkpoint-dir")
+PIPELINE_HYPERPARAMETERS = ("arch", "input-shape")
+
+
+@functools.cache
+def _training_config_module() -> Any:
+    """``training_src/edge_training/config.py``, imported under a private package name."""
+    package_dir = TRAINING_SRC / "edge_training"
+    spec = importlib.util.spec_from_file_location(
+        _TRAINING_PACKAGE,
+        package_dir / "__init__.py",
+        submodule_search_locations=[str(package_dir)],
+    )
+    if spec is None or spec.loader is None:  # pragma: no cover - the file is in the repo
+        raise RuntimeError(f"cannot load {package_dir}")
+    package = importlib.util.module_from_spec(spec)
+    sys.modules[_TRAINING_PACKAGE] = package
+    spec.loader.exec_module(package)
+    return importlib.import_module(f"{_TRAINING_PACKAGE}.config")
+
+
+def check_hyperparameters(
+    hyperparameters: Mapping[str, str], architecture: str, input_shape: tuple[int, ...]
+) -> None:
+    """Parse the hyperparameters as train.py will, with the arguments SageMaker adds."""
+    module = _training_config_module()
+    known = sorted(
+        option[2:]
+        for action in module.build_parser()._actions
+        for option in action.option_strings
+        if option.startswith("--") and option != "--help"
+    )
+    for name, value in hyperparameters.items():
+        if name in SAGEMAKER_ARGUMENTS:
+            raise ConfigError(
+                f"hyperparameters.{name}", value, "set by SageMaker for the training job"
+            )
+        if name not in known:
+            settable = [k for k in known if k not in SAGEMAKER_ARGUMENTS + PIPELINE_HYPERPARAMETERS]
+            raise ConfigError(
+                f"hyperparameters.{name}",
+                value,
+                f"train.py has no --{name}; it takes {', '.join(settable)}",
+            )
+    argv = ["--model-dir", "/opt/ml/model", "--output-data-dir", "/opt/ml/output/data"]
+    for name, value in {
+        "export-onnx": "true",
+        **hyperparameters,
+        "arch": architecture,
+        "input-shape": ",".join(str(d) for d in input_shape),
+    }.items():
+        argv += [f"--{name}", value]
+    try:
+        module.parse_args(argv)
+    except module.TrainingInputError as error:  # from argparse (its _Parser) or its checks
+        raise ConfigError(
+            "hyperparameters", dict(hyperparameters), f"train.py refuses them: {error}"
+        ) from None
 
 
 def _check_variant_dlr_nucleus(nucleus_version: str) -> None:
@@ -694,6 +777,10 @@ def merge_context(
                 close = [k for k in DEFAULTS if k.split("_")[0] == key.split("_")[0]]
                 hint = f" (did you mean {', '.join(close)}?)" if close else ""
                 raise ConfigError(key, value, f"unknown key in {source_name}{hint}")
+            if key == "hyperparameters":
+                # Merged over the defaults and the layers below, not replaced: a user who sets
+                # epochs keeps pretrained=true. A null value removes an entry.
+                value = {**merged[key], **_json_object(key, value)}
             merged[key] = value
     return merged
 
@@ -743,6 +830,14 @@ def build_config(
             "arch, input-shape and sagemaker_* are set by the pipeline (use architecture "
             "and input_shape)",
         )
+    architecture = _matching(
+        "architecture",
+        raw["architecture"],
+        re.compile(r"^[a-z][a-z0-9_]{1,40}$"),
+        "a torchvision model name such as vgg16, resnet18, mobilenet_v3_small",
+    )
+    input_shape = parse_input_shape(raw["input_shape"])
+    check_hyperparameters(hyperparameters, architecture, input_shape)
     training = TrainingConfig(
         instance_type=_matching(
             "training_instance_type",
@@ -846,14 +941,9 @@ def build_config(
             _NAMESPACE_RE,
             "a dotted name such as com.example.edgeai",
         ),
-        architecture=_matching(
-            "architecture",
-            raw["architecture"],
-            re.compile(r"^[a-z][a-z0-9_]{1,40}$"),
-            "a torchvision model name such as vgg16, resnet18, mobilenet_v3_small",
-        ),
+        architecture=architecture,
         pytorch_version=_pytorch_version(raw["pytorch_version"], targets),
-        input_shape=parse_input_shape(raw["input_shape"]),
+        input_shape=input_shape,
         training=training,
         model_artifact_uri=_optional_s3("model_artifact_uri", raw["model_artifact_uri"]),
         compilation_max_runtime_seconds=_int(

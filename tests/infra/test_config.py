@@ -140,7 +140,11 @@ def test_cli_strings_are_parsed_like_json_values() -> None:
     assert config.training.use_spot is True
     assert config.training.instance_count == 2
     assert config.input_shape == (1, 3, 300, 300)
-    assert config.training.hyperparameters == {"epochs": "3", "freeze-features": "true"}
+    assert config.training.hyperparameters == {
+        **DEFAULTS["hyperparameters"],
+        "epochs": "3",
+        "freeze-features": "true",
+    }
 
 
 def test_precedence_defaults_pipeline_stage_cli() -> None:
@@ -242,3 +246,84 @@ def test_release_versions_are_semver_without_leading_zeros() -> None:
         build_config(
             "dev", merge_context({}, {}, {"device_classes": THREE_CLASSES}), {"jetson": release}
         )
+
+
+def test_hyperparameters_merge_over_the_defaults() -> None:
+    """Overriding one hyperparameter keeps the others: without ``pretrained`` train.py falls back
+    to ``--pretrained auto``, a random initialisation on a fresh SageMaker container."""
+    config = config_with(hyperparameters='{"epochs": 10}')
+    assert config.training.hyperparameters == {**DEFAULTS["hyperparameters"], "epochs": "10"}
+    # Layers merge too: cdk.json's pipeline, the stage, then -c.
+    context = {
+        "pipeline": {"hyperparameters": {"epochs": "4"}},
+        "stages": {"dev": {"hyperparameters": {"lr": "0.01"}}},
+        "hyperparameters": '{"batch-size": 8}',
+    }
+    merged = load_config(context, "dev").training.hyperparameters
+    assert merged == {"epochs": "4", "lr": "0.01", "batch-size": "8", "pretrained": "true"}
+
+
+def test_a_null_hyperparameter_removes_the_default() -> None:
+    config = config_with(hyperparameters='{"pretrained": null}')
+    assert "pretrained" not in config.training.hyperparameters
+    assert config.training.hyperparameters["epochs"] == DEFAULTS["hyperparameters"]["epochs"]
+
+
+@pytest.mark.parametrize(
+    ("hyperparameters", "fragment"),
+    [
+        ({"epochs": "-1"}, "--epochs must be >= 0"),
+        ({"lr": "abc"}, "invalid float value: 'abc'"),
+        ({"batch-size": "0"}, "--batch-size >= 1"),
+        ({"pretrained": "maybe"}, "invalid choice: 'maybe'"),
+        ({"freeze-features": "perhaps"}, "expected true or false"),
+        ({"resize-shorter": "100"}, "smaller than the crop 224x224"),
+        ({"val-fraction": "1.5"}, "--val-fraction must be in [0, 1)"),
+    ],
+)
+def test_hyperparameters_are_checked_by_train_pys_own_parser(hyperparameters, fragment) -> None:
+    with pytest.raises(ConfigError) as raised:
+        config_with(hyperparameters=hyperparameters)
+    assert raised.value.key == "hyperparameters"
+    assert fragment in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [
+        ("epoch", "train.py has no --epoch"),
+        ("learning-rate", "train.py has no --learning-rate"),
+        ("model-dir", "set by SageMaker"),
+        ("checkpoint-dir", "set by SageMaker"),
+    ],
+)
+def test_unknown_or_reserved_hyperparameter_names_fail(name, fragment) -> None:
+    with pytest.raises(ConfigError) as raised:
+        config_with(hyperparameters={name: "3"})
+    assert raised.value.key == f"hyperparameters.{name}"
+    assert fragment in str(raised.value)
+
+
+def test_hyperparameter_check_needs_no_torch() -> None:
+    """The synth machine has no torch: checking hyperparameters with train.py's parser must
+    import only training_src/edge_training/config.py (and errors.py), never torch."""
+    code = (
+        "import sys; sys.modules['torch'] = None; sys.modules['torchvision'] = None\n"
+        "from app_config import build_config, merge_context\n"
+        "c = build_config('dev', merge_context({}, {}, {'hyperparameters': {'epochs': '2'}}))\n"
+        "print(c.training.hyperparameters['epochs'])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "2"
+
+
+def test_training_parser_stays_python_36_syntax() -> None:
+    """The PyTorch 1.8 training image (edge Neo targets) runs Python 3.6."""
+    import ast
+
+    for name in ("config.py", "errors.py", "__init__.py"):
+        source = (REPO_ROOT / "training_src" / "edge_training" / name).read_text()
+        ast.parse(source, feature_version=(3, 6))
