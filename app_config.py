@@ -782,7 +782,36 @@ def merge_context(
                 # epochs keeps pretrained=true. A null value removes an entry.
                 value = {**merged[key], **_json_object(key, value)}
             merged[key] = value
+    _check_single_target_keys((("pipeline", base), ("stage", stage_overrides), ("-c", cli)))
     return merged
+
+
+# The single-target keys: without device_classes they make the class "default".
+SINGLE_TARGET_KEYS = tuple(k for k in CLASS_KEYS if k in DEFAULTS)
+
+
+def _check_single_target_keys(layers: tuple[tuple[str, Mapping[str, Any]], ...]) -> None:
+    """With ``device_classes``, a single-target key in that layer or a higher one would be
+    silently ignored: fail instead. Lower layers are overridden, as by any higher layer."""
+    classes_layer: int | None = None
+    for index, (_, source) in enumerate(layers):
+        if "device_classes" in source:
+            value = source["device_classes"]
+            empty = not value or (isinstance(value, str) and value.strip() in ("", "{}"))
+            classes_layer = None if empty else index
+    if classes_layer is None:
+        return
+    where = layers[classes_layer][0]
+    for _, source in layers[classes_layer:]:
+        for key in SINGLE_TARGET_KEYS:
+            value = source.get(key)
+            if value is not None and str(value).strip() not in ("", "{}"):
+                raise ConfigError(
+                    key,
+                    value,
+                    f"device_classes is set in {where}, so the single-target keys make no "
+                    f"class: set it inside a class, device_classes.<class>.{key}",
+                )
 
 
 def build_config(

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from app_config import ConfigError, build_config, merge_context
+from app_config import ConfigError, build_config, load_config, merge_context
 from tests.infra.conftest import REPO_ROOT, THREE_CLASSES
 from tests.infra.fast import pipeline_template
 from tests.infra.rendering import component_recipes, render, resources_of_type
@@ -235,3 +235,43 @@ def test_an_onnx_class_needs_the_onnx_export() -> None:
     overrides = {"device_classes": classes, "hyperparameters": {"export-onnx": "false"}}
     with pytest.raises(ConfigError, match="export-onnx must stay true: device class x86"):
         build_config("dev", merge_context({}, {}, overrides))
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("canary_thing_group", "EdgeAiDevCanary"),
+        ("neo_target_device", "rasp9"),
+        ("neo_target_device", "rasp4b"),
+        ("thing_group", "Elsewhere"),
+        ("runtime_component", "variant.DLR"),
+        ("neo_compiler_options", '{"mcpu": "skylake-avx512"}'),
+    ],
+)
+def test_single_target_key_beside_device_classes_fails(key, value) -> None:
+    """With device_classes the single-target keys make no class (README, Configuration): one
+    given with -c beside them would be ignored, so it fails and says where it belongs."""
+    with pytest.raises(ConfigError) as raised:
+        build_config("dev", merge_context({}, {}, {"device_classes": THREE_CLASSES, key: value}))
+    assert raised.value.key == key
+    message = str(raised.value)
+    assert "device_classes is set" in message and f"device_classes.<class>.{key}" in message
+
+
+def test_single_target_key_in_the_same_cdk_json_layer_as_device_classes_fails() -> None:
+    context = {"stages": {"dev": {"thing_group": "Old", "device_classes": THREE_CLASSES}}}
+    with pytest.raises(ConfigError, match=r"thing_group='Old'.*device_classes is set in stage"):
+        load_config(context, "dev")
+
+
+def test_device_classes_override_single_target_keys_of_lower_layers() -> None:
+    """cdk.json's pipeline target and the stage's thing group sit below -c device_classes, as
+    any lower layer does; an emptied key (-c neo_target_platform=) is not a value either."""
+    context = {
+        "pipeline": {"neo_target_platform": "LINUX/X86_64"},
+        "stages": {"dev": {"thing_group": "Old"}},
+        "device_classes": THREE_CLASSES,
+        "neo_target_device": "",
+    }
+    config = load_config(context, "dev")
+    assert [c.name for c in config.device_classes] == list(THREE_CLASSES)
