@@ -166,6 +166,7 @@ DEFAULTS: dict[str, Any] = {
     "noncurrent_version_expiration_days": 90,
     "demo_device": False,
     "demo_device_instance_type": "t3.medium",
+    "demo_device_class": "",
 }
 
 
@@ -230,6 +231,10 @@ class DemoDeviceConfig:
 
     enabled: bool
     instance_type: str
+    #: The device class it joins (default: the first), and the group it joins: the class's
+    #: canary group when it has one (where the latest change goes), else the class's group.
+    device_class: str = ""
+    thing_group: str = ""
 
 
 @dataclass(frozen=True)
@@ -943,17 +948,7 @@ def build_config(
             f"CloudWatch Logs allows {', '.join(str(d) for d in LOG_RETENTION_DAYS)}",
         )
     demo_enabled = _bool("demo_device", raw["demo_device"])
-    # The demo device joins the group the installer command names: the first class's.
-    first = device_classes[0]
-    accelerated = first.neo_target is not None and first.neo_target.accelerator is not None
-    if demo_enabled and (first.architecture != "amd64" or accelerated):
-        raise ConfigError(
-            "demo_device",
-            raw["demo_device"],
-            "the demo core device is an x86_64 Ubuntu instance without an accelerator: it joins "
-            f"device class {first.name!r} ({first.thing_group}), which needs an x86_64 "
-            "Linux target (neo_target_platform=LINUX/X86_64, or an onnx build for amd64)",
-        )
+    demo_class = _demo_device_class(raw, device_classes, demo_enabled)
     return PipelineConfig(
         stage=_matching(
             "stage", stage, re.compile(r"^[a-z][a-z0-9]{0,11}$"), "1-12 lower-case letters/digits"
@@ -1006,8 +1001,43 @@ def build_config(
         demo_device=DemoDeviceConfig(
             enabled=demo_enabled,
             instance_type=_demo_instance_type(raw["demo_device_instance_type"]),
+            device_class=demo_class.name,
+            thing_group=demo_class.canary_thing_group or demo_class.thing_group,
         ),
     )
+
+
+def _demo_device_class(
+    raw: Mapping[str, Any], device_classes: tuple[DeviceClass, ...], enabled: bool
+) -> DeviceClass:
+    """The class the demo device joins: ``demo_device_class``, or the first class.
+
+    It joins the class's canary group when there is one: until a release is promoted, the
+    canary deployment is the class's only one, and the demo device is for trying the latest
+    change. It is an x86_64 instance without an accelerator, so the class must build for that.
+    """
+    names = [c.name for c in device_classes]
+    chosen = str(raw["demo_device_class"] or "").strip()
+    key = "demo_device_class" if chosen else "demo_device"
+    if chosen and chosen not in names:
+        raise ConfigError(
+            "demo_device_class",
+            chosen,
+            f"expected empty (the first) or one of the device classes: {', '.join(names)}",
+        )
+    device_class = device_classes[names.index(chosen)] if chosen else device_classes[0]
+    target = device_class.neo_target
+    accelerated = target is not None and target.accelerator is not None
+    if enabled and (device_class.architecture != "amd64" or accelerated):
+        group = device_class.canary_thing_group or device_class.thing_group
+        raise ConfigError(
+            key,
+            raw[key],
+            "the demo core device is an x86_64 Ubuntu instance without an accelerator: it joins "
+            f"device class {device_class.name!r} ({group}), which needs an x86_64 "
+            "Linux target (neo_target_platform=LINUX/X86_64, or an onnx build for amd64)",
+        )
+    return device_class
 
 
 def _demo_instance_type(value: object) -> str:
