@@ -24,7 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge_constructs.greengrass.public_components import LOG_MANAGER_PIN, VARIANT_DLR_PIN, admits
+from edge_constructs.greengrass.public_components import (
+    LOG_MANAGER,
+    LOG_MANAGER_PIN,
+    VARIANT_DLR_PIN,
+    admits,
+)
 from edge_constructs.greengrass.recipes import MIN_NUCLEUS_VERSION, NEO_ARCHITECTURES
 
 # Neo target devices (SageMaker CreateCompilationJob `TargetDevice`) grouped by kind. Edge
@@ -527,6 +532,12 @@ def parse_input_shape(value: object) -> tuple[int, int, int, int]:
 # gpu-code, trt-ver, cuda-ver). The requirement is TargetPlatform-specific: a named device
 # (TargetDevice, e.g. jetson_nano) carries its GPU, CUDA and TensorRT versions itself.
 NVIDIA_COMPILER_OPTIONS = ("gpu-code", "trt-ver", "cuda-ver")
+# The same model text spells gpu-code as gpu_code once; neither belongs to another target.
+NVIDIA_ONLY_OPTIONS = (*NVIDIA_COMPILER_OPTIONS, "gpu_code")
+# Named Neo devices with an NVIDIA GPU (the Jetson boards; P2/P3/G4dn instances).
+NEO_NVIDIA_DEVICES = frozenset(
+    {"jetson_tx1", "jetson_tx2", "jetson_nano", "jetson_xavier", "ml_p2", "ml_p3", "ml_g4dn"}
+)
 
 
 def parse_compiler_options(
@@ -552,6 +563,17 @@ def parse_compiler_options(
                 f"{', '.join(NVIDIA_COMPILER_OPTIONS)} (missing {', '.join(missing)}), e.g. "
                 '{"gpu-code": "sm_72", "trt-ver": "8.5.2", "cuda-ver": "11.4"}',
             )
+    nvidia = target.accelerator == "NVIDIA" or target.device in NEO_NVIDIA_DEVICES
+    foreign = sorted(k for k in (options or {}) if k in NVIDIA_ONLY_OPTIONS)
+    if foreign and not nvidia:
+        # "The compiler options are TargetPlatform specific" (botocore sagemaker model,
+        # OutputConfig.CompilerOptions), which lists these under "NVIDIA".
+        raise ConfigError(
+            key,
+            value,
+            f"NVIDIA options ({', '.join(foreign)}) but {target.slug} is not an NVIDIA target: "
+            "Neo's compiler options are target specific; remove them",
+        )
     return dict(options) if options else None
 
 
@@ -679,6 +701,35 @@ def _device_class(
         canary_thing_group=canary,
         release=_release(f"releases.<stage>.{name}", release, canary),
     )
+
+
+def release_components(namespace: str, stage: str, device_class: DeviceClass) -> tuple[str, ...]:
+    """The components a class's deployment carries (the nucleus aside, which a deployment
+    cannot remove): names as edge_constructs/device_class/construct.py builds them."""
+    prefix = f"{namespace}.{stage}"
+    if device_class.name != DEFAULT_CLASS:
+        prefix = f"{prefix}.{device_class.name}"
+    kind = "Dlr" if device_class.dlr else "Onnx"
+    runtime = "variant.DLR" if device_class.runtime == "variant.DLR" else f"{prefix}.{kind}Runtime"
+    return (f"{prefix}.Model", runtime, f"{prefix}.{kind}Inference", LOG_MANAGER)
+
+
+def _check_releases(namespace: str, stage: str, device_classes: tuple[DeviceClass, ...]) -> None:
+    """A deployment removes from its devices every component it omits (Greengrass developer
+    guide, "Revise deployments",
+    https://docs.aws.amazon.com/greengrass/v2/developerguide/revise-deployments.html): a
+    release must name every component of its class."""
+    for device_class in device_classes:
+        if device_class.release is None:
+            continue
+        for component in release_components(namespace, stage, device_class):
+            if component not in device_class.release:
+                raise ConfigError(
+                    f"releases.<stage>.{device_class.name}",
+                    "...",
+                    f"misses {component}, which the class deploys (the fleet would uninstall "
+                    "it): promote again with python -m rollout.promote, or restore it",
+                )
 
 
 def _release(key: str, value: object, canary: str) -> Mapping[str, ComponentPin] | None:
@@ -947,6 +998,13 @@ def build_config(
             raw["log_retention_days"],
             f"CloudWatch Logs allows {', '.join(str(d) for d in LOG_RETENTION_DAYS)}",
         )
+    component_namespace = _matching(
+        "component_namespace",
+        raw["component_namespace"],
+        _NAMESPACE_RE,
+        "a dotted name such as com.example.edgeai",
+    )
+    _check_releases(component_namespace, stage, device_classes)
     demo_enabled = _bool("demo_device", raw["demo_device"])
     demo_class = _demo_device_class(raw, device_classes, demo_enabled)
     return PipelineConfig(
@@ -959,12 +1017,7 @@ def build_config(
             _PREFIX_RE,
             "2-20 characters: lower-case letters, digits and -, starting with a letter",
         ),
-        component_namespace=_matching(
-            "component_namespace",
-            raw["component_namespace"],
-            _NAMESPACE_RE,
-            "a dotted name such as com.example.edgeai",
-        ),
+        component_namespace=component_namespace,
         architecture=architecture,
         pytorch_version=_pytorch_version(raw["pytorch_version"], targets),
         input_shape=input_shape,

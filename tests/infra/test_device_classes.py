@@ -275,3 +275,68 @@ def test_device_classes_override_single_target_keys_of_lower_layers() -> None:
     }
     config = load_config(context, "dev")
     assert [c.name for c in config.device_classes] == list(THREE_CLASSES)
+
+
+@pytest.mark.parametrize("missing", [f"{NS}.jetson.DlrRuntime", "aws.greengrass.LogManager"])
+def test_a_release_must_name_every_component_the_class_deploys(missing) -> None:
+    """A deployment replaces the last one on its target, and components it omits are removed
+    from the devices (Greengrass developer guide, "Revise deployments",
+    https://docs.aws.amazon.com/greengrass/v2/developerguide/revise-deployments.html): a
+    release with a component deleted by hand would uninstall it from the fleet."""
+    from tests.infra.conftest import JETSON_RELEASE
+
+    release = {k: v for k, v in JETSON_RELEASE.items() if k != missing}
+    with pytest.raises(ConfigError) as raised:
+        build_config(
+            "dev", merge_context({}, {}, {"device_classes": THREE_CLASSES}), {"jetson": release}
+        )
+    assert raised.value.key.endswith(".jetson")
+    assert f"misses {missing}" in str(raised.value)
+
+
+def test_the_required_release_components_are_those_the_canary_deploys(three_classes) -> None:
+    """app_config's list of a class's components and the construct's canary deployment agree."""
+    from app_config import release_components
+
+    config = build_config("dev", merge_context({}, {}, {"device_classes": THREE_CLASSES}), {})
+    jetson = next(c for c in config.device_classes if c.name == "jetson")
+    template = three_classes.template_json("dev/Pipeline")
+    (canary,) = [
+        d
+        for d in resources_of_type(template, "AWS::GreengrassV2::Deployment").values()
+        if d["Metadata"]["EdgeAiRing"] == {"stage": "dev", "class": "jetson", "ring": "canary"}
+    ]
+    assert set(release_components(config.component_namespace, "dev", jetson)) == set(
+        canary["Properties"]["Components"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("target", "options"),
+    [
+        ({"neo_target_platform": "LINUX/X86_64"}, {"gpu-code": "sm_72"}),
+        ({"neo_target_platform": "LINUX/ARM64/MALI"}, {"cuda-ver": "10.2"}),
+        ({"neo_target_device": "rasp4b", "neo_target_platform": ""}, {"trt-ver": "8.5.2"}),
+        ({"neo_target_device": "ml_c5", "neo_target_platform": ""}, {"gpu_code": "sm_72"}),
+    ],
+)
+def test_nvidia_compiler_options_on_a_non_nvidia_target_fail(target, options) -> None:
+    """botocore's SageMaker model, OutputConfig.CompilerOptions: "The compiler options are
+    TargetPlatform specific"; gpu-code, trt-ver and cuda-ver are listed under "NVIDIA:
+    Compilation for NVIDIA GPU supports the following compiler options"."""
+    overrides = {**target, "neo_compiler_options": json.dumps(options)}
+    with pytest.raises(ConfigError) as raised:
+        build_config("dev", merge_context({}, {}, overrides))
+    assert raised.value.key == "neo_compiler_options"
+    assert "NVIDIA options" in str(raised.value) and "not an NVIDIA target" in str(raised.value)
+
+
+def test_nvidia_compiler_options_are_kept_for_nvidia_devices() -> None:
+    options = {"gpu-code": "sm_53", "trt-ver": "7.1.3", "cuda-ver": "10.2"}
+    overrides = {
+        "neo_target_device": "jetson_nano",
+        "neo_target_platform": "",
+        "neo_compiler_options": options,
+    }
+    (default,) = build_config("dev", merge_context({}, {}, overrides)).device_classes
+    assert default.neo_compiler_options == options
