@@ -590,7 +590,11 @@ def parse_neo_target(device: object, platform: object, key_prefix: str = "") -> 
             device_key,
             device_text,
             "set either neo_target_device or neo_target_platform, not both "
-            "(pass -c neo_target_platform= to clear the default platform)",
+            + (
+                "(remove one of them from the class)"
+                if key_prefix
+                else "(pass -c neo_target_platform= to clear the default platform)"
+            ),
         )
     if device_text:
         allowed = NEO_EDGE_DEVICES | NEO_CLOUD_DEVICES
@@ -633,7 +637,7 @@ _CLASS_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,31}$")
 
 
 def _device_class(
-    name: str, entry: Mapping[str, Any], key_prefix: str, release: object
+    name: str, entry: Mapping[str, Any], key_prefix: str, release: object, stage: str
 ) -> DeviceClass:
     """One class from its raw entry; errors name ``<key_prefix><key>``."""
 
@@ -699,7 +703,7 @@ def _device_class(
         runtime=runtime,
         architecture=architecture,
         canary_thing_group=canary,
-        release=_release(f"releases.<stage>.{name}", release, canary),
+        release=_release(f"releases.{stage}.{name}", release, canary),
     )
 
 
@@ -725,7 +729,7 @@ def _check_releases(namespace: str, stage: str, device_classes: tuple[DeviceClas
         for component in release_components(namespace, stage, device_class):
             if component not in device_class.release:
                 raise ConfigError(
-                    f"releases.<stage>.{device_class.name}",
+                    f"releases.{stage}.{device_class.name}",
                     "...",
                     f"misses {component}, which the class deploys (the fleet would uninstall "
                     "it): promote again with python -m rollout.promote, or restore it",
@@ -758,7 +762,7 @@ def _release(key: str, value: object, canary: str) -> Mapping[str, ComponentPin]
 
 
 def parse_device_classes(
-    raw: Mapping[str, Any], releases: Mapping[str, Any]
+    raw: Mapping[str, Any], releases: Mapping[str, Any], stage: str
 ) -> tuple[DeviceClass, ...]:
     """``device_classes`` from the merged configuration, or the one ``default`` class made of
     the single-target keys (whose errors keep naming those keys alone)."""
@@ -791,14 +795,14 @@ def parse_device_classes(
                 )
             entries[name] = (entry, prefix)
     if not isinstance(releases, Mapping):
-        raise ConfigError("releases.<stage>", releases, "expected a JSON object of classes")
+        raise ConfigError(f"releases.{stage}", releases, "expected a JSON object of classes")
     for name in releases:
         if name not in entries:
             raise ConfigError(
-                f"releases.<stage>.{name}", "...", f"no such device class ({', '.join(entries)})"
+                f"releases.{stage}.{name}", "...", f"no such device class ({', '.join(entries)})"
             )
     result = tuple(
-        _device_class(name, entry, prefix, releases.get(name))
+        _device_class(name, entry, prefix, releases.get(name), stage)
         for name, (entry, prefix) in entries.items()
     )
     seen: dict[str, str] = {}
@@ -822,6 +826,11 @@ def _class_key(name: str, key: str) -> str:
     return key if name == DEFAULT_CLASS else f"device_classes.{name}.{key}"
 
 
+def _hint(key: str) -> str:
+    close = [k for k in DEFAULTS if k.split("_")[0] == key.split("_")[0]]
+    return f" (did you mean {', '.join(close)}?)" if close else ""
+
+
 def merge_context(
     base: Mapping[str, Any], stage_overrides: Mapping[str, Any], cli: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -830,9 +839,7 @@ def merge_context(
     for source_name, source in (("pipeline", base), ("stage", stage_overrides), ("-c", cli)):
         for key, value in source.items():
             if key not in DEFAULTS:
-                close = [k for k in DEFAULTS if k.split("_")[0] == key.split("_")[0]]
-                hint = f" (did you mean {', '.join(close)}?)" if close else ""
-                raise ConfigError(key, value, f"unknown key in {source_name}{hint}")
+                raise ConfigError(key, value, f"unknown key in {source_name}{_hint(key)}")
             if key == "hyperparameters":
                 # Merged over the defaults and the layers below, not replaced: a user who sets
                 # epochs keeps pretrained=true. A null value removes an entry.
@@ -877,7 +884,7 @@ def build_config(
 
     ``releases``: the stage's promoted releases (``releases.<stage>`` in cdk.json), per class.
     """
-    device_classes = parse_device_classes(raw, releases or {})
+    device_classes = parse_device_classes(raw, releases or {}, stage)
     targets = {c.name: c.neo_target for c in device_classes if c.neo_target is not None}
     max_runtime = _int(
         "training_max_runtime_seconds",
@@ -1115,9 +1122,29 @@ def load_config(context: Mapping[str, Any], stage: str) -> PipelineConfig:
     ``-c key=value`` given on the command line (keys of :data:`DEFAULTS`).
     """
     stages = context.get("stages") or {}
-    if not isinstance(stages, Mapping) or stage not in stages:
-        names = ", ".join(sorted(stages)) if isinstance(stages, Mapping) else "none"
-        raise ConfigError("stage", stage, f"stages defined in cdk.json: {names}")
+    if not isinstance(stages, Mapping):
+        raise ConfigError("stages", stages, "expected a JSON object: stage name -> overrides")
+    if not stages:
+        raise ConfigError(
+            "stage",
+            stage,
+            "no stages in the CDK context: run the app with `cdk synth` (which passes "
+            "cdk.json's context), and define stages in cdk.json",
+        )
+    # Every stage's keys, whatever stage is synthesized: a typo under stages.prod must not
+    # wait for the day prod is deployed.
+    for name, overrides in stages.items():
+        if overrides is not None and not isinstance(overrides, Mapping):
+            raise ConfigError(f"stages.{name}", overrides, "expected a JSON object of keys")
+        for key, value in (overrides or {}).items():
+            if key not in DEFAULTS:
+                raise ConfigError(
+                    f"stages.{name}.{key}", value, f"unknown key in stage {name}{_hint(key)}"
+                )
+    if stage not in stages:
+        raise ConfigError(
+            "stage", stage, f"stages defined in cdk.json: {', '.join(sorted(stages))}"
+        )
     base = context.get("pipeline") or {}
     cli = {k: v for k, v in context.items() if k in DEFAULTS}
     releases = context.get("releases") or {}

@@ -327,3 +327,51 @@ def test_training_parser_stays_python_36_syntax() -> None:
     for name in ("config.py", "errors.py", "__init__.py"):
         source = (REPO_ROOT / "training_src" / "edge_training" / name).read_text()
         ast.parse(source, feature_version=(3, 6))
+
+
+def test_release_errors_name_the_stage() -> None:
+    from tests.infra.conftest import JETSON_RELEASE, THREE_CLASSES
+
+    raw = merge_context({}, {}, {"device_classes": THREE_CLASSES})
+    with pytest.raises(ConfigError) as raised:
+        build_config("prod", raw, {"nope": JETSON_RELEASE})
+    assert raised.value.key == "releases.prod.nope"
+    release = {k: v for k, v in JETSON_RELEASE.items() if not k.endswith("DlrRuntime")}
+    with pytest.raises(ConfigError) as raised:
+        build_config("prod", raw, {"jetson": release})
+    assert raised.value.key == "releases.prod.jetson"
+    assert "<stage>" not in str(raised.value)
+
+
+def test_every_stages_keys_are_checked_whatever_stage_is_synthesized() -> None:
+    context = {**CDK_JSON_CONTEXT, "stages": {**CDK_JSON_CONTEXT["stages"]}}
+    context["stages"]["prod"] = {**context["stages"]["prod"], "tpyo": 1}
+    with pytest.raises(ConfigError) as raised:
+        load_config(context, "dev")
+    assert raised.value.key == "stages.prod.tpyo"
+    assert "stages.prod.tpyo=1: unknown key in stage prod" in str(raised.value)
+
+
+def test_python_app_py_run_directly_reads_cdk_json(monkeypatch, tmp_path) -> None:
+    """Without the CDK CLI there is no CDK_CONTEXT_JSON: the app reads cdk.json's context
+    itself instead of failing with an empty list of stages."""
+    for name in ("CDK_CONTEXT_JSON", "CDK_OUTDIR", "CONTEXT_OVERFLOW_LOCATION_ENV"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert cdk_app.main() == 0
+    manifest = json.loads((tmp_path / "cdk.out" / "manifest.json").read_text())
+    assert any(name.startswith("assembly-dev") for name in manifest["artifacts"])
+
+
+def test_no_stages_says_how_to_run_the_app() -> None:
+    with pytest.raises(ConfigError, match=r"no stages.*cdk synth"):
+        load_config({}, "dev")
+
+
+def test_both_neo_targets_in_a_class_suggest_removing_one() -> None:
+    entry = {"thing_group": "G", "neo_target_device": "rasp4b", "neo_target_platform": "LINUX/X86"}
+    with pytest.raises(ConfigError) as raised:
+        config_with(device_classes={"pi": entry})
+    assert raised.value.key == "device_classes.pi.neo_target_device"
+    assert "-c neo_target_platform=" not in str(raised.value)
+    assert "remove one of them from the class" in str(raised.value)
