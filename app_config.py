@@ -988,7 +988,12 @@ def build_config(
     )
     nucleus_version = str(raw["nucleus_version"] or "").strip()
     if nucleus_version:
-        _matching("nucleus_version", nucleus_version, _VERSION_RE, "expected empty or X.Y.Z")
+        _matching(
+            "nucleus_version",
+            nucleus_version,
+            _VERSION_RE,
+            "expected empty or X.Y.Z (semver, no leading zeros)",
+        )
         if _version(nucleus_version) < _version(MIN_NUCLEUS_VERSION):
             raise ConfigError(
                 "nucleus_version",
@@ -1038,10 +1043,16 @@ def build_config(
         ),
         device_classes=device_classes,
         variant_dlr_version=_matching(
-            "variant_dlr_version", raw["variant_dlr_version"], _VERSION_RE, "expected X.Y.Z"
+            "variant_dlr_version",
+            raw["variant_dlr_version"],
+            _VERSION_RE,
+            "expected X.Y.Z (semver, no leading zeros)",
         ),
         log_manager_version=_matching(
-            "log_manager_version", raw["log_manager_version"], _VERSION_RE, "expected X.Y.Z"
+            "log_manager_version",
+            raw["log_manager_version"],
+            _VERSION_RE,
+            "expected X.Y.Z (semver, no leading zeros)",
         ),
         nucleus_version=nucleus_version,
         log_retention_days=retention,
