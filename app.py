@@ -13,6 +13,7 @@ Stacks are environment-agnostic unless an account/region is given with ``-c acco
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -113,9 +114,29 @@ def create_app(context: Mapping[str, Any] | None = None, outdir: str | None = No
     return app
 
 
+def _direct_run_context() -> dict[str, Any] | None:
+    """cdk.json's context when ``python app.py`` runs without the CDK CLI, else None.
+
+    The CLI passes cdk.json's context (with any ``-c``) in ``CDK_CONTEXT_JSON`` and names the
+    output folder in ``CDK_OUTDIR`` (aws-cdk-lib cx-api: ``cxapi.CONTEXT_ENV``,
+    ``cxapi.OUTDIR_ENV``); without them the app would see no stages at all.
+    """
+    if os.environ.get("CDK_OUTDIR") or os.environ.get("CDK_CONTEXT_JSON"):
+        return None
+    context: dict[str, Any] = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+    return context
+
+
 def main() -> int:
+    context = _direct_run_context()
+    if context is not None:
+        print(
+            "note: run without the CDK CLI: using cdk.json's context, output in cdk.out",
+            file=sys.stderr,
+        )
     try:
-        app = create_app()
+        outdir = str(Path.cwd() / "cdk.out") if context is not None else None
+        app = create_app(context, outdir=outdir)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

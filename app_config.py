@@ -13,13 +13,23 @@ Where a value comes from, lowest precedence first:
 
 from __future__ import annotations
 
+import functools
+import importlib
+import importlib.util
 import json
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from edge_constructs.greengrass.public_components import LOG_MANAGER_PIN, VARIANT_DLR_PIN, admits
+from edge_constructs.greengrass.public_components import (
+    LOG_MANAGER,
+    LOG_MANAGER_PIN,
+    VARIANT_DLR_PIN,
+    admits,
+)
 from edge_constructs.greengrass.recipes import MIN_NUCLEUS_VERSION, NEO_ARCHITECTURES
 
 # Neo target devices (SageMaker CreateCompilationJob `TargetDevice`) grouped by kind. Edge
@@ -161,6 +171,7 @@ DEFAULTS: dict[str, Any] = {
     "noncurrent_version_expiration_days": 90,
     "demo_device": False,
     "demo_device_instance_type": "t3.medium",
+    "demo_device_class": "",
 }
 
 
@@ -225,6 +236,10 @@ class DemoDeviceConfig:
 
     enabled: bool
     instance_type: str
+    #: The device class it joins (default: the first), and the group it joins: the class's
+    #: canary group when it has one (where the latest change goes), else the class's group.
+    device_class: str = ""
+    thing_group: str = ""
 
 
 @dataclass(frozen=True)
@@ -317,7 +332,11 @@ _THING_GROUP_RE = re.compile(r"^[a-zA-Z0-9:_-]{1,128}$")
 _NAMESPACE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*(\.[A-Za-z][A-Za-z0-9]*)+$")
 _S3_URI_RE = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
 _INSTANCE_RE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
-_VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
+# Component and nucleus versions: semver MAJOR.MINOR.PATCH, "non-negative integers, and MUST NOT
+# contain leading zeroes" (semver.org 2.0.0, item 2); Greengrass component versions are semver
+# (https://docs.aws.amazon.com/greengrass/v2/developerguide/component-recipe-reference.html,
+# ComponentVersion).
+_VERSION_RE = re.compile(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$")
 _TOPIC_RE = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
 _IMAGE_RE = re.compile(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[^\s:]+:[^\s]+$")
 
@@ -367,7 +386,8 @@ def _optional_s3(key: str, value: object) -> str:
     return text
 
 
-def _mapping(key: str, value: object) -> dict[str, str]:
+def _json_object(key: str, value: object) -> Mapping[str, Any]:
+    """A JSON object, given as one (cdk.json) or as its text (``-c key='{...}'``)."""
     if isinstance(value, str):
         try:
             value = json.loads(value) if value.strip() else {}
@@ -375,12 +395,89 @@ def _mapping(key: str, value: object) -> dict[str, str]:
             raise ConfigError(key, value, "expected a JSON object of strings") from None
     if not isinstance(value, Mapping):
         raise ConfigError(key, value, "expected a JSON object of strings")
+    return value
+
+
+def _mapping(key: str, value: object) -> dict[str, str]:
+    """A JSON object of strings (numbers and booleans as text); ``null`` drops the entry."""
+    value = _json_object(key, value)
     result: dict[str, str] = {}
     for name, item in value.items():
-        if not isinstance(name, str) or isinstance(item, (dict, list)) or item is None:
+        if item is None:
+            continue
+        if not isinstance(name, str) or isinstance(item, (dict, list)):
             raise ConfigError(key, value, "expected a JSON object of strings")
         result[name] = str(item).lower() if isinstance(item, bool) else str(item)
     return result
+
+
+# The training script's own command line (training_src/edge_training/config.py) checks the
+# hyperparameters at synth, so a value train.py would refuse fails here and not an hour into a
+# training job. SageMaker passes each hyperparameter as ``--name value``
+# (sagemaker-training-toolkit, README "hyperparameters"). The module imports only argparse
+# and os, so synth needs no torch.
+TRAINING_SRC = Path(__file__).resolve().parent / "training_src"
+_TRAINING_PACKAGE = "_edge_training_at_synth"
+# Set by SageMaker (SM_MODEL_DIR, SM_CHANNEL_*, SM_OUTPUT_DATA_DIR, the checkpoint config) or by
+# the pipeline (architecture, input_shape): not hyperparameters a user sets.
+SAGEMAKER_ARGUMENTS = ("model-dir", "train", "validation", "output-data-dir", "checkpoint-dir")
+PIPELINE_HYPERPARAMETERS = ("arch", "input-shape")
+
+
+@functools.cache
+def _training_config_module() -> Any:
+    """``training_src/edge_training/config.py``, imported under a private package name."""
+    package_dir = TRAINING_SRC / "edge_training"
+    spec = importlib.util.spec_from_file_location(
+        _TRAINING_PACKAGE,
+        package_dir / "__init__.py",
+        submodule_search_locations=[str(package_dir)],
+    )
+    if spec is None or spec.loader is None:  # pragma: no cover - the file is in the repo
+        raise RuntimeError(f"cannot load {package_dir}")
+    package = importlib.util.module_from_spec(spec)
+    sys.modules[_TRAINING_PACKAGE] = package
+    spec.loader.exec_module(package)
+    return importlib.import_module(f"{_TRAINING_PACKAGE}.config")
+
+
+def check_hyperparameters(
+    hyperparameters: Mapping[str, str], architecture: str, input_shape: tuple[int, ...]
+) -> None:
+    """Parse the hyperparameters as train.py will, with the arguments SageMaker adds."""
+    module = _training_config_module()
+    known = sorted(
+        option[2:]
+        for action in module.build_parser()._actions
+        for option in action.option_strings
+        if option.startswith("--") and option != "--help"
+    )
+    for name, value in hyperparameters.items():
+        if name in SAGEMAKER_ARGUMENTS:
+            raise ConfigError(
+                f"hyperparameters.{name}", value, "set by SageMaker for the training job"
+            )
+        if name not in known:
+            settable = [k for k in known if k not in SAGEMAKER_ARGUMENTS + PIPELINE_HYPERPARAMETERS]
+            raise ConfigError(
+                f"hyperparameters.{name}",
+                value,
+                f"train.py has no --{name}; it takes {', '.join(settable)}",
+            )
+    argv = ["--model-dir", "/opt/ml/model", "--output-data-dir", "/opt/ml/output/data"]
+    for name, value in {
+        "export-onnx": "true",
+        **hyperparameters,
+        "arch": architecture,
+        "input-shape": ",".join(str(d) for d in input_shape),
+    }.items():
+        argv += [f"--{name}", value]
+    try:
+        module.parse_args(argv)
+    except module.TrainingInputError as error:  # from argparse (its _Parser) or its checks
+        raise ConfigError(
+            "hyperparameters", dict(hyperparameters), f"train.py refuses them: {error}"
+        ) from None
 
 
 def _check_variant_dlr_nucleus(nucleus_version: str) -> None:
@@ -435,6 +532,12 @@ def parse_input_shape(value: object) -> tuple[int, int, int, int]:
 # gpu-code, trt-ver, cuda-ver). The requirement is TargetPlatform-specific: a named device
 # (TargetDevice, e.g. jetson_nano) carries its GPU, CUDA and TensorRT versions itself.
 NVIDIA_COMPILER_OPTIONS = ("gpu-code", "trt-ver", "cuda-ver")
+# The same model text spells gpu-code as gpu_code once; neither belongs to another target.
+NVIDIA_ONLY_OPTIONS = (*NVIDIA_COMPILER_OPTIONS, "gpu_code")
+# Named Neo devices with an NVIDIA GPU (the Jetson boards; P2/P3/G4dn instances).
+NEO_NVIDIA_DEVICES = frozenset(
+    {"jetson_tx1", "jetson_tx2", "jetson_nano", "jetson_xavier", "ml_p2", "ml_p3", "ml_g4dn"}
+)
 
 
 def parse_compiler_options(
@@ -460,6 +563,17 @@ def parse_compiler_options(
                 f"{', '.join(NVIDIA_COMPILER_OPTIONS)} (missing {', '.join(missing)}), e.g. "
                 '{"gpu-code": "sm_72", "trt-ver": "8.5.2", "cuda-ver": "11.4"}',
             )
+    nvidia = target.accelerator == "NVIDIA" or target.device in NEO_NVIDIA_DEVICES
+    foreign = sorted(k for k in (options or {}) if k in NVIDIA_ONLY_OPTIONS)
+    if foreign and not nvidia:
+        # "The compiler options are TargetPlatform specific" (botocore sagemaker model,
+        # OutputConfig.CompilerOptions), which lists these under "NVIDIA".
+        raise ConfigError(
+            key,
+            value,
+            f"NVIDIA options ({', '.join(foreign)}) but {target.slug} is not an NVIDIA target: "
+            "Neo's compiler options are target specific; remove them",
+        )
     return dict(options) if options else None
 
 
@@ -476,7 +590,11 @@ def parse_neo_target(device: object, platform: object, key_prefix: str = "") -> 
             device_key,
             device_text,
             "set either neo_target_device or neo_target_platform, not both "
-            "(pass -c neo_target_platform= to clear the default platform)",
+            + (
+                "(remove one of them from the class)"
+                if key_prefix
+                else "(pass -c neo_target_platform= to clear the default platform)"
+            ),
         )
     if device_text:
         allowed = NEO_EDGE_DEVICES | NEO_CLOUD_DEVICES
@@ -519,7 +637,7 @@ _CLASS_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,31}$")
 
 
 def _device_class(
-    name: str, entry: Mapping[str, Any], key_prefix: str, release: object
+    name: str, entry: Mapping[str, Any], key_prefix: str, release: object, stage: str
 ) -> DeviceClass:
     """One class from its raw entry; errors name ``<key_prefix><key>``."""
 
@@ -585,8 +703,37 @@ def _device_class(
         runtime=runtime,
         architecture=architecture,
         canary_thing_group=canary,
-        release=_release(f"releases.<stage>.{name}", release, canary),
+        release=_release(f"releases.{stage}.{name}", release, canary),
     )
+
+
+def release_components(namespace: str, stage: str, device_class: DeviceClass) -> tuple[str, ...]:
+    """The components a class's deployment carries (the nucleus aside, which a deployment
+    cannot remove): names as edge_constructs/device_class/construct.py builds them."""
+    prefix = f"{namespace}.{stage}"
+    if device_class.name != DEFAULT_CLASS:
+        prefix = f"{prefix}.{device_class.name}"
+    kind = "Dlr" if device_class.dlr else "Onnx"
+    runtime = "variant.DLR" if device_class.runtime == "variant.DLR" else f"{prefix}.{kind}Runtime"
+    return (f"{prefix}.Model", runtime, f"{prefix}.{kind}Inference", LOG_MANAGER)
+
+
+def _check_releases(namespace: str, stage: str, device_classes: tuple[DeviceClass, ...]) -> None:
+    """A deployment removes from its devices every component it omits (Greengrass developer
+    guide, "Revise deployments",
+    https://docs.aws.amazon.com/greengrass/v2/developerguide/revise-deployments.html): a
+    release must name every component of its class."""
+    for device_class in device_classes:
+        if device_class.release is None:
+            continue
+        for component in release_components(namespace, stage, device_class):
+            if component not in device_class.release:
+                raise ConfigError(
+                    f"releases.{stage}.{device_class.name}",
+                    "...",
+                    f"misses {component}, which the class deploys (the fleet would uninstall "
+                    "it): promote again with python -m rollout.promote, or restore it",
+                )
 
 
 def _release(key: str, value: object, canary: str) -> Mapping[str, ComponentPin] | None:
@@ -615,7 +762,7 @@ def _release(key: str, value: object, canary: str) -> Mapping[str, ComponentPin]
 
 
 def parse_device_classes(
-    raw: Mapping[str, Any], releases: Mapping[str, Any]
+    raw: Mapping[str, Any], releases: Mapping[str, Any], stage: str
 ) -> tuple[DeviceClass, ...]:
     """``device_classes`` from the merged configuration, or the one ``default`` class made of
     the single-target keys (whose errors keep naming those keys alone)."""
@@ -648,14 +795,14 @@ def parse_device_classes(
                 )
             entries[name] = (entry, prefix)
     if not isinstance(releases, Mapping):
-        raise ConfigError("releases.<stage>", releases, "expected a JSON object of classes")
+        raise ConfigError(f"releases.{stage}", releases, "expected a JSON object of classes")
     for name in releases:
         if name not in entries:
             raise ConfigError(
-                f"releases.<stage>.{name}", "...", f"no such device class ({', '.join(entries)})"
+                f"releases.{stage}.{name}", "...", f"no such device class ({', '.join(entries)})"
             )
     result = tuple(
-        _device_class(name, entry, prefix, releases.get(name))
+        _device_class(name, entry, prefix, releases.get(name), stage)
         for name, (entry, prefix) in entries.items()
     )
     seen: dict[str, str] = {}
@@ -679,6 +826,11 @@ def _class_key(name: str, key: str) -> str:
     return key if name == DEFAULT_CLASS else f"device_classes.{name}.{key}"
 
 
+def _hint(key: str) -> str:
+    close = [k for k in DEFAULTS if k.split("_")[0] == key.split("_")[0]]
+    return f" (did you mean {', '.join(close)}?)" if close else ""
+
+
 def merge_context(
     base: Mapping[str, Any], stage_overrides: Mapping[str, Any], cli: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -687,11 +839,42 @@ def merge_context(
     for source_name, source in (("pipeline", base), ("stage", stage_overrides), ("-c", cli)):
         for key, value in source.items():
             if key not in DEFAULTS:
-                close = [k for k in DEFAULTS if k.split("_")[0] == key.split("_")[0]]
-                hint = f" (did you mean {', '.join(close)}?)" if close else ""
-                raise ConfigError(key, value, f"unknown key in {source_name}{hint}")
+                raise ConfigError(key, value, f"unknown key in {source_name}{_hint(key)}")
+            if key == "hyperparameters":
+                # Merged over the defaults and the layers below, not replaced: a user who sets
+                # epochs keeps pretrained=true. A null value removes an entry.
+                value = {**merged[key], **_json_object(key, value)}
             merged[key] = value
+    _check_single_target_keys((("pipeline", base), ("stage", stage_overrides), ("-c", cli)))
     return merged
+
+
+# The single-target keys: without device_classes they make the class "default".
+SINGLE_TARGET_KEYS = tuple(k for k in CLASS_KEYS if k in DEFAULTS)
+
+
+def _check_single_target_keys(layers: tuple[tuple[str, Mapping[str, Any]], ...]) -> None:
+    """With ``device_classes``, a single-target key in that layer or a higher one would be
+    silently ignored: fail instead. Lower layers are overridden, as by any higher layer."""
+    classes_layer: int | None = None
+    for index, (_, source) in enumerate(layers):
+        if "device_classes" in source:
+            value = source["device_classes"]
+            empty = not value or (isinstance(value, str) and value.strip() in ("", "{}"))
+            classes_layer = None if empty else index
+    if classes_layer is None:
+        return
+    where = layers[classes_layer][0]
+    for _, source in layers[classes_layer:]:
+        for key in SINGLE_TARGET_KEYS:
+            value = source.get(key)
+            if value is not None and str(value).strip() not in ("", "{}"):
+                raise ConfigError(
+                    key,
+                    value,
+                    f"device_classes is set in {where}, so the single-target keys make no "
+                    f"class: set it inside a class, device_classes.<class>.{key}",
+                )
 
 
 def build_config(
@@ -701,7 +884,7 @@ def build_config(
 
     ``releases``: the stage's promoted releases (``releases.<stage>`` in cdk.json), per class.
     """
-    device_classes = parse_device_classes(raw, releases or {})
+    device_classes = parse_device_classes(raw, releases or {}, stage)
     targets = {c.name: c.neo_target for c in device_classes if c.neo_target is not None}
     max_runtime = _int(
         "training_max_runtime_seconds",
@@ -739,6 +922,14 @@ def build_config(
             "arch, input-shape and sagemaker_* are set by the pipeline (use architecture "
             "and input_shape)",
         )
+    architecture = _matching(
+        "architecture",
+        raw["architecture"],
+        re.compile(r"^[a-z][a-z0-9_]{1,40}$"),
+        "a torchvision model name such as vgg16, resnet18, mobilenet_v3_small",
+    )
+    input_shape = parse_input_shape(raw["input_shape"])
+    check_hyperparameters(hyperparameters, architecture, input_shape)
     training = TrainingConfig(
         instance_type=_matching(
             "training_instance_type",
@@ -797,7 +988,12 @@ def build_config(
     )
     nucleus_version = str(raw["nucleus_version"] or "").strip()
     if nucleus_version:
-        _matching("nucleus_version", nucleus_version, _VERSION_RE, "expected empty or X.Y.Z")
+        _matching(
+            "nucleus_version",
+            nucleus_version,
+            _VERSION_RE,
+            "expected empty or X.Y.Z (semver, no leading zeros)",
+        )
         if _version(nucleus_version) < _version(MIN_NUCLEUS_VERSION):
             raise ConfigError(
                 "nucleus_version",
@@ -814,18 +1010,15 @@ def build_config(
             raw["log_retention_days"],
             f"CloudWatch Logs allows {', '.join(str(d) for d in LOG_RETENTION_DAYS)}",
         )
+    component_namespace = _matching(
+        "component_namespace",
+        raw["component_namespace"],
+        _NAMESPACE_RE,
+        "a dotted name such as com.example.edgeai",
+    )
+    _check_releases(component_namespace, stage, device_classes)
     demo_enabled = _bool("demo_device", raw["demo_device"])
-    # The demo device joins the group the installer command names: the first class's.
-    first = device_classes[0]
-    accelerated = first.neo_target is not None and first.neo_target.accelerator is not None
-    if demo_enabled and (first.architecture != "amd64" or accelerated):
-        raise ConfigError(
-            "demo_device",
-            raw["demo_device"],
-            "the demo core device is an x86_64 Ubuntu instance without an accelerator: it joins "
-            f"device class {first.name!r} ({first.thing_group}), which needs an x86_64 "
-            "Linux target (neo_target_platform=LINUX/X86_64, or an onnx build for amd64)",
-        )
+    demo_class = _demo_device_class(raw, device_classes, demo_enabled)
     return PipelineConfig(
         stage=_matching(
             "stage", stage, re.compile(r"^[a-z][a-z0-9]{0,11}$"), "1-12 lower-case letters/digits"
@@ -836,20 +1029,10 @@ def build_config(
             _PREFIX_RE,
             "2-20 characters: lower-case letters, digits and -, starting with a letter",
         ),
-        component_namespace=_matching(
-            "component_namespace",
-            raw["component_namespace"],
-            _NAMESPACE_RE,
-            "a dotted name such as com.example.edgeai",
-        ),
-        architecture=_matching(
-            "architecture",
-            raw["architecture"],
-            re.compile(r"^[a-z][a-z0-9_]{1,40}$"),
-            "a torchvision model name such as vgg16, resnet18, mobilenet_v3_small",
-        ),
+        component_namespace=component_namespace,
+        architecture=architecture,
         pytorch_version=_pytorch_version(raw["pytorch_version"], targets),
-        input_shape=parse_input_shape(raw["input_shape"]),
+        input_shape=input_shape,
         training=training,
         model_artifact_uri=_optional_s3("model_artifact_uri", raw["model_artifact_uri"]),
         compilation_max_runtime_seconds=_int(
@@ -860,10 +1043,16 @@ def build_config(
         ),
         device_classes=device_classes,
         variant_dlr_version=_matching(
-            "variant_dlr_version", raw["variant_dlr_version"], _VERSION_RE, "expected X.Y.Z"
+            "variant_dlr_version",
+            raw["variant_dlr_version"],
+            _VERSION_RE,
+            "expected X.Y.Z (semver, no leading zeros)",
         ),
         log_manager_version=_matching(
-            "log_manager_version", raw["log_manager_version"], _VERSION_RE, "expected X.Y.Z"
+            "log_manager_version",
+            raw["log_manager_version"],
+            _VERSION_RE,
+            "expected X.Y.Z (semver, no leading zeros)",
         ),
         nucleus_version=nucleus_version,
         log_retention_days=retention,
@@ -883,8 +1072,43 @@ def build_config(
         demo_device=DemoDeviceConfig(
             enabled=demo_enabled,
             instance_type=_demo_instance_type(raw["demo_device_instance_type"]),
+            device_class=demo_class.name,
+            thing_group=demo_class.canary_thing_group or demo_class.thing_group,
         ),
     )
+
+
+def _demo_device_class(
+    raw: Mapping[str, Any], device_classes: tuple[DeviceClass, ...], enabled: bool
+) -> DeviceClass:
+    """The class the demo device joins: ``demo_device_class``, or the first class.
+
+    It joins the class's canary group when there is one: until a release is promoted, the
+    canary deployment is the class's only one, and the demo device is for trying the latest
+    change. It is an x86_64 instance without an accelerator, so the class must build for that.
+    """
+    names = [c.name for c in device_classes]
+    chosen = str(raw["demo_device_class"] or "").strip()
+    key = "demo_device_class" if chosen else "demo_device"
+    if chosen and chosen not in names:
+        raise ConfigError(
+            "demo_device_class",
+            chosen,
+            f"expected empty (the first) or one of the device classes: {', '.join(names)}",
+        )
+    device_class = device_classes[names.index(chosen)] if chosen else device_classes[0]
+    target = device_class.neo_target
+    accelerated = target is not None and target.accelerator is not None
+    if enabled and (device_class.architecture != "amd64" or accelerated):
+        group = device_class.canary_thing_group or device_class.thing_group
+        raise ConfigError(
+            key,
+            raw[key],
+            "the demo core device is an x86_64 Ubuntu instance without an accelerator: it joins "
+            f"device class {device_class.name!r} ({group}), which needs an x86_64 "
+            "Linux target (neo_target_platform=LINUX/X86_64, or an onnx build for amd64)",
+        )
+    return device_class
 
 
 def _demo_instance_type(value: object) -> str:
@@ -909,9 +1133,29 @@ def load_config(context: Mapping[str, Any], stage: str) -> PipelineConfig:
     ``-c key=value`` given on the command line (keys of :data:`DEFAULTS`).
     """
     stages = context.get("stages") or {}
-    if not isinstance(stages, Mapping) or stage not in stages:
-        names = ", ".join(sorted(stages)) if isinstance(stages, Mapping) else "none"
-        raise ConfigError("stage", stage, f"stages defined in cdk.json: {names}")
+    if not isinstance(stages, Mapping):
+        raise ConfigError("stages", stages, "expected a JSON object: stage name -> overrides")
+    if not stages:
+        raise ConfigError(
+            "stage",
+            stage,
+            "no stages in the CDK context: run the app with `cdk synth` (which passes "
+            "cdk.json's context), and define stages in cdk.json",
+        )
+    # Every stage's keys, whatever stage is synthesized: a typo under stages.prod must not
+    # wait for the day prod is deployed.
+    for name, overrides in stages.items():
+        if overrides is not None and not isinstance(overrides, Mapping):
+            raise ConfigError(f"stages.{name}", overrides, "expected a JSON object of keys")
+        for key, value in (overrides or {}).items():
+            if key not in DEFAULTS:
+                raise ConfigError(
+                    f"stages.{name}.{key}", value, f"unknown key in stage {name}{_hint(key)}"
+                )
+    if stage not in stages:
+        raise ConfigError(
+            "stage", stage, f"stages defined in cdk.json: {', '.join(sorted(stages))}"
+        )
     base = context.get("pipeline") or {}
     cli = {k: v for k, v in context.items() if k in DEFAULTS}
     releases = context.get("releases") or {}

@@ -1,5 +1,6 @@
 """The optional demo core device (``-c demo_device=true``): one EC2 instance that joins the
-stage's thing group, and the step that removes its IoT thing and certificate on deletion."""
+group of one device class (its canary group when it has one), and the step that removes its
+IoT thing and certificate on deletion."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ class DemoDeviceStack(Stack):
             self,
             "DemoDevice",
             prerequisites=prerequisites,
+            thing_group_name=config.demo_device.thing_group,
             instance_type=config.demo_device.instance_type,
             nucleus_version=config.nucleus_version,
             log_retention=retention_days(config.log_retention_days),

@@ -366,18 +366,22 @@ class CoreDevicePrerequisites(Construct):
             ],
         )
 
-    def installer_command(self, region: str, device_name: str = "<device-name>") -> str:
+    def installer_command(
+        self, region: str, device_name: str = "<device-name>", thing_group_name: str = ""
+    ) -> str:
         """The Greengrass installer command line for a new device.
 
         The thing name is ``<name_prefix>-<device_name>``; the default leaves a placeholder for
         a person to fill in, a script passes a shell expression (``demo-"$INSTANCE_ID"``).
+        ``thing_group_name``: one of this construct's groups (default: the first class's).
         """
+        group = thing_group_name or self.thing_group.thing_group_name
         return (
             'sudo -E java -Droot="/greengrass/v2" -Dlog.store=FILE '
             "-jar ./GreengrassInstaller/lib/Greengrass.jar "
             f"--aws-region {region} "
             f"--thing-name {self.name_prefix}-{device_name} "
-            f"--thing-group-name {self.thing_group.thing_group_name} "
+            f"--thing-group-name {group} "
             f"--thing-policy-name {self.core_device_policy.policy_name} "
             f"--tes-role-name {self.token_exchange_role_name} "
             f"--tes-role-alias-name {self.role_alias.role_alias} "

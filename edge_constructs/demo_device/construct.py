@@ -61,9 +61,11 @@ class DemoCoreDevice(Construct):
     """One Ubuntu 24.04 x86_64 instance that becomes a Greengrass core device of this stage.
 
     Props:
-        prerequisites: the devices stack's :class:`CoreDevicePrerequisites` (thing group,
+        prerequisites: the devices stack's :class:`CoreDevicePrerequisites` (thing groups,
             policies, role alias, the installer policy the instance role carries, and the
             installer command line the user data runs).
+        thing_group_name: the group the device joins, one the prerequisites created
+            (app_config chooses it: the demo class's canary group, else its group).
         instance_type: an x86_64 type with at least 2 GiB of memory (app_config checks it).
         nucleus_version: ``X.Y.Z`` to install that nucleus; "" for the latest.
         log_retention: retention of the cleanup handler's logs and the VPC flow log.
@@ -78,6 +80,7 @@ class DemoCoreDevice(Construct):
         id_: str,
         *,
         prerequisites: CoreDevicePrerequisites,
+        thing_group_name: str,
         instance_type: str,
         nucleus_version: str,
         log_retention: logs.RetentionDays,
@@ -85,6 +88,7 @@ class DemoCoreDevice(Construct):
         super().__init__(scope, id_)
         stack = Stack.of(self)
         self.thing_name_prefix = f"{prerequisites.name_prefix}-{THING_SUFFIX_PREFIX}"
+        self.thing_group_name = thing_group_name
 
         self.vpc = ec2.Vpc(
             self,
@@ -144,7 +148,9 @@ class DemoCoreDevice(Construct):
         )
 
         script = user_data_script(
-            installer_command=prerequisites.installer_command(Aws.REGION, DEVICE_NAME),
+            installer_command=prerequisites.installer_command(
+                Aws.REGION, DEVICE_NAME, thing_group_name
+            ),
             nucleus_version=nucleus_version,
         )
         self.instance = ec2.Instance(
@@ -221,6 +227,9 @@ class DemoCoreDevice(Construct):
         things = stack.format_arn(
             service="iot", resource="thing", resource_name=f"{self.thing_name_prefix}*"
         )
+        thing_group = stack.format_arn(
+            service="iot", resource="thinggroup", resource_name=self.thing_group_name
+        )
         certificates = stack.format_arn(service="iot", resource="cert", resource_name="*")
         core_devices = stack.format_arn(
             service="greengrass",
@@ -244,7 +253,7 @@ class DemoCoreDevice(Construct):
                     "iot:RemoveThingFromThingGroup",
                     "iot:DeleteThing",
                 ],
-                resources=[things, prerequisites.thing_group_arn],
+                resources=[things, thing_group],
             ),
             iam.PolicyStatement(
                 sid="TheirCertificates",
@@ -306,7 +315,7 @@ class DemoCoreDevice(Construct):
             resource_type="Custom::DemoDeviceCleanup",
             properties={
                 "ThingNamePrefix": self.thing_name_prefix,
-                "ThingGroupName": prerequisites.thing_group.thing_group_name or "",
+                "ThingGroupName": self.thing_group_name,
             },
         )
         resource.node.add_dependency(handler.role)

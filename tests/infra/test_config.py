@@ -140,7 +140,11 @@ def test_cli_strings_are_parsed_like_json_values() -> None:
     assert config.training.use_spot is True
     assert config.training.instance_count == 2
     assert config.input_shape == (1, 3, 300, 300)
-    assert config.training.hyperparameters == {"epochs": "3", "freeze-features": "true"}
+    assert config.training.hyperparameters == {
+        **DEFAULTS["hyperparameters"],
+        "epochs": "3",
+        "freeze-features": "true",
+    }
 
 
 def test_precedence_defaults_pipeline_stage_cli() -> None:
@@ -215,3 +219,159 @@ def test_nvidia_platform_target_takes_compiler_options() -> None:
         is None
     )
     assert config_with().device_classes[0].neo_compiler_options is None
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("nucleus_version", "02.18.2"),
+        ("nucleus_version", "2.018.2"),
+        ("log_manager_version", "2.3.07"),
+        ("variant_dlr_version", "01.6.16"),
+    ],
+)
+def test_versions_are_semver_without_leading_zeros(key, value) -> None:
+    """semver.org 2.0.0, item 2: "X, Y, and Z are non-negative integers, and MUST NOT contain
+    leading zeroes"; Greengrass component versions are semver (CreateComponentVersion)."""
+    with pytest.raises(ConfigError, match=rf"{key}='{value}'.*X\.Y\.Z") as raised:
+        config_with(**{key: value})
+    assert raised.value.key == key
+
+
+def test_release_versions_are_semver_without_leading_zeros() -> None:
+    from tests.infra.conftest import JETSON_RELEASE, THREE_CLASSES
+
+    release = {**JETSON_RELEASE, "aws.greengrass.LogManager": {"version": "2.03.7"}}
+    with pytest.raises(ConfigError, match=r"jetson\.aws\.greengrass\.LogManager.*2\.03\.7"):
+        build_config(
+            "dev", merge_context({}, {}, {"device_classes": THREE_CLASSES}), {"jetson": release}
+        )
+
+
+def test_hyperparameters_merge_over_the_defaults() -> None:
+    """Overriding one hyperparameter keeps the others: without ``pretrained`` train.py falls back
+    to ``--pretrained auto``, a random initialisation on a fresh SageMaker container."""
+    config = config_with(hyperparameters='{"epochs": 10}')
+    assert config.training.hyperparameters == {**DEFAULTS["hyperparameters"], "epochs": "10"}
+    # Layers merge too: cdk.json's pipeline, the stage, then -c.
+    context = {
+        "pipeline": {"hyperparameters": {"epochs": "4"}},
+        "stages": {"dev": {"hyperparameters": {"lr": "0.01"}}},
+        "hyperparameters": '{"batch-size": 8}',
+    }
+    merged = load_config(context, "dev").training.hyperparameters
+    assert merged == {"epochs": "4", "lr": "0.01", "batch-size": "8", "pretrained": "true"}
+
+
+def test_a_null_hyperparameter_removes_the_default() -> None:
+    config = config_with(hyperparameters='{"pretrained": null}')
+    assert "pretrained" not in config.training.hyperparameters
+    assert config.training.hyperparameters["epochs"] == DEFAULTS["hyperparameters"]["epochs"]
+
+
+@pytest.mark.parametrize(
+    ("hyperparameters", "fragment"),
+    [
+        ({"epochs": "-1"}, "--epochs must be >= 0"),
+        ({"lr": "abc"}, "invalid float value: 'abc'"),
+        ({"batch-size": "0"}, "--batch-size >= 1"),
+        ({"pretrained": "maybe"}, "invalid choice: 'maybe'"),
+        ({"freeze-features": "perhaps"}, "expected true or false"),
+        ({"resize-shorter": "100"}, "smaller than the crop 224x224"),
+        ({"val-fraction": "1.5"}, "--val-fraction must be in [0, 1)"),
+    ],
+)
+def test_hyperparameters_are_checked_by_train_pys_own_parser(hyperparameters, fragment) -> None:
+    with pytest.raises(ConfigError) as raised:
+        config_with(hyperparameters=hyperparameters)
+    assert raised.value.key == "hyperparameters"
+    assert fragment in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [
+        ("epoch", "train.py has no --epoch"),
+        ("learning-rate", "train.py has no --learning-rate"),
+        ("model-dir", "set by SageMaker"),
+        ("checkpoint-dir", "set by SageMaker"),
+    ],
+)
+def test_unknown_or_reserved_hyperparameter_names_fail(name, fragment) -> None:
+    with pytest.raises(ConfigError) as raised:
+        config_with(hyperparameters={name: "3"})
+    assert raised.value.key == f"hyperparameters.{name}"
+    assert fragment in str(raised.value)
+
+
+def test_hyperparameter_check_needs_no_torch() -> None:
+    """The synth machine has no torch: checking hyperparameters with train.py's parser must
+    import only training_src/edge_training/config.py (and errors.py), never torch."""
+    code = (
+        "import sys; sys.modules['torch'] = None; sys.modules['torchvision'] = None\n"
+        "from app_config import build_config, merge_context\n"
+        "c = build_config('dev', merge_context({}, {}, {'hyperparameters': {'epochs': '2'}}))\n"
+        "print(c.training.hyperparameters['epochs'])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "2"
+
+
+def test_training_parser_stays_python_36_syntax() -> None:
+    """The PyTorch 1.8 training image (edge Neo targets) runs Python 3.6."""
+    import ast
+
+    for name in ("config.py", "errors.py", "__init__.py"):
+        source = (REPO_ROOT / "training_src" / "edge_training" / name).read_text()
+        ast.parse(source, feature_version=(3, 6))
+
+
+def test_release_errors_name_the_stage() -> None:
+    from tests.infra.conftest import JETSON_RELEASE, THREE_CLASSES
+
+    raw = merge_context({}, {}, {"device_classes": THREE_CLASSES})
+    with pytest.raises(ConfigError) as raised:
+        build_config("prod", raw, {"nope": JETSON_RELEASE})
+    assert raised.value.key == "releases.prod.nope"
+    release = {k: v for k, v in JETSON_RELEASE.items() if not k.endswith("DlrRuntime")}
+    with pytest.raises(ConfigError) as raised:
+        build_config("prod", raw, {"jetson": release})
+    assert raised.value.key == "releases.prod.jetson"
+    assert "<stage>" not in str(raised.value)
+
+
+def test_every_stages_keys_are_checked_whatever_stage_is_synthesized() -> None:
+    context = {**CDK_JSON_CONTEXT, "stages": {**CDK_JSON_CONTEXT["stages"]}}
+    context["stages"]["prod"] = {**context["stages"]["prod"], "tpyo": 1}
+    with pytest.raises(ConfigError) as raised:
+        load_config(context, "dev")
+    assert raised.value.key == "stages.prod.tpyo"
+    assert "stages.prod.tpyo=1: unknown key in stage prod" in str(raised.value)
+
+
+def test_python_app_py_run_directly_reads_cdk_json(monkeypatch, tmp_path) -> None:
+    """Without the CDK CLI there is no CDK_CONTEXT_JSON: the app reads cdk.json's context
+    itself instead of failing with an empty list of stages."""
+    for name in ("CDK_CONTEXT_JSON", "CDK_OUTDIR", "CONTEXT_OVERFLOW_LOCATION_ENV"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert cdk_app.main() == 0
+    manifest = json.loads((tmp_path / "cdk.out" / "manifest.json").read_text())
+    assert any(name.startswith("assembly-dev") for name in manifest["artifacts"])
+
+
+def test_no_stages_says_how_to_run_the_app() -> None:
+    with pytest.raises(ConfigError, match=r"no stages.*cdk synth"):
+        load_config({}, "dev")
+
+
+def test_both_neo_targets_in_a_class_suggest_removing_one() -> None:
+    entry = {"thing_group": "G", "neo_target_device": "rasp4b", "neo_target_platform": "LINUX/X86"}
+    with pytest.raises(ConfigError) as raised:
+        config_with(device_classes={"pi": entry})
+    assert raised.value.key == "device_classes.pi.neo_target_device"
+    assert "-c neo_target_platform=" not in str(raised.value)
+    assert "remove one of them from the class" in str(raised.value)

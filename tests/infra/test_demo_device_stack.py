@@ -378,3 +378,83 @@ def test_instance_type_is_configurable() -> None:
     config = config_with(demo_device="true", demo_device_instance_type="m7i.large")
     assert config.demo_device.enabled is True
     assert config.demo_device.instance_type == "m7i.large"
+
+
+@pytest.fixture(scope="module")
+def demo_canary(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """The demo device of a class with a canary ring."""
+    from tests.infra.conftest import synthesize
+
+    return synthesize(
+        tmp_path_factory.mktemp("demo-canary"),
+        demo_device="true",
+        canary_thing_group="EdgeAiDevCanary",
+    )
+
+
+def test_with_a_canary_ring_the_demo_device_joins_the_canary_group(
+    demo_canary: Synthesized,
+) -> None:
+    """Until a release is promoted the stack deploys to the canary group only (README, Release
+    rings): a demo device in the fleet group would get nothing. It is a device for trying the
+    latest change, so it joins the canary group, where the latest deployment goes."""
+    template = demo_canary.template_json(STACK)
+    script = user_data(template)
+    assert "--thing-group-name EdgeAiDevCanary " in script
+    assert "--thing-group-name EdgeAiDevCoreDevices" not in script
+    _, cleanup = only(template, "Custom::DemoDeviceCleanup")
+    assert cleanup["Properties"]["ThingGroupName"] == "EdgeAiDevCanary"
+    policy = next(
+        p
+        for p in resources_of_type(template, "AWS::IAM::Policy").values()
+        if "iot:RemoveThingFromThingGroup" in json.dumps(p)
+    )
+    (statement,) = [
+        s
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s.get("Sid") == "DemoThings"
+    ]
+    groups = [render(r) for r in statement["Resource"] if "thinggroup/" in render(r)]
+    assert len(groups) == 1 and groups[0].endswith(":thinggroup/EdgeAiDevCanary"), groups
+    # ...and that group is the one the canary deployment targets.
+    pipeline = demo_canary.template_json("dev/Pipeline")
+    targets = [
+        render(d["Properties"]["TargetArn"])
+        for d in resources_of_type(pipeline, "AWS::GreengrassV2::Deployment").values()
+    ]
+    assert targets and all(t.endswith(":thinggroup/EdgeAiDevCanary") for t in targets), targets
+
+
+def test_demo_device_class_chooses_the_class_it_joins() -> None:
+    from tests.infra.conftest import THREE_CLASSES
+
+    config = config_with(demo_device="true", device_classes=THREE_CLASSES)
+    assert (config.demo_device.device_class, config.demo_device.thing_group) == (
+        "gateway",
+        "EdgeAiDevGateways",
+    )
+    config = config_with(demo_device="true", device_classes=THREE_CLASSES, demo_device_class="onnx")
+    assert (config.demo_device.device_class, config.demo_device.thing_group) == (
+        "onnx",
+        "EdgeAiDevOnnx",
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "fragment"),
+    [
+        ({"demo_device_class": "nope"}, "demo_device_class", "classes: gateway, jetson, onnx"),
+        (
+            {"demo_device_class": "jetson"},
+            "demo_device_class",
+            "device class 'jetson' (EdgeAiDevJetsonsCanary), which needs an x86_64",
+        ),
+    ],
+)
+def test_demo_device_class_is_checked(overrides, key, fragment) -> None:
+    from tests.infra.conftest import THREE_CLASSES
+
+    with pytest.raises(ConfigError) as error:
+        config_with(demo_device="true", device_classes=THREE_CLASSES, **overrides)
+    assert error.value.key == key
+    assert fragment in str(error.value)

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from app_config import ConfigError, build_config, merge_context
+from app_config import ConfigError, build_config, load_config, merge_context
 from tests.infra.conftest import REPO_ROOT, THREE_CLASSES
 from tests.infra.fast import pipeline_template
 from tests.infra.rendering import component_recipes, render, resources_of_type
@@ -235,3 +235,108 @@ def test_an_onnx_class_needs_the_onnx_export() -> None:
     overrides = {"device_classes": classes, "hyperparameters": {"export-onnx": "false"}}
     with pytest.raises(ConfigError, match="export-onnx must stay true: device class x86"):
         build_config("dev", merge_context({}, {}, overrides))
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("canary_thing_group", "EdgeAiDevCanary"),
+        ("neo_target_device", "rasp9"),
+        ("neo_target_device", "rasp4b"),
+        ("thing_group", "Elsewhere"),
+        ("runtime_component", "variant.DLR"),
+        ("neo_compiler_options", '{"mcpu": "skylake-avx512"}'),
+    ],
+)
+def test_single_target_key_beside_device_classes_fails(key, value) -> None:
+    """With device_classes the single-target keys make no class (README, Configuration): one
+    given with -c beside them would be ignored, so it fails and says where it belongs."""
+    with pytest.raises(ConfigError) as raised:
+        build_config("dev", merge_context({}, {}, {"device_classes": THREE_CLASSES, key: value}))
+    assert raised.value.key == key
+    message = str(raised.value)
+    assert "device_classes is set" in message and f"device_classes.<class>.{key}" in message
+
+
+def test_single_target_key_in_the_same_cdk_json_layer_as_device_classes_fails() -> None:
+    context = {"stages": {"dev": {"thing_group": "Old", "device_classes": THREE_CLASSES}}}
+    with pytest.raises(ConfigError, match=r"thing_group='Old'.*device_classes is set in stage"):
+        load_config(context, "dev")
+
+
+def test_device_classes_override_single_target_keys_of_lower_layers() -> None:
+    """cdk.json's pipeline target and the stage's thing group sit below -c device_classes, as
+    any lower layer does; an emptied key (-c neo_target_platform=) is not a value either."""
+    context = {
+        "pipeline": {"neo_target_platform": "LINUX/X86_64"},
+        "stages": {"dev": {"thing_group": "Old"}},
+        "device_classes": THREE_CLASSES,
+        "neo_target_device": "",
+    }
+    config = load_config(context, "dev")
+    assert [c.name for c in config.device_classes] == list(THREE_CLASSES)
+
+
+@pytest.mark.parametrize("missing", [f"{NS}.jetson.DlrRuntime", "aws.greengrass.LogManager"])
+def test_a_release_must_name_every_component_the_class_deploys(missing) -> None:
+    """A deployment replaces the last one on its target, and components it omits are removed
+    from the devices (Greengrass developer guide, "Revise deployments",
+    https://docs.aws.amazon.com/greengrass/v2/developerguide/revise-deployments.html): a
+    release with a component deleted by hand would uninstall it from the fleet."""
+    from tests.infra.conftest import JETSON_RELEASE
+
+    release = {k: v for k, v in JETSON_RELEASE.items() if k != missing}
+    with pytest.raises(ConfigError) as raised:
+        build_config(
+            "dev", merge_context({}, {}, {"device_classes": THREE_CLASSES}), {"jetson": release}
+        )
+    assert raised.value.key.endswith(".jetson")
+    assert f"misses {missing}" in str(raised.value)
+
+
+def test_the_required_release_components_are_those_the_canary_deploys(three_classes) -> None:
+    """app_config's list of a class's components and the construct's canary deployment agree."""
+    from app_config import release_components
+
+    config = build_config("dev", merge_context({}, {}, {"device_classes": THREE_CLASSES}), {})
+    jetson = next(c for c in config.device_classes if c.name == "jetson")
+    template = three_classes.template_json("dev/Pipeline")
+    (canary,) = [
+        d
+        for d in resources_of_type(template, "AWS::GreengrassV2::Deployment").values()
+        if d["Metadata"]["EdgeAiRing"] == {"stage": "dev", "class": "jetson", "ring": "canary"}
+    ]
+    assert set(release_components(config.component_namespace, "dev", jetson)) == set(
+        canary["Properties"]["Components"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("target", "options"),
+    [
+        ({"neo_target_platform": "LINUX/X86_64"}, {"gpu-code": "sm_72"}),
+        ({"neo_target_platform": "LINUX/ARM64/MALI"}, {"cuda-ver": "10.2"}),
+        ({"neo_target_device": "rasp4b", "neo_target_platform": ""}, {"trt-ver": "8.5.2"}),
+        ({"neo_target_device": "ml_c5", "neo_target_platform": ""}, {"gpu_code": "sm_72"}),
+    ],
+)
+def test_nvidia_compiler_options_on_a_non_nvidia_target_fail(target, options) -> None:
+    """botocore's SageMaker model, OutputConfig.CompilerOptions: "The compiler options are
+    TargetPlatform specific"; gpu-code, trt-ver and cuda-ver are listed under "NVIDIA:
+    Compilation for NVIDIA GPU supports the following compiler options"."""
+    overrides = {**target, "neo_compiler_options": json.dumps(options)}
+    with pytest.raises(ConfigError) as raised:
+        build_config("dev", merge_context({}, {}, overrides))
+    assert raised.value.key == "neo_compiler_options"
+    assert "NVIDIA options" in str(raised.value) and "not an NVIDIA target" in str(raised.value)
+
+
+def test_nvidia_compiler_options_are_kept_for_nvidia_devices() -> None:
+    options = {"gpu-code": "sm_53", "trt-ver": "7.1.3", "cuda-ver": "10.2"}
+    overrides = {
+        "neo_target_device": "jetson_nano",
+        "neo_target_platform": "",
+        "neo_compiler_options": options,
+    }
+    (default,) = build_config("dev", merge_context({}, {}, overrides)).device_classes
+    assert default.neo_compiler_options == options

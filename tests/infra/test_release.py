@@ -103,10 +103,10 @@ def test_promote_refuses_a_class_without_a_canary(tmp_path, capsys) -> None:
 
 def test_a_release_for_a_class_without_canary_fails_synth(tmp_path) -> None:
     releases = {"dev": {"onnx": {"x.Model": {"version": "1.0.1"}}}}
-    with pytest.raises(ConfigError, match=r"releases.<stage>.onnx=.*canary_thing_group"):
+    with pytest.raises(ConfigError, match=r"releases\.dev\.onnx=.*canary_thing_group"):
         synth(tmp_path / "out", write_cdk_json(tmp_path / "cdk.json", releases))
     releases = {"dev": {"jetson": {"x.Model": {"version": "latest"}}}}
-    with pytest.raises(ConfigError, match=r"releases.<stage>.jetson.x.Model="):
+    with pytest.raises(ConfigError, match=r"releases\.dev\.jetson\.x\.Model="):
         synth(tmp_path / "out", write_cdk_json(tmp_path / "cdk.json", releases))
 
 
