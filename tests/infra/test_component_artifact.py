@@ -129,6 +129,10 @@ def test_shipped_zip_runs_under_the_rendered_recipe(shipped, tmp_path) -> None:
         **env,
         "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent / "fake_ipc"), env["PYTHONPATH"]]),
         "AWS_IOT_THING_NAME": THING,
+        # Set by the nucleus for every component (ShellRunner, IPCEventStreamService); the
+        # component checks them before connecting, the fake client ignores their values.
+        "SVCUID": "fake-svcuid",
+        "AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT": str(work / "ipc.socket"),
         "FAKE_IPC_CONFIG": str(tmp_path / "config.json"),
         "FAKE_IPC_RECORD": str(record),
     }
