@@ -32,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -204,7 +205,10 @@ def bring_pretrained(cache: Path) -> Brought:
     from edge_training.pretrained import export_pretrained
 
     try:
-        exported = export_pretrained(str(cache / "pretrained"))
+        with warnings.catch_warnings():
+            # torch's ONNX exporter warns about constant folding it skips: noise for a user
+            warnings.simplefilter("ignore", UserWarning)
+            exported = export_pretrained(str(cache / "pretrained"))
     except TrainingInputError as error:
         raise MainJobError(f"pretrained model: {error}") from None
     return Brought(
@@ -219,7 +223,9 @@ class Trained:
     reused: bool
 
 
-def train_digits(cache: Path, epochs: int) -> Trained:
+def train_digits(
+    cache: Path, epochs: int, on_epoch: Callable[[str], None] | None = None
+) -> Trained:
     """``training_src/train.py`` on the digits, as SageMaker runs it (``SM_*`` variables)."""
     sources = [*sorted(TRAINING_SRC.rglob("*.py")), ROOT / "tests/support/digits.py"]
     key = _digest_files(sources, DIGITS_ARCH, str(DIGITS_SIZE), str(epochs), _torch_version())
@@ -238,6 +244,8 @@ def train_digits(cache: Path, epochs: int) -> Trained:
             "SM_CHANNEL_TRAIN": str(data.train),
             "SM_CHANNEL_VALIDATION": str(data.validation),
             "SM_OUTPUT_DATA_DIR": str(output_dir),
+            # one thread: on a small shared machine more threads train slower (tests/conftest.py)
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
         }
         arguments = {
             "--arch": DIGITS_ARCH,
@@ -254,14 +262,24 @@ def train_digits(cache: Path, epochs: int) -> Trained:
         command = [sys.executable, str(TRAINING_SRC / "train.py")]
         for name, value in arguments.items():
             command += [name, value]
-        result = subprocess.run(
-            command, env=env, cwd=TRAINING_SRC, capture_output=True, text=True, check=False
-        )
-        log = result.stdout + result.stderr
-        (scratch / "train.log").write_text(log)
-        if result.returncode != 0:
-            tail = log.strip().splitlines()[-1:] or ["no output"]
-            raise MainJobError(f"digits training failed ({result.returncode}): {tail[0]}")
+        lines: list[str] = []
+        with subprocess.Popen(
+            command,
+            env=env,
+            cwd=TRAINING_SRC,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        ) as process:
+            assert process.stdout is not None
+            for line in process.stdout:
+                lines.append(line)
+                if "epoch=" in line and on_epoch is not None:
+                    on_epoch("epoch=" + line.split("epoch=", 1)[1].strip())
+        (scratch / "train.log").write_text("".join(lines))
+        if process.returncode != 0:
+            tail = "".join(lines).strip().splitlines()[-1:] or ["no output"]
+            raise MainJobError(f"digits training failed ({process.returncode}): {tail[0]}")
         shutil.rmtree(scratch / "data", ignore_errors=True)  # rendered digits: not needed again
 
     reused = _cached(folder, build)
@@ -411,7 +429,7 @@ def run(
     _replace_tree(brought.model_dir.parent, out / "model")
 
     progress.step(f"training {DIGITS_ARCH} on the digits for {digits_epochs} epochs (train.py)")
-    digits = train_digits(cache, digits_epochs)
+    digits = train_digits(cache, digits_epochs, on_epoch=lambda m: progress.note(f"  {m}"))
     progress.note(f"digits training: {digits.metrics}" + (" (cached)" if digits.reused else ""))
 
     progress.step("synthesizing the dev stage with the brought model and an ONNX device class")

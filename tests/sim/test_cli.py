@@ -34,6 +34,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
         (["--images", "/no/such/dir"], "--images /no/such/dir: no such folder"),
         (["--wait", "0"], "--wait 0.0: must be positive"),
         (["--account", "12"], "--account '12': expected 12 digits"),
+        (["--onnx-model", "/no/such/dir"], "--onnx-model /no/such/dir: no model.onnx in"),
     ],
 )
 def test_bad_argument_is_one_line(dev_assembly: Path, args: list[str], message: str) -> None:
@@ -68,3 +69,18 @@ def test_failed_step_is_printed_and_exit_is_1(tmp_path: Path, dev_assembly: Path
     assert result.stderr.strip() == (
         "device_sim: FAILED at provision: Thing name cannot contain colon characters"
     )
+
+
+def test_unknown_thing_group_fails_at_provision(tmp_path: Path, dev_assembly: Path) -> None:
+    result = cli(
+        "--assembly",
+        str(dev_assembly),
+        "--root",
+        str(tmp_path / "gg"),
+        "--thing-group",
+        "Nope",
+        "--resolve-only",
+    )
+    assert result.returncode == 1
+    assert "--thing-group Nope: the stage has no such thing group" in result.stderr
+    assert "EdgeAiDevCoreDevices" in result.stderr
