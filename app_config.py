@@ -17,6 +17,7 @@ import functools
 import importlib
 import importlib.util
 import json
+import math
 import re
 import sys
 from collections.abc import Mapping
@@ -140,6 +141,11 @@ DEFAULTS: dict[str, Any] = {
     "neo_compiler_options": "",
     "pytorch_version": "1.8",
     "input_shape": "1,3,224,224",
+    # The model's input normalization, (x / 255 - mean) / std per RGB channel, written into the
+    # package's metadata.json for the device. ImageNet's statistics (torchvision's models);
+    # a brought model trained otherwise names its own (EfficientNet-Lite: 127/255, 128/255).
+    "input_mean": "0.485,0.456,0.406",
+    "input_std": "0.229,0.224,0.225",
     "training_instance_type": "ml.m5.xlarge",
     "training_instance_count": 1,
     "training_volume_gb": 30,
@@ -294,6 +300,8 @@ class PipelineConfig:
     architecture: str
     pytorch_version: str
     input_shape: tuple[int, int, int, int]
+    input_mean: tuple[float, float, float]
+    input_std: tuple[float, float, float]
     training: TrainingConfig
     model_artifact_uri: str
     compilation_max_runtime_seconds: int
@@ -504,6 +512,21 @@ def _check_variant_dlr_nucleus(nucleus_version: str) -> None:
 
 def _version(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split("."))
+
+
+def parse_channel_triple(key: str, value: object, *, positive: bool) -> tuple[float, float, float]:
+    """``"0.485,0.456,0.406"`` or a list -> one value per RGB channel, on the 0-1 scale."""
+    allowed = "three numbers (R,G,B) on the 0-1 scale" + (", each > 0" if positive else "")
+    parts = value if isinstance(value, (list, tuple)) else str(value).replace(" ", "").split(",")
+    try:
+        values = tuple(float(p) for p in parts)
+    except (TypeError, ValueError):
+        raise ConfigError(key, value, allowed) from None
+    if len(values) != 3 or not all(math.isfinite(v) and -1.0 <= v <= 1.0 for v in values):
+        raise ConfigError(key, value, allowed)
+    if positive and not all(v > 0 for v in values):
+        raise ConfigError(key, value, allowed)
+    return (values[0], values[1], values[2])
 
 
 def parse_input_shape(value: object) -> tuple[int, int, int, int]:
@@ -1033,6 +1056,8 @@ def build_config(
         architecture=architecture,
         pytorch_version=_pytorch_version(raw["pytorch_version"], targets),
         input_shape=input_shape,
+        input_mean=parse_channel_triple("input_mean", raw["input_mean"], positive=False),
+        input_std=parse_channel_triple("input_std", raw["input_std"], positive=True),
         training=training,
         model_artifact_uri=_optional_s3("model_artifact_uri", raw["model_artifact_uri"]),
         compilation_max_runtime_seconds=_int(

@@ -67,6 +67,19 @@ def _parser() -> argparse.ArgumentParser:
         "that the real libdlr.so runs)",
     )
     parser.add_argument(
+        "--onnx-model",
+        type=Path,
+        default=None,
+        help="folder with model.onnx and labels.json: the training stand-in's ONNX export "
+        "(required when the stage has an ONNX device class)",
+    )
+    parser.add_argument(
+        "--thing-group",
+        default=None,
+        help="provision into this thing group (a device class's group or canary group; "
+        "default: the InstallerCommand's)",
+    )
+    parser.add_argument(
         "--images",
         type=Path,
         default=None,
@@ -122,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         nucleus_version=args.nucleus_version,
         env=Env(account=args.account, region=args.region),
         model_dir=args.model,
+        onnx_model=args.onnx_model,
+        thing_group=args.thing_group,
         images=images,
         interpolate_component_configuration=args.interpolate_component_configuration == "true",
         wheelhouse=args.wheelhouse,
@@ -171,6 +186,8 @@ def _check(args: argparse.Namespace) -> str | None:
         return f"--nucleus-version {args.nucleus_version!r}: expected X.Y.Z"
     if args.model is not None and not args.model.is_dir():
         return f"--model {args.model}: no such folder"
+    if args.onnx_model is not None and not (args.onnx_model / "model.onnx").is_file():
+        return f"--onnx-model {args.onnx_model}: no model.onnx in that folder"
     if args.images is not None and not args.images.is_dir():
         return f"--images {args.images}: no such folder"
     if args.wheelhouse is not None and not args.wheelhouse.is_dir():

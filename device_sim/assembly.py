@@ -51,6 +51,9 @@ from device_sim.iam import Policy
 NO_VALUE = object()
 
 
+ONNX_FILE = "model.onnx"
+
+
 class AssemblyError(ValueError):
     """The assembly cannot be read or deployed; the message names what and where."""
 
@@ -523,10 +526,15 @@ def handler_module(stage: Stage, module: str) -> Iterator[ModuleType]:
 # ---------------------------------------------------------------- deploying a stage
 @dataclass(frozen=True)
 class StandIns:
-    """What SageMaker would have produced: Neo's output folder and the class labels."""
+    """What SageMaker would have produced: Neo's output folder, the class labels (the
+    training job's ``model.tar.gz`` holds only ``labels.json``), and, when the caller has one,
+    a real ONNX model for the training job's ``output/output.tar.gz`` (what ``train.py``
+    exports to ``SM_OUTPUT_DATA_DIR``; ONNX device classes package it). ``onnx_model`` is None
+    when no ONNX model was given: a stage with an ONNX class then fails to deploy, naming it."""
 
     model_dir: Path
     labels: Mapping[str, str]
+    onnx_model: Path | None = None
 
 
 # Custom resources whose Create changes nothing a core device sees; any other unknown type fails.
@@ -569,6 +577,7 @@ class _Deployer:
         self.stand_ins = stand_ins
         self.s3 = s3
         self.cloud = Cloud(env=env)
+        self.brought: set[str] = set()  # the user's own buckets the stand-ins wrote to
 
     # -- S3 helpers (moto)
     def ensure_bucket(self, bucket: str) -> None:
@@ -581,6 +590,31 @@ class _Deployer:
                 Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": self.env.region}
             )
         self.cloud.bucket_regions[bucket] = self.env.region
+
+    def bring(self, uri: str) -> None:
+        """A brought model (``model_artifact_uri``) lives in the user's own bucket, outside the
+        stage: put the stand-in there once. With an ONNX model it is the archive an ONNX class
+        packages (``model.onnx`` + ``labels.json`` at the root), else ``labels.json`` alone."""
+        if not uri.startswith("s3://"):
+            return
+        bucket, key = _split_s3(uri)
+        if bucket in self.cloud.bucket_regions and (
+            bucket not in self.brought or self._exists(bucket, key)
+        ):
+            return  # a stage bucket (the training stand-in writes there), or written already
+        onnx = self.stand_ins.onnx_model
+        data = (
+            _onnx_archive(onnx, self.stand_ins.labels)
+            if onnx is not None
+            else _training_archive(self.stand_ins.labels)
+        )
+        self.put(uri, data)
+        self.brought.add(bucket)
+        self.cloud.notes.append(f"brought-model stand-in wrote {uri}")
+
+    def _exists(self, bucket: str, key: str) -> bool:
+        listed = self.s3.list_objects_v2(Bucket=bucket, Prefix=key)
+        return any(item["Key"] == key for item in listed.get("Contents", []))
 
     def put(self, uri: str, data: bytes) -> None:
         bucket, key = _split_s3(uri)
@@ -739,6 +773,13 @@ class _Deployer:
                 uri = logic.model_artifact_uri(props["OutputS3Uri"], props["JobName"])
             self.put(uri, _training_archive(self.stand_ins.labels))
             self.cloud.notes.append(f"SageMaker training stand-in wrote {uri}")
+            if self.stand_ins.onnx_model is not None:
+                # SageMaker uploads SM_OUTPUT_DATA_DIR as output/output.tar.gz beside
+                # model.tar.gz ("How Amazon SageMaker Processes Training Output",
+                # https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-output.html).
+                output = uri.rsplit("/", 1)[0] + "/output.tar.gz"
+                self.put(output, _onnx_archive(self.stand_ins.onnx_model, self.stand_ins.labels))
+                self.cloud.notes.append(f"SageMaker training stand-in wrote {output}")
             return props["JobName"], {
                 "JobName": props["JobName"],
                 "ModelArtifactUri": uri,
@@ -751,13 +792,7 @@ class _Deployer:
             # Neo names its output after the input archive and the target.
             uri = f"{props['OutputS3Uri'].rstrip('/')}/model-{target}.tar.gz"
             self.put(uri, _tar_folder(self.stand_ins.model_dir))
-            upstream = props.get("ModelArtifactUri", "")
-            if upstream.startswith("s3://"):
-                bucket = _split_s3(upstream)[0]
-                if bucket not in self.cloud.bucket_regions:
-                    # A brought model lives in the user's own bucket: put it there.
-                    self.put(upstream, _training_archive(self.stand_ins.labels))
-                    self.cloud.notes.append(f"brought-model stand-in wrote {upstream}")
+            self.bring(props.get("ModelArtifactUri", ""))
             description = {
                 "CompilationJobName": props["JobName"],
                 "CompilationJobStatus": "COMPLETED",
@@ -768,6 +803,17 @@ class _Deployer:
             self.cloud.notes.append(f"SageMaker Neo stand-in wrote {uri}")
             return props["JobName"], dict(data)
         if rtype in ("Custom::ModelPackage", "Custom::PublishedArtifact"):
+            for key in ("TrainingArtifactUri", "OnnxArtifactUri"):
+                self.bring(str(props.get(key, "")))
+            onnx_uri = str(props.get("OnnxArtifactUri", ""))
+            if onnx_uri.startswith("s3://") and self.stand_ins.onnx_model is None:
+                bucket, key = _split_s3(onnx_uri)
+                if bucket in self.cloud.bucket_regions and not self._exists(bucket, key):
+                    raise AssemblyError(
+                        f"an ONNX device class packages {onnx_uri}, and the training stand-in "
+                        "has no ONNX model to put there: give one (--onnx-model DIR with "
+                        "model.onnx and labels.json)"
+                    )
             event = {
                 "RequestType": "Create",
                 "ResourceType": rtype,
@@ -846,6 +892,40 @@ def _training_archive(labels: Mapping[str, str]) -> bytes:
     return buffer.getvalue()
 
 
+def _onnx_archive(onnx_model: Path, labels: Mapping[str, str]) -> bytes:
+    """``output.tar.gz`` as ``train.py --export-onnx true`` leaves it: ``model.onnx`` and
+    ``labels.json`` at the root (plus ``metadata.json`` when the model folder has one)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(onnx_model / ONNX_FILE, arcname=ONNX_FILE)
+        metadata = onnx_model / "metadata.json"
+        if metadata.is_file():
+            tar.add(metadata, arcname="metadata.json")
+        data = json.dumps(dict(labels), sort_keys=True).encode()
+        info = tarfile.TarInfo("labels.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def read_onnx_model(folder: Path) -> dict[str, str]:
+    """The labels of a caller's ONNX model folder (``model.onnx`` + ``labels.json``, as
+    ``train.py`` and ``edge_training.pretrained`` export it); a one-line error otherwise."""
+    if not (folder / ONNX_FILE).is_file():
+        raise AssemblyError(f"--onnx-model {folder}: no {ONNX_FILE} in it")
+    try:
+        raw = json.loads((folder / "labels.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise AssemblyError(f"--onnx-model {folder}: no labels.json in it") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise AssemblyError(f"--onnx-model {folder}/labels.json: not JSON ({error})") from None
+    if isinstance(raw, list):
+        raw = {str(i): name for i, name in enumerate(raw)}
+    if not isinstance(raw, dict) or not raw:
+        raise AssemblyError(f"--onnx-model {folder}/labels.json: expected a non-empty object")
+    return {str(k): str(v) for k, v in raw.items()}
+
+
 def _zip_folder(folder: Path) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -876,14 +956,21 @@ def default_stand_ins(
     input_shape: tuple[int, ...],
     num_classes: int = 10,
     model_dir: Path | None = None,
+    onnx_model: Path | None = None,
 ) -> StandIns:
     """The model folder Neo would have produced; default: the tiny Neo-layout classifier built
-    for the real ``libdlr.so`` (``tests/support/neo_model.py``) at the stack's input shape."""
+    for the real ``libdlr.so`` (``tests/support/neo_model.py``) at the stack's input shape.
+    With ``onnx_model`` (a folder with ``model.onnx`` and ``labels.json``), the labels are
+    that model's (one training job feeds every class, so they are the tiny model's too, with
+    as many classes) and the training stand-in writes it as ``output/output.tar.gz``."""
     labels = {str(i): f"class-{i}" for i in range(num_classes)}
+    if onnx_model is not None:
+        labels = read_onnx_model(onnx_model)
+        num_classes = len(labels)
     if model_dir is not None:
         if not model_dir.is_dir() or not any(model_dir.iterdir()):
             raise AssemblyError(f"--model {model_dir} is not a folder with a compiled model")
-        return StandIns(model_dir=model_dir, labels=labels)
+        return StandIns(model_dir=model_dir, labels=labels, onnx_model=onnx_model)
     repo = Path(__file__).resolve().parents[1]
     if str(repo) not in sys.path:
         sys.path.insert(0, str(repo))
@@ -893,4 +980,4 @@ def default_stand_ins(
     if target.exists():
         shutil.rmtree(target)
     build_tiny_classifier(target, input_shape=input_shape, num_classes=num_classes)
-    return StandIns(model_dir=target, labels=labels)
+    return StandIns(model_dir=target, labels=labels, onnx_model=onnx_model)

@@ -158,6 +158,39 @@ class Resolution:
     order: list[str]  # dependencies before dependents
     constraints: dict[str, dict[str, str]]  # component -> {dependent or group -> requirement}
     notes: list[str] = field(default_factory=list)
+    thing_group: str = ""  # the group the deployment targets
+    deployment_name: str = ""
+
+
+def target_group(document: Mapping[str, Any]) -> str:
+    """The thing-group name a deployment targets (``TargetArn`` ``...:thinggroup/<name>``)."""
+    return str(document.get("TargetArn", "")).rsplit("/", 1)[-1]
+
+
+def deployment_for(cloud: Cloud, thing_group: str | None) -> Mapping[str, Any]:
+    """The deployment a device in ``thing_group`` receives: the one whose ``TargetArn`` is that
+    group (a thing-group deployment reaches the things in the group: developer guide, "Create
+    deployments", https://docs.aws.amazon.com/greengrass/v2/developerguide/create-deployments.html).
+    A device in several groups would get several deployments, whose root components the nucleus
+    keeps per group (``deployment/DeploymentService.java``, ``GROUP_TO_ROOT_COMPONENTS_TOPICS``);
+    each simulated
+    device is in one group, so one deployment targets it. ``None``: the stage's only one."""
+    if thing_group is None:
+        if len(cloud.deployments) != 1:
+            raise DeploymentFailed(
+                "expected one AWS::GreengrassV2::Deployment in the stage, found "
+                f"{len(cloud.deployments)}: name the device's thing group"
+            )
+        return cloud.deployments[0]
+    matching = [d for d in cloud.deployments if target_group(d) == thing_group]
+    if len(matching) != 1:
+        groups = ", ".join(sorted({target_group(d) for d in cloud.deployments})) or "none"
+        raise DeploymentFailed(
+            f"{len(matching)} deployments target thing group {thing_group} (deployments "
+            f"target: {groups}); a device in that group would receive "
+            + ("nothing" if not matching else "several, which this simulator does not merge")
+        )
+    return matching[0]
 
 
 def resolve_deployment(
@@ -165,18 +198,14 @@ def resolve_deployment(
     platform: str,
     nucleus_version: str = DEFAULT_NUCLEUS_VERSION,
     running_configuration: Mapping[str, Mapping[str, Any]] | None = None,
+    thing_group: str | None = None,
 ) -> Resolution:
     if platform not in PLATFORMS:
         raise DeploymentFailed(
             f"unknown platform {platform!r}; supported: {', '.join(sorted(PLATFORMS))}"
         )
     os_name, arch = PLATFORMS[platform]
-    if len(cloud.deployments) != 1:
-        raise DeploymentFailed(
-            "expected one AWS::GreengrassV2::Deployment in the stage, found "
-            f"{len(cloud.deployments)}"
-        )
-    document = cloud.deployments[0]
+    document = deployment_for(cloud, thing_group)
     group = "thinggroup/" + str(document.get("TargetArn", "")).rsplit("/", 1)[-1]
     targets: dict[str, Mapping[str, Any]] = dict(document.get("Components", {}))
     constraints: dict[str, dict[str, str]] = {}
@@ -255,7 +284,16 @@ def resolve_deployment(
 
     for n in sorted(resolved):
         visit(n)
-    return Resolution(platform, active_nucleus, resolved, order, constraints, notes)
+    return Resolution(
+        platform,
+        active_nucleus,
+        resolved,
+        order,
+        constraints,
+        notes,
+        thing_group=target_group(document),
+        deployment_name=str(document.get("DeploymentName", "")),
+    )
 
 
 def _resolve_one(

@@ -32,7 +32,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,8 @@ class DeviceOptions:
     nucleus_version: str = DEFAULT_NUCLEUS_VERSION
     env: Env = field(default_factory=Env)
     model_dir: Path | None = None
+    onnx_model: Path | None = None
+    thing_group: str | None = None
     images: Path | None = None
     interpolate_component_configuration: bool = False
     wheelhouse: Path | None = None
@@ -141,6 +143,7 @@ class Device:
         self.report = Report()
         self.cloud: Cloud | None = None
         self.thing_name = ""
+        self.thing_group = ""
         self.certificate_policies: list[Policy] = []
         self._lock = threading.Lock()
         self.client_ids: list[str] = []
@@ -150,7 +153,9 @@ class Device:
         o = self.options
         stage = load_stage(o.assembly, o.stage)
         shape = model_input_shape(stage)
-        stand_ins = default_stand_ins(self.paths.root / "sim", shape, model_dir=o.model_dir)
+        stand_ins = default_stand_ins(
+            self.paths.root / "sim", shape, model_dir=o.model_dir, onnx_model=o.onnx_model
+        )
         cloud = deploy_stage(stage, o.env, stand_ins)
         if o.cloud_patch is not None:
             o.cloud_patch(cloud)
@@ -164,7 +169,19 @@ class Device:
             args = parse_installer_command(
                 str(cloud.output("Devices", "InstallerCommand")), self.options.device_name
             )
+            if self.options.thing_group is not None:
+                # The stack's DeviceClassThingGroups output: each device is provisioned into
+                # its class's group, or its canary group (--thing-group-name).
+                if self.options.thing_group not in cloud.thing_groups:
+                    known = ", ".join(sorted(cloud.thing_groups)) or "none"
+                    raise StepFailed(
+                        "provision",
+                        f"--thing-group {self.options.thing_group}: the stage has no such "
+                        f"thing group (it has: {known})",
+                    )
+                args = replace(args, thing_group_name=self.options.thing_group)
             self.thing_name = args.thing_name
+            self.thing_group = args.thing_group_name
             result = provision(cloud, args, installer_principal(cloud))
         except RuntimeError as error:
             raise StepFailed("provision", str(error)) from None
@@ -179,14 +196,22 @@ class Device:
     def resolve(self, cloud: Cloud) -> Resolution:
         try:
             resolution = resolve_deployment(
-                cloud, self.options.platform, self.options.nucleus_version
+                cloud,
+                self.options.platform,
+                self.options.nucleus_version,
+                thing_group=self.thing_group or None,
             )
         except RuntimeError as error:
             raise StepFailed("resolve deployment", str(error)) from None
         self.report.resolution = resolution
         self.report.notes.extend(resolution.notes)
         pinned = ", ".join(f"{n}@{resolution.components[n].version}" for n in resolution.order)
-        self.report.step("resolve deployment", True, f"{self.options.platform}: {pinned}")
+        self.report.step(
+            "resolve deployment",
+            True,
+            f"{self.options.platform}, {resolution.deployment_name or 'deployment'} "
+            f"(thing group {resolution.thing_group}): {pinned}",
+        )
         return resolution
 
     def download(self, cloud: Cloud, resolution: Resolution) -> None:

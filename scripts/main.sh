@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # The main job, with no AWS account: synthesize every stage's stacks, check them (cdk-nag,
 # cfn-lint, an offline `cdk diff --template`), print where the templates are, then run the
-# pipeline's own code end to end on this machine (scripts/local_pipeline.py).
+# pipeline's own code end to end on this machine (python -m main_job): a pretrained model and a
+# short real training run, deployed with the dev stage's own recipes to the simulated core
+# device, which classifies real photos. Output: out/ (report.html).
+#
+#   scripts/main.sh                 # the photos that ship in installed packages
+#   scripts/main.sh --images DIR    # your own photos
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 source scripts/env.sh
+
+python -m main_job --check-args "$@"  # a wrong --images fails now, not after the synth
 
 echo "== cdk synth (every stage; cdk-nag AwsSolutions runs during synth)"
 rm -rf cdk.out
@@ -42,5 +49,5 @@ for template in cdk.out/assembly-*/*.template.json; do
 done
 
 echo
-echo "== local pipeline: train -> (Neo stand-in) -> package -> device component"
-python scripts/local_pipeline.py "$@"
+echo "== local pipeline: bring a model + train -> package -> simulated core device -> photos"
+python -m main_job "$@"

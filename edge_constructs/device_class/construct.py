@@ -39,9 +39,6 @@ from edge_constructs.model_packaging.construct import (
     PublishedArtifact,
 )
 
-IMAGENET_MEAN = [0.485, 0.456, 0.406]
-IMAGENET_STD = [0.229, 0.224, 0.225]
-
 
 @dataclass(frozen=True)
 class TrainedModel:
@@ -109,8 +106,8 @@ def package_metadata(
         "layout": "NCHW",
         "channel_order": "RGB",
         "scale": 1 / 255,
-        "mean": IMAGENET_MEAN,
-        "std": IMAGENET_STD,
+        "mean": list(config.input_mean),
+        "std": list(config.input_std),
         "resize_shorter": int(resize) if resize else round(min(height, width) * 256 / 224),
         "architecture": config.architecture,
         "framework": "PYTORCH",

@@ -21,6 +21,8 @@ def config_with(**overrides: object):
 def test_defaults_are_valid_and_typed() -> None:
     config = config_with()
     assert config.input_shape == (1, 3, 224, 224)
+    assert config.input_mean == (0.485, 0.456, 0.406)
+    assert config.input_std == (0.229, 0.224, 0.225)
     (default,) = config.device_classes
     assert default.name == "default" and default.build == "neo"
     assert default.neo_target is not None
@@ -45,6 +47,10 @@ def test_defaults_are_valid_and_typed() -> None:
         ({"pytorch_version": "2.0"}, "pytorch_version", "accepts PyTorch 1.7, 1.8"),
         ({"pytorch_version": "1.10"}, "pytorch_version", "accepts PyTorch"),
         ({"input_shape": "1,3,224"}, "input_shape", "N,C,H,W"),
+        ({"input_mean": "0.5,0.5"}, "input_mean", "three numbers"),
+        ({"input_mean": "127,127,127"}, "input_mean", "0-1 scale"),
+        ({"input_std": "0.5,0,0.5"}, "input_std", "each > 0"),
+        ({"input_std": "a,b,c"}, "input_std", "three numbers"),
         ({"input_shape": "2,3,224,224"}, "input_shape", "N=1"),
         ({"input_shape": "1,1,224,224"}, "input_shape", "C=3"),
         ({"input_shape": "1,3,abc,224"}, "input_shape", "N,C,H,W"),

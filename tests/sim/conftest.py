@@ -11,7 +11,7 @@ import pytest
 
 from device_sim.device import Device, DeviceOptions, Report
 from device_sim.samples import write_sample_images
-from tests.infra.conftest import REPO_ROOT, synthesize
+from tests.infra.conftest import JETSON_RELEASE, REPO_ROOT, THREE_CLASSES, synthesize
 
 DEVICE_PYTHON = "/usr/bin/python3"  # first python3 on device_sim.lifecycle.DEVICE_PATH
 
@@ -48,29 +48,42 @@ def variant_dlr_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
-    """The runtime's requirements as wheels for the device's python3, downloaded once per
-    session, so the first boot's real ``pip install`` runs from them (PIP_NO_INDEX); None (the
-    first boot then installs from PyPI) when they cannot be downloaded."""
-    folder = tmp_path_factory.mktemp("wheelhouse")
+def three_classes_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """THREE_CLASSES (x86_64 DLR ``gateway``, aarch64 jetson_nano DLR with a canary ring and a
+    promoted release, x86_64 ONNX), synthesized once for every simulator test that needs it."""
+    return synthesize(
+        tmp_path_factory.mktemp("sim-three"),
+        device_classes=THREE_CLASSES,
+        releases={"dev": {"jetson": JETSON_RELEASE}},
+    ).assembly_dir
+
+
+RUNTIME_REQUIREMENTS = ("requirements.txt", "requirements-onnx.txt")
+
+
+def download_wheels(folder: Path, python: str = DEVICE_PYTHON) -> bool:
+    """Both runtime components' requirements (DLR and ONNX Runtime) as wheels for ``python``;
+    False when pip cannot download them (the first boot then installs from PyPI)."""
+    requirements: list[str] = []
+    for name in RUNTIME_REQUIREMENTS:
+        requirements += ["-r", str(REPO_ROOT / "component_src" / name)]
+    pip = [python, "-m", "pip", "download", "--disable-pip-version-check", "-q", "-d", str(folder)]
     result = subprocess.run(
-        [
-            DEVICE_PYTHON,
-            "-m",
-            "pip",
-            "download",
-            "--disable-pip-version-check",
-            "-q",
-            "-d",
-            str(folder),
-            "-r",
-            str(REPO_ROOT / "component_src" / "requirements.txt"),
-        ],
+        [*pip, *requirements],
         capture_output=True,
         text=True,
         timeout=300,
     )
-    return folder if result.returncode == 0 else None
+    return result.returncode == 0
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
+    """The runtimes' requirements as wheels for the device's python3, downloaded once per
+    session, so the first boot's real ``pip install`` runs from them (PIP_NO_INDEX); None (the
+    first boot then installs from PyPI) when they cannot be downloaded."""
+    folder = tmp_path_factory.mktemp("wheelhouse")
+    return folder if download_wheels(folder) else None
 
 
 @pytest.fixture(scope="session")

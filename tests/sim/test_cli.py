@@ -41,6 +41,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
         (["--device-name", "../../x"], "--device-name '../../x': a thing name may hold only"),
         (["--device-name", ""], "--device-name '': a thing name may hold only"),
         (["--device-name", "x" * 129], "is 129 characters; a thing name has at most 128"),
+        (["--onnx-model", "/no/such/dir"], "--onnx-model /no/such/dir: no model.onnx in"),
     ],
 )
 def test_bad_argument_is_one_line(dev_assembly: Path, args: list[str], message: str) -> None:
@@ -150,3 +151,18 @@ def test_an_empty_or_new_folder_is_accepted(tmp_path: Path) -> None:
     assert root_problem(tmp_path / "new" / "gg") is None
     (tmp_path / "file").write_text("x")
     assert root_problem(tmp_path / "file") == "not a folder"
+
+
+def test_unknown_thing_group_fails_at_provision(tmp_path: Path, dev_assembly: Path) -> None:
+    result = cli(
+        "--assembly",
+        str(dev_assembly),
+        "--root",
+        str(tmp_path / "gg"),
+        "--thing-group",
+        "Nope",
+        "--resolve-only",
+    )
+    assert result.returncode == 1
+    assert "--thing-group Nope: the stage has no such thing group" in result.stderr
+    assert "EdgeAiDevCoreDevices" in result.stderr

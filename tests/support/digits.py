@@ -28,7 +28,11 @@ def class_name(digit: int) -> str:
 def render(pixels: np.ndarray, size: int) -> Image.Image:
     """An 8x8 array of 0..16 ink values -> a ``size`` x ``size`` RGB image, dark ink on white."""
     grey = (255 - np.clip(pixels, 0, 16) * 255 / 16).round().astype(np.uint8).reshape(8, 8)
-    return Image.fromarray(grey, mode="L").resize((size, size), Image.BILINEAR).convert("RGB")
+    return (
+        Image.fromarray(grey, mode="L")
+        .resize((size, size), Image.Resampling.BILINEAR)
+        .convert("RGB")
+    )
 
 
 def write_digits(

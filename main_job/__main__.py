@@ -1,0 +1,91 @@
+"""``python -m main_job [--images DIR] [--out DIR]``: the main job's local pipeline (see
+:mod:`main_job.pipeline`). Exit 0 when every photo was classified, 1 when some failed or a
+device step failed, 2 when the job could not run (one line on stderr says why)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from main_job.pipeline import MainJobError, Progress, run, user_images
+from main_job.report import subscriber_lines, table
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m main_job",
+        description="Classify real photos with a pretrained model on the simulated core device.",
+    )
+    parser.add_argument(
+        "--images",
+        type=Path,
+        default=None,
+        help="classify the images in this folder (default: photos shipped in packages)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("out"), help="output folder (default: out)"
+    )
+    parser.add_argument(
+        "--digits-epochs",
+        type=int,
+        default=5,
+        help="epochs of the short digits training run (default: 5)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--check-args",
+        action="store_true",
+        help="only check the arguments (scripts/main.sh does, before its long steps)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        if args.digits_epochs < 1:
+            raise MainJobError("--digits-epochs must be at least 1")
+        if args.images is not None:
+            user_images(args.images)
+    except MainJobError as error:
+        print(f"main_job: error: {error}", file=sys.stderr)
+        return 2
+    if args.check_args:
+        return 0
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # the simulator raises its IPC log to INFO
+        handler.setLevel(logging.WARNING)
+    start = time.monotonic()
+    try:
+        job = run(
+            args.out,
+            images=args.images,
+            digits_epochs=args.digits_epochs,
+            progress=Progress(6, enabled=not args.no_progress),
+        )
+    except MainJobError as error:
+        print(f"main_job: error: {error}", file=sys.stderr)
+        return 2
+    print()
+    print(table(job.results))
+    print()
+    print(f"What a subscriber to edge-ai/+/predictions received ({len(job.messages)} messages):")
+    for line in subscriber_lines(job.messages):
+        print(f"  {line}")
+    print()
+    print(f"digits training (proves training works): {job.digits.metrics}")
+    for step in job.steps_failed:
+        print(f"device step failed: {step}", file=sys.stderr)
+    print(f"Output folder: {job.out}")
+    print(f"  model:      {job.out / 'model'}  (model.tar.gz, model/, onnx/)")
+    print(f"  package:    {job.package_zip or 'none (the device got no package)'}")
+    print(f"  device:     {job.out / 'device'}  (mqtt/published.jsonl, logs/)")
+    print(f"  results:    {job.out / 'results.jsonl'}")
+    print(f"  report:     {job.report_html}")
+    print(f"done in {time.monotonic() - start:.0f} s")
+    failed = [r for r in job.results if r.error is not None]
+    return 1 if failed or job.steps_failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""The main job's pipeline function (``main_job.pipeline.run``, what ``scripts/main.sh`` runs)
+on the photos that ship in packages, and on a user's folder.
+
+Photos whose subject is an ImageNet class, and the class that must be in the top 3 (see
+``tests/component/test_real_photos.py`` for why top 3): matplotlib's ``grace_hopper.jpg``
+"military uniform", scikit-learn's ``china.jpg`` "palace" and ``flower.jpg`` "daisy".
+Here the labels come from the whole path: the synthesized stage's package (its metadata.json
+carries the brought model's normalization), the simulated device, ONNX Runtime in the venv its
+runtime component installed, and the messages it published.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from main_job.__main__ import main
+from main_job.pipeline import MainJob, run
+from main_job.report import subscriber_lines, table
+
+EXPECTED = {"grace_hopper.jpg": "military uniform", "china.jpg": "palace", "flower.jpg": "daisy"}
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("main-job-cache")
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory: pytest.TempPathFactory, cache: Path) -> MainJob:
+    return run(tmp_path_factory.mktemp("main-job") / "out", cache=cache, digits_epochs=1)
+
+
+@pytest.mark.parametrize("photo", sorted(EXPECTED))
+def test_shipped_photo_gets_its_imagenet_class_in_the_top_3(job: MainJob, photo: str) -> None:
+    result = next(r for r in job.results if r.photo == photo)
+    assert result.error is None, result.error
+    assert EXPECTED[photo] in [t["label"] for t in result.top], result.top
+    assert len(result.top) == 3 and result.latency_ms is not None and result.latency_ms > 0
+
+
+def test_every_photo_was_published_by_the_device_and_is_in_the_outputs(job: MainJob) -> None:
+    assert job.steps_failed == []
+    assert sorted(m["payload"]["input"] for m in job.messages) == sorted(
+        f"boot1-{r.photo}" for r in job.results
+    )
+    lines = (job.out / "results.jsonl").read_text().splitlines()
+    assert [json.loads(line)["photo"] for line in lines] == [r.photo for r in job.results]
+    html = job.report_html.read_text()
+    assert html.count('src="data:image/jpeg;base64,') == len(job.results)
+    assert "military uniform" in html
+    assert job.package_zip is not None and job.package_zip.suffix == ".zip"
+    assert (job.out / "model" / "model.tar.gz").is_file()
+    # the package the device ran carries the brought model's normalization, not ImageNet's
+    metadata = json.loads(
+        next(
+            (job.out / "device").glob("packages/artifacts-unarchived/*/*/*/metadata.json")
+        ).read_text()
+    )
+    assert metadata["mean"] == pytest.approx([127 / 255] * 3, abs=1e-5)
+    assert metadata["architecture"] == "efficientnet_lite0"
+
+
+def test_table_and_subscriber_lines_show_each_photo(job: MainJob) -> None:
+    text = table(job.results)
+    for result in job.results:
+        assert result.photo in text
+    assert "palace" in text and " ms" in text
+    lines = subscriber_lines(job.messages)
+    assert len(lines) == len(job.results)
+    assert any("edge-ai-dev-sim-1  boot1-china.jpg  palace" in line for line in lines), lines
+
+
+def test_digits_training_really_trained(job: MainJob) -> None:
+    assert (job.digits.model_dir / "model.pth").is_file()
+    assert job.digits.metrics.startswith("epoch=1 ") and "val_acc=" in job.digits.metrics
+
+
+def test_users_folder_an_undecodable_file_fails_alone(
+    tmp_path: Path, cache: Path, job: MainJob
+) -> None:
+    """A second run reuses the cache (pretrained export, digits model, wheelhouse)."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    shutil.copyfile(job.results[1].source, folder / "temple.jpg")  # china.jpg
+    assert job.results[1].photo == "china.jpg"
+    (folder / "broken.jpg").write_bytes(b"not a jpeg at all")
+    (folder / "notes.txt").write_text("not an image: skipped")
+    mine = run(tmp_path / "out", images=folder, cache=cache, digits_epochs=1)
+    assert mine.brought.reused and mine.digits.reused
+    by_name = {r.photo: r for r in mine.results}
+    assert sorted(by_name) == ["broken.jpg", "temple.jpg"]
+    assert by_name["broken.jpg"].error and not by_name["broken.jpg"].top
+    assert "palace" in [t["label"] for t in by_name["temple.jpg"].top]
+    assert "FAILED" in table(mine.results)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p / "absent", "no such folder"),
+        (lambda p: (p / "empty").mkdir() or p / "empty", "no images in it"),
+        (lambda p: (p / "file.jpg").write_text("x") and p / "file.jpg", "not a folder"),
+    ],
+)
+def test_images_argument_errors_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], make, message: str
+) -> None:  # type: ignore[no-untyped-def]
+    code = main(["--images", str(make(tmp_path)), "--out", str(tmp_path / "out"), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and message in err and err.startswith("main_job: error:")
