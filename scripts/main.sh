@@ -38,7 +38,10 @@ print(next(k for k,v in m['artifacts'].items() if v.get('properties',{}).get('te
     "cdk.out/assembly-$stage/manifest.json" "$(basename "$template")")
   display=$(python3 -c "import json,sys; m=json.load(open(sys.argv[1]));
 print(m['artifacts'][sys.argv[2]].get('displayName', sys.argv[2]))" "cdk.out/assembly-$stage/manifest.json" "$stack_id")
-  cdk diff --app cdk.out --exclusively --template "$template" "$display" --fail >/dev/null
+  if ! diff_output=$(cdk diff --app cdk.out --exclusively --template "$template" "$display" --fail 2>&1); then
+    echo "$diff_output" >&2
+    exit 1
+  fi
   echo "no differences: $display"
 done
 
