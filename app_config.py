@@ -28,6 +28,7 @@ from typing import Any
 from edge_constructs.greengrass.public_components import (
     LOG_MANAGER,
     LOG_MANAGER_PIN,
+    NUCLEUS,
     VARIANT_DLR_PIN,
     admits,
 )
@@ -749,13 +750,25 @@ def _check_releases(namespace: str, stage: str, device_classes: tuple[DeviceClas
     for device_class in device_classes:
         if device_class.release is None:
             continue
-        for component in release_components(namespace, stage, device_class):
+        deployed = release_components(namespace, stage, device_class)
+        for component in deployed:
             if component not in device_class.release:
                 raise ConfigError(
                     f"releases.{stage}.{device_class.name}",
                     "...",
                     f"misses {component}, which the class deploys (the fleet would uninstall "
                     "it): promote again with python -m rollout.promote, or restore it",
+                )
+        # The release is deployed as it stands, so a component of another class (or any other)
+        # added by hand would be installed on this class's devices. The nucleus is the one
+        # extra a canary deployment may carry (nucleus_version pins it).
+        for component in device_class.release:
+            if component not in deployed and component != NUCLEUS:
+                raise ConfigError(
+                    f"releases.{stage}.{device_class.name}",
+                    "...",
+                    f"names {component}, which device class {device_class.name} does not "
+                    "deploy: promote again with python -m rollout.promote, or remove it",
                 )
 
 

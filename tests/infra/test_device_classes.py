@@ -340,3 +340,18 @@ def test_nvidia_compiler_options_are_kept_for_nvidia_devices() -> None:
     }
     (default,) = build_config("dev", merge_context({}, {}, overrides)).device_classes
     assert default.neo_compiler_options == options
+
+
+@pytest.mark.parametrize("foreign", [f"{NS}.gateway.Model", "aws.greengrass.ShadowManager"])
+def test_a_release_names_only_components_of_its_class(foreign) -> None:
+    """A release is deployed as it stands: another class's component added by hand would put
+    that class's model on these devices (a hostile review found this synthesized)."""
+    from tests.infra.conftest import JETSON_RELEASE
+
+    release = {**JETSON_RELEASE, foreign: {"version": "1.0.1"}}
+    with pytest.raises(ConfigError) as raised:
+        build_config(
+            "dev", merge_context({}, {}, {"device_classes": THREE_CLASSES}), {"jetson": release}
+        )
+    assert raised.value.key.endswith(".jetson")
+    assert f"names {foreign}, which device class jetson does not deploy" in str(raised.value)
