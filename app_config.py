@@ -818,8 +818,13 @@ def parse_device_classes(
         for name, entry in classes.items():
             prefix = f"device_classes.{name}."
             if not isinstance(name, str) or not _CLASS_NAME_RE.match(name):
+                too_long = isinstance(name, str) and len(name) > 32
                 raise ConfigError(
-                    f"device_classes.{name}", entry, "class names: a letter, then letters/digits"
+                    "device_classes",
+                    name,
+                    f"is {len(name)} characters; a class name has at most 32"
+                    if too_long
+                    else "a class name is a letter, then letters or digits (at most 32)",
                 )
             if not isinstance(entry, Mapping):
                 raise ConfigError(f"device_classes.{name}", entry, "expected a JSON object")

@@ -355,3 +355,24 @@ def test_a_release_names_only_components_of_its_class(foreign) -> None:
         )
     assert raised.value.key.endswith(".jetson")
     assert f"names {foreign}, which device class jetson does not deploy" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("a" * 33, "is 33 characters; a class name has at most 32"),
+        ("9lives", "a class name is a letter, then letters or digits"),
+        ("gate-way", "a class name is a letter, then letters or digits"),
+    ],
+)
+def test_a_bad_class_name_says_what_is_wrong_with_the_name(name: str, message: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        build_config(
+            "dev",
+            merge_context(
+                {}, {}, {"device_classes": {name: {"thing_group": "G", "build": "onnx"}}}
+            ),
+            {},
+        )
+    assert message in str(raised.value)
+    assert "thing_group" not in str(raised.value)  # the name is the problem, not the settings
