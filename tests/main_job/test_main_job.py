@@ -113,3 +113,86 @@ def test_images_argument_errors_are_one_line(
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert len(err.splitlines()) == 1 and message in err and err.startswith("main_job: error:")
+
+
+# ---------------------------------------------------------------- arguments a user gets wrong
+# These run no pipeline step: the job must refuse before it touches anything.
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("main_job: error:"), err
+    return err
+
+
+@pytest.mark.parametrize("check_only", [True, False])
+def test_out_refuses_a_users_non_empty_folder_and_deletes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], check_only: bool
+) -> None:
+    """A run replaces ``<out>/photos``, ``model``, ``package``, ``cdk.out``: in a folder the job
+    did not make, those are the user's files."""
+    home = tmp_path / "home"
+    (home / "photos").mkdir(parents=True)
+    (home / "model").mkdir()
+    wedding = home / "photos" / "precious_wedding.png"
+    thesis = home / "model" / "my_thesis_model.pt"
+    wedding.write_bytes(b"png")
+    thesis.write_bytes(b"pt")
+    args = ["--out", str(home), "--no-progress", *(["--check-args"] if check_only else [])]
+    assert main(args) == 2
+    assert "not empty" in _one_line_error(capsys)
+    assert wedding.read_bytes() == b"png" and thesis.read_bytes() == b"pt"
+
+
+def test_out_accepts_a_folder_the_job_made(tmp_path: Path) -> None:
+    from main_job.pipeline import OUT_MARKER, prepare_out
+
+    out = tmp_path / "out"
+    prepare_out(out)
+    assert (out / OUT_MARKER).is_file()
+    (out / "report.html").write_text("old")
+    assert main(["--out", str(out), "--check-args"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        (lambda: ".", "the current folder"),
+        (lambda: str(Path.home()), "home folder"),
+        (lambda: "/", "the filesystem root"),
+        (lambda: str(Path(__file__).resolve().parents[2]), "the repository"),
+    ],
+)
+def test_out_refuses_the_current_folder_home_root_and_repository(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    where,  # type: ignore[no-untyped-def]
+    message: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["--out", where(), "--check-args"]) == 2
+    assert message in _one_line_error(capsys)
+
+
+def test_images_inside_out_and_out_inside_images_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The job recreates ``<out>/photos``: ``--images out/photos`` would delete the input."""
+    from main_job.pipeline import prepare_out
+
+    out = tmp_path / "out"
+    prepare_out(out)
+    photos = out / "photos"
+    photos.mkdir()
+    (photos / "a.jpg").write_bytes(b"jpg")
+    assert main(["--out", str(out), "--images", str(photos), "--check-args"]) == 2
+    assert "inside --out" in _one_line_error(capsys)
+    assert (photos / "a.jpg").read_bytes() == b"jpg"
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "b.jpg").write_bytes(b"jpg")
+    assert main(["--out", str(mine / "out"), "--images", str(mine), "--check-args"]) == 2
+    assert "inside --images" in _one_line_error(capsys)
+
