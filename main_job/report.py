@@ -76,7 +76,8 @@ def thumbnail_data_uri(path: Path) -> str | None:
             image.thumbnail((THUMBNAIL, THUMBNAIL))
             buffer = io.BytesIO()
             image.convert("RGB").save(buffer, "JPEG", quality=85)
-    except (OSError, UnidentifiedImageError, ValueError):
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
+        # DecompressionBombError (a header claiming over 2 x Image.MAX_IMAGE_PIXELS) is neither
         return None
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
 
@@ -105,7 +106,7 @@ def write_report(target: Path, results: Sequence[PhotoResult], *, title: str) ->
         picture = (
             f'<img alt="{html.escape(result.photo)}" src="{uri}">'
             if uri
-            else '<div class="missing">not an image</div>'
+            else '<div class="missing">no thumbnail</div>'
         )
         if result.error is not None:
             body = f'<div class="error">failed: {html.escape(result.error)}</div>'
@@ -138,5 +139,7 @@ def write_report(target: Path, results: Sequence[PhotoResult], *, title: str) ->
         "component under ONNX Runtime on the simulated core device. Top 3 per photo.</p>"
         f'<div class="grid">{"".join(cards)}</div></body></html>\n'
     )
-    target.write_text(document, encoding="utf-8")
+    scratch = target.with_name(f".{target.name}.tmp")  # renamed into place: never half a report
+    scratch.write_text(document, encoding="utf-8")
+    scratch.replace(target)
     return target

@@ -196,3 +196,50 @@ def test_images_inside_out_and_out_inside_images_are_refused(
     assert main(["--out", str(mine / "out"), "--images", str(mine), "--check-args"]) == 2
     assert "inside --images" in _one_line_error(capsys)
 
+
+# ---------------------------------------------------------------- report
+def _png_header_only(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header claims ``width x height``: Pillow refuses it on open (decompression
+    bomb check), so nothing of that size is ever allocated."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+    return path
+
+
+def test_report_shows_a_huge_image_as_failed_without_a_thumbnail(tmp_path: Path) -> None:
+    from main_job.pipeline import PhotoResult
+    from main_job.report import write_report
+
+    huge = _png_header_only(tmp_path / "huge.png", 20000, 20000)
+    result = PhotoResult("huge.png", huge, error="image too large")
+    html = write_report(tmp_path / "report.html", [result], title="t").read_text()
+    assert "huge.png" in html and "failed: image too large" in html
+    assert "data:image/jpeg" not in html
+
+
+def test_a_failed_run_leaves_no_stale_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from main_job import pipeline
+
+    out = tmp_path / "out"
+    pipeline.prepare_out(out)
+    (out / "report.html").write_text("the previous run's report")
+    (out / "results.jsonl").write_text("{}\n")
+
+    def fail(cache: Path) -> None:
+        raise pipeline.MainJobError("pretrained model: broken on purpose")
+
+    monkeypatch.setattr(pipeline, "bring_pretrained", fail)
+    with pytest.raises(pipeline.MainJobError):
+        run(out, cache=tmp_path / "cache")
+    assert not (out / "report.html").exists() and not (out / "results.jsonl").exists()
+
