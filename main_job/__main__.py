@@ -69,6 +69,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MainJobError as error:
         print(f"main_job: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # an output folder that cannot be written, a full disk
+        where = error.filename if error.filename is not None else args.out
+        print(f"main_job: error: {where}: {error.strerror or error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("main_job: interrupted", file=sys.stderr)
+        return 130  # 128 + SIGINT, as a shell reports a job that Ctrl-C stopped
     print()
     print(table(job.results))
     print()

@@ -243,3 +243,26 @@ def test_a_failed_run_leaves_no_stale_report(
         run(out, cache=tmp_path / "cache")
     assert not (out / "report.html").exists() and not (out / "results.jsonl").exists()
 
+
+# ---------------------------------------------------------------- errors at the top
+def test_an_output_folder_that_cannot_be_written_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    assert main(["--out", str(blocker / "out"), "--no-progress"]) == 2
+    err = _one_line_error(capsys)
+    assert str(blocker) in err
+
+
+def test_ctrl_c_is_one_line_and_exit_130(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import main_job.__main__ as entry
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(entry, "run", interrupted)
+    assert main(["--out", str(tmp_path / "out"), "--no-progress"]) == 130
+    assert "interrupted" in capsys.readouterr().err.strip()
