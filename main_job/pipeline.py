@@ -59,7 +59,18 @@ BROUGHT_MODEL_CONTEXT: dict[str, Any] = {
     },
 }
 DEVICE_PYTHON = "/usr/bin/python3"  # the first python3 on device_sim.lifecycle.DEVICE_PATH
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+
+
+def _supported_suffixes() -> tuple[str, ...]:
+    """What the inference component reads (``edge_inference.inputs.SUPPORTED_SUFFIXES``)."""
+    if str(COMPONENT_SRC) not in sys.path:
+        sys.path.insert(0, str(COMPONENT_SRC))
+    from edge_inference.inputs import SUPPORTED_SUFFIXES
+
+    return tuple(str(suffix) for suffix in SUPPORTED_SUFFIXES)
+
+
+SUPPORTED_SUFFIXES = _supported_suffixes()
 DIGITS_ARCH, DIGITS_SIZE = "shufflenet_v2_x0_5", 32
 
 
@@ -137,20 +148,31 @@ def shipped_photos() -> list[Path]:
     return photos
 
 
+def _files(folder: Path) -> list[Path]:
+    """The visible files directly in ``folder`` (dotfiles such as ``.DS_Store`` are not inputs)."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
 def user_images(folder: Path) -> list[Path]:
-    """The image files (by suffix) directly in ``folder``; a one-line error when there are none."""
+    """The files in ``folder`` the inference component reads (:data:`SUPPORTED_SUFFIXES`); a
+    one-line error naming the folder checked when there are none."""
+    where = f"--images {folder}" + ("" if folder.is_absolute() else f" ({folder.resolve()})")
     if not folder.exists():
-        raise MainJobError(f"--images {folder}: no such folder")
+        raise MainJobError(f"{where}: no such folder")
     if not folder.is_dir():
-        raise MainJobError(f"--images {folder}: not a folder")
-    images = sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    )
+        raise MainJobError(f"{where}: not a folder")
+    images = [p for p in _files(folder) if p.suffix.lower() in SUPPORTED_SUFFIXES]
     if not images:
         raise MainJobError(
-            f"--images {folder}: no images in it (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"
+            f"{where}: no file of a supported type in it (supported: "
+            f"{', '.join(SUPPORTED_SUFFIXES)})"
         )
     return images
+
+
+def unsupported_files(folder: Path) -> list[Path]:
+    """The files in ``folder`` of another type: listed as skipped, never sent to the device."""
+    return [p for p in _files(folder) if p.suffix.lower() not in SUPPORTED_SUFFIXES]
 
 
 # ---------------------------------------------------------------- progress
@@ -513,11 +535,17 @@ def run(
             )
         ).run()
     failed = [f"{step}: {detail}" for step, ok, detail in report.steps if not ok]
+    skipped = unsupported_files(images) if images is not None else []
     if report.failure is not None and not report.published:
         raise MainJobError(f"simulated device: {report.failure}")
 
     progress.step("writing results.jsonl and report.html")
-    results = _results(staged, report.published)
+    results = _results(staged, report.published) + [
+        PhotoResult(
+            p.name, p, error=f"skipped: not a supported type ({', '.join(SUPPORTED_SUFFIXES)})"
+        )
+        for p in skipped
+    ]
     package_zip = _copy_package(root, out / "package")
     # written last, each by rename: a run that fails before here leaves neither (prepare_out
     # removed the previous ones), and no reader ever sees half a file

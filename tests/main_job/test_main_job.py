@@ -92,7 +92,8 @@ def test_users_folder_an_undecodable_file_fails_alone(
     mine = run(tmp_path / "out", images=folder, cache=cache, digits_epochs=1)
     assert mine.brought.reused and mine.digits.reused
     by_name = {r.photo: r for r in mine.results}
-    assert sorted(by_name) == ["broken.jpg", "temple.jpg"]
+    assert sorted(by_name) == ["broken.jpg", "notes.txt", "temple.jpg"]
+    assert str(by_name["notes.txt"].error).startswith("skipped: not a supported type (.jpg")
     assert by_name["broken.jpg"].error and not by_name["broken.jpg"].top
     assert "palace" in [t["label"] for t in by_name["temple.jpg"].top]
     assert "FAILED" in table(mine.results)
@@ -102,7 +103,7 @@ def test_users_folder_an_undecodable_file_fails_alone(
     ("make", "message"),
     [
         (lambda p: p / "absent", "no such folder"),
-        (lambda p: (p / "empty").mkdir() or p / "empty", "no images in it"),
+        (lambda p: (p / "empty").mkdir() or p / "empty", "no file of a supported type in it"),
         (lambda p: (p / "file.jpg").write_text("x") and p / "file.jpg", "not a folder"),
     ],
 )
@@ -266,3 +267,29 @@ def test_ctrl_c_is_one_line_and_exit_130(
     monkeypatch.setattr(entry, "run", interrupted)
     assert main(["--out", str(tmp_path / "out"), "--no-progress"]) == 130
     assert "interrupted" in capsys.readouterr().err.strip()
+
+
+# ---------------------------------------------------------------- file types
+def test_a_folder_of_only_unsupported_types_fails_check_args_naming_the_supported_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The inference component reads only ``edge_inference.inputs.SUPPORTED_SUFFIXES``."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for name in ("a.gif", "b.bmp", "c.tif", "d.tiff", "e.webp"):
+        (folder / name).write_bytes(b"x")
+    assert main(["--images", str(folder), "--out", str(tmp_path / "out"), "--check-args"]) == 2
+    err = _one_line_error(capsys)
+    assert ".jpg, .jpeg, .png, .npy" in err and ".gif" not in err.split("(")[-1]
+
+
+def test_unsupported_files_are_listed_as_skipped_and_npy_is_picked_up(tmp_path: Path) -> None:
+    from main_job.pipeline import unsupported_files, user_images
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for name in ("a.jpg", "b.npy", "c.gif", "notes.txt", ".DS_Store"):
+        (folder / name).write_bytes(b"x")
+    assert [p.name for p in user_images(folder)] == ["a.jpg", "b.npy"]
+    assert [p.name for p in unsupported_files(folder)] == ["c.gif", "notes.txt"]
+
