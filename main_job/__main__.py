@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -27,8 +28,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="classify the images in this folder (default: photos shipped in packages)",
     )
     parser.add_argument(
-        "--out", type=Path, default=Path("out"), help="output folder (default: out)"
+        "--out",
+        dest="out_given",
+        type=Path,
+        default=None,
+        help="output folder (default: out, in the current folder)",
     )
+    parser.set_defaults(out=Path("out"))
     parser.add_argument(
         "--digits-epochs",
         type=int,
@@ -42,6 +48,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="only check the arguments (scripts/main.sh does, before its long steps)",
     )
     args = parser.parse_args(argv)
+    # scripts/main.sh cds to the repository first and passes the caller's folder here:
+    # relative paths the user gave mean the folder they typed them in
+    caller = Path(os.environ.get("MAIN_JOB_CWD") or Path.cwd())
+    if args.images is not None:
+        args.images = caller / args.images
+    if args.out_given is not None:
+        args.out = caller / args.out_given
     try:
         if args.digits_epochs < 1:
             raise MainJobError("--digits-epochs must be at least 1")

@@ -293,3 +293,18 @@ def test_unsupported_files_are_listed_as_skipped_and_npy_is_picked_up(tmp_path: 
     assert [p.name for p in user_images(folder)] == ["a.jpg", "b.npy"]
     assert [p.name for p in unsupported_files(folder)] == ["c.gif", "notes.txt"]
 
+
+# ---------------------------------------------------------------- relative paths
+def test_relative_images_resolve_against_the_callers_folder_not_the_repository(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``scripts/main.sh`` cds to the repository first and passes the caller's folder in
+    ``MAIN_JOB_CWD``."""
+    caller = tmp_path / "caller"
+    (caller / "mine").mkdir(parents=True)
+    (caller / "mine" / "a.jpg").write_bytes(b"x")
+    monkeypatch.setenv("MAIN_JOB_CWD", str(caller))
+    assert main(["--images", "mine", "--out", str(tmp_path / "out"), "--check-args"]) == 0
+    assert main(["--images", "absent", "--out", str(tmp_path / "out"), "--check-args"]) == 2
+    assert str(caller / "absent") in _one_line_error(capsys)
+
