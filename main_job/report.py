@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edge_follow.render import render, topic_filter, topic_matches
+from edge_follow.render import printable, render, topic_filter, topic_matches
 
 if TYPE_CHECKING:
     from main_job.pipeline import PhotoResult
@@ -29,12 +29,14 @@ def table(results: Sequence[PhotoResult]) -> str:
     """One row per photo: name, top-3 labels with scores, latency (or the failure)."""
     rows = [("photo", "1st", "2nd", "3rd", "latency")]
     for result in results:
+        # names, labels and errors may hold newlines or escapes: escaped, one row stays one line
+        photo = printable(result.photo)
         if result.error is not None:
-            rows.append((result.photo, f"FAILED: {result.error}", "", "", ""))
+            rows.append((photo, f"FAILED: {printable(result.error)}", "", "", ""))
             continue
-        top = [*_top3(result), "", "", ""][:3]
+        top = [printable(cell) for cell in [*_top3(result), "", "", ""][:3]]
         latency = f"{result.latency_ms:.1f} ms" if result.latency_ms is not None else "?"
-        rows.append((result.photo, top[0], top[1], top[2], latency))
+        rows.append((photo, top[0], top[1], top[2], latency))
     widths = [max(len(row[i]) for row in rows if not row[1].startswith("FAILED")) for i in range(5)]
     lines = []
     for index, row in enumerate(rows):

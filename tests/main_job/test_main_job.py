@@ -308,3 +308,15 @@ def test_relative_images_resolve_against_the_callers_folder_not_the_repository(
     assert main(["--images", "absent", "--out", str(tmp_path / "out"), "--check-args"]) == 2
     assert str(caller / "absent") in _one_line_error(capsys)
 
+
+# ---------------------------------------------------------------- table
+def test_table_escapes_control_characters_in_names(tmp_path: Path) -> None:
+    from main_job.pipeline import PhotoResult
+
+    ok = PhotoResult("two\nlines.jpg", tmp_path / "x", top=[{"label": "cat", "score": 0.5}])
+    ok.latency_ms = 1.0
+    bad = PhotoResult("esc\x1b[31m.jpg", tmp_path / "y", error="bad\nthing")
+    text = table([ok, bad])
+    assert len(text.splitlines()) == 4, text
+    assert "two\\nlines.jpg" in text and "\x1b" not in text and "bad\\nthing" in text
+
