@@ -246,16 +246,36 @@ def _digest_files(paths: Sequence[Path], *extra: str) -> str:
     return digest.hexdigest()[:16]
 
 
+def _manifest(folder: Path) -> dict[str, int]:
+    """Every file under ``folder`` but ``COMPLETE``, by relative path, with its size."""
+    return {
+        p.relative_to(folder).as_posix(): p.stat().st_size
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p != folder / "COMPLETE"
+    }
+
+
+def _cache_intact(folder: Path) -> bool:
+    """``COMPLETE`` is there and lists exactly the files (names and sizes) that are there: a
+    cache entry someone partly deleted is rebuilt, not trusted forever."""
+    try:
+        recorded = json.loads((folder / "COMPLETE").read_text())
+        return isinstance(recorded, dict) and recorded == _manifest(folder)
+    except (OSError, ValueError):
+        return False
+
+
 def _cached(folder: Path, build: Callable[[Path], None]) -> bool:
-    """``folder`` built once: ``build(scratch)`` then renamed; True when it was there already."""
-    if (folder / "COMPLETE").is_file():
+    """``folder`` built once: ``build(scratch)`` then renamed; True when it was there already,
+    intact (``COMPLETE`` records what ``build`` wrote, checked by :func:`_cache_intact`)."""
+    if _cache_intact(folder):
         return True
     folder.parent.mkdir(parents=True, exist_ok=True)
     scratch = folder.parent / f".{folder.name}.tmp"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir()
     build(scratch)
-    (scratch / "COMPLETE").write_text("")
+    (scratch / "COMPLETE").write_text(json.dumps(_manifest(scratch), sort_keys=True))
     shutil.rmtree(folder, ignore_errors=True)
     scratch.rename(folder)
     return False
@@ -276,13 +296,27 @@ def bring_pretrained(cache: Path) -> Brought:
     from edge_training.errors import TrainingInputError
     from edge_training.pretrained import export_pretrained
 
-    try:
-        with warnings.catch_warnings():
-            # torch's ONNX exporter warns about constant folding it skips: noise for a user
-            warnings.simplefilter("ignore", UserWarning)
-            exported = export_pretrained(str(cache / "pretrained"))
-    except TrainingInputError as error:
-        raise MainJobError(f"pretrained model: {error}") from None
+    def export() -> Any:
+        try:
+            with warnings.catch_warnings():
+                # torch's ONNX exporter warns about constant folding it skips: noise for a user
+                warnings.simplefilter("ignore", UserWarning)
+                return export_pretrained(str(cache / "pretrained"))
+        except TrainingInputError as error:
+            raise MainJobError(f"pretrained model: {error}") from None
+
+    exported = export()
+    # export_pretrained trusts its COMPLETE marker; a reused entry missing a file the job uses
+    # (someone deleted model.onnx) is exported again instead of failing every later run
+    needed = [
+        Path(exported.model_tar),
+        Path(exported.model_dir) / "model.pth",
+        Path(exported.onnx_dir) / "model.onnx",
+        Path(exported.onnx_dir) / "labels.json",
+    ]
+    if exported.reused and not all(path.is_file() for path in needed):
+        shutil.rmtree(exported.root)
+        exported = export()
     return Brought(
         Path(exported.model_dir), Path(exported.model_tar), Path(exported.onnx_dir), exported.reused
     )

@@ -320,3 +320,24 @@ def test_table_escapes_control_characters_in_names(tmp_path: Path) -> None:
     assert len(text.splitlines()) == 4, text
     assert "two\\nlines.jpg" in text and "\x1b" not in text and "bad\\nthing" in text
 
+
+# ---------------------------------------------------------------- cache
+def test_a_partly_deleted_cache_entry_is_rebuilt(tmp_path: Path) -> None:
+    from main_job.pipeline import _cached
+
+    builds: list[Path] = []
+
+    def build(scratch: Path) -> None:
+        builds.append(scratch)
+        (scratch / "sub").mkdir()
+        (scratch / "sub" / "wheel.whl").write_bytes(b"wheel")
+        (scratch / "model.onnx").write_bytes(b"onnx")
+
+    folder = tmp_path / "entry"
+    assert _cached(folder, build) is False
+    assert _cached(folder, build) is True and len(builds) == 1
+    (folder / "sub" / "wheel.whl").unlink()
+    assert _cached(folder, build) is False and len(builds) == 2
+    assert (folder / "sub" / "wheel.whl").read_bytes() == b"wheel"
+    (folder / "model.onnx").write_bytes(b"on")  # truncated
+    assert _cached(folder, build) is False and len(builds) == 3
