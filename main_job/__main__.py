@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from main_job.pipeline import MainJobError, Progress, run, user_images
+from main_job.pipeline import MainJobError, Progress, out_problem, run, user_images
 from main_job.report import subscriber_lines, table
 
 
@@ -27,8 +28,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="classify the images in this folder (default: photos shipped in packages)",
     )
     parser.add_argument(
-        "--out", type=Path, default=Path("out"), help="output folder (default: out)"
+        "--out",
+        dest="out_given",
+        type=Path,
+        default=None,
+        help="output folder (default: out, in the current folder)",
     )
+    parser.set_defaults(out=Path("out"))
     parser.add_argument(
         "--digits-epochs",
         type=int,
@@ -42,11 +48,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="only check the arguments (scripts/main.sh does, before its long steps)",
     )
     args = parser.parse_args(argv)
+    # scripts/main.sh cds to the repository first and passes the caller's folder here:
+    # relative paths the user gave mean the folder they typed them in
+    caller = Path(os.environ.get("MAIN_JOB_CWD") or Path.cwd())
+    if args.images is not None:
+        args.images = caller / args.images
+    if args.out_given is not None:
+        args.out = caller / args.out_given
     try:
         if args.digits_epochs < 1:
             raise MainJobError("--digits-epochs must be at least 1")
         if args.images is not None:
             user_images(args.images)
+        problem = out_problem(args.out, args.images)
+        if problem is not None:
+            raise MainJobError(f"--out {args.out}: {problem}")
     except MainJobError as error:
         print(f"main_job: error: {error}", file=sys.stderr)
         return 2
@@ -66,6 +82,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MainJobError as error:
         print(f"main_job: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # an output folder that cannot be written, a full disk
+        where = error.filename if error.filename is not None else args.out
+        print(f"main_job: error: {where}: {error.strerror or error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("main_job: interrupted", file=sys.stderr)
+        return 130  # 128 + SIGINT, as a shell reports a job that Ctrl-C stopped
     print()
     print(table(job.results))
     print()

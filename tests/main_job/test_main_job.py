@@ -92,7 +92,8 @@ def test_users_folder_an_undecodable_file_fails_alone(
     mine = run(tmp_path / "out", images=folder, cache=cache, digits_epochs=1)
     assert mine.brought.reused and mine.digits.reused
     by_name = {r.photo: r for r in mine.results}
-    assert sorted(by_name) == ["broken.jpg", "temple.jpg"]
+    assert sorted(by_name) == ["broken.jpg", "notes.txt", "temple.jpg"]
+    assert str(by_name["notes.txt"].error).startswith("skipped: not a supported type (.jpg")
     assert by_name["broken.jpg"].error and not by_name["broken.jpg"].top
     assert "palace" in [t["label"] for t in by_name["temple.jpg"].top]
     assert "FAILED" in table(mine.results)
@@ -102,7 +103,7 @@ def test_users_folder_an_undecodable_file_fails_alone(
     ("make", "message"),
     [
         (lambda p: p / "absent", "no such folder"),
-        (lambda p: (p / "empty").mkdir() or p / "empty", "no images in it"),
+        (lambda p: (p / "empty").mkdir() or p / "empty", "no file of a supported type in it"),
         (lambda p: (p / "file.jpg").write_text("x") and p / "file.jpg", "not a folder"),
     ],
 )
@@ -113,3 +114,230 @@ def test_images_argument_errors_are_one_line(
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert len(err.splitlines()) == 1 and message in err and err.startswith("main_job: error:")
+
+
+# ---------------------------------------------------------------- arguments a user gets wrong
+# These run no pipeline step: the job must refuse before it touches anything.
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("main_job: error:"), err
+    return err
+
+
+@pytest.mark.parametrize("check_only", [True, False])
+def test_out_refuses_a_users_non_empty_folder_and_deletes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], check_only: bool
+) -> None:
+    """A run replaces ``<out>/photos``, ``model``, ``package``, ``cdk.out``: in a folder the job
+    did not make, those are the user's files."""
+    home = tmp_path / "home"
+    (home / "photos").mkdir(parents=True)
+    (home / "model").mkdir()
+    wedding = home / "photos" / "precious_wedding.png"
+    thesis = home / "model" / "my_thesis_model.pt"
+    wedding.write_bytes(b"png")
+    thesis.write_bytes(b"pt")
+    args = ["--out", str(home), "--no-progress", *(["--check-args"] if check_only else [])]
+    assert main(args) == 2
+    assert "not empty" in _one_line_error(capsys)
+    assert wedding.read_bytes() == b"png" and thesis.read_bytes() == b"pt"
+
+
+def test_out_accepts_a_folder_the_job_made(tmp_path: Path) -> None:
+    from main_job.pipeline import OUT_MARKER, prepare_out
+
+    out = tmp_path / "out"
+    prepare_out(out)
+    assert (out / OUT_MARKER).is_file()
+    (out / "report.html").write_text("old")
+    assert main(["--out", str(out), "--check-args"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        (lambda: ".", "the current folder"),
+        (lambda: str(Path.home()), "home folder"),
+        (lambda: "/", "the filesystem root"),
+        (lambda: str(Path(__file__).resolve().parents[2]), "the repository"),
+    ],
+)
+def test_out_refuses_the_current_folder_home_root_and_repository(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    where,  # type: ignore[no-untyped-def]
+    message: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["--out", where(), "--check-args"]) == 2
+    assert message in _one_line_error(capsys)
+
+
+def test_images_inside_out_and_out_inside_images_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The job recreates ``<out>/photos``: ``--images out/photos`` would delete the input."""
+    from main_job.pipeline import prepare_out
+
+    out = tmp_path / "out"
+    prepare_out(out)
+    photos = out / "photos"
+    photos.mkdir()
+    (photos / "a.jpg").write_bytes(b"jpg")
+    assert main(["--out", str(out), "--images", str(photos), "--check-args"]) == 2
+    assert "inside --out" in _one_line_error(capsys)
+    assert (photos / "a.jpg").read_bytes() == b"jpg"
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "b.jpg").write_bytes(b"jpg")
+    assert main(["--out", str(mine / "out"), "--images", str(mine), "--check-args"]) == 2
+    assert "inside --images" in _one_line_error(capsys)
+
+
+# ---------------------------------------------------------------- report
+def _png_header_only(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header claims ``width x height``: Pillow refuses it on open (decompression
+    bomb check), so nothing of that size is ever allocated."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+    return path
+
+
+def test_report_shows_a_huge_image_as_failed_without_a_thumbnail(tmp_path: Path) -> None:
+    from main_job.pipeline import PhotoResult
+    from main_job.report import write_report
+
+    huge = _png_header_only(tmp_path / "huge.png", 20000, 20000)
+    result = PhotoResult("huge.png", huge, error="image too large")
+    html = write_report(tmp_path / "report.html", [result], title="t").read_text()
+    assert "huge.png" in html and "failed: image too large" in html
+    assert "data:image/jpeg" not in html
+
+
+def test_a_failed_run_leaves_no_stale_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from main_job import pipeline
+
+    out = tmp_path / "out"
+    pipeline.prepare_out(out)
+    (out / "report.html").write_text("the previous run's report")
+    (out / "results.jsonl").write_text("{}\n")
+
+    def fail(cache: Path) -> None:
+        raise pipeline.MainJobError("pretrained model: broken on purpose")
+
+    monkeypatch.setattr(pipeline, "bring_pretrained", fail)
+    with pytest.raises(pipeline.MainJobError):
+        run(out, cache=tmp_path / "cache")
+    assert not (out / "report.html").exists() and not (out / "results.jsonl").exists()
+
+
+# ---------------------------------------------------------------- errors at the top
+def test_an_output_folder_that_cannot_be_written_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    assert main(["--out", str(blocker / "out"), "--no-progress"]) == 2
+    err = _one_line_error(capsys)
+    assert str(blocker) in err
+
+
+def test_ctrl_c_is_one_line_and_exit_130(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import main_job.__main__ as entry
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(entry, "run", interrupted)
+    assert main(["--out", str(tmp_path / "out"), "--no-progress"]) == 130
+    assert "interrupted" in capsys.readouterr().err.strip()
+
+
+# ---------------------------------------------------------------- file types
+def test_a_folder_of_only_unsupported_types_fails_check_args_naming_the_supported_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The inference component reads only ``edge_inference.inputs.SUPPORTED_SUFFIXES``."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for name in ("a.gif", "b.bmp", "c.tif", "d.tiff", "e.webp"):
+        (folder / name).write_bytes(b"x")
+    assert main(["--images", str(folder), "--out", str(tmp_path / "out"), "--check-args"]) == 2
+    err = _one_line_error(capsys)
+    assert ".jpg, .jpeg, .png, .npy" in err and ".gif" not in err.split("(")[-1]
+
+
+def test_unsupported_files_are_listed_as_skipped_and_npy_is_picked_up(tmp_path: Path) -> None:
+    from main_job.pipeline import unsupported_files, user_images
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for name in ("a.jpg", "b.npy", "c.gif", "notes.txt", ".DS_Store"):
+        (folder / name).write_bytes(b"x")
+    assert [p.name for p in user_images(folder)] == ["a.jpg", "b.npy"]
+    assert [p.name for p in unsupported_files(folder)] == ["c.gif", "notes.txt"]
+
+
+# ---------------------------------------------------------------- relative paths
+def test_relative_images_resolve_against_the_callers_folder_not_the_repository(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``scripts/main.sh`` cds to the repository first and passes the caller's folder in
+    ``MAIN_JOB_CWD``."""
+    caller = tmp_path / "caller"
+    (caller / "mine").mkdir(parents=True)
+    (caller / "mine" / "a.jpg").write_bytes(b"x")
+    monkeypatch.setenv("MAIN_JOB_CWD", str(caller))
+    assert main(["--images", "mine", "--out", str(tmp_path / "out"), "--check-args"]) == 0
+    assert main(["--images", "absent", "--out", str(tmp_path / "out"), "--check-args"]) == 2
+    assert str(caller / "absent") in _one_line_error(capsys)
+
+
+# ---------------------------------------------------------------- table
+def test_table_escapes_control_characters_in_names(tmp_path: Path) -> None:
+    from main_job.pipeline import PhotoResult
+
+    ok = PhotoResult("two\nlines.jpg", tmp_path / "x", top=[{"label": "cat", "score": 0.5}])
+    ok.latency_ms = 1.0
+    bad = PhotoResult("esc\x1b[31m.jpg", tmp_path / "y", error="bad\nthing")
+    text = table([ok, bad])
+    assert len(text.splitlines()) == 4, text
+    assert "two\\nlines.jpg" in text and "\x1b" not in text and "bad\\nthing" in text
+
+
+# ---------------------------------------------------------------- cache
+def test_a_partly_deleted_cache_entry_is_rebuilt(tmp_path: Path) -> None:
+    from main_job.pipeline import _cached
+
+    builds: list[Path] = []
+
+    def build(scratch: Path) -> None:
+        builds.append(scratch)
+        (scratch / "sub").mkdir()
+        (scratch / "sub" / "wheel.whl").write_bytes(b"wheel")
+        (scratch / "model.onnx").write_bytes(b"onnx")
+
+    folder = tmp_path / "entry"
+    assert _cached(folder, build) is False
+    assert _cached(folder, build) is True and len(builds) == 1
+    (folder / "sub" / "wheel.whl").unlink()
+    assert _cached(folder, build) is False and len(builds) == 2
+    assert (folder / "sub" / "wheel.whl").read_bytes() == b"wheel"
+    (folder / "model.onnx").write_bytes(b"on")  # truncated
+    assert _cached(folder, build) is False and len(builds) == 3
