@@ -478,12 +478,20 @@ class Device:
                 )
 
 
-def root_problem(root: Path) -> str | None:
-    """Why ``root`` must not be used as the device root (a run deletes it); None when it may.
+def root_problem(
+    root: Path,
+    *,
+    marker: str = ROOT_MARKER,
+    made_by: str = "device_sim",
+    a_run: str = "a run deletes its root",
+    example: str = "build/device-sim",
+) -> str | None:
+    """Why ``root`` must not be used as a folder a run deletes or replaces; None when it may.
 
     Refused: the filesystem root, the home folder, the current folder, the repository, any
     folder holding one of them, something that is not a folder, and a non-empty folder without
-    :data:`ROOT_MARKER` (one the simulator did not make).
+    ``marker`` (one that ``made_by`` did not make). The main job checks its ``--out`` with it
+    too, under its own marker.
     """
     resolved = root.resolve()
     keep = (
@@ -494,16 +502,16 @@ def root_problem(root: Path) -> str | None:
     )
     for path, what in keep:
         if resolved == path:
-            return f"{what}; give a folder of its own, e.g. build/device-sim"
+            return f"{what}; give a folder of its own, e.g. {example}"
     for path, what in keep:
         if resolved in path.parents:
-            return f"a folder that holds {what} ({path}); give a folder of its own"
+            return f"a folder that holds {what} ({path}); give a folder of its own, e.g. {example}"
     if root.exists() and not root.is_dir():
         return "not a folder"
-    if root.is_dir() and any(root.iterdir()) and not (root / ROOT_MARKER).is_file():
+    if root.is_dir() and any(root.iterdir()) and not (root / marker).is_file():
         return (
-            f"not empty and not made by device_sim (no {ROOT_MARKER} in it); a run deletes "
-            "its root, so give a new or empty folder"
+            f"not empty and not made by {made_by} (no {marker} in it); {a_run}, so give a new "
+            "or empty folder"
         )
     return None
 

@@ -86,25 +86,18 @@ class MainJobError(Exception):
 # ---------------------------------------------------------------- the output folder
 def out_problem(out: Path, images: Path | None = None) -> str | None:
     """Why ``out`` must not be the output folder (a run replaces :data:`REPLACED` in it); None
-    when it may. ``device_sim``'s :func:`~device_sim.device.root_problem` decides on the
-    filesystem root, home, the current folder and the repository; a non-empty folder is
-    accepted only with :data:`OUT_MARKER`, which :func:`prepare_out` writes."""
+    when it may. ``device_sim``'s :func:`~device_sim.device.root_problem` decides, with the
+    main job's own marker :data:`OUT_MARKER` (which :func:`prepare_out` writes)."""
     from device_sim.device import root_problem
 
     resolved = out.resolve()
-    problem = root_problem(out)
-    marked = (out / OUT_MARKER).is_file()
-    if problem is not None and problem.startswith("not empty"):
-        problem = (
-            None
-            if marked
-            else (
-                f"not empty and not made by the main job (no {OUT_MARKER} in it); a run replaces "
-                f"{', '.join(REPLACED)} in it, so give a new or empty folder"
-            )
-        )
-    elif problem is not None:
-        problem = problem.split(";")[0] + "; give a folder of its own, e.g. out"
+    problem = root_problem(
+        out,
+        marker=OUT_MARKER,
+        made_by="the main job",
+        a_run=f"a run replaces {', '.join(REPLACED)} in it",
+        example="out",
+    )
     if problem is None and images is not None:
         source = images.resolve()
         if source == resolved or resolved in source.parents:
