@@ -31,6 +31,7 @@ from edge_constructs.greengrass.public_components import (
     NUCLEUS,
     VARIANT_DLR_PIN,
     admits,
+    parse_version,
 )
 from edge_constructs.greengrass.recipes import MIN_NUCLEUS_VERSION, NEO_ARCHITECTURES
 
@@ -509,10 +510,6 @@ def _check_variant_dlr_nucleus(nucleus_version: str) -> None:
             f"is outside variant.DLR's nucleus range {allowed}; pin one in it or use "
             "runtime_component=bundled",
         )
-
-
-def _version(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.split("."))
 
 
 def parse_channel_triple(key: str, value: object, *, positive: bool) -> tuple[float, float, float]:
@@ -1035,7 +1032,7 @@ def build_config(
             _VERSION_RE,
             "expected empty or X.Y.Z (semver, no leading zeros)",
         )
-        if _version(nucleus_version) < _version(MIN_NUCLEUS_VERSION):
+        if parse_version(nucleus_version) < parse_version(MIN_NUCLEUS_VERSION):
             raise ConfigError(
                 "nucleus_version",
                 nucleus_version,
