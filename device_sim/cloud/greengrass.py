@@ -1,0 +1,239 @@
+"""AWS IoT Greengrass V2 in the simulated account: component versions and deployments.
+
+botocore's model (``botocore/data/greengrassv2/2020-11-30/service-2.json``):
+
+* ``CreateComponentVersion``: the service reads each artifact and adds its digest to the recipe
+  (developer guide, "Component recipe reference", ``Artifacts``/``Digest``: "AWS IoT Greengrass
+  calculates the digest" when the component is created); a name and version that exist already
+  -> ``ConflictException`` ("Your request has conflicting operations"): a component version is
+  immutable, so CloudFormation's create of an existing version fails.
+* ``CreateDeployment``: "You can define one deployment for each target. When you create a new
+  deployment for a target that has an existing deployment, you replace the previous deployment.
+  IoT Greengrass applies the new deployment to the target devices."
+* ``CancelDeployment``: "cancels the deployment for devices that haven't yet received it. If a
+  device already received the deployment, this operation doesn't change anything for that device."
+* ``DeleteDeployment``: "To delete an active deployment, you must first cancel it"
+  (``ConflictException`` otherwise). "Deleting a deployment doesn't affect core devices".
+
+``client()`` is a boto3-client-like adapter for the project's handler code.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from device_sim.cloud.env import Env
+from device_sim.cloud.errors import ServiceError
+
+
+@dataclass
+class ComponentVersion:
+    name: str
+    version: str
+    arn: str
+    recipe: dict[str, Any]  # with Digest/Algorithm added as the service does
+
+
+@dataclass
+class DeploymentRecord:
+    deployment_id: str
+    target_arn: str
+    document: dict[str, Any]  # the CreateDeployment request (CloudFormation's properties)
+    status: str = "ACTIVE"  # ACTIVE | COMPLETED | CANCELED | FAILED | INACTIVE
+    is_latest_for_target: bool = True
+    history: list[str] = field(default_factory=list)
+
+
+class GreengrassBackend:
+    def __init__(self, env: Env, read_object: Callable[[str, str], bytes | None]) -> None:
+        self.env = env
+        self._read_object = read_object
+        self.components: dict[tuple[str, str], ComponentVersion] = {}
+        # What the device_sim device reads: one document per target, the target's latest
+        # non-cancelled deployment (a live list: tests may append documents directly).
+        self.deployments: list[dict[str, Any]] = []
+        self.records: dict[str, DeploymentRecord] = {}
+        self._counter = 0
+
+    # -- component versions
+    def component_arn(self, name: str, version: str) -> str:
+        return self.env.arn("greengrass", f"components:{name}:versions:{version}")
+
+    def create_component_version(self, recipe: dict[str, Any]) -> ComponentVersion:
+        name, version = str(recipe["ComponentName"]), str(recipe["ComponentVersion"])
+        if (name, version) in self.components:
+            raise ServiceError(
+                "CreateComponentVersion",
+                "ConflictException",
+                f"Component {name} version {version} already exists "
+                f"({self.component_arn(name, version)}); a component version cannot change",
+                409,
+            )
+        recipe = copy.deepcopy(recipe)
+        for manifest in recipe.get("Manifests", []):
+            for artifact in manifest.get("Artifacts", []):
+                uri = artifact.get("Uri") or artifact.get("URI", "")
+                if not uri.startswith("s3://"):
+                    continue
+                bucket, _, key = uri[len("s3://") :].partition("/")
+                data = self._read_object(bucket, key)
+                if data is None:
+                    raise ServiceError(
+                        "CreateComponentVersion",
+                        "ValidationException",
+                        f"component {name}@{version}: artifact {uri} does not exist, so "
+                        "CreateComponentVersion cannot compute its digest",
+                    )
+                artifact.setdefault(
+                    "Digest", base64.b64encode(hashlib.sha256(data).digest()).decode()
+                )
+                artifact.setdefault("Algorithm", "SHA-256")
+        component = ComponentVersion(name, version, self.component_arn(name, version), recipe)
+        self.components[(name, version)] = component
+        return component
+
+    def delete_component(self, arn: str) -> None:
+        for key, component in list(self.components.items()):
+            if component.arn == arn:
+                del self.components[key]
+                return
+        raise ServiceError("DeleteComponent", "ResourceNotFoundException", f"{arn} not found", 404)
+
+    # -- deployments
+    def create_deployment(self, request: dict[str, Any]) -> str:
+        target = str(request.get("targetArn") or request.get("TargetArn") or "")
+        if not target:
+            raise ServiceError("CreateDeployment", "ValidationException", "targetArn is required")
+        document = _document(request)
+        self._counter += 1
+        digest = hashlib.sha256(f"{target}/{self._counter}".encode()).hexdigest()
+        deployment_id = (
+            f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
+        )
+        for record in self.records.values():
+            if record.target_arn == target and record.is_latest_for_target:
+                record.is_latest_for_target = False
+                if record.status == "ACTIVE":
+                    record.status = "INACTIVE"
+                    record.history.append(f"replaced by {deployment_id}")
+        self.records[deployment_id] = DeploymentRecord(deployment_id, target, document)
+        self._refresh()
+        return deployment_id
+
+    def _record(self, operation: str, deployment_id: str) -> DeploymentRecord:
+        if deployment_id not in self.records:
+            raise ServiceError(
+                operation, "ResourceNotFoundException", f"deployment {deployment_id} not found", 404
+            )
+        return self.records[deployment_id]
+
+    def cancel_deployment(self, deployment_id: str) -> None:
+        record = self._record("CancelDeployment", deployment_id)
+        if record.status == "ACTIVE":
+            record.status = "CANCELED"
+            record.history.append("cancelled")
+        self._refresh()
+
+    def delete_deployment(self, deployment_id: str) -> None:
+        record = self._record("DeleteDeployment", deployment_id)
+        if record.status == "ACTIVE":
+            raise ServiceError(
+                "DeleteDeployment",
+                "ConflictException",
+                f"deployment {deployment_id} is active: cancel it first",
+                409,
+            )
+        del self.records[deployment_id]
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """What each target's devices run: the document of the latest deployment created for
+        the target. Cancelling or deleting it changes nothing for devices that received it
+        (``CancelDeployment``, ``DeleteDeployment`` above), so only a create changes this."""
+        latest = {r.target_arn: r.document for r in self.records.values() if r.is_latest_for_target}
+        for target, document in latest.items():
+            for i, existing in enumerate(self.deployments):
+                if existing.get("TargetArn") == target:
+                    self.deployments[i] = document
+                    break
+            else:
+                self.deployments.append(document)
+
+    def active_for(self, target_arn: str) -> DeploymentRecord | None:
+        latest = [
+            r
+            for r in self.records.values()
+            if r.target_arn == target_arn and r.is_latest_for_target
+        ]
+        return latest[0] if latest else None
+
+    def client(self) -> GreengrassClient:
+        return GreengrassClient(self)
+
+
+def _document(request: dict[str, Any]) -> dict[str, Any]:
+    """The deployment in CloudFormation's (PascalCase) shape, whichever shape it came in."""
+    if "TargetArn" in request:
+        return copy.deepcopy(request)
+    out: dict[str, Any] = {}
+    for key, value in request.items():
+        pascal = key[:1].upper() + key[1:]
+        if key == "components":
+            value = {
+                name: {k[:1].upper() + k[1:]: v for k, v in spec.items()}
+                for name, spec in value.items()
+            }
+            for spec in value.values():
+                update = spec.get("ConfigurationUpdate")
+                if isinstance(update, dict):
+                    spec["ConfigurationUpdate"] = {
+                        k[:1].upper() + k[1:]: v for k, v in update.items()
+                    }
+        out[pascal] = value
+    return json.loads(json.dumps(out))
+
+
+class GreengrassClient:
+    """The boto3 ``greengrassv2`` client calls a deployment handler makes."""
+
+    def __init__(self, backend: GreengrassBackend) -> None:
+        self.backend = backend
+
+    def create_deployment(self, **request: Any) -> dict[str, Any]:
+        deployment_id = self.backend.create_deployment(request)
+        return {"deploymentId": deployment_id, "iotJobId": f"job-{deployment_id}"}
+
+    def cancel_deployment(self, *, deploymentId: str) -> dict[str, Any]:
+        self.backend.cancel_deployment(deploymentId)
+        return {"message": "cancelled"}
+
+    def delete_deployment(self, *, deploymentId: str) -> dict[str, Any]:
+        self.backend.delete_deployment(deploymentId)
+        return {}
+
+    def get_deployment(self, *, deploymentId: str) -> dict[str, Any]:
+        record = self.backend._record("GetDeployment", deploymentId)
+        return {
+            "deploymentId": record.deployment_id,
+            "targetArn": record.target_arn,
+            "deploymentStatus": record.status,
+            "isLatestForTarget": record.is_latest_for_target,
+            "deploymentName": record.document.get("DeploymentName", ""),
+        }
+
+    def list_deployments(self, **kwargs: Any) -> dict[str, Any]:
+        target = kwargs.get("targetArn")
+        history = kwargs.get("historyFilter", "LATEST_ONLY")
+        return {
+            "deployments": [
+                self.get_deployment(deploymentId=r.deployment_id)
+                for r in self.backend.records.values()
+                if (target is None or r.target_arn == target)
+                and (history == "ALL" or r.is_latest_for_target)
+            ]
+        }
