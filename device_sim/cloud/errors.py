@@ -17,7 +17,7 @@ class AssemblyError(ValueError):
     """The assembly cannot be read or deployed; the message names what and where."""
 
 
-class ServiceError(ClientError):
+class ServiceError(ClientError):  # type: ignore[misc]  # botocore ships no types
     """An API refusal: ``code`` is the error shape's name in the service model."""
 
     def __init__(self, operation: str, code: str, message: str, status: int = 400) -> None:

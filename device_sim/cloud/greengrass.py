@@ -195,7 +195,8 @@ def _document(request: dict[str, Any]) -> dict[str, Any]:
                         k[:1].upper() + k[1:]: v for k, v in update.items()
                     }
         out[pascal] = value
-    return json.loads(json.dumps(out))
+    result: dict[str, Any] = json.loads(json.dumps(out))
+    return result
 
 
 class GreengrassClient:

@@ -23,6 +23,7 @@ class S3Backend:
         self.objects: dict[str, dict[str, bytes]] = {}
         self.bucket_regions: dict[str, str] = {}
         self.bucket_policies: dict[str, Policy] = {}
+        self.metadata: dict[tuple[str, str], dict[str, str]] = {}  # user metadata (x-amz-meta-)
         self._client: Any = None
 
     # -- buckets
@@ -107,7 +108,8 @@ class S3Backend:
             for bucket, region in self.bucket_regions.items():
                 _moto_bucket(client, bucket, region)
                 for key, data in self.objects.get(bucket, {}).items():
-                    client.put_object(Bucket=bucket, Key=key, Body=data)
+                    meta = self.metadata.get((bucket, key), {})
+                    client.put_object(Bucket=bucket, Key=key, Body=data, Metadata=meta)
             self._client = client
             try:
                 yield client
@@ -118,8 +120,10 @@ class S3Backend:
                     pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
                     for page in pages:
                         for item in page.get("Contents", []):
-                            body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"]
-                            objects[item["Key"]] = body.read()
+                            got = client.get_object(Bucket=bucket, Key=item["Key"])
+                            objects[item["Key"]] = got["Body"].read()
+                            if got.get("Metadata"):
+                                self.metadata[(bucket, item["Key"])] = dict(got["Metadata"])
                     self.objects[bucket] = objects
 
 

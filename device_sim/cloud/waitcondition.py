@@ -22,6 +22,7 @@ import urllib.error
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from email.message import Message
 from typing import Any
 from unittest import mock
 
@@ -70,15 +71,15 @@ class WaitConditions:
     def put(self, url: str, body: bytes) -> int:
         handle = self.handles.get(url)
         if handle is None:
-            raise urllib.error.HTTPError(url, 404, "NoSuchKey", {}, None)  # type: ignore[arg-type]
+            raise urllib.error.HTTPError(url, 404, "NoSuchKey", Message(), None)
         if self._clock() > handle.expires:
             handle.refused.append("expired")
             raise urllib.error.HTTPError(
                 url,
                 403,
                 "AccessDenied: Request has expired",
-                {},
-                None,  # type: ignore[arg-type]
+                Message(),
+                None,
             )
         handle.signals.append(json.loads(body))
         return 200

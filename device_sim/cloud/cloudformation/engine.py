@@ -384,9 +384,11 @@ class CloudFormation:
             if t.kind == "created":
                 continue
             assert t.old is not None and t.new is not None
-            if t.kind == "replaced":
+            if t.kind == "replaced" and not t.old.type.startswith("Custom::"):
                 stack.resources[t.logical] = t.old
                 continue
+            # Updated in place, or a custom resource whose Update answered a new physical ID:
+            # either way CloudFormation sends an Update back to the old properties.
             self._event(stack, t.logical, "UPDATE_IN_PROGRESS", "rollback")
             handler = provider(t.old.type)
             try:
