@@ -39,7 +39,8 @@ from edge_constructs.greengrass.public_components import parse_version as _parse
 
 NUCLEUS = "aws.greengrass.Nucleus"
 # The nucleus a device installs today: the newest release tag in aws-greengrass-nucleus
-# (v2.18.2 at commit a28341c, the commit this simulator follows). New devices download
+# (v2.18.2, commit c2277d585124ff8ea28964f5d6af66559472c0cc, the commit this simulator follows).
+# New devices download
 # "greengrass-nucleus-latest.zip", so a new device runs the newest 2.18.x.
 DEFAULT_NUCLEUS_VERSION = CURRENT_NUCLEUS
 PLATFORMS = {"linux/amd64": ("linux", "amd64"), "linux/aarch64": ("linux", "aarch64")}
