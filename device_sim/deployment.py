@@ -73,7 +73,7 @@ def satisfies(version: str, requirement: str) -> bool:
 _SIMPLE_LABEL = re.compile(r"[a-zA-Z0-9]")  # PlatformHelper.SIMPLE_LABEL, used with lookingAt
 
 
-def _attribute_satisfied(name: str, label: str | None, template: str | None) -> bool:
+def attribute_satisfied(name: str, label: str | None, template: str | None) -> bool:
     """``PlatformHelper.isAttributeSatisfied``."""
     if template is None or template == "*":
         return True
@@ -91,7 +91,7 @@ def _attribute_satisfied(name: str, label: str | None, template: str | None) -> 
 def _platform_matches(platform: Mapping[str, Any], os_name: str, arch: str) -> bool:
     device = {"os": os_name, "architecture": arch}
     return all(
-        _attribute_satisfied(key, device.get(key), None if raw is None else str(raw))
+        attribute_satisfied(key, device.get(key), None if raw is None else str(raw))
         for key, raw in platform.items()
     )
 

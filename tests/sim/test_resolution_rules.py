@@ -7,7 +7,12 @@ from __future__ import annotations
 import pytest
 
 from device_sim.assembly import Cloud, ComponentVersion, Env
-from device_sim.deployment import DeploymentFailed, resolve_deployment, select_manifest
+from device_sim.deployment import (
+    DeploymentFailed,
+    attribute_satisfied,
+    resolve_deployment,
+    select_manifest,
+)
 
 
 def _recipe(platform: dict[str, str]) -> dict[str, object]:
@@ -87,3 +92,16 @@ def test_the_devices_nucleus_must_fall_inside_every_nucleus_range() -> None:
     # a caret range on the nucleus, as semver4j reads it
     with pytest.raises(DeploymentFailed, match=r"app requires \^2.12.0"):
         resolve_deployment(_cloud("^2.12.0 <2.13.0"), "linux/amd64", "2.18.2")
+
+
+def test_all_and_any_are_labels_for_other_reported_keys() -> None:
+    """A key the device does report besides os/architecture (``platformOverride`` in the
+    nucleus configuration adds any: ``PlatformResolver.getCurrentPlatform``): ``all``/``any`` are
+    compared as labels there, only ``*`` is a wildcard."""
+    assert attribute_satisfied("runtime", "all", "all")
+    assert not attribute_satisfied("runtime", "aws_nucleus_classic", "all")
+    assert not attribute_satisfied("runtime", "aws_nucleus_classic", "any")
+    assert attribute_satisfied("runtime", "aws_nucleus_classic", "*")
+    assert attribute_satisfied("os", "linux", "any")
+    assert attribute_satisfied("architecture", "amd64", "/amd64|x86_64/")
+    assert not attribute_satisfied("architecture", "amd64", "/amd/")  # the whole label
