@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from device_sim.interpolation import NucleusPaths, ResolvedService
-from device_sim.lifecycle import LifecycleRunner, SkipifInvalid, should_skip, shutdown
+from device_sim.lifecycle import Boot, LifecycleRunner, SkipifInvalid, should_skip, shutdown
 
 
 def _runner(tmp_path: Path) -> LifecycleRunner:
@@ -23,7 +23,7 @@ def _runner(tmp_path: Path) -> LifecycleRunner:
     )
 
 
-def _boot(tmp_path: Path, lifecycle: dict[str, object]):  # type: ignore[no-untyped-def]
+def _boot(tmp_path: Path, lifecycle: dict[str, object]) -> Boot:
     service = ResolvedService("c", "1.0.0", {}, lifecycle)
     return _runner(tmp_path).boot("b", {"c": service}, ["c"], {})
 
@@ -82,7 +82,10 @@ def test_run_is_not_started_when_startup_ran(tmp_path: Path) -> None:
 
 
 def test_run_is_started_when_startup_is_skipped_or_absent(tmp_path: Path) -> None:
-    skipped = {"Startup": {"Script": "touch started", "Skipif": "onpath sh"}, "Run": "touch ran"}
+    skipped: dict[str, object] = {
+        "Startup": {"Script": "touch started", "Skipif": "onpath sh"},
+        "Run": "touch ran",
+    }
     boot = _boot(tmp_path, skipped)
     assert "c" in boot.processes
     assert _wait_for(tmp_path / "work/c/ran")
