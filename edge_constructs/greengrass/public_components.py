@@ -59,7 +59,9 @@ LOG_MANAGER_PIN = PublicComponent(
     exists="aws-greengrass/aws-greengrass-log-manager: tag v2.3.7",
     source="aws-greengrass/aws-greengrass-log-manager recipe.yaml at tag v2.3.7 declares no "
     "ComponentDependencies (the published recipe's nucleus range is added at release). The "
-    "developer guide's log-manager-component page (Dependencies) lists it; check with "
+    "developer guide's log-manager-component page (Dependencies) lists it, but no copy of its "
+    "2.3.x table was on hand (the archived awsdocs/aws-iot-greengrass-v2-developer-guide "
+    "doc_source/log-manager-component.md stops at 2.2.1: >=2.1.0 <2.6.0). Check with "
     "`aws greengrassv2 get-component --arn arn:aws:greengrass:REGION:aws:components:"
     "aws.greengrass.LogManager:versions:2.3.7 --recipe-output-format JSON`.",
     component_type="aws.greengrass.plugin",
