@@ -753,7 +753,9 @@ class _Deployer:
             physical = env.arn("greengrass", f"components:{name}:versions:{version}")
             cloud.components[(name, version)] = ComponentVersion(name, version, physical, recipe)
             attrs = {"Arn": physical, "ComponentName": name, "ComponentVersion": version}
-        elif rtype == "AWS::GreengrassV2::Deployment":
+        elif rtype in ("AWS::GreengrassV2::Deployment", "Custom::GreengrassDeployment"):
+            # Custom::GreengrassDeployment has the native resource's properties; its handler
+            # (edge_constructs/greengrass/runtime) is not replayed here yet.
             cloud.deployments.append(props)
             physical = (
                 "sim-deployment-"

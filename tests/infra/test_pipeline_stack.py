@@ -124,7 +124,7 @@ def test_component_versions_are_retained_for_rollback(dev) -> None:
 def test_deployment_pins_every_component_and_is_safe(dev) -> None:
     template = dev.template_json("dev/Pipeline")
     recipes = component_recipes(template)
-    _, deployment = only(template, "AWS::GreengrassV2::Deployment")
+    _, deployment = only(template, "Custom::GreengrassDeployment")
     props = deployment["Properties"]
     components = props["Components"]
     for name, recipe in recipes.items():
@@ -148,7 +148,7 @@ def test_deployment_pins_every_component_and_is_safe(dev) -> None:
 
 
 def test_prod_rollout_settings_come_from_its_stage(prod) -> None:
-    _, deployment = only(prod.template_json("prod/Pipeline"), "AWS::GreengrassV2::Deployment")
+    _, deployment = only(prod.template_json("prod/Pipeline"), "Custom::GreengrassDeployment")
     job = deployment["Properties"]["IotJobConfiguration"]
     assert job["JobExecutionsRolloutConfig"]["MaximumPerMinute"] == 10
     assert job["AbortConfig"]["CriteriaList"][0]["ThresholdPercentage"] == 5
@@ -174,7 +174,7 @@ def test_component_logs_reach_cloudwatch_with_retention(dev, prod) -> None:
                 "RetentionInDays": days,
             },
         )
-    _, deployment = only(dev.template_json("dev/Pipeline"), "AWS::GreengrassV2::Deployment")
+    _, deployment = only(dev.template_json("dev/Pipeline"), "Custom::GreengrassDeployment")
     log_manager = json.loads(
         deployment["Properties"]["Components"]["aws.greengrass.LogManager"]["ConfigurationUpdate"][
             "Merge"
@@ -195,7 +195,7 @@ def test_variant_dlr_option_pins_the_public_component(byo_jetson) -> None:
     }
     run = inference["Manifests"][0]["Lifecycle"]["Run"]["Script"]
     assert "greengrass_ml_dlr_venv/bin/activate" in run  # jetson_nano is aarch64
-    _, deployment = only(template, "AWS::GreengrassV2::Deployment")
+    _, deployment = only(template, "Custom::GreengrassDeployment")
     components = deployment["Properties"]["Components"]
     assert components["variant.DLR"]["ComponentVersion"] == "1.6.16"
     assert components["aws.greengrass.Nucleus"]["ComponentVersion"] == "2.12.6"

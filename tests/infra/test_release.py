@@ -20,7 +20,7 @@ CLASSES = {"jetson": THREE_CLASSES["jetson"], "onnx": THREE_CLASSES["onnx"]}
 def deployments(template: dict) -> dict[str, dict]:
     """ring -> Components of the jetson class's deployments."""
     result = {}
-    for resource in resources_of_type(template, "AWS::GreengrassV2::Deployment").values():
+    for resource in resources_of_type(template, "Custom::GreengrassDeployment").values():
         ring = resource["Metadata"]["EdgeAiRing"]
         if ring["class"] == "jetson":
             result[ring["ring"]] = resource["Properties"]["Components"]
@@ -110,10 +110,11 @@ def test_a_release_for_a_class_without_canary_fails_synth(tmp_path) -> None:
         synth(tmp_path / "out", write_cdk_json(tmp_path / "cdk.json", releases))
 
 
-def test_ring_metadata_key_matches_the_construct() -> None:
-    from edge_constructs.greengrass.construct import RING_METADATA
+def test_ring_metadata_key_and_type_match_the_construct() -> None:
+    from edge_constructs.greengrass.construct import DEPLOYMENT_TYPE, RING_METADATA
 
     assert promote.RING_METADATA == RING_METADATA
+    assert promote.DEPLOYMENT_TYPE == DEPLOYMENT_TYPE
 
 
 def test_promote_rewrites_cdk_json_without_reformatting_it() -> None:
@@ -134,7 +135,9 @@ def registry_schema(type_name: str) -> dict:
     create-only."""
     import cfnlint
 
-    wanted = "AWS::CloudFormation::CustomResource" if type_name.startswith("Custom::") else type_name
+    wanted = (
+        "AWS::CloudFormation::CustomResource" if type_name.startswith("Custom::") else type_name
+    )
     folder = Path(cfnlint.__file__).parent / "data" / "schemas" / "resources"
     for path in folder.glob("*.json"):
         text = path.read_text()
@@ -211,3 +214,35 @@ def test_a_release_change_is_an_update_so_its_rollback_reissues_the_old_release(
         "CloudFormation replaces the deployment, and its rollback deletes (cancels) the new "
         "one without re-issuing the old release to the devices"
     )
+
+
+def test_the_custom_deployment_takes_a_new_logical_id(tmp_path) -> None:
+    """CloudFormation refuses a template that changes a resource's type under one logical ID
+    ("Update of resource type is not permitted. The new template modifies resource type of the
+    following resources", e.g. aws/aws-sam-cli#6786), so stacks deployed with the native
+    resource could not be updated if the custom one kept its logical ID: it must take a new
+    one (CloudFormation creates it, then deletes the native one)."""
+    import aws_cdk as cdk
+    from constructs import Construct
+
+    from app_config import ComponentPin
+    from edge_constructs.greengrass.construct import ThingGroupDeployment
+    from tests.infra.test_constructs import POLICY
+
+    stack = cdk.Stack(cdk.App(outdir=str(tmp_path)), "Bare")
+    ThingGroupDeployment(
+        stack,
+        "Deployment",
+        name="d",
+        target_arn="arn:aws:iot:eu-west-1:123456789012:thinggroup/G",
+        components={"x.Model": ComponentPin("1.0.0")},
+        policy=POLICY,
+        ring={"stage": "dev", "class": "default", "ring": "all"},
+    )
+    logical, resource = one_deployment(stack)
+    # Where the native resource was: <ThingGroupDeployment>/Resource.
+    native = cdk.CfnResource(
+        Construct(cdk.Stack(cdk.App(), "Bare"), "Deployment"), "Resource", type="AWS::X::Y"
+    )
+    assert resource["Type"] == "Custom::GreengrassDeployment"
+    assert logical != cdk.Stack.of(native).get_logical_id(native)
