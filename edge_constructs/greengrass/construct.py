@@ -80,7 +80,7 @@ class DeploymentHandler(Construct):
     :meth:`of`).
 
     Its role may create deployments, and cancel and delete them; each
-    :class:`ThingGroupDeployment` adds its target with :meth:`grant_target`.
+    :class:`ThingGroupDeployment` grants its target with :meth:`grant_target`.
 
     Props:
         log_retention: retention of its logs.
@@ -167,12 +167,18 @@ class DeploymentHandler(Construct):
         )
         acknowledge_provider_framework(self.provider)
 
-    def grant_target(self, target_arn: str) -> None:
-        """Deploy to (CreateJob on) and describe ``target_arn``, a thing group."""
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["iot:CreateJob", "iot:DescribeThingGroup"], resources=[target_arn]
-            )
+    def grant_target(self, scope: Construct, target_arn: str) -> iam.Policy:
+        """Deploy to (CreateJob on) and describe ``target_arn``, a thing group: a policy of
+        its own in ``scope``, so a deployment added or removed leaves the others' untouched."""
+        return iam.Policy(
+            scope,
+            "HandlerGrant",
+            roles=[self.role],
+            statements=[
+                iam.PolicyStatement(
+                    actions=["iot:CreateJob", "iot:DescribeThingGroup"], resources=[target_arn]
+                )
+            ],
         )
 
 
@@ -235,7 +241,7 @@ class ThingGroupDeployment(Construct):
             raise ValueError(f"deployment {name}: no components")
         stack = Stack.of(self)
         handler = DeploymentHandler.of(self, log_retention=log_retention)
-        handler.grant_target(target_arn)
+        grant = handler.grant_target(self, target_arn)
         specs: dict[str, Any] = {}
         for component, pin in sorted(components.items()):
             spec: dict[str, Any] = {"ComponentVersion": pin.version}
@@ -282,7 +288,7 @@ class ThingGroupDeployment(Construct):
             resource_type=DEPLOYMENT_TYPE,
             properties=properties,
         )
-        self.custom.node.add_dependency(handler.role)
+        self.custom.node.add_dependency(handler.role, grant)
         resource = self.custom.node.default_child
         assert isinstance(resource, CfnResource)
         self.resource = resource
