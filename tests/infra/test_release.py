@@ -179,7 +179,7 @@ def test_a_release_change_is_an_update_so_its_rollback_reissues_the_old_release(
 
     CloudFormation rolls an *updated* resource back with an Update whose properties are the
     old ones (custom resources: "Update" request type, CloudFormation User Guide,
-    https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/crpg-ref-requesttypes-update.html);
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/crpg-ref-requesttypes-update.html);
     a *replaced* resource is rolled back by deleting the new one, and nothing re-issues the
     old. ``AWS::GreengrassV2::Deployment`` marks every property create-only (its registry
     schema), and its delete handler cancels the new deployment, so after the rollback the

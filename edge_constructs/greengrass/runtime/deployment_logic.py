@@ -249,8 +249,10 @@ def create_or_update(event: Mapping[str, Any], greengrass: Any) -> dict[str, Any
 
     The physical ID is the target ARN: an Update that keeps the target keeps it (an update,
     not a replacement); a changed target gives a new one, and CloudFormation then sends Delete
-    for the old (FACTS: a different PhysicalResourceId is a replacement), which cancels the
-    deployment on the old target.
+    for the old (CloudFormation User Guide, custom resource "Update" request type: a new
+    physical ID makes it a replacement,
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/crpg-ref-requesttypes-update.html),
+    which cancels the deployment on the old target.
     """
     props = event.get("ResourceProperties") or {}
     request = deployment_request(props, client_token(event))
