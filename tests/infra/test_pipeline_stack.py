@@ -124,7 +124,7 @@ def test_component_versions_are_retained_for_rollback(dev) -> None:
 def test_deployment_pins_every_component_and_is_safe(dev) -> None:
     template = dev.template_json("dev/Pipeline")
     recipes = component_recipes(template)
-    _, deployment = only(template, "AWS::GreengrassV2::Deployment")
+    _, deployment = only(template, "Custom::GreengrassDeployment")
     props = deployment["Properties"]
     components = props["Components"]
     for name, recipe in recipes.items():
@@ -148,7 +148,7 @@ def test_deployment_pins_every_component_and_is_safe(dev) -> None:
 
 
 def test_prod_rollout_settings_come_from_its_stage(prod) -> None:
-    _, deployment = only(prod.template_json("prod/Pipeline"), "AWS::GreengrassV2::Deployment")
+    _, deployment = only(prod.template_json("prod/Pipeline"), "Custom::GreengrassDeployment")
     job = deployment["Properties"]["IotJobConfiguration"]
     assert job["JobExecutionsRolloutConfig"]["MaximumPerMinute"] == 10
     assert job["AbortConfig"]["CriteriaList"][0]["ThresholdPercentage"] == 5
@@ -174,7 +174,7 @@ def test_component_logs_reach_cloudwatch_with_retention(dev, prod) -> None:
                 "RetentionInDays": days,
             },
         )
-    _, deployment = only(dev.template_json("dev/Pipeline"), "AWS::GreengrassV2::Deployment")
+    _, deployment = only(dev.template_json("dev/Pipeline"), "Custom::GreengrassDeployment")
     log_manager = json.loads(
         deployment["Properties"]["Components"]["aws.greengrass.LogManager"]["ConfigurationUpdate"][
             "Merge"
@@ -195,7 +195,7 @@ def test_variant_dlr_option_pins_the_public_component(byo_jetson) -> None:
     }
     run = inference["Manifests"][0]["Lifecycle"]["Run"]["Script"]
     assert "greengrass_ml_dlr_venv/bin/activate" in run  # jetson_nano is aarch64
-    _, deployment = only(template, "AWS::GreengrassV2::Deployment")
+    _, deployment = only(template, "Custom::GreengrassDeployment")
     components = deployment["Properties"]["Components"]
     assert components["variant.DLR"]["ComponentVersion"] == "1.6.16"
     assert components["aws.greengrass.Nucleus"]["ComponentVersion"] == "2.12.6"
@@ -266,3 +266,43 @@ def test_compiler_options_reach_the_compilation_job(tmp_path) -> None:
     _, compilation = only(template, "Custom::CompilationJob")
     assert json.loads(compilation["Properties"]["CompilerOptions"]) == options
     assert compilation["Properties"]["TargetPlatformAccelerator"] == "NVIDIA"
+
+
+def test_the_deployment_handler_may_do_what_its_calls_need_and_no_more(dev) -> None:
+    """The actions are those of AWS::GreengrassV2::Deployment's own create, delete and list
+    handlers (its registry schema, as cfn-lint ships it; the Service Authorization Reference
+    lists the same iot:* actions as dependent actions of greengrass:CreateDeployment and
+    CancelDeployment), less what the handler never calls (TagResource, GetDeployment); the
+    target group's own actions are on the stage's thing group only."""
+    from tests.infra.test_release import registry_schema
+
+    handlers = registry_schema("AWS::GreengrassV2::Deployment")["handlers"]
+    needed = {a for kind in ("create", "delete", "list") for a in handlers[kind]["permissions"]}
+    needed -= {"greengrass:TagResource", "greengrass:GetDeployment"}
+    template = dev.template_json("dev/Pipeline")
+    (role,) = [
+        logical
+        for logical in resources_of_type(template, "AWS::IAM::Role")
+        if logical.startswith("GreengrassDeploymentHandlerRole")
+    ]
+    statements = [
+        statement
+        for resource in resources_of_type(template, "AWS::IAM::Policy").values()
+        if {"Ref": role} in resource["Properties"]["Roles"]
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    granted: dict[str, list[str]] = {}
+    for statement in statements:
+        actions = (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+        resources = statement["Resource"]
+        for action in actions:
+            granted.setdefault(action, []).extend(
+                render(r) for r in (resources if isinstance(resources, list) else [resources])
+            )
+    assert set(granted) - {"logs:CreateLogStream", "logs:PutLogEvents"} == needed
+    assert granted["iot:DescribeThingGroup"] == [
+        "arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:thinggroup/EdgeAiDevCoreDevices"
+    ]
+    assert "*" not in granted["greengrass:CancelDeployment"] + granted["iot:CancelJob"]
