@@ -56,6 +56,7 @@ from edge_constructs.naming import digest, job_name, register_content, without
 from edge_constructs.runtime_common.cr_names import Training as P
 from edge_constructs.s3_grants import grant_read_prefix, prefix_finding
 from edge_constructs.sagemaker_jobs import allow_job_management
+from edge_constructs.training_job.ecr_image import parse_ecr_image_uri
 from edge_constructs.training_job.images import REPOSITORY, training_image
 
 RUNTIME_DIR = Path(__file__).parent / "runtime"
@@ -129,21 +130,23 @@ class TrainingJob(Construct):
         for uri in (props.data_uri, props.validation_uri):
             if uri:
                 grant_read_prefix(self.role, uri)
-        image_uri, registry_account = (
-            (props.image_uri, props.image_uri.split(".", 1)[0])
-            if props.image_uri
-            else training_image(self, framework_version, props.instance_type)
-        )
-        repository = (
-            props.image_uri.split("/", 1)[1].split(":")[0] if props.image_uri else REPOSITORY
-        )
+        if props.image_uri:
+            # By tag or digest, nested repository names included (ecr_image.py); the ARN carries
+            # the registry's own account and region.
+            image_uri = props.image_uri
+            repository_arn = parse_ecr_image_uri(image_uri).repository_arn(Aws.PARTITION)
+        else:
+            image_uri, registry_account = training_image(
+                self, framework_version, props.instance_type
+            )
+            repository_arn = (
+                f"arn:{Aws.PARTITION}:ecr:{Aws.REGION}:{registry_account}:repository/{REPOSITORY}"
+            )
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="PullTrainingImage",
                 actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-                resources=[
-                    f"arn:{Aws.PARTITION}:ecr:{Aws.REGION}:{registry_account}:repository/{repository}"
-                ],
+                resources=[repository_arn],
             )
         )
         job_logs = (
