@@ -266,3 +266,67 @@ def test_compiler_options_reach_the_compilation_job(tmp_path) -> None:
     _, compilation = only(template, "Custom::CompilationJob")
     assert json.loads(compilation["Properties"]["CompilerOptions"]) == options
     assert compilation["Properties"]["TargetPlatformAccelerator"] == "NVIDIA"
+
+
+def _role_statements(template: dict, role_prefix: str) -> list[dict]:
+    role_id = next(k for k in template["Resources"] if k.startswith(role_prefix))
+    return [
+        s
+        for r in resources_of_type(template, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in r["Properties"]["Roles"]
+        for s in r["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def test_neo_role_may_write_its_job_logs_and_metrics_and_nothing_wider(tmp_path) -> None:
+    """Issue 17 part 2, item 4: CreateCompilationJob's RoleArn "enables SageMaker ... to: Read
+    input data from an S3 bucket, Write model artifacts to an S3 bucket, Write logs to Amazon
+    CloudWatch Logs, Publish metrics to Amazon CloudWatch" (botocore sagemaker
+    CreateCompilationJobRequest.RoleArn). With S3 alone a failed compile leaves no log to read.
+    Neo writes to log group /aws/sagemaker/CompilationJobs, stream [compilation-job-name]
+    (SageMaker developer guide, "Log groups and streams that Amazon SageMaker AI sends to
+    Amazon CloudWatch Logs"); the group actions take the group ARN, with ":*" for all but
+    CreateLogGroup (CloudWatch Logs User Guide, "Overview of managing access permissions to
+    your CloudWatch Logs resources")."""
+    import aws_cdk as cdk
+    from aws_cdk import aws_logs as logs
+    from aws_cdk import aws_s3 as s3
+
+    from edge_constructs.compilation_job.construct import CompilationService
+
+    stack = cdk.Stack(cdk.App(outdir=str(tmp_path)), "Bare")
+    CompilationService(
+        stack,
+        "Compilation",
+        name_prefix="edge-ai-dev",
+        bucket=s3.Bucket.from_bucket_name(stack, "B", "artifact-bucket"),
+        max_runtime_seconds=900,
+        log_retention=logs.RetentionDays.ONE_WEEK,
+    )
+    template = cdk.assertions.Template.from_stack(stack).to_json()
+    statements = _role_statements(template, "CompilationExecutionRole")
+
+    def granted(action: str) -> list[dict]:
+        return [s for s in statements if action in _as_list(s["Action"])]
+
+    group = "arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
+    (create_group,) = granted("logs:CreateLogGroup")
+    assert _as_list(render(create_group["Resource"])) == [f"{group}/aws/sagemaker/CompilationJobs"]
+    for action in ("logs:CreateLogStream", "logs:DescribeLogStreams"):
+        (statement,) = granted(action)
+        assert _as_list(render(statement["Resource"])) == [
+            f"{group}/aws/sagemaker/CompilationJobs:*"
+        ]
+    (put,) = granted("logs:PutLogEvents")
+    # The streams are named after the jobs: only this stack's jobs' streams.
+    assert _as_list(render(put["Resource"])) == [
+        f"{group}/aws/sagemaker/CompilationJobs:log-stream:edge-ai-dev-neo-*"
+    ]
+    (metrics,) = granted("cloudwatch:PutMetricData")
+    assert metrics["Resource"] == "*"  # PutMetricData supports no resource ARN
+    assert metrics["Condition"] == {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}
+    assert all(s["Resource"] != "*" for s in statements if s is not metrics)
