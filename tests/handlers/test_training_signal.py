@@ -219,6 +219,8 @@ def test_a_direct_invocation_from_the_old_rule_target_still_works(
 ) -> None:
     """Events the previous template's rule (Lambda target) had in flight when the stack was
     updated still arrive in that shape."""
-    sent = training_signal.handler({"handleUrl": wait_handle.url, "detail": detail("Stopped")}, None)
+    sent = training_signal.handler(
+        {"handleUrl": wait_handle.url, "detail": detail("Stopped")}, None
+    )
     assert sent is not None and sent["Status"] == "FAILURE"
     assert [b["Status"] for b in wait_handle.bodies()] == ["FAILURE"]
