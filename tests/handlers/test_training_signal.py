@@ -224,3 +224,35 @@ def test_a_direct_invocation_from_the_old_rule_target_still_works(
     )
     assert sent is not None and sent["Status"] == "FAILURE"
     assert [b["Status"] for b in wait_handle.bodies()] == ["FAILURE"]
+
+
+def test_an_expired_handle_raises_handle_expired_naming_no_secret(
+    expired_handle: WaitHandle,
+) -> None:
+    body = wait_condition_signal.signal_body(NAME, "Completed", None, ARTIFACT)
+    assert body is not None
+    with pytest.raises(wait_condition_signal.HandleExpired) as info:
+        wait_condition_signal.put_signal(expired_handle.url, body)
+    assert "HTTP 403 AccessDenied: Request has expired" in str(info.value)
+    assert "s3cr3tsig" not in str(info.value) and "127.0.0.1" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("status", "error_body"),
+    [
+        # Same code, another reason: not expiry.
+        (403, b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"),
+        # The expiry message with another status is not S3's expiry answer either.
+        (400, b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"),
+        (403, b""),
+    ],
+)
+def test_only_s3s_expiry_answer_counts_as_expired(
+    wait_handle: WaitHandle, status: int, error_body: bytes
+) -> None:
+    wait_handle.status, wait_handle.error_body = status, error_body
+    body = wait_condition_signal.signal_body(NAME, "Completed", None, ARTIFACT)
+    assert body is not None
+    with pytest.raises(wait_condition_signal.SignalError) as info:
+        wait_condition_signal.put_signal(wait_handle.url, body)
+    assert not isinstance(info.value, wait_condition_signal.HandleExpired)
