@@ -371,9 +371,22 @@ def test_the_end_signal_goes_through_a_queue_retried_until_a_dead_letter_alarm(t
     (queue_id,) = [k for k, q in queues.items() if "RedrivePolicy" in q["Properties"]]
     queue, dlq = queues[queue_id]["Properties"], queues[dlq_id]["Properties"]
 
-    _, rule = only(template, "AWS::Events::Rule")
+    rule_id, rule = only(template, "AWS::Events::Rule")
     (target,) = rule["Properties"]["Targets"]
     assert target["Arn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    # Only this rule may send to the queues, and only over TLS.
+    for policy in resources_of_type(template, "AWS::SQS::QueuePolicy").values():
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        sends = [s for s in statements if s["Effect"] == "Allow"]
+        assert sends and all(
+            s["Principal"] == {"Service": "events.amazonaws.com"}
+            and s["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [rule_id, "Arn"]}}}
+            for s in sends
+        )
+        assert any(
+            s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            for s in statements
+        )
     assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [dlq_id, "Arn"]}}
     assert not resources_of_type(template, "AWS::Lambda::Permission")  # no direct invoke
 
