@@ -346,6 +346,36 @@ def test_rollback_update_to_a_job_whose_wait_handle_expired_succeeds(
     assert wait_handle.requests == []
 
 
+def test_after_a_rollback_a_live_new_handle_is_still_signalled(
+    fake: SageMakerFake, wait_handle: WaitHandle, expired_handle: WaitHandle
+) -> None:
+    """Deploying the failed change again: CloudFormation creates a fresh handle (the rollback
+    deleted the last one) and the job of that name already exists, Failed. The live handle must
+    get the FAILURE at once, with SageMaker's reason, not wait out the Timeout."""
+    old = props(expired_handle.url)
+    training_handler.handler(event("Create", old), None)
+    failed_name = "vgg16-train-fedcba987654"
+    first_try = props("https://example.invalid/deleted-handle", JobName=failed_name)
+    training_handler.handler(
+        event("Update", first_try, PhysicalResourceId=old["JobName"], OldResourceProperties=old),
+        None,
+    )
+    fake.set_training_status(failed_name, "Failed", "AlgorithmError: OOM")
+    training_handler.handler(
+        event("Update", old, PhysicalResourceId=failed_name, OldResourceProperties=first_try),
+        None,
+    )
+
+    again = props(wait_handle.url, JobName=failed_name)
+    training_handler.handler(
+        event("Update", again, PhysicalResourceId=old["JobName"], OldResourceProperties=old),
+        None,
+    )
+    [body] = wait_handle.bodies()
+    assert body["Status"] == "FAILURE" and "AlgorithmError: OOM" in body["Reason"]
+    assert fake.calls["create_training_job"] == 2
+
+
 def test_a_handle_refused_for_another_reason_still_fails_the_request(
     fake: SageMakerFake, wait_handle: WaitHandle
 ) -> None:
