@@ -311,6 +311,49 @@ class EventRule(Base):
         ctx.cloud.events.delete_rule(resource.physical_id)
 
 
+class SqsQueue(Base):
+    """``AWS::SQS::Queue``: ``Ref`` is the queue URL; ``Arn`` and ``QueueName`` are attributes
+    (registry schema aws-sqs-queue.json; CloudFormation template reference)."""
+
+    def create(self, ctx: Context, logical: str, props: dict[str, Any]) -> Created:
+        from device_sim.cloud.sqs import Queue, redrive
+
+        name = props.get("QueueName") or ctx.generated_name(logical, 80)
+        arn = ctx.cloud.sqs.arn(name)
+        dead, receives = redrive(props)
+        ctx.cloud.sqs.create_queue(Queue(name, arn, dead, receives))
+        url = f"https://sqs.{ctx.env.region}.{ctx.env.url_suffix}/{ctx.env.account}/{name}"
+        return url, {"Arn": arn, "QueueName": name, "QueueUrl": url}
+
+    def delete(self, ctx: Context, resource: DeployedResource) -> None:
+        ctx.cloud.sqs.delete_queue(resource.attributes["Arn"])
+
+
+class EventSourceMapping(Base):
+    """``AWS::Lambda::EventSourceMapping`` from a queue (``EventSourceArn``) to a function
+    (``FunctionName``: a name or an ARN, botocore lambda ``CreateEventSourceMapping``)."""
+
+    def _mapping(self, ctx: Context, props: dict[str, Any]) -> Any:
+        from device_sim.cloud.sqs import EventSourceMapping as Mapping
+
+        function = str(props.get("FunctionName", ""))
+        arn = function if function.startswith("arn:") else ctx.cloud.lambda_.arn(function)
+        return Mapping(
+            str(props.get("EventSourceArn", "")),
+            arn,
+            "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
+            int(props.get("BatchSize", 10)),
+        )
+
+    def create(self, ctx: Context, logical: str, props: dict[str, Any]) -> Created:
+        ctx.cloud.sqs.add_mapping(self._mapping(ctx, props))
+        return ctx.generated_name(logical, 64), {}
+
+    def delete(self, ctx: Context, resource: DeployedResource) -> None:
+        mapping = self._mapping(ctx, resource.properties)
+        ctx.cloud.sqs.remove_mapping(mapping.queue_arn, mapping.function_arn)
+
+
 class WaitConditionHandle(Base):
     def create(self, ctx: Context, logical: str, props: dict[str, Any]) -> Created:
         return ctx.cloud.wait_conditions.create_handle(ctx.stack_id, logical), {}
@@ -415,6 +458,8 @@ PROVIDERS: dict[str, Provider] = {
     "AWS::Lambda::Function": LambdaFunction(),
     "AWS::Logs::LogGroup": LogGroup(),
     "AWS::Events::Rule": EventRule(),
+    "AWS::SQS::Queue": SqsQueue(),
+    "AWS::Lambda::EventSourceMapping": EventSourceMapping(),
     "AWS::CloudFormation::WaitConditionHandle": WaitConditionHandle(),
     "AWS::CloudFormation::WaitCondition": WaitCondition(),
     "AWS::GreengrassV2::ComponentVersion": ComponentVersion(),
