@@ -222,6 +222,16 @@ class Device:
             raise StepFailed("component user", str(error)) from None
         self.run_with = run_with
         if run_with.real:
+            # Components run in <root>/work/<name>: their user must be able to search every
+            # folder above the root, as anyone can above /greengrass/v2 on a device.
+            problem = access_problem(self.ownership, self.paths.root / "work", run_with)
+            if problem:
+                raise StepFailed(
+                    "component user",
+                    f"--root {self.options.root}: components run as {run_with.label} and "
+                    f"{problem}; give a root that other users may reach (the device's is "
+                    "/greengrass/v2)",
+                )
             self.report.step("component user", True, f"{run_with.label} (uid {run_with.uid})")
         else:
             self.report.notes.append(run_with.note)
