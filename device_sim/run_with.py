@@ -112,18 +112,22 @@ def _exists(lookup: str, name: str) -> bool:
 
 def _self_run_with(why: str, user: str, group: str) -> RunWith:
     """Processes run as the simulator's own user; access is still judged for ``user:group``."""
-    me = pwd.getpwuid(os.geteuid())
-    mine = grp.getgrgid(os.getegid()).gr_name
+    uid = os.geteuid()
+    me, mine = _name_of_uid(uid), _name_of_gid(os.getegid())
+    try:
+        home = pwd.getpwuid(uid).pw_dir
+    except KeyError:  # a uid without a passwd entry (some containers)
+        home = os.environ.get("HOME", "/")
     return RunWith(
         user=user,
         group=group or user,
-        uid=me.pw_uid,
+        uid=uid,
         gid=os.getegid(),
         groups=(),
-        home=me.pw_dir,
+        home=home,
         real=False,
         note=(
-            f"components run as {me.pw_name}:{mine}, not {user}:{group or user} as on the "
+            f"components run as {me}:{mine}, not {user}:{group or user} as on the "
             f"device: {why}. File access inside the nucleus root is still checked for "
             f"{user}:{group or user} against the owners and modes the nucleus sets"
         ),
