@@ -10,9 +10,9 @@ files to the inference component and records what the device publishes:
 * the MQTT client (``mqttclient/MqttClient.java``) publishes on one of its connections, round
   robin (``getConnection(false)``); it opens another connection, client id ``<thing>#2``, ...,
   only when a connection holds ``MAX_SUBSCRIPTIONS_PER_CONNECTION`` (50) subscriptions
-  (``getNewMqttClient``). The nucleus itself subscribes to a handful of IoT jobs topics
-  (``deployment/IotJobsHelper.java``) and this deployment adds no subscriptions, so the device
-  has one connection, client id = thing name;
+  (``getNewMqttClient``). The nucleus itself subscribes to its jobs and deployment-shadow topics
+  (:mod:`device_sim.dataplane`) and this deployment adds no subscriptions, so the device has one
+  connection, client id = thing name;
 * AWS IoT Core then authorizes ``iot:Publish`` on ``topic/<topic>`` against the policies attached
   to the device certificate. ``${iot:Connection.Thing.ThingName}`` resolves only when the client
   id is the thing name ("Thing policy variables",
