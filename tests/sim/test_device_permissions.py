@@ -9,6 +9,7 @@ resource, or the file. Sources: device_sim/dataplane.py and device_sim/run_with.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -168,3 +169,41 @@ def test_the_inference_component_can_read_the_model_it_is_deployed_with(
     assert model_files
     for path in model_files:
         assert path.stat().st_uid == 0 and oct(path.stat().st_mode & 0o777) == "0o444", path
+
+
+def test_get_deployment_configuration_is_needed_only_for_a_large_document(
+    tmp_path: Path, dev_assembly: Path
+) -> None:
+    """greengrass:GetDeploymentConfiguration "is evaluated when a core device receives a
+    deployment that specifies a deployment document larger than 7 KB (if the deployment targets
+    a thing) or 31 KB (if the deployment targets a thing group)" (developer guide, device-auth
+    page; DeploymentDocumentDownloader)."""
+    drop = _without_action("greengrass:GetDeploymentConfiguration")
+    run = run_device(tmp_path / "small", dev_assembly, "dev", run_lifecycle=False, cloud_patch=drop)
+    assert dict((s, ok) for s, ok, _ in run.report.steps)["receive deployment"]
+
+    def large(cloud: Cloud) -> None:
+        drop(cloud)
+        components = cloud.deployments[0]["Components"]
+        name = next(iter(components))
+        components[name]["ConfigurationUpdate"] = {"Merge": json.dumps({"pad": "x" * 32 * 1024})}
+
+    failed_step, reason = _failure(tmp_path, dev_assembly, large)
+    assert failed_step == "receive deployment"
+    assert "greengrass:GetDeploymentConfiguration" in reason and "over 31744" in reason
+
+
+def test_a_root_ggc_user_cannot_reach_is_refused_naming_the_folder(
+    tmp_path: Path, dev_assembly: Path
+) -> None:
+    """Components run in <root>/work/<name> as ggc_user: a root below a rwx------ folder would
+    make every lifecycle step fail; the simulator says so at the "component user" step."""
+    if os.geteuid() != 0:
+        pytest.skip("users are switched only as root")
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    run = run_device(private / "gg", dev_assembly, "dev", run_lifecycle=False)
+    assert run.report.failure is not None and run.report.failure.step == "component user"
+    assert f"cannot search {private} (owner root:root, mode drwx------ 0700)" in str(
+        run.report.failure
+    )
