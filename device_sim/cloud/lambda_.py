@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import logging
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -99,7 +100,14 @@ def import_from(folder: Path, module: str) -> Iterator[ModuleType]:
         assert spec is not None and spec.loader is not None
         loaded = importlib.util.module_from_spec(spec)
         sys.modules[module] = loaded
-        spec.loader.exec_module(loaded)
+        # A Lambda module may set the root logger's level at import (the Lambda Python
+        # runtime's convention, e.g. training_signal): keep the simulator's own verbosity.
+        root = logging.getLogger()
+        level = root.level
+        try:
+            spec.loader.exec_module(loaded)
+        finally:
+            root.setLevel(level)
         yield loaded
     finally:
         sys.path.remove(str(folder))
