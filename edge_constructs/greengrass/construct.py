@@ -38,8 +38,18 @@ class ComponentVersion(Construct):
             (``naming.digest``): what is behind a token counts by construction, with nothing
             to hand-pick.
 
-    Old versions are retained (not deleted) when a new one replaces them, so a deployment can
-    roll back to them.
+    Removal (CDK ``RETAIN_ON_UPDATE_OR_DELETE``): a version replaced by an update is kept
+    (``UpdateReplacePolicy: Retain``), so a deployment can roll back to it and a promoted
+    release can pin it; a stack delete keeps it too; but when the stack operation that created
+    it rolls back, CloudFormation deletes it (``DeletionPolicy: RetainExceptOnCreate``,
+    CloudFormation User Guide, "DeletionPolicy attribute"). Without that last part, a version
+    left behind by a failed create or update makes the retry's CreateComponentVersion of the
+    same content-derived ``name@version`` fail with ConflictException (botocore greengrassv2
+    CreateComponentVersion errors; ``InlineRecipe`` is create-only in the resource's registry
+    schema, as cfn-lint ships it). A version kept by a stack delete, or by a replacement, still
+    collides when the same content is created again (a re-created stack, or a configuration
+    reverted to an earlier one): delete it first with ``aws greengrassv2 delete-component
+    --arn <arn>`` (README, "Operating the pipeline").
     """
 
     def __init__(
@@ -61,7 +71,7 @@ class ComponentVersion(Construct):
             "Resource",
             inline_recipe=Stack.of(self).to_json_string(self.recipe),
         )
-        self.resource.apply_removal_policy(RemovalPolicy.RETAIN)
+        self.resource.apply_removal_policy(RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE)
         self.arn = self.resource.attr_arn
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+from tests.infra.conftest import THREE_CLASSES
+from tests.infra.fast import pipeline_template
 from tests.infra.rendering import component_recipes, render, resources_of_type
 
 
@@ -112,13 +114,30 @@ def test_model_package_metadata_matches_the_configuration(dev) -> None:
     assert metadata["compilation_job"] == compilation["Properties"]["JobName"]
 
 
-def test_component_versions_are_retained_for_rollback(dev) -> None:
-    template = dev.template_json("dev/Pipeline")
+def test_component_versions_are_retained_except_when_their_create_rolls_back(
+    tmp_path,
+) -> None:
+    """Every component version, in every kind of device class (bundled DLR, ONNX, a canary
+    class), is kept when an update replaces it (UpdateReplacePolicy Retain: a deployment can
+    roll back to it, a promoted release pins it) and on stack delete, but deleted when the
+    stack operation that created it rolls back (DeletionPolicy RetainExceptOnCreate).
+
+    Why: a version is content-addressed (``naming.content_version``) and its InlineRecipe is
+    create-only (the AWS::GreengrassV2::ComponentVersion registry schema in cfn-lint's
+    data/schemas lists /properties/InlineRecipe under createOnlyProperties), so a version left
+    behind by a rolled-back create makes the retry's CreateComponentVersion of the same
+    name@version fail with ConflictException (botocore greengrassv2 CreateComponentVersion
+    errors). CloudFormation User Guide, "DeletionPolicy attribute": RetainExceptOnCreate
+    "behaves like Retain for stack operations, except for the stack operation that initially
+    created the resource. If the stack operation that created the resource is rolled back,
+    CloudFormation deletes the resource."
+    """
+    template = pipeline_template(tmp_path, device_classes=THREE_CLASSES)
     versions = resources_of_type(template, "AWS::GreengrassV2::ComponentVersion")
-    assert len(versions) == 3
-    for resource in versions.values():
-        assert resource["DeletionPolicy"] == "Retain"
-        assert resource["UpdateReplacePolicy"] == "Retain"
+    assert len(versions) == 9  # three classes x model, runtime, inference
+    for logical, resource in versions.items():
+        assert resource.get("DeletionPolicy") == "RetainExceptOnCreate", logical
+        assert resource.get("UpdateReplacePolicy") == "Retain", logical
 
 
 def test_deployment_pins_every_component_and_is_safe(dev) -> None:
