@@ -20,7 +20,14 @@ from moto import mock_aws
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME_DIRS = [
     ROOT / "edge_constructs" / name / "runtime"
-    for name in ("training_job", "compilation_job", "model_packaging", "demo_device")
+    for name in (
+        "training_job",
+        "compilation_job",
+        "model_packaging",
+        "demo_device",
+        "component_logs",
+        "core_device",
+    )
 ]
 # PythonFunction copies runtime_common's modules into every runtime folder's asset.
 RUNTIME_DIRS.append(ROOT / "edge_constructs" / "runtime_common")

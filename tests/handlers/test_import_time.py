@@ -21,6 +21,8 @@ MODULES = [
     "packaging_handler",
     "cleanup_logic",
     "cleanup_handler",
+    "log_group_logic",
+    "log_group_handler",
 ]
 
 

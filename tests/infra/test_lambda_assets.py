@@ -18,6 +18,7 @@ HANDLERS = {
     "compilation_handler.on_event",
     "compilation_handler.is_complete",
     "packaging_handler.handler",
+    "log_group_handler.on_event",
 }
 SHARED = ("cr_properties.py", "cr_names.py")
 

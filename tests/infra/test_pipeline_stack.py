@@ -175,24 +175,30 @@ def test_prod_rollout_settings_come_from_its_stage(prod) -> None:
 
 
 def test_component_logs_reach_cloudwatch_with_retention(dev, prod) -> None:
+    """The log manager's fixed-name groups get the stage's retention, through a resource that
+    creates or adopts them (Custom::GreengrassLogGroup), never AWS::Logs::LogGroup: devices
+    that outlive a stack delete recreate the group (aws-greengrass-logmanager
+    CloudWatchLogsUploader.createNewLogGroup), and a stack create of an AWS::Logs::LogGroup
+    with an existing (create-only) LogGroupName fails with ResourceAlreadyExistsException
+    (botocore logs CreateLogGroup)."""
     for synthesized, stage, days in ((dev, "dev", 14), (prod, "prod", 365)):
-        template = synthesized.template(f"{stage}/Pipeline")
-        template.has_resource_properties(
-            "AWS::Logs::LogGroup",
-            {
-                "LogGroupName": {
-                    "Fn::Join": [
-                        "",
-                        [
-                            "/aws/greengrass/UserComponent/",
-                            {"Ref": "AWS::Region"},
-                            f"/com.example.edgeai.{stage}.DlrInference",
-                        ],
-                    ]
-                },
-                "RetentionInDays": days,
-            },
-        )
+        template = synthesized.template_json(f"{stage}/Pipeline")
+        fixed = [
+            logical
+            for logical, resource in resources_of_type(template, "AWS::Logs::LogGroup").items()
+            if "/aws/greengrass/" in json.dumps(resource["Properties"].get("LogGroupName", ""))
+        ]
+        assert fixed == [], f"fixed-name Greengrass log groups as AWS::Logs::LogGroup: {fixed}"
+        groups = {
+            render(r["Properties"]["LogGroupName"]): r
+            for r in resources_of_type(template, "Custom::GreengrassLogGroup").values()
+        }
+        for component in ("DlrInference", "DlrRuntime"):
+            name = f"/aws/greengrass/UserComponent/<AWS::Region>/com.example.edgeai.{stage}.{component}"
+            assert name in groups, sorted(groups)
+            assert int(groups[name]["Properties"]["RetentionInDays"]) == days
+            # Nothing for CloudFormation to delete: the handler leaves the group on Delete.
+            assert groups[name].get("DeletionPolicy", "Delete") == "Delete"
     _, deployment = only(dev.template_json("dev/Pipeline"), "AWS::GreengrassV2::Deployment")
     log_manager = json.loads(
         deployment["Properties"]["Components"]["aws.greengrass.LogManager"]["ConfigurationUpdate"][
