@@ -23,6 +23,8 @@ MODULES = [
     "cleanup_handler",
     "log_group_logic",
     "log_group_handler",
+    "policy_release_logic",
+    "policy_release_handler",
 ]
 
 

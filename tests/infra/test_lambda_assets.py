@@ -19,6 +19,7 @@ HANDLERS = {
     "compilation_handler.is_complete",
     "packaging_handler.handler",
     "log_group_handler.on_event",
+    "policy_release_handler.on_event",
 }
 SHARED = ("cr_properties.py", "cr_names.py")
 
