@@ -541,6 +541,8 @@ class StandIns:
 _NO_DEVICE_EFFECT = {
     "Custom::VpcRestrictDefaultSG": "CDK's removal of the default security group's rules (EC2)",
     "Custom::DemoDeviceCleanup": "acts only on Delete: removes the demo device's thing",
+    "Custom::IotPolicyRelease": "acts only on Delete: detaches and deletes the IoT policies",
+    "Custom::GreengrassLogGroup": "creates or adopts a log group and sets its retention",
 }
 
 
