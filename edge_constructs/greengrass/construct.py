@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import CfnDeletionPolicy, Stack
 from aws_cdk import aws_greengrassv2 as greengrass
 from constructs import Construct
 
@@ -38,18 +38,23 @@ class ComponentVersion(Construct):
             (``naming.digest``): what is behind a token counts by construction, with nothing
             to hand-pick.
 
-    Removal (CDK ``RETAIN_ON_UPDATE_OR_DELETE``): a version replaced by an update is kept
-    (``UpdateReplacePolicy: Retain``), so a deployment can roll back to it and a promoted
-    release can pin it; a stack delete keeps it too; but when the stack operation that created
-    it rolls back, CloudFormation deletes it (``DeletionPolicy: RetainExceptOnCreate``,
-    CloudFormation User Guide, "DeletionPolicy attribute"). Without that last part, a version
-    left behind by a failed create or update makes the retry's CreateComponentVersion of the
-    same content-derived ``name@version`` fail with ConflictException (botocore greengrassv2
-    CreateComponentVersion errors; ``InlineRecipe`` is create-only in the resource's registry
-    schema, as cfn-lint ships it). A version kept by a stack delete, or by a replacement, still
-    collides when the same content is created again (a re-created stack, or a configuration
-    reverted to an earlier one): delete it first with ``aws greengrassv2 delete-component
-    --arn <arn>`` (README, "Operating the pipeline").
+    Removal: a version replaced by an update is kept (``UpdateReplacePolicy: Retain``), so a
+    deployment can roll back to it and a promoted release can pin it. Otherwise it is deleted
+    (``DeletionPolicy: Delete``): when the stack operation that created it rolls back, and on
+    stack delete. A version is content-addressed (``naming.content_version``) and its
+    ``InlineRecipe`` create-only (the resource's registry schema, as cfn-lint ships it), so a
+    version left behind by a rolled-back create, or by a deleted stack, makes the next
+    CreateComponentVersion of the same ``name@version`` fail with ConflictException (botocore
+    greengrassv2 CreateComponentVersion errors): the retry after a rollback, and the re-created
+    stack. (``RetainExceptOnCreate`` would cover the rollback only: it retains on stack delete,
+    CloudFormation User Guide, "DeletionPolicy attribute".) Deleting a version uninstalls
+    nothing from the devices that run it; it fails deployments that still refer to it
+    (botocore greengrassv2 DeleteComponent), and a stack delete deletes this stack's
+    deployments first (they depend on the versions).
+
+    Still colliding: a version kept by a replacement, when its content is created again (a
+    configuration reverted to an earlier one). Delete it first with
+    ``aws greengrassv2 delete-component --arn <arn>`` (README, "Operating the pipeline").
     """
 
     def __init__(
@@ -71,7 +76,8 @@ class ComponentVersion(Construct):
             "Resource",
             inline_recipe=Stack.of(self).to_json_string(self.recipe),
         )
-        self.resource.apply_removal_policy(RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE)
+        self.resource.cfn_options.deletion_policy = CfnDeletionPolicy.DELETE
+        self.resource.cfn_options.update_replace_policy = CfnDeletionPolicy.RETAIN
         self.arn = self.resource.attr_arn
 
 

@@ -114,29 +114,26 @@ def test_model_package_metadata_matches_the_configuration(dev) -> None:
     assert metadata["compilation_job"] == compilation["Properties"]["JobName"]
 
 
-def test_component_versions_are_retained_except_when_their_create_rolls_back(
-    tmp_path,
-) -> None:
+def test_component_versions_are_kept_when_replaced_and_deleted_otherwise(tmp_path) -> None:
     """Every component version, in every kind of device class (bundled DLR, ONNX, a canary
     class), is kept when an update replaces it (UpdateReplacePolicy Retain: a deployment can
-    roll back to it, a promoted release pins it) and on stack delete, but deleted when the
-    stack operation that created it rolls back (DeletionPolicy RetainExceptOnCreate).
+    roll back to it, a promoted release pins it), and deleted when the stack operation that
+    created it rolls back or the stack is deleted (DeletionPolicy Delete).
 
     Why: a version is content-addressed (``naming.content_version``) and its InlineRecipe is
     create-only (the AWS::GreengrassV2::ComponentVersion registry schema in cfn-lint's
     data/schemas lists /properties/InlineRecipe under createOnlyProperties), so a version left
-    behind by a rolled-back create makes the retry's CreateComponentVersion of the same
-    name@version fail with ConflictException (botocore greengrassv2 CreateComponentVersion
-    errors). CloudFormation User Guide, "DeletionPolicy attribute": RetainExceptOnCreate
-    "behaves like Retain for stack operations, except for the stack operation that initially
-    created the resource. If the stack operation that created the resource is rolled back,
-    CloudFormation deletes the resource."
+    behind by a rolled-back create (the old ``Retain``) makes the retry's
+    CreateComponentVersion of the same name@version fail with ConflictException (botocore
+    greengrassv2 CreateComponentVersion errors), and so does one left by a deleted stack when
+    the stack is created again (``RetainExceptOnCreate``, which retains on stack delete:
+    CloudFormation User Guide, "DeletionPolicy attribute").
     """
     template = pipeline_template(tmp_path, device_classes=THREE_CLASSES)
     versions = resources_of_type(template, "AWS::GreengrassV2::ComponentVersion")
     assert len(versions) == 9  # three classes x model, runtime, inference
     for logical, resource in versions.items():
-        assert resource.get("DeletionPolicy") == "RetainExceptOnCreate", logical
+        assert resource.get("DeletionPolicy") == "Delete", logical
         assert resource.get("UpdateReplacePolicy") == "Retain", logical
 
 
@@ -194,7 +191,8 @@ def test_component_logs_reach_cloudwatch_with_retention(dev, prod) -> None:
             for r in resources_of_type(template, "Custom::GreengrassLogGroup").values()
         }
         for component in ("DlrInference", "DlrRuntime"):
-            name = f"/aws/greengrass/UserComponent/<AWS::Region>/com.example.edgeai.{stage}.{component}"
+            region = "<AWS::Region>"
+            name = f"/aws/greengrass/UserComponent/{region}/com.example.edgeai.{stage}.{component}"
             assert name in groups, sorted(groups)
             assert int(groups[name]["Properties"]["RetentionInDays"]) == days
             # Nothing for CloudFormation to delete: the handler leaves the group on Delete.
