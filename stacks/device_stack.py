@@ -11,6 +11,7 @@ from constructs import Construct
 from app_config import PipelineConfig
 from edge_constructs.artifact_bucket.construct import Prefixes
 from edge_constructs.core_device.construct import CoreDevicePrerequisites
+from stacks.pipeline_stack import retention_days
 
 
 class DeviceStack(Stack):
@@ -33,6 +34,7 @@ class DeviceStack(Stack):
             bucket=bucket,
             device_prefixes=Prefixes.DEVICE_READABLE,
             publish_topic_prefix=config.publish_topic_prefix,
+            log_retention=retention_days(config.log_retention_days),
         )
         prereq = self.prerequisites
         self.thing_group_arn = prereq.thing_group_arn

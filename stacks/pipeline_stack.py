@@ -17,6 +17,7 @@ from constructs import Construct
 from app_config import DEFAULT_CLASS, PipelineConfig
 from edge_constructs.bundles import build_source_zip, trusted_build_dir
 from edge_constructs.compilation_job.construct import CompilationService
+from edge_constructs.component_logs.construct import ComponentLogGroups
 from edge_constructs.device_class.construct import (
     ClassTargets,
     ComponentCode,
@@ -116,6 +117,15 @@ class PipelineStack(Stack):
             if self.compilation is not None:
                 self.compilation.grant_read_uri(config.model_artifact_uri)
 
+        # The components' log groups (created or adopted; left on delete).
+        self.log_groups = ComponentLogGroups(
+            self,
+            "ComponentLogGroups",
+            component_prefix=f"{config.component_namespace}.{config.stage}",
+            retention_days=config.log_retention_days,
+            log_retention=retention,
+        )
+
         # 3. One pipeline per device class.
         build_dir = trusted_build_dir(self)
         code = ComponentCode(
@@ -141,7 +151,7 @@ class PipelineStack(Stack):
                     canary_arn=self.thing_group_arn(canary) if canary else None,
                 ),
                 code=code,
-                log_retention=retention,
+                log_groups=self.log_groups,
             )
 
         CfnOutput(

@@ -126,3 +126,43 @@ class IotBackend:
         for name in policies:
             self.attach_policy(name, arn)
         return arn
+
+    def client(self) -> IotClient:
+        return IotClient(self)
+
+
+class IotClient:
+    """The boto3 ``iot`` client calls the project's handlers make (``policy_release_logic``),
+    answered by the backend; errors are botocore ``ClientError`` with the model's codes."""
+
+    def __init__(self, backend: IotBackend) -> None:
+        self.backend = backend
+
+    def _policy(self, operation: str, name: str) -> Policy:
+        if name not in self.backend.policies:
+            raise ServiceError(operation, "ResourceNotFoundException", f"Policy {name} not found")
+        return self.backend.policies[name]
+
+    def list_targets_for_policy(self, policyName: str, **_: Any) -> dict[str, Any]:
+        self._policy("ListTargetsForPolicy", policyName)
+        return {"targets": self.backend.attached_targets(policyName)}
+
+    def detach_policy(self, policyName: str, target: str) -> dict[str, Any]:
+        self.backend.detach_policy(policyName, target)
+        return {}
+
+    def list_policy_versions(self, policyName: str) -> dict[str, Any]:
+        """One version, the default (the simulator keeps only the current document)."""
+        self._policy("ListPolicyVersions", policyName)
+        return {"policyVersions": [{"versionId": "1", "isDefaultVersion": True}]}
+
+    def delete_policy_version(self, policyName: str, policyVersionId: str) -> dict[str, Any]:
+        raise ServiceError(
+            "DeletePolicyVersion",
+            "InvalidRequestException",
+            "Cannot delete the default version of a policy",
+        )
+
+    def delete_policy(self, policyName: str) -> dict[str, Any]:
+        self.backend.delete_policy(policyName)
+        return {}

@@ -9,6 +9,7 @@ existing name -> ``ResourceAlreadyExistsException`` ("The specified resource alr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from device_sim.cloud.env import Env
 from device_sim.cloud.errors import ServiceError
@@ -68,3 +69,28 @@ class LogsBackend:
                 self.create_log_group(name, f"device {thing}")
                 created.append(name)
         return created
+
+    def client(self, caller: str) -> LogsClient:
+        return LogsClient(self, caller)
+
+
+class LogsClient:
+    """The boto3 ``logs`` client calls the project's handlers make (``log_group_logic``)."""
+
+    def __init__(self, backend: LogsBackend, caller: str) -> None:
+        self.backend = backend
+        self.caller = caller
+
+    def create_log_group(self, logGroupName: str, **_: Any) -> dict[str, Any]:
+        self.backend.create_log_group(logGroupName, self.caller)
+        return {}
+
+    def put_retention_policy(self, logGroupName: str, retentionInDays: int) -> dict[str, Any]:
+        if logGroupName not in self.backend.groups:
+            raise ServiceError(
+                "PutRetentionPolicy",
+                "ResourceNotFoundException",
+                f"The specified log group does not exist: {logGroupName}",
+            )
+        self.backend.put_retention_policy(logGroupName, retentionInDays)
+        return {}

@@ -6,15 +6,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
-from aws_cdk import ArnFormat, Aws, Stack
+from aws_cdk import ArnFormat, Aws, CustomResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_iot as iot
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
+from aws_cdk import custom_resources as cr
 from cdk_nag import NagSuppressions
 from constructs import Construct
 
+from edge_constructs.lambda_function import PythonFunction
+from edge_constructs.nag import acknowledge_provider_framework, acknowledge_wildcards
+
 GREENGRASS_LOG_GROUP_PREFIX = "/aws/greengrass/"
+RUNTIME_DIR = Path(__file__).parent / "runtime"
 # logs ARNs separate the resource type and name with ':' (arn:...:log-group:NAME).
 _COLON_ARN = ArnFormat.COLON_RESOURCE_NAME
 
@@ -33,6 +40,10 @@ class CoreDevicePrerequisites(Construct):
         device_prefixes: key prefixes holding what devices download.
         publish_topic_prefix: results go to ``<prefix>/<thing name>/...``; the IoT policy allows
             a device to publish only under its own thing name.
+        log_retention: retention of the policy-release handler's logs (default one month).
+
+    On stack delete, ``policy_release`` detaches the IoT policies from every device
+    certificate and deletes them (see :meth:`_policy_release`).
     """
 
     def __init__(
@@ -46,6 +57,7 @@ class CoreDevicePrerequisites(Construct):
         device_prefixes: Sequence[str],
         publish_topic_prefix: str,
         more_thing_group_names: Sequence[str] = (),
+        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
     ) -> None:
         super().__init__(scope, id_)
         stack = Stack.of(self)
@@ -276,6 +288,8 @@ class CoreDevicePrerequisites(Construct):
             },
         )
 
+        self.policy_release = self._policy_release(stack, log_retention)
+
         iam_policy = f"policy/{self.tes_access_policy_name}"
         # The installer's calls with --provision true, in order (easysetup/GreengrassSetup.java
         # provision; DeviceProvisioningHelper.java createThing, addThingToGroup,
@@ -365,6 +379,86 @@ class CoreDevicePrerequisites(Construct):
                 }
             ],
         )
+
+    def _policy_release(self, stack: Stack, log_retention: logs.RetentionDays) -> CustomResource:
+        """Custom::IotPolicyRelease: on stack delete, detach both IoT policies from every
+        certificate that holds them and delete them (runtime/policy_release_logic.py says why
+        and what it means for running devices).
+
+        The policies are ``RetainExceptOnCreate``: on stack delete the release has deleted
+        them already (it depends on them, so CloudFormation deletes it first), and
+        CloudFormation's own delete, which does not detach, is skipped; when their own create
+        rolls back, nothing can hold them yet and CloudFormation deletes them. A rename
+        replaces them: ``UpdateReplacePolicy: Retain`` keeps the old ones, still attached, so
+        the devices holding them keep running (README, "Operating the pipeline").
+        """
+        policies = (self.core_device_policy, self.tes_certificate_policy)
+        for policy in policies:
+            policy.apply_removal_policy(RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE)
+        handler = PythonFunction(
+            self,
+            "PolicyReleaseHandler",
+            code_dir=RUNTIME_DIR,
+            handler="policy_release_handler.on_event",
+            # Detach, then up to policy_release_logic.WAIT_SECONDS (7 min) of DeletePolicy
+            # retries; a custom resource must answer within one hour.
+            timeout=Duration.minutes(10),
+            log_retention=log_retention,
+            description="Custom::IotPolicyRelease: detaches and deletes the core-device IoT "
+            "policies on stack delete",
+        )
+        # Resource types per action: "How AWS IoT works with IAM", AWS IoT resources table
+        # (ListTargetsForPolicy, ListPolicyVersions, DeletePolicyVersion, DeletePolicy: policy;
+        # DetachPolicy: the target, a certificate or a thing group).
+        handler.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="DevicePolicies",
+                actions=[
+                    "iot:ListTargetsForPolicy",
+                    "iot:ListPolicyVersions",
+                    "iot:DeletePolicyVersion",
+                    "iot:DeletePolicy",
+                    "iot:DetachPolicy",
+                ],
+                resources=[policy.attr_arn for policy in policies],
+            )
+        )
+        handler.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="TheirTargets",
+                actions=["iot:DetachPolicy"],
+                resources=[
+                    stack.format_arn(service="iot", resource="cert", resource_name="*"),
+                    *self.thing_group_arns,
+                ],
+            )
+        )
+        acknowledge_wildcards(
+            handler.role,
+            "Certificates are created by the Greengrass installer on each device; their IDs "
+            "are only known from ListTargetsForPolicy at delete time (cert/*).",
+            ["Resource::arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:cert/*"],
+        )
+        provider = cr.Provider(
+            self,
+            "PolicyReleaseProvider",
+            on_event_handler=handler.function,
+            log_group=logs.LogGroup(self, "PolicyReleaseProviderLogs", retention=log_retention),
+        )
+        acknowledge_provider_framework(provider)
+        resource = CustomResource(
+            self,
+            "PolicyRelease",
+            service_token=provider.service_token,
+            resource_type="Custom::IotPolicyRelease",
+            properties={
+                "Policies": stack.to_json_string(
+                    {"CoreDevice": policies[0].ref, "TesCertificate": policies[1].ref}
+                )
+            },
+        )
+        resource.node.add_dependency(handler.role)
+        return resource
 
     def installer_command(
         self, region: str, device_name: str = "<device-name>", thing_group_name: str = ""

@@ -26,6 +26,7 @@ from edge_constructs.demo_device.user_data import (
     THING_SUFFIX_PREFIX,
     user_data_script,
 )
+from edge_constructs.greengrass.public_components import CURRENT_NUCLEUS
 from edge_constructs.lambda_function import PythonFunction
 from edge_constructs.nag import acknowledge_provider_framework
 
@@ -67,7 +68,9 @@ class DemoCoreDevice(Construct):
         thing_group_name: the group the device joins, one the prerequisites created
             (app_config chooses it: the demo class's canary group, else its group).
         instance_type: an x86_64 type with at least 2 GiB of memory (app_config checks it).
-        nucleus_version: ``X.Y.Z`` to install that nucleus; "" for the latest.
+        nucleus_version: ``X.Y.Z`` to install that nucleus; "" for
+            ``public_components.CURRENT_NUCLEUS``, the nucleus the stage's component ranges
+            and the simulated device (its default) are checked against. Never the latest.
         log_retention: retention of the cleanup handler's logs and the VPC flow log.
 
     Attributes: ``instance``, ``role``, ``security_group``, ``vpc``, ``cleanup`` (the deletion
@@ -151,7 +154,7 @@ class DemoCoreDevice(Construct):
             installer_command=prerequisites.installer_command(
                 Aws.REGION, DEVICE_NAME, thing_group_name
             ),
-            nucleus_version=nucleus_version,
+            nucleus_version=nucleus_version or CURRENT_NUCLEUS,
         )
         self.instance = ec2.Instance(
             self,

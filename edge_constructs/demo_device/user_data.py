@@ -9,9 +9,11 @@ nucleus is downloaded only if missing, and an installed Greengrass service ends 
 
 from __future__ import annotations
 
+import re
+
 # "Install AWS IoT Greengrass Core software with automatic resource provisioning",
-# https://docs.aws.amazon.com/greengrass/v2/developerguide/quick-installation.html: the latest
-# nucleus, or a specific version at releases/greengrass-<version>.zip.
+# https://docs.aws.amazon.com/greengrass/v2/developerguide/quick-installation.html: a specific
+# version at releases/greengrass-<version>.zip.
 NUCLEUS_RELEASES = "https://d2s8p88vqu9w66.cloudfront.net/releases"
 LOG_FILE = "/var/log/edge-ai-demo-device.log"
 WORK_DIR = "/opt/edge-ai-demo-device"
@@ -25,14 +27,23 @@ THING_SUFFIX_PREFIX = "demo-i-"  # every EC2 instance ID starts with "i-"
 
 
 def nucleus_url(version: str) -> str:
-    """The nucleus archive: a pinned ``X.Y.Z``, or the latest when ``version`` is empty."""
-    if version:
-        return f"{NUCLEUS_RELEASES}/greengrass-{version}.zip"
-    return f"{NUCLEUS_RELEASES}/greengrass-nucleus-latest.zip"
+    """The versioned nucleus archive of ``version`` (``X.Y.Z``).
+
+    Never ``greengrass-nucleus-latest.zip``: that installs whatever AWS released last, a
+    nucleus that the public components' ranges (``public_components``) and the simulated
+    device were never checked against.
+    """
+    if not re.fullmatch(r"\d+\.\d+\.\d+", version):
+        raise ValueError(
+            f"nucleus version {version!r}: expected X.Y.Z (the archive "
+            "releases/greengrass-<version>.zip); the latest is never installed"
+        )
+    return f"{NUCLEUS_RELEASES}/greengrass-{version}.zip"
 
 
 def user_data_script(*, installer_command: str, nucleus_version: str) -> str:
-    """The bash script; ``installer_command`` must name the thing with ``DEVICE_NAME``."""
+    """The bash script; ``installer_command`` must name the thing with ``DEVICE_NAME``;
+    ``nucleus_version`` is the exact ``X.Y.Z`` to install."""
     if '"$INSTANCE_ID"' not in installer_command:
         raise ValueError("the installer command must name the thing after $INSTANCE_ID")
     packages = " ".join(PACKAGES)

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Aws, CfnOutput, RemovalPolicy
-from aws_cdk import aws_logs as logs
+from aws_cdk import CfnOutput
 from constructs import Construct, IDependable
 
 from app_config import DEFAULT_CLASS, ComponentPin, DeviceClass, PipelineConfig
@@ -25,6 +24,7 @@ from edge_constructs.compilation_job.construct import (
     CompilationJob,
     CompilationService,
 )
+from edge_constructs.component_logs.construct import ComponentLogGroups
 from edge_constructs.greengrass import recipes
 from edge_constructs.greengrass.construct import (
     LOG_MANAGER,
@@ -129,7 +129,8 @@ class DeviceClassPipeline(Construct):
         compilation: the stack's :class:`CompilationService` (required for ``neo`` classes).
         targets: the class's thing-group ARNs.
         code: the files the components ship.
-        log_retention: retention of the components' CloudWatch log groups.
+        log_groups: the stack's :class:`ComponentLogGroups` (the components' CloudWatch log
+            groups, with the stage's retention).
 
     Attributes: ``package``, ``model_component``, ``runtime_name``/``runtime_version``,
     ``inference_component``, ``deployments`` (ring -> :class:`ThingGroupDeployment`),
@@ -148,7 +149,7 @@ class DeviceClassPipeline(Construct):
         compilation: CompilationService | None,
         targets: ClassTargets,
         code: ComponentCode,
-        log_retention: logs.RetentionDays,
+        log_groups: ComponentLogGroups,
     ) -> None:
         super().__init__(scope, id_)
         if bool(device_class.canary_thing_group) != (targets.canary_arn is not None):
@@ -280,16 +281,12 @@ class DeviceClassPipeline(Construct):
         )
         self.inference_component.node.add_dependency(inference_code)
 
-        # 4. Logs of our components, with retention; the log manager uploads into them.
+        # 4. Logs of our components, with retention; the log manager uploads into them. Created
+        # or adopted, and left on delete: running devices recreate a deleted group
+        # (edge_constructs/component_logs).
         for component in (inference_name, self.runtime_name):
             if component.startswith(prefix):
-                logs.LogGroup(
-                    self,
-                    f"Logs{component.rsplit('.', 1)[1]}",
-                    log_group_name=f"/aws/greengrass/UserComponent/{Aws.REGION}/{component}",
-                    retention=log_retention,
-                    removal_policy=RemovalPolicy.DESTROY,
-                )
+                log_groups.add(self, f"Logs{component.rsplit('.', 1)[1]}", component=component)
 
         # 5. Deployments: the latest release to the canary ring (or the whole class), the
         # promoted release to the rest of a class that has a canary ring.

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import CfnResource, CustomResource, Duration, RemovalPolicy, Stack
+from aws_cdk import CfnDeletionPolicy, CfnResource, CustomResource, Duration, Stack
 from aws_cdk import aws_greengrassv2 as greengrass
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
@@ -48,8 +48,23 @@ class ComponentVersion(Construct):
             (``naming.digest``): what is behind a token counts by construction, with nothing
             to hand-pick.
 
-    Old versions are retained (not deleted) when a new one replaces them, so a deployment can
-    roll back to them.
+    Removal: a version replaced by an update is kept (``UpdateReplacePolicy: Retain``), so a
+    deployment can roll back to it and a promoted release can pin it. Otherwise it is deleted
+    (``DeletionPolicy: Delete``): when the stack operation that created it rolls back, and on
+    stack delete. A version is content-addressed (``naming.content_version``) and its
+    ``InlineRecipe`` create-only (the resource's registry schema, as cfn-lint ships it), so a
+    version left behind by a rolled-back create, or by a deleted stack, makes the next
+    CreateComponentVersion of the same ``name@version`` fail with ConflictException (botocore
+    greengrassv2 CreateComponentVersion errors): the retry after a rollback, and the re-created
+    stack. (``RetainExceptOnCreate`` would cover the rollback only: it retains on stack delete,
+    CloudFormation User Guide, "DeletionPolicy attribute".) Deleting a version uninstalls
+    nothing from the devices that run it; it fails deployments that still refer to it
+    (botocore greengrassv2 DeleteComponent), and a stack delete deletes this stack's
+    deployments first (they depend on the versions).
+
+    Still colliding: a version kept by a replacement, when its content is created again (a
+    configuration reverted to an earlier one). Delete it first with
+    ``aws greengrassv2 delete-component --arn <arn>`` (README, "Operating the pipeline").
     """
 
     def __init__(
@@ -71,7 +86,8 @@ class ComponentVersion(Construct):
             "Resource",
             inline_recipe=Stack.of(self).to_json_string(self.recipe),
         )
-        self.resource.apply_removal_policy(RemovalPolicy.RETAIN)
+        self.resource.cfn_options.deletion_policy = CfnDeletionPolicy.DELETE
+        self.resource.cfn_options.update_replace_policy = CfnDeletionPolicy.RETAIN
         self.arn = self.resource.attr_arn
 
 

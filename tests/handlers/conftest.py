@@ -26,6 +26,8 @@ RUNTIME_DIRS = [
         "model_packaging",
         "demo_device",
         "greengrass",
+        "component_logs",
+        "core_device",
     )
 ]
 # PythonFunction copies runtime_common's modules into every runtime folder's asset.

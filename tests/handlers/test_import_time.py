@@ -23,6 +23,10 @@ MODULES = [
     "cleanup_handler",
     "deployment_logic",
     "deployment_handler",
+    "log_group_logic",
+    "log_group_handler",
+    "policy_release_logic",
+    "policy_release_handler",
 ]
 
 

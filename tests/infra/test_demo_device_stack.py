@@ -20,6 +20,7 @@ from aws_cdk.assertions import Annotations, Match
 
 from app_config import ConfigError
 from edge_constructs.demo_device.user_data import nucleus_url, user_data_script
+from edge_constructs.greengrass.public_components import CURRENT_NUCLEUS
 from tests.infra.conftest import REPO_ROOT, Synthesized, deploy
 from tests.infra.rendering import render, resources_of_type
 from tests.infra.test_config import config_with
@@ -205,7 +206,10 @@ def test_user_data_installs_the_runtime_and_the_nucleus(template: dict[str, Any]
     assert script.startswith("#!/bin/bash\n")
     assert "set -euo pipefail" in script
     assert "apt-get install -y -q openjdk-17-jre-headless python3-venv unzip curl" in script
-    assert "https://d2s8p88vqu9w66.cloudfront.net/releases/greengrass-nucleus-latest.zip" in script
+    assert (
+        f"https://d2s8p88vqu9w66.cloudfront.net/releases/greengrass-{CURRENT_NUCLEUS}.zip" in script
+    )
+    assert "nucleus-latest" not in script
     assert "tee -a /var/log/edge-ai-demo-device.log" in script
     assert 'X-aws-ec2-metadata-token: $TOKEN" "$IMDS/meta-data/instance-id"' in script
 
@@ -267,7 +271,32 @@ def test_a_pinned_nucleus_version_downloads_that_release(tmp_path: Path) -> None
     assert "releases/greengrass-2.15.0.zip" in script and "nucleus-latest" not in script
     assert run_shellcheck(script, tmp_path).returncode == 0
     with pytest.raises(ValueError, match="INSTANCE_ID"):
-        user_data_script(installer_command="java -jar x --thing-name fixed", nucleus_version="")
+        user_data_script(
+            installer_command="java -jar x --thing-name fixed", nucleus_version="2.15.0"
+        )
+
+
+def test_an_unpinned_demo_device_installs_the_nucleus_the_simulator_proves(
+    template: dict[str, Any],
+) -> None:
+    """With ``nucleus_version`` empty (cdk.json's default) the demo device installs the
+    versioned archive of the one nucleus the stage is checked against: the simulated device's
+    default nucleus, against which the public components' ranges are checked
+    (``public_components.CURRENT_NUCLEUS``). ``greengrass-nucleus-latest.zip`` would install
+    whatever AWS released last, a version no range here was checked against. Versioned
+    archive: "Install AWS IoT Greengrass Core software with automatic resource provisioning",
+    https://docs.aws.amazon.com/greengrass/v2/developerguide/quick-installation.html
+    (releases/greengrass-<version>.zip)."""
+    from device_sim.deployment import DEFAULT_NUCLEUS_VERSION
+
+    assert DEFAULT_NUCLEUS_VERSION == CURRENT_NUCLEUS
+    assert f"releases/greengrass-{DEFAULT_NUCLEUS_VERSION}.zip" in user_data(template)
+
+
+@pytest.mark.parametrize("version", ["", "latest", "2.18", "v2.18.2", "2.18.2 ; rm -rf /"])
+def test_a_nucleus_url_needs_an_exact_version(version: str) -> None:
+    with pytest.raises(ValueError, match="nucleus version"):
+        nucleus_url(version)
 
 
 def test_instance_is_terminated_before_the_cleanup_runs(template: dict[str, Any]) -> None:

@@ -31,11 +31,22 @@ def test_thing_group_and_role_alias(dev) -> None:
 
 def test_token_exchange_role_reads_only_device_prefixes_and_writes_greengrass_logs(dev) -> None:
     template = dev.template_json("dev/Devices")
-    roles = [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Role"]
-    assert roles[0]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+    (tes_role,) = [
+        logical
+        for logical, r in template["Resources"].items()
+        if r["Type"] == "AWS::IAM::Role"
+        and r["Properties"].get("RoleName") == "edge-ai-dev-GreengrassTokenExchangeRole"
+    ]
+    role = template["Resources"][tes_role]["Properties"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
         "Service": "credentials.iot.amazonaws.com"
     }
-    policy = statements(template, "AWS::IAM::Policy")
+    policy = [
+        statement
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::IAM::Policy" and {"Ref": tes_role} in r["Properties"]["Roles"]
+        for statement in r["Properties"]["PolicyDocument"]["Statement"]
+    ]
     by_sid = {s["Sid"]: s for s in policy}
     assert set(by_sid) == {"ComponentArtifacts"}
     assert by_sid["ComponentArtifacts"]["Action"] == "s3:GetObject"
@@ -107,3 +118,32 @@ def test_outputs_give_the_exact_installer_command(dev) -> None:
     ):
         assert expected in command
     dev.template("dev/Devices").has_output("InstallerPolicyArn", Match.any_value())
+
+
+def test_device_policies_are_released_before_they_are_deleted(dev) -> None:
+    """A device's certificate holds both IoT policies (the installer attaches them), and
+    AWS::IoT::Policy's delete handler does not detach (its registry schema's delete handler
+    permissions, as cfn-lint ships them: no iot:DetachPolicy, no iot:ListTargetsForPolicy),
+    while DeletePolicy refuses an attached policy (botocore iot DeletePolicy,
+    DeleteConflictException). So the stack carries a Custom::IotPolicyRelease that names both
+    policies and depends on them (CloudFormation deletes it first), and whose Delete detaches
+    and deletes them; the policies are retained on stack delete (nothing left for
+    CloudFormation to delete), deleted when their own create rolls back, and kept when a rename
+    replaces them, so running devices keep the policy they hold."""
+    template = dev.template_json("dev/Devices")
+    policies = {
+        logical: r
+        for logical, r in template["Resources"].items()
+        if r["Type"] == "AWS::IoT::Policy"
+    }
+    assert len(policies) == 2
+    (release,) = [
+        r for r in template["Resources"].values() if r["Type"] == "Custom::IotPolicyRelease"
+    ]
+    named = json.loads(json.dumps(release["Properties"]["Policies"]))
+    assert sorted(json.dumps(v) for v in named["Fn::Join"][1] if isinstance(v, dict)) == sorted(
+        json.dumps({"Ref": logical}) for logical in policies
+    ), named
+    for logical, policy in policies.items():
+        assert policy.get("DeletionPolicy") == "RetainExceptOnCreate", logical
+        assert policy.get("UpdateReplacePolicy") == "Retain", logical

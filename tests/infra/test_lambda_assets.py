@@ -18,6 +18,8 @@ HANDLERS = {
     "compilation_handler.on_event",
     "compilation_handler.is_complete",
     "packaging_handler.handler",
+    "log_group_handler.on_event",
+    "policy_release_handler.on_event",
 }
 SHARED = ("cr_properties.py", "cr_names.py")
 

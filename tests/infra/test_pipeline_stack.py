@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+from tests.infra.conftest import THREE_CLASSES
+from tests.infra.fast import pipeline_template
 from tests.infra.rendering import component_recipes, render, resources_of_type
 
 
@@ -112,13 +114,27 @@ def test_model_package_metadata_matches_the_configuration(dev) -> None:
     assert metadata["compilation_job"] == compilation["Properties"]["JobName"]
 
 
-def test_component_versions_are_retained_for_rollback(dev) -> None:
-    template = dev.template_json("dev/Pipeline")
+def test_component_versions_are_kept_when_replaced_and_deleted_otherwise(tmp_path) -> None:
+    """Every component version, in every kind of device class (bundled DLR, ONNX, a canary
+    class), is kept when an update replaces it (UpdateReplacePolicy Retain: a deployment can
+    roll back to it, a promoted release pins it), and deleted when the stack operation that
+    created it rolls back or the stack is deleted (DeletionPolicy Delete).
+
+    Why: a version is content-addressed (``naming.content_version``) and its InlineRecipe is
+    create-only (the AWS::GreengrassV2::ComponentVersion registry schema in cfn-lint's
+    data/schemas lists /properties/InlineRecipe under createOnlyProperties), so a version left
+    behind by a rolled-back create (the old ``Retain``) makes the retry's
+    CreateComponentVersion of the same name@version fail with ConflictException (botocore
+    greengrassv2 CreateComponentVersion errors), and so does one left by a deleted stack when
+    the stack is created again (``RetainExceptOnCreate``, which retains on stack delete:
+    CloudFormation User Guide, "DeletionPolicy attribute").
+    """
+    template = pipeline_template(tmp_path, device_classes=THREE_CLASSES)
     versions = resources_of_type(template, "AWS::GreengrassV2::ComponentVersion")
-    assert len(versions) == 3
-    for resource in versions.values():
-        assert resource["DeletionPolicy"] == "Retain"
-        assert resource["UpdateReplacePolicy"] == "Retain"
+    assert len(versions) == 9  # three classes x model, runtime, inference
+    for logical, resource in versions.items():
+        assert resource.get("DeletionPolicy") == "Delete", logical
+        assert resource.get("UpdateReplacePolicy") == "Retain", logical
 
 
 def test_deployment_pins_every_component_and_is_safe(dev) -> None:
@@ -156,24 +172,31 @@ def test_prod_rollout_settings_come_from_its_stage(prod) -> None:
 
 
 def test_component_logs_reach_cloudwatch_with_retention(dev, prod) -> None:
+    """The log manager's fixed-name groups get the stage's retention, through a resource that
+    creates or adopts them (Custom::GreengrassLogGroup), never AWS::Logs::LogGroup: devices
+    that outlive a stack delete recreate the group (aws-greengrass-logmanager
+    CloudWatchLogsUploader.createNewLogGroup), and a stack create of an AWS::Logs::LogGroup
+    with an existing (create-only) LogGroupName fails with ResourceAlreadyExistsException
+    (botocore logs CreateLogGroup)."""
     for synthesized, stage, days in ((dev, "dev", 14), (prod, "prod", 365)):
-        template = synthesized.template(f"{stage}/Pipeline")
-        template.has_resource_properties(
-            "AWS::Logs::LogGroup",
-            {
-                "LogGroupName": {
-                    "Fn::Join": [
-                        "",
-                        [
-                            "/aws/greengrass/UserComponent/",
-                            {"Ref": "AWS::Region"},
-                            f"/com.example.edgeai.{stage}.DlrInference",
-                        ],
-                    ]
-                },
-                "RetentionInDays": days,
-            },
-        )
+        template = synthesized.template_json(f"{stage}/Pipeline")
+        fixed = [
+            logical
+            for logical, resource in resources_of_type(template, "AWS::Logs::LogGroup").items()
+            if "/aws/greengrass/" in json.dumps(resource["Properties"].get("LogGroupName", ""))
+        ]
+        assert fixed == [], f"fixed-name Greengrass log groups as AWS::Logs::LogGroup: {fixed}"
+        groups = {
+            render(r["Properties"]["LogGroupName"]): r
+            for r in resources_of_type(template, "Custom::GreengrassLogGroup").values()
+        }
+        for component in ("DlrInference", "DlrRuntime"):
+            region = "<AWS::Region>"
+            name = f"/aws/greengrass/UserComponent/{region}/com.example.edgeai.{stage}.{component}"
+            assert name in groups, sorted(groups)
+            assert int(groups[name]["Properties"]["RetentionInDays"]) == days
+            # Nothing for CloudFormation to delete: the handler leaves the group on Delete.
+            assert groups[name].get("DeletionPolicy", "Delete") == "Delete"
     _, deployment = only(dev.template_json("dev/Pipeline"), "Custom::GreengrassDeployment")
     log_manager = json.loads(
         deployment["Properties"]["Components"]["aws.greengrass.LogManager"]["ConfigurationUpdate"][

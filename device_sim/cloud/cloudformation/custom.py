@@ -39,6 +39,8 @@ LOGIC = {
     "Custom::ModelPackage": "packaging_logic",
     "Custom::PublishedArtifact": "packaging_logic",
     "Custom::GreengrassDeployment": "deployment_logic",
+    "Custom::GreengrassLogGroup": "log_group_logic",
+    "Custom::IotPolicyRelease": "policy_release_logic",
 }
 
 
@@ -119,6 +121,12 @@ class CustomResource:
                 return dict(logic.on_event(event, s3))
         if self.rtype == "Custom::GreengrassDeployment":
             return dict(logic.on_event(event, cloud.greengrass.client()))
+        if self.rtype == "Custom::GreengrassLogGroup":
+            caller = f"stack {ctx.artifact.stack_name}"
+            return dict(logic.on_event(event, lambda: cloud.logs.client(caller), _no_sleep))
+        if self.rtype == "Custom::IotPolicyRelease":
+            # The simulated detach takes effect at once: the handler's wait never runs.
+            return dict(logic.on_event(event, cloud.iot.client, _no_sleep, lambda: cloud.now))
         raise AssemblyError(f"no replay for custom resource type {self.rtype}")
 
     # -- the Provider protocol
@@ -182,3 +190,7 @@ def _require_onnx(ctx: Context, uri: str) -> None:
             "has no ONNX model to put there: give one (--onnx-model DIR with "
             "model.onnx and labels.json)"
         )
+
+
+def _no_sleep(seconds: float) -> None:
+    """Handlers' waits between retries: simulated time does not need to pass for them."""
