@@ -67,7 +67,14 @@ def test_names_given_under_another_prefix_are_kept() -> None:
         ),
         (
             {},
-            {"device_classes": {"jetson": {"thing_group": "EdgeAiDevJetsons"}}},
+            {
+                "device_classes": {
+                    "jetson": {
+                        "thing_group": "EdgeAiDevJetsons",
+                        "neo_target_device": "jetson_nano",
+                    }
+                }
+            },
             "device_classes.jetson.thing_group",
             "EdgeBDevJetsons",
         ),

@@ -134,7 +134,7 @@ def test_a_second_prefix_with_the_default_pipelines_names_is_refused_at_synth() 
         load_config(context, "dev")
     message = str(caught.value)
     assert "component_namespace" in message and "thing_group" in message, message
-    assert "com.example.edgeb" in message and "EdgeBCoreDevices" in message, message
+    assert "com.example.edgeb" in message and "EdgeBDevCoreDevices" in message, message
 
 
 def test_two_prefixes_share_one_account(
