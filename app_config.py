@@ -34,6 +34,7 @@ from edge_constructs.greengrass.public_components import (
     parse_version,
 )
 from edge_constructs.greengrass.recipes import MIN_NUCLEUS_VERSION, NEO_ARCHITECTURES
+from edge_constructs.training_job.ecr_image import ImageUriError, parse_ecr_image_uri
 
 # Neo target devices (SageMaker CreateCompilationJob `TargetDevice`) grouped by kind. Edge
 # devices accept PyTorch 1.7/1.8 only; cloud `ml_*` instances a wider set (SageMaker developer
@@ -348,7 +349,6 @@ _INSTANCE_RE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 # ComponentVersion).
 _VERSION_RE = re.compile(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$")
 _TOPIC_RE = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
-_IMAGE_RE = re.compile(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[^\s:]+:[^\s]+$")
 
 
 def _int(key: str, value: object, *, minimum: int = 1, maximum: int | None = None) -> int:
@@ -1062,12 +1062,10 @@ def build_config(
         )
     image_uri = str(raw["training_image_uri"] or "").strip()
     if image_uri:
-        _matching(
-            "training_image_uri",
-            image_uri,
-            _IMAGE_RE,
-            "expected empty or an ECR image URI ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPO:TAG",
-        )
+        try:
+            parse_ecr_image_uri(image_uri)
+        except ImageUriError as error:
+            raise ConfigError("training_image_uri", image_uri, str(error)) from None
     hyperparameters = _mapping("hyperparameters", raw["hyperparameters"])
     reserved = sorted(k for k in hyperparameters if k.startswith("sagemaker_"))
     if reserved or "arch" in hyperparameters or "input-shape" in hyperparameters:

@@ -12,8 +12,12 @@
   ``DependencyType`` (HARD/SOFT) does not change version resolution; it only changes restarts.
 * The manifest: ``componentmanager/converter/RecipeLoader.java`` picks the best platform match
   (``PlatformResolver.findBestMatch``); a recipe with no manifest for the device's platform
-  fails to load. The developer guide ("Component recipe reference", Manifests/Platform) says the
-  first manifest whose platform matches is used; ``*`` and ``all`` match anything.
+  fails to load. The first manifest whose platform matches is used; the match is
+  aws-greengrass-component-common ``PlatformHelper.isAttributeSatisfied`` (the version the
+  nucleus's pom names, 2.1.1-SNAPSHOT, at commit 2493c330289a0241ec14902523687ffddf80d97a): ``*``
+  matches any value of any key; ``all`` and ``any`` are wildcards only for ``os`` and
+  ``architecture``; ``/regex/`` matches the whole label; any other template must start with a
+  letter or digit and equal the label; a key the device does not report never matches.
 * Configuration: ``KernelConfigResolver.resolveConfigurationToApply`` - start from the running
   configuration (empty on a new device), remove the ``Reset`` paths, merge the recipe's
   ``DefaultConfiguration`` without overwriting, then merge the deployment's ``Merge`` over it.
@@ -39,7 +43,8 @@ from edge_constructs.greengrass.public_components import parse_version as _parse
 
 NUCLEUS = "aws.greengrass.Nucleus"
 # The nucleus a device installs today: the newest release tag in aws-greengrass-nucleus
-# (v2.18.2 at commit a28341c, the commit this simulator follows). New devices download
+# (v2.18.2, commit c2277d585124ff8ea28964f5d6af66559472c0cc, the commit this simulator follows).
+# New devices download
 # "greengrass-nucleus-latest.zip", so a new device runs the newest 2.18.x.
 DEFAULT_NUCLEUS_VERSION = CURRENT_NUCLEUS
 PLATFORMS = {"linux/amd64": ("linux", "amd64"), "linux/aarch64": ("linux", "aarch64")}
@@ -65,20 +70,30 @@ def satisfies(version: str, requirement: str) -> bool:
 
 
 # ---------------------------------------------------------------- platform selection
+_SIMPLE_LABEL = re.compile(r"[a-zA-Z0-9]")  # PlatformHelper.SIMPLE_LABEL, used with lookingAt
+
+
+def attribute_satisfied(name: str, label: str | None, template: str | None) -> bool:
+    """``PlatformHelper.isAttributeSatisfied``."""
+    if template is None or template == "*":
+        return True
+    if not label:
+        return False  # a key the device does not report (e.g. architecture.detail on amd64)
+    if len(template) >= 2 and template.startswith("/") and template.endswith("/"):
+        return re.fullmatch(template[1:-1], label) is not None
+    if name in ("os", "architecture") and template in ("all", "any"):
+        return True
+    if not _SIMPLE_LABEL.match(template):
+        return False
+    return template == label
+
+
 def _platform_matches(platform: Mapping[str, Any], os_name: str, arch: str) -> bool:
-    for key, raw in platform.items():
-        value = str(raw)
-        if value in ("*", "all"):
-            continue
-        actual = {"os": os_name, "architecture": arch}.get(key)
-        if actual is None:
-            return False  # a key the device does not report (e.g. architecture.detail)
-        if value.startswith("/") and value.endswith("/") and len(value) > 1:
-            if not re.fullmatch(value[1:-1], actual):
-                return False
-        elif value != actual:
-            return False
-    return True
+    device = {"os": os_name, "architecture": arch}
+    return all(
+        attribute_satisfied(key, device.get(key), None if raw is None else str(raw))
+        for key, raw in platform.items()
+    )
 
 
 def select_manifest(recipe: Mapping[str, Any], os_name: str, arch: str) -> dict[str, Any]:
@@ -232,11 +247,13 @@ def resolve_deployment(
             bad = {k: r for k, r in requirements.items() if not satisfies(active_nucleus, r)}
             if bad:
                 who = "; ".join(f"{k} requires {r}" for k, r in sorted(bad.items()))
+                source = "the deployment's pinned" if NUCLEUS in targets else "the device's running"
                 raise DeploymentFailed(
-                    f"{NUCLEUS} {active_nucleus} is outside a component's nucleus range: {who}. "
-                    "The running nucleus is no candidate, and a different nucleus minor version "
-                    "that the deployment does not name is rejected "
-                    "(DependencyResolver.checkNonExplicitNucleusUpdate)"
+                    f"{source} nucleus {active_nucleus} (--nucleus-version) is outside a "
+                    f"component's {NUCLEUS} range: {who}. The nucleus version must fall inside "
+                    "every range: the running nucleus is the only local candidate, and a "
+                    "different nucleus minor version that the deployment does not name is "
+                    "rejected (DependencyResolver.checkNonExplicitNucleusUpdate)"
                 )
             continue
         component = _resolve_one(cloud, name, requirements, os_name, arch, notes)

@@ -13,6 +13,23 @@ https://docs.aws.amazon.com/iot/latest/developerguide/iot-policies.html), with t
 variables ("Thing policy variables",
 https://docs.aws.amazon.com/iot/latest/developerguide/thing-policy-variables.html).
 
+Policy grammar ("IAM JSON policy grammar",
+https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_grammar.html): a statement has
+``Action`` or ``NotAction``, ``Resource`` or ``NotResource``, at most one of ``Principal`` and
+``NotPrincipal``; a statement with both halves of a pair is invalid (:class:`PolicyError`).
+
+Version ("IAM JSON policy elements: Version",
+https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_version.html):
+policy variables exist only in ``"Version": "2012-10-17"``; under ``2008-10-17`` or with no
+``Version`` a ``${aws:username}`` is "treated as a literal string in the policy". AWS IoT Core
+policies take their variable rules from that IAM page ("AWS IoT Core policy variables",
+https://docs.aws.amazon.com/iot/latest/developerguide/iot-policy-variables.html). Any other
+``Version`` value is not a policy IAM or IoT accepts.
+
+Condition keys ("IAM JSON policy elements: Condition",
+https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition.html):
+context key names are not case-sensitive; whether values are depends on the operator.
+
 Supported: ``Action``/``NotAction`` with ``*``/``?`` (case-insensitive),
 ``Resource``/``NotResource`` ARNs with ``*``/``?`` (per ARN segment, the last segment spanning
 ``/`` and ``:``), policy variables ``${key}`` with the special ``${*}``, ``${?}``, ``${$}`` and
@@ -28,6 +45,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ContextValue = str | bool | Sequence[str]
+VARIABLES_VERSION = "2012-10-17"  # the policy-language version that has policy variables
+VERSIONS = (VARIABLES_VERSION, "2008-10-17")
 
 
 class PolicyError(ValueError):
@@ -139,12 +158,20 @@ def substitute(text: str, context: Mapping[str, ContextValue], *, pattern: bool)
     return _VARIABLE.sub(replace, text)
 
 
+_Variables = Mapping[str, ContextValue] | None  # None: the policy has no variables (no Version)
+
+
+def _resolve(text: str, variables: _Variables, *, pattern: bool) -> str:
+    """``substitute`` when the policy has variables; otherwise ``${...}`` is literal text."""
+    return text if variables is None else substitute(text, variables, pattern=pattern)
+
+
 def _pattern_matches(
-    pattern: str, value: str, context: Mapping[str, ContextValue], matcher: Callable[..., bool]
+    pattern: str, value: str, variables: _Variables, matcher: Callable[..., bool]
 ) -> bool:
     """Match after substituting variables; escaped characters (``\\x00*``) match literally."""
     try:
-        resolved = substitute(pattern, context, pattern=True)
+        resolved = _resolve(pattern, variables, pattern=True)
     except _Unresolved:
         return False
     if "\x00" not in resolved:
@@ -171,33 +198,33 @@ def _string_values(value: ContextValue) -> list[str]:
     return [str(v) for v in value]
 
 
-def _cmp_string_equals(expected: str, actual: str, ctx: Mapping[str, ContextValue]) -> bool:
+def _cmp_string_equals(expected: str, actual: str, ctx: _Variables) -> bool:
     try:
-        return substitute(expected, ctx, pattern=False) == actual
+        return _resolve(expected, ctx, pattern=False) == actual
     except _Unresolved:
         return False
 
 
-def _cmp_string_equals_ic(expected: str, actual: str, ctx: Mapping[str, ContextValue]) -> bool:
+def _cmp_string_equals_ic(expected: str, actual: str, ctx: _Variables) -> bool:
     try:
-        return substitute(expected, ctx, pattern=False).lower() == actual.lower()
+        return _resolve(expected, ctx, pattern=False).lower() == actual.lower()
     except _Unresolved:
         return False
 
 
-def _cmp_string_like(expected: str, actual: str, ctx: Mapping[str, ContextValue]) -> bool:
+def _cmp_string_like(expected: str, actual: str, ctx: _Variables) -> bool:
     return _pattern_matches(expected, actual, ctx, _glob)
 
 
-def _cmp_arn_like(expected: str, actual: str, ctx: Mapping[str, ContextValue]) -> bool:
+def _cmp_arn_like(expected: str, actual: str, ctx: _Variables) -> bool:
     return _pattern_matches(expected, actual, ctx, arn_matches)
 
 
-def _cmp_bool(expected: str, actual: str, ctx: Mapping[str, ContextValue]) -> bool:
+def _cmp_bool(expected: str, actual: str, ctx: _Variables) -> bool:
     return str(expected).lower() == actual.lower()
 
 
-_Comparator = Callable[[str, str, Mapping[str, ContextValue]], bool]
+_Comparator = Callable[[str, str, _Variables], bool]
 # operator -> (comparison, negated). Negated operators: "not present" counts as a match.
 OPERATORS: dict[str, tuple[_Comparator, bool]] = {
     "StringEquals": (_cmp_string_equals, False),
@@ -214,13 +241,21 @@ OPERATORS: dict[str, tuple[_Comparator, bool]] = {
 }
 
 
-def condition_matches(condition: Mapping[str, Any], context: Mapping[str, ContextValue]) -> bool:
+def condition_matches(
+    condition: Mapping[str, Any],
+    context: Mapping[str, ContextValue],
+    *,
+    variables: bool = True,
+) -> bool:
     """All operators and all keys must match (AND); any of a key's values may match (OR).
 
     IAM "Condition" element and "Condition operators" pages: a key not present in the request
     context does not match, except that negated operators then match, and ``...IfExists``
-    operators match when the key is absent. ``Null`` tests presence.
+    operators match when the key is absent. ``Null`` tests presence. Key names are matched
+    case-insensitively ("Context key names are not case-sensitive").
     """
+    by_name = {key.lower(): value for key, value in context.items()}
+    values_ctx = context if variables else None
     for raw_operator, block in condition.items():
         if not isinstance(block, Mapping):
             raise PolicyError(f"condition {raw_operator!r} must map keys to values")
@@ -234,7 +269,7 @@ def condition_matches(condition: Mapping[str, Any], context: Mapping[str, Contex
             expected = [
                 str(v).lower() if isinstance(v, bool) else str(v) for v in _as_list(expected_raw)
             ]
-            present = key in context
+            present = str(key).lower() in by_name
             if operator == "Null":
                 want_absent = expected and expected[0].lower() == "true"
                 if present == bool(want_absent):
@@ -250,14 +285,28 @@ def condition_matches(condition: Mapping[str, Any], context: Mapping[str, Contex
                 if if_exists or negated:
                     continue
                 return False
-            actual = _string_values(context[key])
-            hit = any(compare(e, a, context) for e in expected for a in actual)
+            actual = _string_values(by_name[str(key).lower()])
+            hit = any(compare(e, a, values_ctx) for e in expected for a in actual)
             if hit == negated:
                 return False
     return True
 
 
 # ---------------------------------------------------------------- statements and evaluation
+_EXCLUSIVE = (("Action", "NotAction"), ("Resource", "NotResource"), ("Principal", "NotPrincipal"))
+
+
+def has_variables(policy: Policy) -> bool:
+    """Whether ``${...}`` in this policy are policy variables (``Version`` 2012-10-17)."""
+    version = policy.document.get("Version")
+    if version is not None and version not in VERSIONS:
+        raise PolicyError(
+            f"policy {policy.name}: Version {version!r} is not a policy language version "
+            f"({' or '.join(VERSIONS)})"
+        )
+    return version == VARIABLES_VERSION
+
+
 def _statements(policy: Policy) -> list[tuple[str, Mapping[str, Any]]]:
     raw = policy.document.get("Statement")
     if raw is None:
@@ -267,12 +316,21 @@ def _statements(policy: Policy) -> list[tuple[str, Mapping[str, Any]]]:
         if not isinstance(statement, Mapping):
             raise PolicyError(f"policy {policy.name}: statement {index} is not an object")
         label = f"{policy.name}#{statement.get('Sid') or index}"
+        for element, negated in _EXCLUSIVE:
+            if element in statement and negated in statement:
+                raise PolicyError(
+                    f"{label}: a statement cannot have both {element} and {negated} "
+                    "(IAM JSON policy grammar)"
+                )
         out.append((label, statement))
     return out
 
 
-def statement_applies(statement: Mapping[str, Any], request: Request) -> bool:
-    """Does this statement cover the request (action, resource, condition)?"""
+def statement_applies(
+    statement: Mapping[str, Any], request: Request, *, variables: bool = True
+) -> bool:
+    """Does this statement cover the request (action, resource, condition)?
+    ``variables``: whether the policy's Version gives it policy variables."""
     if "Action" in statement:
         if not any(action_matches(p, request.action) for p in _as_list(statement["Action"])):
             return False
@@ -281,7 +339,7 @@ def statement_applies(statement: Mapping[str, Any], request: Request) -> bool:
             return False
     else:
         raise PolicyError("statement has neither Action nor NotAction")
-    ctx = request.context
+    ctx = request.context if variables else None
     if "Resource" in statement:
         if not any(
             _pattern_matches(p, request.resource, ctx, arn_matches)
@@ -296,18 +354,19 @@ def statement_applies(statement: Mapping[str, Any], request: Request) -> bool:
             return False
     else:
         raise PolicyError("statement has neither Resource nor NotResource")
-    return condition_matches(statement.get("Condition") or {}, ctx)
+    return condition_matches(statement.get("Condition") or {}, request.context, variables=variables)
 
 
 def evaluate(policies: Iterable[Policy], request: Request) -> Decision:
     """Explicit deny wins, then any allow, else the default deny (IAM policy evaluation logic)."""
     allow: str | None = None
     for policy in policies:
+        variables = has_variables(policy)
         for label, statement in _statements(policy):
             effect = statement.get("Effect")
             if effect not in ("Allow", "Deny"):
                 raise PolicyError(f"{label}: Effect must be Allow or Deny, got {effect!r}")
-            if not statement_applies(statement, request):
+            if not statement_applies(statement, request, variables=variables):
                 continue
             if effect == "Deny":
                 return Decision(False, f"explicitly denied by {label}", label)

@@ -8,8 +8,13 @@ Followed (aws-greengrass-nucleus):
   120 s; ``run`` has no timeout unless the recipe sets one
   (``GenericExternalService.handleRunScript``).
 * ``lifecyclemanager/GenericExternalService.java`` ``shouldSkip``: ``Skipif`` is ``onpath CMD``
-  (CMD found on the nucleus's PATH) or ``exists FILE``, optionally negated with ``!``; any other
-  operator is an invalid configuration. Lifecycle keys are case-insensitive (config topics).
+  (CMD found on the nucleus's PATH) or ``exists FILE``, optionally negated with ``!``; anything
+  else throws InputValidationException, which ``run`` turns into RunStatus.Errored with
+  ``<STEP>_CONFIG_NOT_VALID`` (``ComponentStatusCode.getCodeInvalidConfigForState``): the step's
+  script never runs and the component errors. Lifecycle keys are case-insensitive (config topics).
+* ``GenericExternalService.startup``: the Startup step runs; only when it did nothing (absent, or
+  skipped by its Skipif: RunStatus.NothingDone) does ``handleRunScript`` run the Run step. A
+  component with a Startup step never runs its Run step.
 * ``lifecyclemanager/ShellRunner.java`` ``setup``: the script runs with ``sh -c`` (``UnixExec
   .withShell``) in ``<root>/work/<component>``, with ``SVCUID`` and
   ``AWS_CONTAINER_AUTHORIZATION_TOKEN`` (both the service's unique id) and ``GG_ROOT_CA_PATH``;
@@ -58,6 +63,19 @@ DEVICE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 class LifecycleFailed(RuntimeError):
     """A lifecycle step failed; the message names component, step and reason."""
+
+
+class SkipifInvalid(LifecycleFailed):
+    """A ``Skipif`` that is not ``[!](exists|onpath) ARG`` (``shouldSkip``'s
+    InputValidationException)."""
+
+
+# ComponentStatusCode.getCodeInvalidConfigForState
+INVALID_CONFIG_CODE = {
+    "install": "INSTALL_CONFIG_NOT_VALID",
+    "startup": "STARTUP_CONFIG_NOT_VALID",
+    "run": "RUN_CONFIG_NOT_VALID",
+}
 
 
 def _ci(mapping: Mapping[str, Any], key: str) -> Any:
@@ -109,7 +127,9 @@ def should_skip(expression: str, env_path: str, home: str) -> bool:
         expr = expr[1:].strip()
     match = SKIP_COMMAND.fullmatch(expr)
     if not match:
-        return False  # no skipif operator: the step runs
+        raise SkipifInvalid(
+            f"Invalid format for skipif: {expression!r} (valid pattern: [!]{SKIP_COMMAND.pattern})"
+        )
     operator, argument = match.group(1), match.group(2)
     if operator == "onpath":
         found = shutil.which(argument, path=env_path) is not None
@@ -210,7 +230,11 @@ class LifecycleRunner:
         self, service: ResolvedService, step: Step, default_timeout: int | None, boot: Boot
     ) -> StepResult:
         env = self.environment(service, step)
-        if step.skipif and should_skip(step.skipif, env["PATH"], env["HOME"]):
+        try:
+            skip = step.skipif is not None and should_skip(step.skipif, env["PATH"], env["HOME"])
+        except SkipifInvalid as error:
+            return self._invalid(service, step, error)
+        if skip:
             return StepResult(service.name, step.name, "skipped", 0.0, f"Skipif {step.skipif}")
         cwd = self.paths.work(service.name)
         cwd.mkdir(parents=True, exist_ok=True)
@@ -246,6 +270,11 @@ class LifecycleRunner:
             )
         return StepResult(service.name, step.name, "ok", seconds)
 
+    @staticmethod
+    def _invalid(service: ResolvedService, step: Step, error: SkipifInvalid) -> StepResult:
+        code = INVALID_CONFIG_CODE[step.name.lower()]
+        return StepResult(service.name, step.name, "failed", 0.0, f"{code}: {error}")
+
     def log_tail(self, component: str, lines: int = 2) -> str:
         return self.log_tail_of(self.paths, component, lines)
 
@@ -269,12 +298,21 @@ class LifecycleRunner:
             if result.outcome in ("failed", "timeout"):
                 boot.broken[service.name] = f"{name} {result.outcome}: {result.detail}"
                 return
+            if name == "Startup" and result.outcome != "skipped":
+                return  # startup(): handleRunScript only after a Startup that did nothing
         run = step_of(lifecycle, "Run")
         if run is None:
             return
         env = self.environment(service, run)
-        if run.skipif and should_skip(run.skipif, env["PATH"], env["HOME"]):
-            boot.results.append(StepResult(service.name, "Run", "skipped", 0.0, run.skipif))
+        try:
+            skip = run.skipif is not None and should_skip(run.skipif, env["PATH"], env["HOME"])
+        except SkipifInvalid as error:
+            result = self._invalid(service, run, error)
+            boot.results.append(result)
+            boot.broken[service.name] = f"Run failed: {result.detail}"
+            return
+        if skip:
+            boot.results.append(StepResult(service.name, "Run", "skipped", 0.0, run.skipif or ""))
             return
         cwd = self.paths.work(service.name)
         cwd.mkdir(parents=True, exist_ok=True)

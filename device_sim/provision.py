@@ -72,25 +72,94 @@ _DEFAULTS = {
     "--thing-group-name": "",
 }
 
+# GreengrassSetup.parseArgs (aws-greengrass-nucleus v2.18.2 easysetup/GreengrassSetup.java): every
+# flag it knows, short form -> long form, and how it reads its value.
+_VALUE_FLAGS = {
+    "-i": "--config",
+    "-init": "--init-config",
+    "-r": "--root",
+    "-tn": "--thing-name",
+    "-tgn": "--thing-group-name",
+    "-tpn": "--thing-policy-name",
+    "-trn": "--tes-role-name",
+    "-tra": "--tes-role-alias-name",
+    "-ar": "--aws-region",
+    "-es": "--env-stage",
+    "-u": "--component-default-user",
+    "-tp": "--trusted-plugin",
+}
+_BOOLEAN_FLAGS = {
+    "-p": "--provision",
+    "-ss": "--setup-system-service",
+    "-s": "--start",
+    "-d": "--deploy-dev-tools",
+}
+_STOP_FLAGS = {"-h": "--help", "-v": "--version"}  # parseArgs stops reading ("break loop")
+_LONG_VALUE_FLAGS = {*_VALUE_FLAGS.values(), "--cert-path"}
+# Coerce.toBoolean on a string: exactly these (case-sensitive) are true, anything else false.
+_TRUE_WORDS = frozenset({"true", "yes", "on", "t", "y", "Y"})
 
-def parse_installer_command(command: str, device_name: str) -> InstallerArgs:
-    """Parse the stack's ``InstallerCommand`` output; ``<device-name>`` becomes ``device_name``."""
-    words = shlex.split(command.replace("<device-name>", device_name))
-    values: dict[str, str] = dict(_DEFAULTS)
+
+def _installer_words(command: str) -> list[str]:
+    """The arguments ``Greengrass.jar`` receives: the words after ``-jar <jar>`` (the JVM's own
+    options come before it); a command without ``-jar`` is taken as the arguments alone."""
+    words = shlex.split(command)
+    if "-jar" in words:
+        index = words.index("-jar")
+        if index + 1 >= len(words):
+            raise ProvisioningError(f"InstallerCommand names no jar after -jar: {command}")
+        return words[index + 2 :]
+    return words
+
+
+def parse_installer_args(words: Sequence[str]) -> dict[str, str]:
+    """``GreengrassSetup.parseArgs``: flags are matched lower-cased, short or long; a value flag
+    takes the next word whatever it is; a boolean flag followed by nothing or by a word starting
+    with ``-`` is true, otherwise it takes the next word through ``Coerce.toBoolean``; anything
+    else (an unknown flag, a stray value) throws "Undefined command line argument", and the
+    installer exits with status 1 before any AWS call."""
+    values: dict[str, str] = {}
     i = 0
     while i < len(words):
         word = words[i]
-        if word.startswith("--") and i + 1 < len(words) and not words[i + 1].startswith("-"):
-            values[word] = words[i + 1]
-            i += 2
-        else:
+        flag = word.lower()
+        i += 1
+        if flag in _STOP_FLAGS or flag in _STOP_FLAGS.values():
+            break
+        long_value = _VALUE_FLAGS.get(flag, flag)
+        if long_value in _LONG_VALUE_FLAGS:
+            if i >= len(words):
+                raise ProvisioningError(f"{word} has no value (GreengrassSetup.parseArgs)")
+            values[long_value] = words[i]
             i += 1
+            continue
+        long_boolean = _BOOLEAN_FLAGS.get(flag, flag)
+        if long_boolean in _BOOLEAN_FLAGS.values():
+            if i >= len(words) or words[i].startswith("-"):
+                values[long_boolean] = "true"
+            else:
+                values[long_boolean] = "true" if words[i] in _TRUE_WORDS else "false"
+                i += 1
+            continue
+        raise ProvisioningError(
+            f"Undefined command line argument: {word} (GreengrassSetup.parseArgs; the installer "
+            "exits with status 1)"
+        )
+    return values
+
+
+def parse_installer_command(command: str, device_name: str) -> InstallerArgs:
+    """Parse the stack's ``InstallerCommand`` output; ``<device-name>`` becomes ``device_name``."""
+    words = _installer_words(command.replace("<device-name>", device_name))
+    values: dict[str, str] = {**_DEFAULTS, **parse_installer_args(words)}
     for required in ("--aws-region", "--thing-name"):
         if required not in values:
             raise ProvisioningError(f"InstallerCommand has no {required}: {command}")
     thing = values["--thing-name"]
     if ":" in thing:  # GreengrassSetup.provision(): "Thing name cannot contain colon characters"
         raise ProvisioningError("Thing name cannot contain colon characters")
+    if ":" in values["--thing-group-name"]:  # the same check, next line of provision()
+        raise ProvisioningError("Thing group name cannot contain colon characters")
     return InstallerArgs(
         region=values["--aws-region"],
         thing_name=thing,
@@ -98,7 +167,7 @@ def parse_installer_command(command: str, device_name: str) -> InstallerArgs:
         thing_policy_name=values["--thing-policy-name"],
         tes_role_name=values["--tes-role-name"],
         tes_role_alias_name=values["--tes-role-alias-name"],
-        provision=values.get("--provision", "false").lower() == "true",
+        provision=values.get("--provision", "false") == "true",
     )
 
 
@@ -251,6 +320,17 @@ class _Replay:
             found = customer_exists
         if not found:
             self.call(Call("createAndAttachRolePolicy", "iam:CreatePolicy", customer))
+            if customer_exists:
+                # The lookup was denied (tolerated), so the installer did not learn the policy
+                # exists. IAM CreatePolicy: EntityAlreadyExists, HTTP 409 (botocore iam
+                # service-2.json, CreatePolicy errors); createAndAttachRolePolicy catches
+                # nothing, so the installer aborts.
+                raise ProvisioningError(
+                    f"EntityAlreadyExists: iam:CreatePolicy on {customer}: the policy exists, "
+                    "but iam:GetPolicy on it was denied, so the installer tried to create it "
+                    "(DeviceProvisioningHelper.createAndAttachRolePolicy). Allow iam:GetPolicy "
+                    "on it to the installer's principal"
+                )
             self.call(
                 Call(
                     "createAndAttachRolePolicy",

@@ -21,10 +21,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-# Keep in step with edge_constructs.greengrass.construct.RING_METADATA (a test checks it); not
-# imported, so this command needs no CDK.
+# Keep in step with edge_constructs.greengrass.construct's RING_METADATA and DEPLOYMENT_TYPE
+# (a test checks them); not imported, so this command needs no CDK.
 RING_METADATA = "EdgeAiRing"
-DEPLOYMENT_TYPE = "AWS::GreengrassV2::Deployment"
+DEPLOYMENT_TYPE = "Custom::GreengrassDeployment"
 
 
 class PromoteError(Exception):

@@ -14,7 +14,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from aws_cdk import CfnResource, CustomResource, Duration
+from aws_cdk import Aws, CfnResource, CustomResource, Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
@@ -29,6 +29,7 @@ from edge_constructs.nag import (
     acknowledge_provider_framework,
     acknowledge_wildcards,
     resource_ending,
+    resources,
 )
 from edge_constructs.naming import digest, job_name, register_content, without
 from edge_constructs.runtime_common.cr_names import Compilation as P
@@ -41,6 +42,8 @@ POLL_INTERVAL = Duration.seconds(30)
 # Headroom on top of the job's own stopping condition for queueing and polling.
 WAIT_HEADROOM = Duration.minutes(10)
 MAX_TOTAL_WAIT = Duration.minutes(55)
+# Where Neo writes a job's log stream (named after the job).
+JOB_LOG_GROUP = "/aws/sagemaker/CompilationJobs"
 # What the job name may not follow, and why. Everything else the handler receives counts.
 DIGEST_EXCLUSIONS = {
     P.JOB_NAME: "derived from this digest",
@@ -80,15 +83,19 @@ class CompilationService(Construct):
         )
         bucket.grant_read(self.role, f"{Prefixes.TRAINING}*")
         bucket.grant_put(self.role, f"{Prefixes.COMPILED}*")
+        logs_finding = self._grant_job_logs_and_metrics(name_prefix)
         acknowledge_wildcards(
             self.role,
             "Neo reads the model from training/ and writes its output under "
             "compiled/<job name>/ (file name chosen by Neo); grant_* adds the object-level "
-            "action families for those prefixes only.",
+            "action families for those prefixes only. Its logs go to the log group "
+            f"{JOB_LOG_GROUP} (CreateLogStream/DescribeLogStreams act on the group, written "
+            "<group>:*), PutLogEvents only to the streams of this stack's jobs.",
             [
                 *S3_OBJECT_ACTIONS,
                 resource_ending(f"/{Prefixes.TRAINING}*"),
                 resource_ending(f"/{Prefixes.COMPILED}*"),
+                *resources(f"{logs_finding}:*", f"{logs_finding}:log-stream:{name_prefix}-neo-*"),
             ],
         )
         on_event = PythonFunction(
@@ -141,6 +148,68 @@ class CompilationService(Construct):
             log_group=logs.LogGroup(self, "ProviderLogs", retention=log_retention),
         )
         acknowledge_provider_framework(self.provider)
+
+    def _grant_job_logs_and_metrics(self, name_prefix: str) -> str:
+        """What CreateCompilationJob's RoleArn is documented to need beyond S3: "Write logs to
+        Amazon CloudWatch Logs" and "Publish metrics to Amazon CloudWatch" (botocore sagemaker
+        CreateCompilationJobRequest.RoleArn; SageMaker developer guide, "How to use SageMaker
+        AI execution roles", CreateCompilationJob API: Execution Role Permissions). Without
+        them a failed compile leaves no log to read. Returns the log group's ARN as cdk-nag
+        writes it, for the acknowledgement.
+
+        Scope, from the docs: Neo logs to the group ``/aws/sagemaker/CompilationJobs``, one
+        stream per job named after it (SageMaker developer guide, "Log groups and streams that
+        Amazon SageMaker AI sends to Amazon CloudWatch Logs"), so PutLogEvents (resource type
+        log-stream) gets this stack's job names only. CreateLogGroup takes the group's ARN,
+        the other group actions the group's ARN with ``:*`` (CloudWatch Logs User Guide,
+        "Overview of managing access permissions to your CloudWatch Logs resources").
+        PutMetricData supports no resource ARN (Service Authorization Reference); the namespace
+        is limited by condition to ``/aws/sagemaker/*``, where SageMaker AI publishes its job
+        metrics (developer guide, "Amazon SageMaker AI metrics in Amazon CloudWatch"; no page
+        names a namespace for compilation jobs, so no narrower one is safe). It lives in a
+        policy of its own, like the training role's, so that its ``Resource::*``
+        acknowledgement cannot cover a "*" added to the role later.
+        """
+        group = f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:{JOB_LOG_GROUP}"
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="JobLogGroup", actions=["logs:CreateLogGroup"], resources=[group]
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="JobLogStreams",
+                actions=["logs:CreateLogStream", "logs:DescribeLogStreams"],
+                resources=[f"{group}:*"],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="JobLogEvents",
+                actions=["logs:PutLogEvents"],
+                resources=[f"{group}:log-stream:{name_prefix}-neo-*"],
+            )
+        )
+        metrics = iam.Policy(
+            self,
+            "JobMetrics",
+            roles=[self.role],
+            statements=[
+                iam.PolicyStatement(
+                    sid="JobMetrics",
+                    actions=["cloudwatch:PutMetricData"],
+                    resources=["*"],
+                    conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+                )
+            ],
+        )
+        acknowledge_wildcards(
+            metrics,
+            "cloudwatch:PutMetricData supports no resource ARN (Service Authorization "
+            "Reference); it is limited to SageMaker's /aws/sagemaker/* namespaces by condition.",
+            resources("*"),
+        )
+        return f"arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:{JOB_LOG_GROUP}"
 
     def grant_read_uri(self, uri: str) -> None:
         """Let Neo read a literal ``s3://`` model brought from outside this app."""

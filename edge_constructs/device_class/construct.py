@@ -153,6 +153,7 @@ class DeviceClassPipeline(Construct):
         super().__init__(scope, id_)
         if bool(device_class.canary_thing_group) != (targets.canary_arn is not None):
             raise ValueError(f"device class {device_class.name}: canary group and ARN disagree")
+        self.log_retention = log_retention
         prefix = component_prefix(config, device_class)
         architecture = device_class.architecture
 
@@ -347,6 +348,7 @@ class DeviceClassPipeline(Construct):
             components=components,
             policy=config.deployment,
             ring={"stage": config.stage, "class": device_class.name, "ring": ring},
+            log_retention=self.log_retention,
         )
         if ring != "fleet":  # a promoted release's versions exist already (retained)
             for version in (self.model_component, self.inference_component, self.runtime):

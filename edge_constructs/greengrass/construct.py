@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
-from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import CfnResource, CustomResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_greengrassv2 as greengrass
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from app_config import ComponentPin, DeploymentConfig
+from edge_constructs.lambda_function import PythonFunction
+from edge_constructs.nag import acknowledge_provider_framework, acknowledge_wildcards
 from edge_constructs.naming import content_version, digest
+from edge_constructs.runtime_common.cr_names import GreengrassDeployment as Names
 
 # AWS::GreengrassV2::Deployment IoTJobExecutionsRolloutConfig.MaximumPerMinute: an integer
 # from 1 to 1000 (the CloudFormation resource schema, as shipped in cfn-lint's
@@ -18,6 +25,9 @@ from edge_constructs.naming import content_version, digest
 ROLLOUT_PER_MINUTE = (1, 1000)
 # ... IoTJobAbortCriteria.ThresholdPercentage: 0 to 100; MinNumberOfExecutedThings: >= 1.
 ABORT_PERCENT = (0, 100)
+#: The deployment's resource type (read by ``rollout.promote`` and the simulator).
+DEPLOYMENT_TYPE = "Custom::GreengrassDeployment"
+RUNTIME_DIR = Path(__file__).parent / "runtime"
 #: Resource metadata key that names a deployment's device class and ring (read by
 #: ``rollout.promote`` in the synthesized template).
 RING_METADATA = "EdgeAiRing"
@@ -65,6 +75,130 @@ class ComponentVersion(Construct):
         self.arn = self.resource.attr_arn
 
 
+class DeploymentHandler(Construct):
+    """The Lambda and Provider behind ``Custom::GreengrassDeployment`` (one per stack: use
+    :meth:`of`).
+
+    Its role may create deployments, and cancel and delete them; each
+    :class:`ThingGroupDeployment` grants its target with :meth:`grant_target`.
+
+    Props:
+        log_retention: retention of its logs.
+    """
+
+    ID = "GreengrassDeploymentHandler"
+
+    @classmethod
+    def of(cls, scope: Construct, *, log_retention: logs.RetentionDays) -> DeploymentHandler:
+        """The stack's handler, made on first use; a second caller must ask for the same
+        retention."""
+        stack = Stack.of(scope)
+        found = stack.node.try_find_child(cls.ID)
+        if found is None:
+            return cls(stack, cls.ID, log_retention=log_retention)
+        if not isinstance(found, cls) or found.log_retention != log_retention:
+            raise ValueError(f"{stack.node.path}: one {cls.ID} per stack, with one log retention")
+        return found
+
+    def __init__(self, scope: Construct, id_: str, *, log_retention: logs.RetentionDays) -> None:
+        super().__init__(scope, id_)
+        self.log_retention = log_retention
+        self.function = PythonFunction(
+            self,
+            "Handler",
+            code_dir=RUNTIME_DIR,
+            handler="deployment_handler.handler",
+            timeout=Duration.minutes(2),
+            log_retention=log_retention,
+            description="Custom::GreengrassDeployment",
+        )
+        self.role = self.function.role
+        stack = Stack.of(self)
+        # What each call needs: the registry schema of AWS::GreengrassV2::Deployment (handlers
+        # create/delete/list permissions, in cfn-lint's data/schemas) and the Service
+        # Authorization Reference's dependent actions
+        # (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsiotgreengrassv2.html).
+        # CreateDeployment and ListDeployments take no resource type there: "*".
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["greengrass:CreateDeployment", "greengrass:ListDeployments"],
+                resources=["*"],
+            )
+        )
+        # A deployment ID is the service's (arn:...:greengrass:<region>:<account>:deployments:<id>).
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["greengrass:CancelDeployment", "greengrass:DeleteDeployment"],
+                resources=[stack.format_arn(service="greengrass", resource="deployments:*")],
+            )
+        )
+        # The IoT job the deployment runs as: its ID is the service's.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=list(IOT_JOB_ACTIONS),
+                resources=[stack.format_arn(service="iot", resource="job", resource_name="*")],
+            )
+        )
+        # The target group's things (unknown at synth) and their shadows.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=list(IOT_THING_ACTIONS),
+                resources=[stack.format_arn(service="iot", resource="thing", resource_name="*")],
+            )
+        )
+        acknowledge_wildcards(
+            self.role,
+            "CreateDeployment and ListDeployments have no resource type in the Service "
+            "Authorization Reference; deployment and IoT job IDs are the service's, and the "
+            "target group's things are not known at synth. Targets are granted one by one.",
+            [
+                "Resource::*",
+                "Resource::arn:<AWS::Partition>:greengrass:<AWS::Region>:<AWS::AccountId>:"
+                "deployments:*",
+                "Resource::arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:job/*",
+                "Resource::arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:thing/*",
+            ],
+        )
+        self.provider = cr.Provider(
+            self,
+            "Provider",
+            on_event_handler=self.function.function,
+            log_group=logs.LogGroup(self, "ProviderLogs", retention=log_retention),
+        )
+        acknowledge_provider_framework(self.provider)
+
+    def grant_target(self, scope: Construct, target_arn: str) -> iam.Policy:
+        """Deploy to (CreateJob on) and describe ``target_arn``, a thing group: a policy of
+        its own in ``scope``, so a deployment added or removed leaves the others' untouched."""
+        return iam.Policy(
+            scope,
+            "HandlerGrant",
+            roles=[self.role],
+            statements=[
+                iam.PolicyStatement(
+                    actions=["iot:CreateJob", "iot:DescribeThingGroup"], resources=[target_arn]
+                )
+            ],
+        )
+
+
+#: Dependent actions of CreateDeployment / CancelDeployment on the IoT job, and the native
+#: resource's delete handler's iot:DeleteJob (see DeploymentHandler).
+IOT_JOB_ACTIONS = (
+    "iot:CancelJob",
+    "iot:CreateJob",
+    "iot:DeleteJob",
+    "iot:DescribeJob",
+    "iot:UpdateJob",
+)
+IOT_THING_ACTIONS = (
+    "iot:DescribeThing",
+    "iot:GetThingShadow",
+    "iot:UpdateThingShadow",
+    "iot:DeleteThingShadow",
+)
+
+
 class ThingGroupDeployment(Construct):
     """The one deployment of this stack to its thing group.
 
@@ -75,6 +209,10 @@ class ThingGroupDeployment(Construct):
     A new deployment to the same target replaces the previous one, and components it omits
     are removed from the devices. Deleting the deployment (or the stack) uninstalls nothing.
 
+    It is a ``Custom::GreengrassDeployment`` (runtime/deployment_logic.py says why), with the
+    properties of ``AWS::GreengrassV2::Deployment``: a release change is an update, so a stack
+    rollback re-issues the previous release to the devices.
+
     Props:
         name: deployment name.
         target_arn: thing group ARN.
@@ -82,6 +220,7 @@ class ThingGroupDeployment(Construct):
         policy: the stage's :class:`app_config.DeploymentConfig`, used as is.
         ring: ``{"stage": ..., "class": ..., "ring": "canary" | "fleet" | "all"}``, recorded in
             the resource's metadata for ``rollout.promote``.
+        log_retention: retention of the stack's deployment handler's logs (default one month).
     """
 
     def __init__(
@@ -94,58 +233,67 @@ class ThingGroupDeployment(Construct):
         components: Mapping[str, ComponentPin],
         policy: DeploymentConfig,
         ring: Mapping[str, str],
+        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
     ) -> None:
         super().__init__(scope, id_)
         check_policy(policy)
+        if not components:
+            raise ValueError(f"deployment {name}: no components")
         stack = Stack.of(self)
+        handler = DeploymentHandler.of(self, log_retention=log_retention)
+        grant = handler.grant_target(self, target_arn)
         specs: dict[str, Any] = {}
         for component, pin in sorted(components.items()):
-            update = (
-                greengrass.CfnDeployment.ComponentConfigurationUpdateProperty(
-                    merge=stack.to_json_string(dict(pin.merge)), reset=["/accessControl"]
-                )
-                if pin.merge is not None
-                else None
-            )
-            specs[component] = greengrass.CfnDeployment.ComponentDeploymentSpecificationProperty(
-                component_version=pin.version, configuration_update=update
-            )
-        self.resource = greengrass.CfnDeployment(
-            self,
-            "Resource",
-            target_arn=target_arn,
-            deployment_name=name,
-            components=specs,
-            deployment_policies=greengrass.CfnDeployment.DeploymentPoliciesProperty(
-                failure_handling_policy="ROLLBACK",
-                component_update_policy=greengrass.CfnDeployment.DeploymentComponentUpdatePolicyProperty(
-                    action=policy.component_update_policy,
-                    timeout_in_seconds=policy.component_update_timeout_seconds,
-                ),
-                configuration_validation_policy=greengrass.CfnDeployment.DeploymentConfigurationValidationPolicyProperty(
-                    timeout_in_seconds=60
-                ),
-            ),
-            iot_job_configuration=greengrass.CfnDeployment.DeploymentIoTJobConfigurationProperty(
-                job_executions_rollout_config=greengrass.CfnDeployment.IoTJobExecutionsRolloutConfigProperty(
-                    maximum_per_minute=policy.rollout_max_per_minute
-                ),
-                abort_config=greengrass.CfnDeployment.IoTJobAbortConfigProperty(
-                    criteria_list=[
-                        greengrass.CfnDeployment.IoTJobAbortCriteriaProperty(
-                            action="CANCEL",
-                            failure_type="ALL",
-                            min_number_of_executed_things=policy.abort_min_executed_things,
-                            threshold_percentage=policy.abort_failure_threshold_percent,
-                        )
+            spec: dict[str, Any] = {"ComponentVersion": pin.version}
+            if pin.merge is not None:
+                spec["ConfigurationUpdate"] = {
+                    "Merge": stack.to_json_string(dict(pin.merge)),
+                    "Reset": ["/accessControl"],
+                }
+            specs[component] = spec
+        properties = {
+            Names.TARGET_ARN: target_arn,
+            Names.DEPLOYMENT_NAME: name,
+            Names.COMPONENTS: specs,
+            Names.DEPLOYMENT_POLICIES: {
+                "FailureHandlingPolicy": "ROLLBACK",
+                "ComponentUpdatePolicy": {
+                    "Action": policy.component_update_policy,
+                    "TimeoutInSeconds": policy.component_update_timeout_seconds,
+                },
+                "ConfigurationValidationPolicy": {"TimeoutInSeconds": 60},
+            },
+            Names.IOT_JOB_CONFIGURATION: {
+                "JobExecutionsRolloutConfig": {"MaximumPerMinute": policy.rollout_max_per_minute},
+                "AbortConfig": {
+                    "CriteriaList": [
+                        {
+                            "Action": "CANCEL",
+                            "FailureType": "ALL",
+                            "MinNumberOfExecutedThings": policy.abort_min_executed_things,
+                            "ThresholdPercentage": policy.abort_failure_threshold_percent,
+                        }
                     ]
-                ),
-                timeout_config=greengrass.CfnDeployment.IoTJobTimeoutConfigProperty(
-                    in_progress_timeout_in_minutes=policy.timeout_minutes
-                ),
-            ),
+                },
+                "TimeoutConfig": {"InProgressTimeoutInMinutes": policy.timeout_minutes},
+            },
+        }
+        # Not "Resource": the native resource's logical ID was made from .../Resource, and
+        # CloudFormation refuses to change a resource's type under one logical ID ("Update of
+        # resource type is not permitted"), so the custom resource takes a new one.
+        self.custom = CustomResource(
+            self,
+            "Release",
+            service_token=handler.provider.service_token,
+            resource_type=DEPLOYMENT_TYPE,
+            properties=properties,
         )
+        self.custom.node.add_dependency(handler.role, grant)
+        resource = self.custom.node.default_child
+        assert isinstance(resource, CfnResource)
+        self.resource = resource
         self.resource.add_metadata(RING_METADATA, dict(ring))
+        self.deployment_id = self.custom.get_att_string(Names.DEPLOYMENT_ID)
 
 
 def check_policy(policy: DeploymentConfig) -> None:

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from edge_constructs.greengrass.version_requirements import satisfies
+
 LOG_MANAGER = "aws.greengrass.LogManager"
 VARIANT_DLR = "variant.DLR"
 NUCLEUS = "aws.greengrass.Nucleus"
@@ -57,7 +59,9 @@ LOG_MANAGER_PIN = PublicComponent(
     exists="aws-greengrass/aws-greengrass-log-manager: tag v2.3.7",
     source="aws-greengrass/aws-greengrass-log-manager recipe.yaml at tag v2.3.7 declares no "
     "ComponentDependencies (the published recipe's nucleus range is added at release). The "
-    "developer guide's log-manager-component page (Dependencies) lists it; check with "
+    "developer guide's log-manager-component page (Dependencies) lists it, but no copy of its "
+    "2.3.x table was on hand (the archived awsdocs/aws-iot-greengrass-v2-developer-guide "
+    "doc_source/log-manager-component.md stops at 2.2.1: >=2.1.0 <2.6.0). Check with "
     "`aws greengrassv2 get-component --arn arn:aws:greengrass:REGION:aws:components:"
     "aws.greengrass.LogManager:versions:2.3.7 --recipe-output-format JSON`.",
     component_type="aws.greengrass.plugin",
@@ -95,34 +99,8 @@ def parse_version(text: str) -> tuple[int, int, int]:
 
 
 def admits(version_range: str, version: str) -> bool:
-    """Whether ``version`` satisfies an npm-style range, as the nucleus evaluates a
-    ``VersionRequirement`` (semver4j ``Requirement.buildNPM``, used by
-    ``componentmanager/DependencyResolver.java``): ``||`` alternatives of space-separated
-    comparators ``=``, ``>``, ``>=``, ``<``, ``<=``, ``^``, ``~``, a bare version, ``*``."""
-    v = parse_version(version)
-    for alternative in version_range.split("||"):
-        comparators = alternative.split()
-        if not comparators or all(_comparator(v, c) for c in comparators):
-            return True
-    return False
-
-
-def _comparator(v: tuple[int, int, int], comparator: str) -> bool:
-    if comparator in ("*", "x", "X"):
-        return True
-    match = re.match(r"^(>=|<=|>|<|=|\^|~)?(.+)$", comparator)
-    if not match:
-        raise ValueError(f"unsupported version requirement {comparator!r}")
-    op, target = match.group(1) or "=", parse_version(match.group(2))
-    if op == "~":
-        return target <= v < (target[0], target[1] + 1, 0)
-    if op == "^":
-        upper = (target[0] + 1, 0, 0) if target[0] else (0, target[1] + 1, 0)
-        return target <= v < upper
-    return {
-        "=": v == target,
-        ">=": v >= target,
-        ">": v > target,
-        "<=": v <= target,
-        "<": v < target,
-    }[op]
+    """Whether ``version`` satisfies a ``VersionRequirement`` as the nucleus evaluates it
+    (semver4j ``Requirement.buildNPM(range).isSatisfiedBy(new Semver(version))``, ported in
+    :mod:`edge_constructs.greengrass.version_requirements`). Raises ``ValueError`` naming what
+    cannot be parsed."""
+    return satisfies(version, version_range)

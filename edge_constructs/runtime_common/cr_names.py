@@ -79,3 +79,17 @@ class Published:
     SOURCE_KEY = "SourceKey"
     BUCKET = "Bucket"
     KEY = "Key"
+
+
+class GreengrassDeployment:
+    """``Custom::GreengrassDeployment``: the properties of ``AWS::GreengrassV2::Deployment``
+    (same names, same nesting), so the template reads as it did with the native resource."""
+
+    TARGET_ARN = "TargetArn"
+    DEPLOYMENT_NAME = "DeploymentName"
+    COMPONENTS = "Components"
+    DEPLOYMENT_POLICIES = "DeploymentPolicies"
+    IOT_JOB_CONFIGURATION = "IotJobConfiguration"
+    # Returned in Data (the native resource's attribute is DeploymentId).
+    DEPLOYMENT_ID = "DeploymentId"
+    IOT_JOB_ID = "IotJobId"

@@ -5,8 +5,10 @@ Completion path (a custom resource must answer within one hour, a training job n
 1. ``Custom::TrainingJob`` starts the job (or finds it: the name is derived from the inputs)
    and answers at once with the job name and the model artifact location.
 2. An EventBridge rule on *SageMaker Training Job State Change* for exactly that job name
-   invokes a small Lambda that signals a CloudFormation ``WaitCondition`` (up to 12 h): SUCCESS
-   when the job completes, FAILURE with SageMaker's FailureReason when it fails or is stopped.
+   queues a message (SQS) that a small Lambda consumes to signal a CloudFormation
+   ``WaitCondition`` (up to 12 h): SUCCESS when the job completes, FAILURE with SageMaker's
+   FailureReason when it fails or is stopped. A signal that fails is retried for an hour, then
+   lands in a dead-letter queue with an alarm (``_signal_queue``).
    If the job had already ended when the resource was (re)created, the handler signals itself.
 3. Everything that needs the model (compilation) depends on the WaitCondition.
 
@@ -30,12 +32,15 @@ from aws_cdk import (
     Duration,
     Stack,
 )
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda_event_sources as lambda_events
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
@@ -56,11 +61,15 @@ from edge_constructs.naming import digest, job_name, register_content, without
 from edge_constructs.runtime_common.cr_names import Training as P
 from edge_constructs.s3_grants import grant_read_prefix, prefix_finding
 from edge_constructs.sagemaker_jobs import allow_job_management
+from edge_constructs.training_job.ecr_image import parse_ecr_image_uri
 from edge_constructs.training_job.images import REPOSITORY, training_image
 
 RUNTIME_DIR = Path(__file__).parent / "runtime"
 MAX_WAIT_CONDITION_SECONDS = 43_200
 SIGNAL_MARGIN_SECONDS = 1_800
+# Receives of a signal message before it moves to the dead-letter queue (Lambda recommends at
+# least 5); times the visibility timeout (6 x 30 s) that is an hour of retries.
+SIGNAL_RECEIVES = 20
 ENTRY_POINT = "train.py"
 # What the job name may not follow, and why. Everything else the handler receives counts.
 DIGEST_EXCLUSIONS = {
@@ -129,21 +138,23 @@ class TrainingJob(Construct):
         for uri in (props.data_uri, props.validation_uri):
             if uri:
                 grant_read_prefix(self.role, uri)
-        image_uri, registry_account = (
-            (props.image_uri, props.image_uri.split(".", 1)[0])
-            if props.image_uri
-            else training_image(self, framework_version, props.instance_type)
-        )
-        repository = (
-            props.image_uri.split("/", 1)[1].split(":")[0] if props.image_uri else REPOSITORY
-        )
+        if props.image_uri:
+            # By tag or digest, nested repository names included (ecr_image.py); the ARN carries
+            # the registry's own account and region.
+            image_uri = props.image_uri
+            repository_arn = parse_ecr_image_uri(image_uri).repository_arn(Aws.PARTITION)
+        else:
+            image_uri, registry_account = training_image(
+                self, framework_version, props.instance_type
+            )
+            repository_arn = (
+                f"arn:{Aws.PARTITION}:ecr:{Aws.REGION}:{registry_account}:repository/{REPOSITORY}"
+            )
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="PullTrainingImage",
                 actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-                resources=[
-                    f"arn:{Aws.PARTITION}:ecr:{Aws.REGION}:{registry_account}:repository/{repository}"
-                ],
+                resources=[repository_arn],
             )
         )
         job_logs = (
@@ -317,14 +328,17 @@ class TrainingJob(Construct):
                 },
             ),
         )
+        self.signals, self.dead_signals = self._signal_queue(signaller)
         rule.add_target(
-            targets.LambdaFunction(
-                signaller.function,
-                event=events.RuleTargetInput.from_object(
+            targets.SqsQueue(
+                self.signals,
+                message=events.RuleTargetInput.from_object(
                     {"handleUrl": handle.ref, "detail": events.EventField.from_path("$.detail")}
                 ),
-                retry_attempts=20,
+                # Delivery to the queue: EventBridge's retry policy, then its own DLQ.
+                retry_attempts=185,
                 max_event_age=Duration.hours(24),
+                dead_letter_queue=self.dead_signals,
             )
         )
 
@@ -363,6 +377,66 @@ class TrainingJob(Construct):
         #: ``<S3OutputPath>/<job name>/output/output.tar.gz`` (SageMaker developer guide, "How
         #: Amazon SageMaker Processes Training Output"). Known at synth; valid after ``completion``.
         self.onnx_artifact_uri = f"{output_uri}/{self.job_name}/output/output.tar.gz"
+
+    def _signal_queue(self, signaller: PythonFunction) -> tuple[sqs.Queue, sqs.Queue]:
+        """The queue between the job-state rule and the signaller, and its dead-letter queue.
+
+        Retry semantics relied on (training_signal.py says what each outcome does):
+
+        * Lambda consumes the queue through an event source mapping with partial batch
+          responses; a record the function reports failed becomes visible again after the
+          queue's visibility timeout, and after ``maxReceiveCount`` receives SQS moves it to
+          the dead-letter queue (Lambda Developer Guide, "Handling errors for an SQS event
+          source in Lambda"; SQS Developer Guide, "Using dead-letter queues in Amazon SQS").
+        * Visibility timeout: at least six times the function's timeout (Lambda Developer
+          Guide, "Creating and configuring an Amazon SQS event source mapping"); with
+          SIGNAL_RECEIVES receives that is an hour of retries. The source queue keeps a message
+          longer than that, so a message reaches the DLQ rather than expiring.
+        * The dead-letter queue keeps messages 14 days (SQS's maximum, ``MessageRetentionPeriod``
+          in botocore's sqs model), and an alarm fires while it holds any: a signal that could
+          not be sent is something a user sees, not only a WaitCondition Timeout hours later.
+          EventBridge sends events it could not deliver to the queue there too.
+
+        The messages carry the presigned handle URL: both queues are encrypted (SQS-managed
+        keys, which EventBridge can send to without a key policy) and refuse non-TLS access.
+        """
+        dead = sqs.Queue(
+            self,
+            "SignalDeadLetters",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        timeout = signaller.function.timeout
+        assert timeout is not None
+        queue = sqs.Queue(
+            self,
+            "Signals",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            visibility_timeout=Duration.seconds(6 * timeout.to_seconds()),
+            retention_period=Duration.days(1),
+            dead_letter_queue=sqs.DeadLetterQueue(queue=dead, max_receive_count=SIGNAL_RECEIVES),
+        )
+        signaller.function.add_event_source(
+            lambda_events.SqsEventSource(queue, batch_size=10, report_batch_item_failures=True)
+        )
+        cloudwatch.Alarm(
+            self,
+            "SignalNotSent",
+            alarm_description=(
+                f"A wait-condition signal for training job {self.job_name} could not be sent "
+                "(see the Signaller's log); the stack waits until the WaitCondition times out."
+            ),
+            metric=dead.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(5), statistic="Maximum"
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        return queue, dead
 
 
 def _as_property(scope: Construct, value: object) -> object:

@@ -20,7 +20,13 @@ from moto import mock_aws
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME_DIRS = [
     ROOT / "edge_constructs" / name / "runtime"
-    for name in ("training_job", "compilation_job", "model_packaging", "demo_device")
+    for name in (
+        "training_job",
+        "compilation_job",
+        "model_packaging",
+        "demo_device",
+        "greengrass",
+    )
 ]
 # PythonFunction copies runtime_common's modules into every runtime folder's asset.
 RUNTIME_DIRS.append(ROOT / "edge_constructs" / "runtime_common")
@@ -65,12 +71,22 @@ def s3(aws: None, boto_session: boto3.Session) -> Any:
     return boto_session.client("s3")
 
 
+EXPIRED_BODY = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n'
+    b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message>"
+    b"<X-Amz-Expires>86399</X-Amz-Expires><Expires>2026-01-02T00:00:00Z</Expires>"
+    b"<ServerTime>2026-01-09T00:00:00Z</ServerTime><RequestId>0A1B2C3D4E5F6A7B</RequestId>"
+    b"<HostId>aG9zdGlk</HostId></Error>"
+)
+
+
 class WaitHandle:
     """A real HTTP server on 127.0.0.1 standing in for a presigned wait-condition handle URL."""
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.status = 200
+        self.error_body = b""
         handle = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -84,9 +100,13 @@ class WaitHandle:
                         "body": self.rfile.read(length),
                     }
                 )
+                body = handle.error_body if handle.status >= 300 else b""
                 self.send_response(handle.status)
-                self.send_header("Content-Length", "0")
+                if body:
+                    self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
+                self.wfile.write(body)
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -100,6 +120,17 @@ class WaitHandle:
         # Shaped like a presigned URL: the query string is the secret that must not be logged.
         self.url = f"http://127.0.0.1:{port}/cfn-wait/handle?X-Amz-Signature=s3cr3tsig"
 
+    def expire(self) -> None:
+        """Answer every PUT as S3 answers a presigned URL past its X-Amz-Expires.
+
+        S3 refuses an expired presigned request with 403 and an ``AccessDenied`` error whose
+        Message is "Request has expired" (the XML error body below, as S3 sends it; the expired
+        presigned PUT answering 403 is also what ceph/s3-tests
+        ``test_object_raw_put_authenticated_expired`` checks against S3).
+        """
+        self.status = 403
+        self.error_body = EXPIRED_BODY
+
     def bodies(self) -> list[dict[str, Any]]:
         return [json.loads(r["body"]) for r in self.requests]
 
@@ -111,5 +142,14 @@ class WaitHandle:
 @pytest.fixture
 def wait_handle() -> Iterator[WaitHandle]:
     handle = WaitHandle()
+    yield handle
+    handle.close()
+
+
+@pytest.fixture
+def expired_handle() -> Iterator[WaitHandle]:
+    """A second handle, past its expiry: the handle of a wait condition that ended long ago."""
+    handle = WaitHandle()
+    handle.expire()
     yield handle
     handle.close()

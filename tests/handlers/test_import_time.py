@@ -21,6 +21,8 @@ MODULES = [
     "packaging_handler",
     "cleanup_logic",
     "cleanup_handler",
+    "deployment_logic",
+    "deployment_handler",
 ]
 
 
@@ -59,6 +61,7 @@ def test_import_creates_no_client(module: str, monkeypatch: pytest.MonkeyPatch) 
         ("compilation_handler", "is_complete"),
         ("packaging_handler", "handler"),
         ("cleanup_handler", "on_event"),
+        ("deployment_handler", "handler"),
     ],
 )
 def test_lambda_entry_points_exist(module: str, function: str) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import training_handler
 import training_logic
+import wait_condition_signal
 from botocore.stub import Stubber
 
 from .conftest import REGION, WaitHandle
@@ -300,6 +301,104 @@ def test_update_with_a_new_wait_handle_for_an_ended_job_signals_the_new_handle(
     )
     assert fake.calls["create_training_job"] == 1
     assert [b["Status"] for b in wait_handle.bodies()] == ["SUCCESS"]
+
+
+def test_rollback_update_to_a_job_whose_wait_handle_expired_succeeds(
+    fake: SageMakerFake, wait_handle: WaitHandle, expired_handle: WaitHandle
+) -> None:
+    """Issue 17 part 2, item 1: rolling back a training change.
+
+    A failed update rolls back by sending Update with ResourceProperties = the OLD resource's
+    (old JobName, old WaitHandleUrl) and OldResourceProperties = the failed new ones. The old
+    job ended long ago; its handle's presigned URL carries a fixed expiry (X-Amz-Expires=86399
+    in the handle URLs CloudFormation returns) and S3 answers 403 AccessDenied "Request has
+    expired" past it. A WaitCondition waits at most 43200 s (AWS::CloudFormation::WaitCondition,
+    Timeout), so nothing can still wait on an expired handle: the rollback must succeed, not
+    end in UPDATE_ROLLBACK_FAILED.
+    """
+    old = props(expired_handle.url)
+    training_handler.handler(event("Create", old), None)
+    new = props(wait_handle.url, JobName="vgg16-train-fedcba987654", InstanceType="ml.g4dn.xlarge")
+    training_handler.handler(
+        event(
+            "Update", new, PhysicalResourceId="vgg16-train-0123456789ab", OldResourceProperties=old
+        ),
+        None,
+    )
+    fake.set_training_status("vgg16-train-fedcba987654", "Failed", "AlgorithmError: OOM")
+
+    rolled_back = training_handler.handler(
+        event(
+            "Update",
+            old,
+            PhysicalResourceId="vgg16-train-fedcba987654",
+            OldResourceProperties=new,
+        ),
+        None,
+    )
+
+    assert rolled_back["PhysicalResourceId"] == "vgg16-train-0123456789ab"
+    assert rolled_back["Data"]["ModelArtifactUri"] == _artifact()
+    assert fake.calls["create_training_job"] == 2  # the old job is found, not started again
+    # The handler did try the old handle (it cannot know it expired without asking S3)...
+    assert [b["UniqueId"] for b in expired_handle.bodies()] == ["vgg16-train-0123456789ab"]
+    # ...and sent nothing to the new handle: its wait condition is being rolled back.
+    assert wait_handle.requests == []
+
+
+def test_after_a_rollback_a_live_new_handle_is_still_signalled(
+    fake: SageMakerFake, wait_handle: WaitHandle, expired_handle: WaitHandle
+) -> None:
+    """Deploying the failed change again: CloudFormation creates a fresh handle (the rollback
+    deleted the last one) and the job of that name already exists, Failed. The live handle must
+    get the FAILURE at once, with SageMaker's reason, not wait out the Timeout."""
+    old = props(expired_handle.url)
+    training_handler.handler(event("Create", old), None)
+    failed_name = "vgg16-train-fedcba987654"
+    first_try = props("https://example.invalid/deleted-handle", JobName=failed_name)
+    training_handler.handler(
+        event("Update", first_try, PhysicalResourceId=old["JobName"], OldResourceProperties=old),
+        None,
+    )
+    fake.set_training_status(failed_name, "Failed", "AlgorithmError: OOM")
+    training_handler.handler(
+        event("Update", old, PhysicalResourceId=failed_name, OldResourceProperties=first_try),
+        None,
+    )
+
+    again = props(wait_handle.url, JobName=failed_name)
+    training_handler.handler(
+        event("Update", again, PhysicalResourceId=old["JobName"], OldResourceProperties=old),
+        None,
+    )
+    [body] = wait_handle.bodies()
+    assert body["Status"] == "FAILURE" and "AlgorithmError: OOM" in body["Reason"]
+    assert fake.calls["create_training_job"] == 2
+
+
+def test_a_handle_refused_for_another_reason_still_fails_the_request(
+    fake: SageMakerFake, wait_handle: WaitHandle
+) -> None:
+    """Only expiry means "nothing waits": any other 403 (a signature mismatch, a policy) is a
+    real failure, and CloudFormation must see it rather than wait 12 h for a lost signal."""
+    old = props("https://example.invalid/old-handle")
+    training_handler.handler(event("Create", old), None)
+    wait_handle.status = 403
+    wait_handle.error_body = (
+        b"<Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated"
+        b" does not match the signature you provided.</Message></Error>"
+    )
+    with pytest.raises(wait_condition_signal.SignalError, match="HTTP 403"):
+        training_handler.handler(
+            event(
+                "Update",
+                props(wait_handle.url),
+                PhysicalResourceId="vgg16-train-0123456789ab",
+                OldResourceProperties=old,
+            ),
+            None,
+        )
+    assert len(wait_handle.requests) == 1
 
 
 def test_update_with_changed_inputs_starts_a_new_job_under_a_new_physical_id(

@@ -96,5 +96,5 @@ def test_cdk_diff_reports_a_change_and_fails(cli_assembly, tmp_path) -> None:
         "dev/Pipeline", "--fail", env=env, cwd=REPO_ROOT,
     )  # fmt: skip
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "[+] AWS::GreengrassV2::Deployment" in result.stdout + result.stderr
+    assert "[+] Custom::GreengrassDeployment" in result.stdout + result.stderr
     assert removed in result.stdout + result.stderr

@@ -66,7 +66,7 @@ def test_rollout_rate_at_the_schema_bounds_synthesizes(tmp_path) -> None:
         stack = bare_stack(tmp_path / str(rate))
         deploy(stack, dataclasses.replace(POLICY, rollout_max_per_minute=rate))
         rollout = cdk.assertions.Template.from_stack(stack).find_resources(
-            "AWS::GreengrassV2::Deployment"
+            "Custom::GreengrassDeployment"
         )
         (deployment,) = rollout.values()
         config = deployment["Properties"]["IotJobConfiguration"]["JobExecutionsRolloutConfig"]

@@ -420,7 +420,7 @@ def test_with_a_canary_ring_the_demo_device_joins_the_canary_group(
     pipeline = demo_canary.template_json("dev/Pipeline")
     targets = [
         render(d["Properties"]["TargetArn"])
-        for d in resources_of_type(pipeline, "AWS::GreengrassV2::Deployment").values()
+        for d in resources_of_type(pipeline, "Custom::GreengrassDeployment").values()
     ]
     assert targets and all(t.endswith(":thinggroup/EdgeAiDevCanary") for t in targets), targets
 

@@ -117,7 +117,7 @@ def test_each_class_deploys_to_its_own_groups(three_classes) -> None:
     template = three_classes.template_json("dev/Pipeline")
     deployments = {
         d["Properties"]["DeploymentName"]: render(d["Properties"]["TargetArn"])
-        for d in resources_of_type(template, "AWS::GreengrassV2::Deployment").values()
+        for d in resources_of_type(template, "Custom::GreengrassDeployment").values()
     }
     assert {name: arn.rsplit("/", 1)[1] for name, arn in deployments.items()} == {
         "edge-ai-dev-gateway-edge-inference": "EdgeAiDevGateways",
@@ -303,7 +303,7 @@ def test_the_required_release_components_are_those_the_canary_deploys(three_clas
     template = three_classes.template_json("dev/Pipeline")
     (canary,) = [
         d
-        for d in resources_of_type(template, "AWS::GreengrassV2::Deployment").values()
+        for d in resources_of_type(template, "Custom::GreengrassDeployment").values()
         if d["Metadata"]["EdgeAiRing"] == {"stage": "dev", "class": "jetson", "ring": "canary"}
     ]
     assert set(release_components(config.component_namespace, "dev", jetson)) == set(

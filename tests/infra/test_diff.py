@@ -62,7 +62,7 @@ def test_component_src_change_touches_only_the_inference_component_and_deploymen
     assert set(diff) == {
         "Custom::PublishedArtifact",
         "AWS::GreengrassV2::ComponentVersion",
-        "AWS::GreengrassV2::Deployment",
+        "Custom::GreengrassDeployment",
     }
     (component,) = diff["AWS::GreengrassV2::ComponentVersion"]
     assert component.startswith("InferenceComponent")
@@ -78,7 +78,7 @@ def test_neo_target_change_leaves_training_alone(dev, tmp_path_factory) -> None:
     for type_ in (
         "Custom::CompilationJob",
         "Custom::ModelPackage",
-        "AWS::GreengrassV2::Deployment",
+        "Custom::GreengrassDeployment",
     ):
         assert type_ in diff, type_
     versions = diff["AWS::GreengrassV2::ComponentVersion"]

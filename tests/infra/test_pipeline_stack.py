@@ -124,7 +124,7 @@ def test_component_versions_are_retained_for_rollback(dev) -> None:
 def test_deployment_pins_every_component_and_is_safe(dev) -> None:
     template = dev.template_json("dev/Pipeline")
     recipes = component_recipes(template)
-    _, deployment = only(template, "AWS::GreengrassV2::Deployment")
+    _, deployment = only(template, "Custom::GreengrassDeployment")
     props = deployment["Properties"]
     components = props["Components"]
     for name, recipe in recipes.items():
@@ -148,7 +148,7 @@ def test_deployment_pins_every_component_and_is_safe(dev) -> None:
 
 
 def test_prod_rollout_settings_come_from_its_stage(prod) -> None:
-    _, deployment = only(prod.template_json("prod/Pipeline"), "AWS::GreengrassV2::Deployment")
+    _, deployment = only(prod.template_json("prod/Pipeline"), "Custom::GreengrassDeployment")
     job = deployment["Properties"]["IotJobConfiguration"]
     assert job["JobExecutionsRolloutConfig"]["MaximumPerMinute"] == 10
     assert job["AbortConfig"]["CriteriaList"][0]["ThresholdPercentage"] == 5
@@ -174,7 +174,7 @@ def test_component_logs_reach_cloudwatch_with_retention(dev, prod) -> None:
                 "RetentionInDays": days,
             },
         )
-    _, deployment = only(dev.template_json("dev/Pipeline"), "AWS::GreengrassV2::Deployment")
+    _, deployment = only(dev.template_json("dev/Pipeline"), "Custom::GreengrassDeployment")
     log_manager = json.loads(
         deployment["Properties"]["Components"]["aws.greengrass.LogManager"]["ConfigurationUpdate"][
             "Merge"
@@ -195,7 +195,7 @@ def test_variant_dlr_option_pins_the_public_component(byo_jetson) -> None:
     }
     run = inference["Manifests"][0]["Lifecycle"]["Run"]["Script"]
     assert "greengrass_ml_dlr_venv/bin/activate" in run  # jetson_nano is aarch64
-    _, deployment = only(template, "AWS::GreengrassV2::Deployment")
+    _, deployment = only(template, "Custom::GreengrassDeployment")
     components = deployment["Properties"]["Components"]
     assert components["variant.DLR"]["ComponentVersion"] == "1.6.16"
     assert components["aws.greengrass.Nucleus"]["ComponentVersion"] == "2.12.6"
@@ -266,3 +266,197 @@ def test_compiler_options_reach_the_compilation_job(tmp_path) -> None:
     _, compilation = only(template, "Custom::CompilationJob")
     assert json.loads(compilation["Properties"]["CompilerOptions"]) == options
     assert compilation["Properties"]["TargetPlatformAccelerator"] == "NVIDIA"
+
+
+def test_the_deployment_handler_may_do_what_its_calls_need_and_no_more(dev) -> None:
+    """The actions are those of AWS::GreengrassV2::Deployment's own create, delete and list
+    handlers (its registry schema, as cfn-lint ships it; the Service Authorization Reference
+    lists the same iot:* actions as dependent actions of greengrass:CreateDeployment and
+    CancelDeployment), less what the handler never calls (TagResource, GetDeployment); the
+    target group's own actions are on the stage's thing group only."""
+    from tests.infra.test_release import registry_schema
+
+    handlers = registry_schema("AWS::GreengrassV2::Deployment")["handlers"]
+    needed = {a for kind in ("create", "delete", "list") for a in handlers[kind]["permissions"]}
+    needed -= {"greengrass:TagResource", "greengrass:GetDeployment"}
+    template = dev.template_json("dev/Pipeline")
+    (role,) = [
+        logical
+        for logical in resources_of_type(template, "AWS::IAM::Role")
+        if logical.startswith("GreengrassDeploymentHandlerRole")
+    ]
+    statements = [
+        statement
+        for resource in resources_of_type(template, "AWS::IAM::Policy").values()
+        if {"Ref": role} in resource["Properties"]["Roles"]
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    granted: dict[str, list[str]] = {}
+    for statement in statements:
+        actions = (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+        resources = statement["Resource"]
+        for action in actions:
+            granted.setdefault(action, []).extend(
+                render(r) for r in (resources if isinstance(resources, list) else [resources])
+            )
+    assert set(granted) - {"logs:CreateLogStream", "logs:PutLogEvents"} == needed
+    assert granted["iot:DescribeThingGroup"] == [
+        "arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:thinggroup/EdgeAiDevCoreDevices"
+    ]
+    assert "*" not in granted["greengrass:CancelDeployment"] + granted["iot:CancelJob"]
+
+
+def _role_statements(template: dict, role_prefix: str) -> list[dict]:
+    role_id = next(k for k in template["Resources"] if k.startswith(role_prefix))
+    return [
+        s
+        for r in resources_of_type(template, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in r["Properties"]["Roles"]
+        for s in r["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def test_neo_role_may_write_its_job_logs_and_metrics_and_nothing_wider(tmp_path) -> None:
+    """Issue 17 part 2, item 4: CreateCompilationJob's RoleArn "enables SageMaker ... to: Read
+    input data from an S3 bucket, Write model artifacts to an S3 bucket, Write logs to Amazon
+    CloudWatch Logs, Publish metrics to Amazon CloudWatch" (botocore sagemaker
+    CreateCompilationJobRequest.RoleArn). With S3 alone a failed compile leaves no log to read.
+    Neo writes to log group /aws/sagemaker/CompilationJobs, stream [compilation-job-name]
+    (SageMaker developer guide, "Log groups and streams that Amazon SageMaker AI sends to
+    Amazon CloudWatch Logs"); the group actions take the group ARN, with ":*" for all but
+    CreateLogGroup (CloudWatch Logs User Guide, "Overview of managing access permissions to
+    your CloudWatch Logs resources")."""
+    import aws_cdk as cdk
+    from aws_cdk import aws_logs as logs
+    from aws_cdk import aws_s3 as s3
+
+    from edge_constructs.compilation_job.construct import CompilationService
+
+    stack = cdk.Stack(cdk.App(outdir=str(tmp_path)), "Bare")
+    CompilationService(
+        stack,
+        "Compilation",
+        name_prefix="edge-ai-dev",
+        bucket=s3.Bucket.from_bucket_name(stack, "B", "artifact-bucket"),
+        max_runtime_seconds=900,
+        log_retention=logs.RetentionDays.ONE_WEEK,
+    )
+    template = cdk.assertions.Template.from_stack(stack).to_json()
+    statements = _role_statements(template, "CompilationExecutionRole")
+
+    def granted(action: str) -> list[dict]:
+        return [s for s in statements if action in _as_list(s["Action"])]
+
+    group = "arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
+    (create_group,) = granted("logs:CreateLogGroup")
+    assert _as_list(render(create_group["Resource"])) == [f"{group}/aws/sagemaker/CompilationJobs"]
+    for action in ("logs:CreateLogStream", "logs:DescribeLogStreams"):
+        (statement,) = granted(action)
+        assert _as_list(render(statement["Resource"])) == [
+            f"{group}/aws/sagemaker/CompilationJobs:*"
+        ]
+    (put,) = granted("logs:PutLogEvents")
+    # The streams are named after the jobs: only this stack's jobs' streams.
+    assert _as_list(render(put["Resource"])) == [
+        f"{group}/aws/sagemaker/CompilationJobs:log-stream:edge-ai-dev-neo-*"
+    ]
+    (metrics,) = granted("cloudwatch:PutMetricData")
+    assert metrics["Resource"] == "*"  # PutMetricData supports no resource ARN
+    assert metrics["Condition"] == {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}
+    assert all(s["Resource"] != "*" for s in statements if s is not metrics)
+
+
+def _bare_training_template(tmp_path) -> dict:
+    import aws_cdk as cdk
+    from aws_cdk import aws_logs as logs
+    from aws_cdk import aws_s3 as s3
+
+    from edge_constructs.training_job.construct import TrainingJob
+    from tests.infra.conftest import REPO_ROOT
+    from tests.infra.test_constructs import TRAINING
+
+    stack = cdk.Stack(cdk.App(outdir=str(tmp_path)), "Bare")
+    TrainingJob(
+        stack,
+        "Training",
+        name_prefix="edge-ai-dev",
+        bucket=s3.Bucket.from_bucket_name(stack, "B", "artifact-bucket"),
+        training=TRAINING,
+        architecture="vgg16",
+        input_shape=(1, 3, 224, 224),
+        framework_version="1.8",
+        source_dir=REPO_ROOT / "training_src",
+        log_retention=logs.RetentionDays.ONE_WEEK,
+    )
+    return cdk.assertions.Template.from_stack(stack).to_json()
+
+
+def test_the_end_signal_goes_through_a_queue_retried_until_a_dead_letter_alarm(tmp_path) -> None:
+    """Issue 17 part 2, item 7. Invoked asynchronously, Lambda retries a failed invocation twice
+    (Lambda Developer Guide, "Error handling for asynchronous invocation"); EventBridge's retry
+    policy covers delivery only ("How EventBridge retries delivering events"). So: rule -> SQS
+    queue -> event source mapping with partial batch responses; a failed record is received
+    again after the visibility timeout (at least six times the function timeout: Lambda
+    Developer Guide, "Creating and configuring an Amazon SQS event source mapping") until
+    maxReceiveCount moves it to the dead-letter queue, whose alarm a user sees."""
+    template = _bare_training_template(tmp_path)
+    queues = resources_of_type(template, "AWS::SQS::Queue")
+    (dlq_id,) = [k for k, q in queues.items() if "RedrivePolicy" not in q["Properties"]]
+    (queue_id,) = [k for k, q in queues.items() if "RedrivePolicy" in q["Properties"]]
+    queue, dlq = queues[queue_id]["Properties"], queues[dlq_id]["Properties"]
+
+    rule_id, rule = only(template, "AWS::Events::Rule")
+    (target,) = rule["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    # Only this rule may send to the queues, and only over TLS.
+    for policy in resources_of_type(template, "AWS::SQS::QueuePolicy").values():
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        sends = [s for s in statements if s["Effect"] == "Allow"]
+        assert sends and all(
+            s["Principal"] == {"Service": "events.amazonaws.com"}
+            and s["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [rule_id, "Arn"]}}}
+            for s in sends
+        )
+        assert any(
+            s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            for s in statements
+        )
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [dlq_id, "Arn"]}}
+    assert not resources_of_type(template, "AWS::Lambda::Permission")  # no direct invoke
+
+    functions = resources_of_type(template, "AWS::Lambda::Function")
+    (signaller_id,) = [
+        k for k, f in functions.items() if f["Properties"]["Handler"] == "training_signal.handler"
+    ]
+    signaller_timeout = functions[signaller_id]["Properties"]["Timeout"]
+    _, mapping = only(template, "AWS::Lambda::EventSourceMapping")
+    assert mapping["Properties"]["EventSourceArn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    assert mapping["Properties"]["FunctionName"] == {"Ref": signaller_id}
+    assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+    assert queue["VisibilityTimeout"] >= 6 * signaller_timeout
+    redrive = queue["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": [dlq_id, "Arn"]}
+    assert redrive["maxReceiveCount"] >= 5  # Lambda's recommended minimum
+    retry_window = queue["VisibilityTimeout"] * redrive["maxReceiveCount"]
+    assert retry_window >= 3600  # an hour of retries, not three attempts
+    assert queue["MessageRetentionPeriod"] > retry_window  # retried until the DLQ, not expired
+    assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600  # SQS's maximum: time to look
+    for properties in (queue, dlq):  # the messages carry the presigned handle URL
+        assert properties["SqsManagedSseEnabled"] is True
+
+    _, alarm = only(template, "AWS::CloudWatch::Alarm")
+    alarm_props = alarm["Properties"]
+    assert alarm_props["Namespace"] == "AWS/SQS"
+    assert alarm_props["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert alarm_props["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq_id, "QueueName"]}}
+    ]
+    assert alarm_props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm_props["Threshold"] == 1

@@ -46,7 +46,7 @@ def test_admits(version_range: str, version: str, expected: bool) -> None:
 def test_deployment_pins_the_recorded_versions(dev) -> None:
     template = dev.template_json("dev/Pipeline")
     (deployment,) = [
-        r for r in template["Resources"].values() if r["Type"] == "AWS::GreengrassV2::Deployment"
+        r for r in template["Resources"].values() if r["Type"] == "Custom::GreengrassDeployment"
     ]
     components = deployment["Properties"]["Components"]
     assert components[LOG_MANAGER_PIN.name]["ComponentVersion"] == LOG_MANAGER_PIN.version

@@ -68,7 +68,7 @@ def _inference(template: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
         for n, r in recipes.items()
         if "accessControl" in r.get("ComponentConfiguration", {}).get("DefaultConfiguration", {})
     )
-    (deployment,) = resources_of_type(template, "AWS::GreengrassV2::Deployment").values()
+    (deployment,) = resources_of_type(template, "Custom::GreengrassDeployment").values()
     update = deployment["Properties"]["Components"][name]["ConfigurationUpdate"]
     return recipe, json.loads(render(update["Merge"]))
 

@@ -20,7 +20,7 @@ CLASSES = {"jetson": THREE_CLASSES["jetson"], "onnx": THREE_CLASSES["onnx"]}
 def deployments(template: dict) -> dict[str, dict]:
     """ring -> Components of the jetson class's deployments."""
     result = {}
-    for resource in resources_of_type(template, "AWS::GreengrassV2::Deployment").values():
+    for resource in resources_of_type(template, "Custom::GreengrassDeployment").values():
         ring = resource["Metadata"]["EdgeAiRing"]
         if ring["class"] == "jetson":
             result[ring["ring"]] = resource["Properties"]["Components"]
@@ -110,10 +110,11 @@ def test_a_release_for_a_class_without_canary_fails_synth(tmp_path) -> None:
         synth(tmp_path / "out", write_cdk_json(tmp_path / "cdk.json", releases))
 
 
-def test_ring_metadata_key_matches_the_construct() -> None:
-    from edge_constructs.greengrass.construct import RING_METADATA
+def test_ring_metadata_key_and_type_match_the_construct() -> None:
+    from edge_constructs.greengrass.construct import DEPLOYMENT_TYPE, RING_METADATA
 
     assert promote.RING_METADATA == RING_METADATA
+    assert promote.DEPLOYMENT_TYPE == DEPLOYMENT_TYPE
 
 
 def test_promote_rewrites_cdk_json_without_reformatting_it() -> None:
@@ -121,3 +122,127 @@ def test_promote_rewrites_cdk_json_without_reformatting_it() -> None:
     promotion's diff holds the release and nothing else."""
     text = (REPO_ROOT / "cdk.json").read_text()
     assert json.dumps(json.loads(text), indent=2) + "\n" == text
+
+
+# ------------------------------------------------------------------------------------------
+# A rolled-back release goes back to the devices (issue 17, part 2, item 6).
+
+
+def registry_schema(type_name: str) -> dict:
+    """The CloudFormation registry schema of ``type_name`` as cfn-lint ships it
+    (``cfnlint/data/schemas/resources``). A ``Custom::*`` type is an
+    ``AWS::CloudFormation::CustomResource``, whose schema marks only ``ServiceToken``
+    create-only."""
+    import cfnlint
+
+    wanted = (
+        "AWS::CloudFormation::CustomResource" if type_name.startswith("Custom::") else type_name
+    )
+    folder = Path(cfnlint.__file__).parent / "data" / "schemas" / "resources"
+    for path in folder.glob("*.json"):
+        text = path.read_text()
+        if f'"typeName": "{wanted}"' in text:
+            return json.loads(text)  # type: ignore[no-any-return]
+    raise AssertionError(f"no registry schema for {wanted} in cfn-lint's data")
+
+
+def replaced_by(resource_before: dict, resource_after: dict) -> list[str]:
+    """The create-only properties (registry schema ``createOnlyProperties``) whose value the
+    change touches: any one makes CloudFormation replace the resource instead of updating it
+    (CloudFormation User Guide, "Update behaviors of stack resources")."""
+    assert resource_before["Type"] == resource_after["Type"]
+    schema = registry_schema(resource_after["Type"])
+    before, after = resource_before["Properties"], resource_after["Properties"]
+    return [
+        pointer
+        for pointer in schema.get("createOnlyProperties", [])
+        if before.get(pointer.rsplit("/", 1)[1]) != after.get(pointer.rsplit("/", 1)[1])
+    ]
+
+
+def one_deployment(stack) -> tuple[str, dict]:
+    import aws_cdk as cdk
+
+    template = cdk.assertions.Template.from_stack(stack).to_json()
+    (found,) = [
+        (logical, resource)
+        for logical, resource in template["Resources"].items()
+        if promote.RING_METADATA in (resource.get("Metadata") or {})
+    ]
+    return found
+
+
+def test_a_release_change_is_an_update_so_its_rollback_reissues_the_old_release(
+    tmp_path,
+) -> None:
+    """Rolling a release back must put the old release back on the devices.
+
+    CloudFormation rolls an *updated* resource back with an Update whose properties are the
+    old ones (custom resources: "Update" request type, CloudFormation User Guide,
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/crpg-ref-requesttypes-update.html);
+    a *replaced* resource is rolled back by deleting the new one, and nothing re-issues the
+    old. ``AWS::GreengrassV2::Deployment`` marks every property create-only (its registry
+    schema), and its delete handler cancels the new deployment, so after the rollback the
+    devices keep the release the stack says it left. A release change must therefore be an
+    in-place update of the deployment resource, under the same logical ID.
+    """
+    import aws_cdk as cdk
+
+    from app_config import ComponentPin
+    from edge_constructs.greengrass.construct import ThingGroupDeployment
+    from tests.infra.test_constructs import POLICY
+
+    def synth_release(version: str) -> tuple[str, dict]:
+        stack = cdk.Stack(cdk.App(outdir=str(tmp_path / version)), "Bare")
+        ThingGroupDeployment(
+            stack,
+            "Deployment",
+            name="edge-ai-dev-default",
+            target_arn="arn:aws:iot:eu-west-1:123456789012:thinggroup/G",
+            components={"x.Model": ComponentPin(version), "x.Inference": ComponentPin("1.0.0")},
+            policy=POLICY,
+            ring={"stage": "dev", "class": "default", "ring": "all"},
+        )
+        return one_deployment(stack)
+
+    (id_1, release_1), (id_2, release_2) = synth_release("1.0.1"), synth_release("1.0.2")
+    assert id_1 == id_2, "a release change must keep the deployment's logical ID"
+    assert release_1["Properties"]["Components"] != release_2["Properties"]["Components"]
+    replaced = replaced_by(release_1, release_2)
+    assert replaced == [], (
+        f"{release_2['Type']}: a release change touches create-only {replaced}, so "
+        "CloudFormation replaces the deployment, and its rollback deletes (cancels) the new "
+        "one without re-issuing the old release to the devices"
+    )
+
+
+def test_the_custom_deployment_takes_a_new_logical_id(tmp_path) -> None:
+    """CloudFormation refuses a template that changes a resource's type under one logical ID
+    ("Update of resource type is not permitted. The new template modifies resource type of the
+    following resources", e.g. aws/aws-sam-cli#6786), so stacks deployed with the native
+    resource could not be updated if the custom one kept its logical ID: it must take a new
+    one (CloudFormation creates it, then deletes the native one)."""
+    import aws_cdk as cdk
+    from constructs import Construct
+
+    from app_config import ComponentPin
+    from edge_constructs.greengrass.construct import ThingGroupDeployment
+    from tests.infra.test_constructs import POLICY
+
+    stack = cdk.Stack(cdk.App(outdir=str(tmp_path)), "Bare")
+    ThingGroupDeployment(
+        stack,
+        "Deployment",
+        name="d",
+        target_arn="arn:aws:iot:eu-west-1:123456789012:thinggroup/G",
+        components={"x.Model": ComponentPin("1.0.0")},
+        policy=POLICY,
+        ring={"stage": "dev", "class": "default", "ring": "all"},
+    )
+    logical, resource = one_deployment(stack)
+    # Where the native resource was: <ThingGroupDeployment>/Resource.
+    native = cdk.CfnResource(
+        Construct(cdk.Stack(cdk.App(), "Bare"), "Deployment"), "Resource", type="AWS::X::Y"
+    )
+    assert resource["Type"] == "Custom::GreengrassDeployment"
+    assert logical != cdk.Stack.of(native).get_logical_id(native)

@@ -175,7 +175,7 @@ def test_variant_dlr_without_a_nucleus_pin_fails_on_todays_nucleus(
     )
     assert run.report.failure is not None
     reason = run.report.failure.reason
-    assert "aws.greengrass.Nucleus 2.18.2 is outside a component's nucleus range" in reason
+    assert "running nucleus 2.18.2 (--nucleus-version) is outside a component's" in reason
     assert "variant.DLR requires >=2.0.0 <2.13.0" in reason
 
 

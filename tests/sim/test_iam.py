@@ -136,3 +136,69 @@ def test_unknown_condition_operator_is_an_error_not_true() -> None:
     p = policy(allow("s3:*", "*", Condition={"DateGreaterThan": {"aws:CurrentTime": "2020"}}))
     with pytest.raises(PolicyError, match="DateGreaterThan"):
         evaluate([p], Request("s3:GetObject", "x", {"aws:CurrentTime": "2021"}))
+
+
+# ------------------------------------------------------------ grammar and Version (issue 17)
+def test_without_version_2012_variables_are_literal_text() -> None:
+    """IAM "IAM JSON policy elements: Version": without ``"Version": "2012-10-17"`` a variable
+    such as ``${aws:username}`` is not recognized as a variable but treated as a literal string.
+    AWS IoT Core policies use the IAM variable rules ("AWS IoT Core policy variables")."""
+    statement = allow(
+        "iot:Publish", "arn:aws:iot:r:a:topic/edge-ai/${iot:Connection.Thing.ThingName}/*"
+    )
+    own = {"iot:Connection.Thing.ThingName": "dev-1"}
+    resource = "arn:aws:iot:r:a:topic/edge-ai/dev-1/predictions"
+    versioned = Policy("p", {"Version": "2012-10-17", "Statement": [statement]})
+    assert evaluate([versioned], Request("iot:Publish", resource, own)).allowed
+    for document in (
+        {"Statement": [statement]},
+        {"Version": "2008-10-17", "Statement": [statement]},
+    ):
+        unversioned = Policy("p", document)
+        assert not evaluate([unversioned], Request("iot:Publish", resource, own)).allowed
+        literal = "arn:aws:iot:r:a:topic/edge-ai/${iot:Connection.Thing.ThingName}/predictions"
+        assert evaluate([unversioned], Request("iot:Publish", literal, own)).allowed
+
+
+def test_without_version_condition_values_are_literal_too() -> None:
+    condition = {"StringEquals": {"aws:PrincipalTag/owner": "${aws:username}"}}
+    ctx = {"aws:username": "alice", "aws:PrincipalTag/owner": "alice"}
+    statement = allow("s3:GetObject", "*", Condition=condition)
+    assert evaluate([policy(statement)], Request("s3:GetObject", "x", ctx)).allowed
+    old = Policy("p", {"Version": "2008-10-17", "Statement": [statement]})
+    assert not evaluate([old], Request("s3:GetObject", "x", ctx)).allowed
+
+
+def test_an_unknown_version_is_an_error() -> None:
+    bad = Policy("p", {"Version": "2012-10-18", "Statement": [allow("s3:*", "*")]})
+    with pytest.raises(PolicyError, match="Version"):
+        evaluate([bad], Request("s3:GetObject", "x"))
+
+
+def test_condition_key_names_are_case_insensitive() -> None:
+    """IAM "IAM JSON policy elements: Condition": context key names are not case-sensitive
+    (``aws:SourceIP`` tests ``AWS:SourceIp``); the values' case depends on the operator."""
+    p = policy(allow("s3:*", "*", Condition={"StringEquals": {"AWS:SecureTRANSPORT": "true"}}))
+    assert evaluate([p], Request("s3:GetObject", "x", {"aws:SecureTransport": "true"})).allowed
+    assert not evaluate([p], Request("s3:GetObject", "x", {"aws:SecureTransport": "True"})).allowed
+    q = policy(allow("s3:*", "*", Condition={"Null": {"AWS:USERNAME": "false"}}))
+    assert evaluate([q], Request("s3:GetObject", "x", {"aws:username": "alice"})).allowed
+
+
+@pytest.mark.parametrize(
+    ("element", "negated"),
+    [("Action", "NotAction"), ("Resource", "NotResource"), ("Principal", "NotPrincipal")],
+)
+def test_an_element_and_its_negation_together_are_invalid(element: str, negated: str) -> None:
+    """IAM "IAM JSON policy grammar": a statement's action block is ``"Action"`` OR
+    ``"NotAction"``, its resource block ``"Resource"`` OR ``"NotResource"``, its principal block
+    ``"Principal"`` OR ``"NotPrincipal"``: a statement with both is not a valid policy."""
+    statement: dict[str, object] = {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}
+    statement[element] = statement.get(element, {"AWS": "*"})
+    statement[negated] = (
+        "iam:*"
+        if element == "Action"
+        else ({"AWS": "*"} if element == "Principal" else "arn:aws:s3:::b/*")
+    )
+    with pytest.raises(PolicyError, match=f"both {element} and {negated}"):
+        evaluate([policy(statement)], Request("s3:GetObject", "arn:aws:s3:::a/x"))

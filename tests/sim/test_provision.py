@@ -128,3 +128,60 @@ def test_attach_thing_principal_needs_the_certificate_too() -> None:
         provision(cloud(), ARGS, only_thing)
     assert denied.value.call.action == "iot:AttachThingPrincipal"
     assert ":cert/" in denied.value.call.resource
+
+
+# ------------------------------------------------------------ installer details (issue 17)
+def test_tolerated_iam_get_policy_denial_then_create_policy_on_an_existing_policy_fails() -> None:
+    """DeviceProvisioningHelper.getPolicyArn tolerates an iam:GetPolicy "not authorized" and
+    goes on to createAndAttachRolePolicy's iam:CreatePolicy. When ``<tesRoleName>Access``
+    already exists, IAM CreatePolicy answers EntityAlreadyExists (409; botocore iam
+    CreatePolicy errors), which nothing catches: the installer aborts."""
+    c = cloud()
+    c.managed_policies[f"arn:aws:iam::{ENV.account}:policy/TesRoleAccess"] = Policy("y", {})
+    no_get = principal(
+        {"Effect": "Allow", "Action": "*", "Resource": "*"},
+        {"Effect": "Deny", "Action": "iam:GetPolicy", "Resource": "*"},
+    )
+    with pytest.raises(ProvisioningError) as failed:
+        provision(c, ARGS, no_get)
+    message = str(failed.value)
+    assert "EntityAlreadyExists" in message
+    assert f"arn:aws:iam::{ENV.account}:policy/TesRoleAccess" in message
+    # with iam:GetPolicy allowed the same account provisions: the policy is found and reused
+    result = provision(c, ARGS, principal({"Effect": "Allow", "Action": "*", "Resource": "*"}))
+    assert "iam:CreatePolicy" not in [call.action for call, _, _ in result.calls]
+
+
+COMMAND = (
+    'sudo -E java -Droot="/greengrass/v2" -Dlog.store=FILE -jar ./lib/Greengrass.jar '
+    "--aws-region eu-west-1 --thing-name t-<device-name> --provision true"
+)
+
+
+@pytest.mark.parametrize("flag", ["--bogus x", "--thing-nme x", "--provision-thing true", "x"])
+def test_an_unknown_installer_argument_aborts(flag: str) -> None:
+    """GreengrassSetup.parseArgs: an argument that is no known flag (or a stray value) hits
+    ``default:`` and throws "Undefined command line argument"; main() exits with status 1."""
+    with pytest.raises(ProvisioningError, match="Undefined command line argument"):
+        parse_installer_command(f"{COMMAND} {flag}", "d")
+
+
+def test_installer_flags_as_parse_args_reads_them() -> None:
+    """JVM options before ``-jar`` are not the installer's; flags match case-insensitively
+    (``arg.toLowerCase()``) with their short forms; a boolean flag followed by nothing or by
+    another flag is true, otherwise ``Coerce.toBoolean`` of its value."""
+    args = parse_installer_command(
+        "java -Dlog.store=FILE -jar G.jar -AR eu-west-1 --Thing-Name a -tgn g -p "
+        "--setup-system-service true",
+        "d",
+    )
+    assert (args.region, args.thing_name, args.thing_group_name, args.provision) == (
+        "eu-west-1",
+        "a",
+        "g",
+        True,
+    )
+    assert parse_installer_command(f"{COMMAND.replace('true', 'yes')}", "d").provision
+    assert not parse_installer_command(f"{COMMAND.replace('true', 'True')}", "d").provision
+    with pytest.raises(ProvisioningError, match="Thing group name cannot contain colon"):
+        parse_installer_command(f"{COMMAND} --thing-group-name a:b", "d")

@@ -168,11 +168,24 @@ JOB = JobKind(noun="Training", running=frozenset({"InProgress"}))
 
 
 def _signal_existing(description: dict[str, Any], p: TrainingProps, signal: Signaller) -> None:
+    """Signal the handle for a job found already existing (it may have ended).
+
+    An expired handle is no error: nothing waits on it any more (see HandleExpired). That is
+    what a rollback Update meets: CloudFormation sends the OLD properties back, with the old
+    job's handle, and that handle's wait condition completed when the old job ended.
+    """
     status = description.get("TrainingJobStatus", "")
     artifact = description.get("ModelArtifacts", {}).get("S3ModelArtifacts") or (
         p.model_artifact_uri
     )
-    signal(p.wait_handle_url, p.job_name, status, description.get("FailureReason"), artifact)
+    try:
+        signal(p.wait_handle_url, p.job_name, status, description.get("FailureReason"), artifact)
+    except wait_condition_signal.HandleExpired:
+        LOGGER.warning(
+            "The wait handle of training job %s has expired: its wait condition completed or "
+            "timed out long ago, so nothing waits for this signal (a rollback Update)",
+            p.job_name,
+        )
 
 
 def _response(p: TrainingProps, description: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -20,10 +21,44 @@ TERMINAL_STATUSES = frozenset({"Completed", "Failed", "Stopped"})
 PUT_TIMEOUT_SECONDS = 20.0
 # CloudFormation shows the Reason in the stack events; keep it readable.
 MAX_REASON_CHARS = 2000
+# An S3 error body is a few hundred bytes; read no more than this of it.
+MAX_ERROR_BODY_BYTES = 4096
+_ERROR_CODE_RE = re.compile(r"<Code>([^<]{1,100})</Code>")
+_ERROR_MESSAGE_RE = re.compile(r"<Message>([^<]{1,300})</Message>")
 
 
 class SignalError(RuntimeError):
     """The wait-condition handle did not accept the signal."""
+
+
+class HandleExpired(SignalError):
+    """The handle's presigned URL is past its expiry: no wait condition can still wait on it.
+
+    A handle is a presigned S3 URL with a fixed expiry (``X-Amz-Date`` + ``X-Amz-Expires`` in
+    the URL; the handle URLs CloudFormation returns carry ``X-Amz-Expires=86399``). A presigned
+    URL is usable "up to the expiration date and time" (Amazon S3 User Guide, "Download and
+    upload objects with presigned URLs"); past it S3 answers 403 ``AccessDenied`` "Request has
+    expired". A WaitCondition waits at most 43200 s (CloudFormation Template Reference,
+    AWS::CloudFormation::WaitCondition, ``Timeout``), so by then the condition that used the
+    handle has completed or timed out. A rollback Update back to an old job meets this.
+    """
+
+
+def _s3_error(error: urllib.error.HTTPError) -> tuple[str, str]:
+    """(Code, Message) of an S3 XML error body; empty strings when there is none."""
+    try:
+        raw = error.read(MAX_ERROR_BODY_BYTES)
+    except OSError:
+        return "", ""
+    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else ""
+    code = _ERROR_CODE_RE.search(text)
+    message = _ERROR_MESSAGE_RE.search(text)
+    return (code.group(1) if code else ""), (message.group(1) if message else "")
+
+
+def is_expiry(status: int, code: str, message: str) -> bool:
+    """Whether S3 refused a presigned request because the URL expired (and for nothing else)."""
+    return status == 403 and code == "AccessDenied" and message == "Request has expired"
 
 
 def signal_body(
@@ -65,8 +100,8 @@ def put_signal(url: str, body: dict[str, str], *, timeout: float = PUT_TIMEOUT_S
     """PUT ``body`` as JSON to the presigned handle ``url``; return the HTTP status.
 
     The Content-Type header is sent empty: the URL is presigned without one, and S3 rejects
-    a request whose signed headers differ. Raises SignalError on any non-2xx answer or
-    network error, so that a Lambda invoked asynchronously (EventBridge) retries.
+    a request whose signed headers differ. Raises HandleExpired when S3 says the URL expired,
+    SignalError on any other non-2xx answer or network error.
     """
     scheme = urllib.parse.urlsplit(url).scheme
     if scheme not in ("https", "http"):
@@ -79,11 +114,17 @@ def put_signal(url: str, body: dict[str, str], *, timeout: float = PUT_TIMEOUT_S
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             status = int(response.status)
     except urllib.error.HTTPError as error:
-        # The error body may echo the request; log only the status.
-        raise SignalError(
+        # The error body may echo the request: keep only S3's error Code and Message from it.
+        code, message = _s3_error(error)
+        refused = (
             f"Wait handle rejected the {body['Status']} signal for {body['UniqueId']}: "
             f"HTTP {error.code}"
-        ) from None
+        )
+        if code:
+            refused += f" {code}: {message}"
+        if is_expiry(error.code, code, message):
+            raise HandleExpired(refused) from None
+        raise SignalError(refused) from None
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
         raise SignalError(
