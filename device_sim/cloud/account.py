@@ -21,6 +21,7 @@ from device_sim.cloud.lambda_ import LambdaBackend
 from device_sim.cloud.logs import LogsBackend
 from device_sim.cloud.s3 import S3Backend
 from device_sim.cloud.sagemaker import SageMakerBackend
+from device_sim.cloud.sqs import SqsBackend
 from device_sim.cloud.waitcondition import WaitConditions
 from device_sim.iam import Policy
 
@@ -43,7 +44,8 @@ class Cloud:
         self.lambda_ = LambdaBackend(env)
         self.sagemaker = SageMakerBackend(env, self.s3_backend)
         self.sagemaker.notes = self.notes
-        self.events = EventsBackend(env, self.lambda_.invoke)
+        self.sqs = SqsBackend(env, self.lambda_.invoke)
+        self.events = EventsBackend(env, self.lambda_.invoke, self.sqs.send_message)
         self.sagemaker.emit = self.events.put_event
         self.wait_conditions = WaitConditions(env, lambda: self.now)
 

@@ -1,4 +1,5 @@
-"""Amazon EventBridge in the simulated account: rules that route events to Lambda functions.
+"""Amazon EventBridge in the simulated account: rules that route events to Lambda functions
+and SQS queues (the target's input, transformed or not, is the message body).
 
 Event patterns match as "Amazon EventBridge event patterns" describes (each field in the pattern
 lists the values it accepts; nested objects match nested fields); an ``InputTransformer`` puts
@@ -36,10 +37,16 @@ def matches(pattern: Mapping[str, Any], event: Mapping[str, Any]) -> bool:
 
 
 class EventsBackend:
-    def __init__(self, env: Env, invoke: Callable[[str, dict[str, Any]], Any]) -> None:
+    def __init__(
+        self,
+        env: Env,
+        invoke: Callable[[str, dict[str, Any]], Any],
+        send: Callable[[str, str], Any] | None = None,
+    ) -> None:
         self.env = env
         self.rules: dict[str, Rule] = {}
         self._invoke = invoke
+        self._send = send
         self.failed_invocations: list[str] = []
 
     def put_rule(self, rule: Rule) -> str:
@@ -68,6 +75,12 @@ class EventsBackend:
                 self._deliver(str(target["Arn"]), payload)
 
     def _deliver(self, arn: str, payload: Any) -> None:
+        if arn.split(":")[2:3] == ["sqs"] and self._send is not None:
+            self._send(arn, json.dumps(payload))
+            return
+        self._invoke_function(arn, payload)
+
+    def _invoke_function(self, arn: str, payload: Any) -> None:
         """EventBridge invokes Lambda asynchronously; on a function error Lambda "retries the
         function two more times" and then discards the event (Lambda developer guide,
         "Asynchronous invocation"): three attempts, then the event is lost."""

@@ -74,12 +74,17 @@ class WaitConditions:
             raise urllib.error.HTTPError(url, 404, "NoSuchKey", Message(), None)
         if self._clock() > handle.expires:
             handle.refused.append("expired")
+            # S3's REST error body (Amazon S3 API Reference, "Error responses": an XML
+            # ``<Error>`` with ``Code`` and ``Message``); an expired presigned URL answers
+            # 403 AccessDenied "Request has expired", with the expiry and the server's time.
+            body = (
+                '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+                "<Message>Request has expired</Message>"
+                f"<Expires>{handle.expires}</Expires><ServerTime>{int(self._clock())}"
+                "</ServerTime><RequestId>SIMULATED</RequestId></Error>"
+            )
             raise urllib.error.HTTPError(
-                url,
-                403,
-                "AccessDenied: Request has expired",
-                Message(),
-                None,
+                url, 403, "Forbidden", Message(), io.BytesIO(body.encode())
             )
         handle.signals.append(json.loads(body))
         return 200

@@ -124,7 +124,8 @@ def failing_at(stack: DeployedStack, ring: str) -> Failure:
 
 
 # ---------------------------------------------------------------- (e) a release rolled back
-@pytest.mark.xfail(strict=True, reason=H2A)
+
+
 def test_a_rolled_back_release_goes_back_to_the_devices(
     dev_stage: Stage, tmp_path: Path, stand_ins: StandIns
 ) -> None:
@@ -182,7 +183,6 @@ def promoted(assembly: Path, tmp_path: Path) -> dict[str, Any]:
     return releases
 
 
-@pytest.mark.xfail(strict=True, reason=H2A)
 def test_canary_promote_and_a_failed_update_leave_each_ring_on_its_release(
     tmp_path: Path, stand_ins: StandIns
 ) -> None:

@@ -245,11 +245,6 @@ def test_deleting_the_devices_stack_while_a_device_holds_its_policies(
 
 
 # ---------------------------------------------------------------- (a) roll back a training change
-@pytest.mark.xfail(
-    strict=True,
-    reason="the rollback Update signals the old wait-condition handle, whose presigned URL "
-    "has expired (403), and put_signal raises: UPDATE_ROLLBACK_FAILED; fixed by d2-training (H1)",
-)
 def test_rolling_back_a_training_change_days_later(
     dev_stage: Stage, dev_retrained: Stage, stand_ins: StandIns
 ) -> None:
@@ -262,7 +257,7 @@ def test_rolling_back_a_training_change_days_later(
     late = logical_of(stack, "AWS::GreengrassV2::Deployment") or logical_of(
         stack, "Custom::GreengrassDeployment"
     )
-    rolled = cf.update_stack(pipeline, Failure(late[0], "any", "the rollout failed"))
+    rolled = cf.update_stack(pipeline, Failure(late[0], "update", "the rollout failed"))
     # The new job ran; the rollback returned the training resource to the old job.
     assert rolled.outputs["TrainingJobName"] == old_job
     assert rolled.status == "UPDATE_ROLLBACK_COMPLETE", reasons(rolled)

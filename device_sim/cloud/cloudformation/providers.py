@@ -311,6 +311,65 @@ class EventRule(Base):
         ctx.cloud.events.delete_rule(resource.physical_id)
 
 
+class SqsQueue(Base):
+    """``AWS::SQS::Queue``: ``Ref`` is the queue URL, ``Arn``/``QueueName``/``QueueUrl`` its
+    attributes (aws-sqs-queue.json ``readOnlyProperties``); ``RedrivePolicy`` an object or its
+    JSON text."""
+
+    def create(self, ctx: Context, logical: str, props: dict[str, Any]) -> Created:
+        name = props.get("QueueName") or ctx.generated_name(logical, 80)
+        redrive = props.get("RedrivePolicy") or {}
+        if isinstance(redrive, str):
+            redrive = json.loads(redrive)
+        count = redrive.get("maxReceiveCount")
+        queue = ctx.cloud.sqs.create_queue(
+            str(name), redrive.get("deadLetterTargetArn"), int(count) if count else None
+        )
+        return queue.url, {"Arn": queue.arn, "QueueName": queue.name, "QueueUrl": queue.url}
+
+    def update(
+        self, ctx: Context, resource: DeployedResource, props: dict[str, Any]
+    ) -> dict[str, Any]:
+        queue = ctx.cloud.sqs.queues[resource.attributes["Arn"]]
+        redrive = props.get("RedrivePolicy") or {}
+        if isinstance(redrive, str):
+            redrive = json.loads(redrive)
+        count = redrive.get("maxReceiveCount")
+        queue.dead_letter_arn = redrive.get("deadLetterTargetArn")
+        queue.max_receive_count = int(count) if count else None
+        return resource.attributes
+
+    def delete(self, ctx: Context, resource: DeployedResource) -> None:
+        ctx.cloud.sqs.delete_queue(resource.attributes["Arn"])
+
+
+class EventSourceMapping(Base):
+    """``AWS::Lambda::EventSourceMapping`` of an SQS queue: ``FunctionName`` is a name or an
+    ARN (aws-lambda-eventsourcemapping.json); ``Ref`` is the mapping's UUID."""
+
+    def create(self, ctx: Context, logical: str, props: dict[str, Any]) -> Created:
+        function = str(props["FunctionName"])
+        if not function.startswith("arn:"):
+            function = ctx.cloud.lambda_.arn(function)
+        uuid = ctx.cloud.sqs.create_event_source_mapping(
+            str(props["EventSourceArn"]),
+            function,
+            int(props.get("BatchSize") or 10),
+            "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
+        )
+        arn = ctx.env.arn("lambda", f"event-source-mapping:{uuid}")
+        return uuid, {"Id": uuid, "EventSourceMappingArn": arn}
+
+    def update(
+        self, ctx: Context, resource: DeployedResource, props: dict[str, Any]
+    ) -> dict[str, Any]:
+        ctx.cloud.sqs.delete_event_source_mapping(resource.physical_id)
+        return self.create(ctx, resource.logical_id, props)[1]
+
+    def delete(self, ctx: Context, resource: DeployedResource) -> None:
+        ctx.cloud.sqs.delete_event_source_mapping(resource.physical_id)
+
+
 class WaitConditionHandle(Base):
     def create(self, ctx: Context, logical: str, props: dict[str, Any]) -> Created:
         return ctx.cloud.wait_conditions.create_handle(ctx.stack_id, logical), {}
@@ -415,6 +474,8 @@ PROVIDERS: dict[str, Provider] = {
     "AWS::Lambda::Function": LambdaFunction(),
     "AWS::Logs::LogGroup": LogGroup(),
     "AWS::Events::Rule": EventRule(),
+    "AWS::SQS::Queue": SqsQueue(),
+    "AWS::Lambda::EventSourceMapping": EventSourceMapping(),
     "AWS::CloudFormation::WaitConditionHandle": WaitConditionHandle(),
     "AWS::CloudFormation::WaitCondition": WaitCondition(),
     "AWS::GreengrassV2::ComponentVersion": ComponentVersion(),
