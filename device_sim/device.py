@@ -10,9 +10,9 @@ files to the inference component and records what the device publishes:
 * the MQTT client (``mqttclient/MqttClient.java``) publishes on one of its connections, round
   robin (``getConnection(false)``); it opens another connection, client id ``<thing>#2``, ...,
   only when a connection holds ``MAX_SUBSCRIPTIONS_PER_CONNECTION`` (50) subscriptions
-  (``getNewMqttClient``). The nucleus itself subscribes to a handful of IoT jobs topics
-  (``deployment/IotJobsHelper.java``) and this deployment adds no subscriptions, so the device
-  has one connection, client id = thing name;
+  (``getNewMqttClient``). The nucleus itself subscribes to its jobs and deployment-shadow topics
+  (:mod:`device_sim.dataplane`) and this deployment adds no subscriptions, so the device has one
+  connection, client id = thing name;
 * AWS IoT Core then authorizes ``iot:Publish`` on ``topic/<topic>`` against the policies attached
   to the device certificate. ``${iot:Connection.Thing.ThingName}`` resolves only when the client
   id is the thing name ("Thing policy variables",
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import threading
 import time
@@ -36,11 +37,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from device_sim import dataplane
 from device_sim.assembly import Cloud, Env, Stage, default_stand_ins, deploy_stage, load_stage
 from device_sim.deployment import (
     DEFAULT_NUCLEUS_VERSION,
+    NUCLEUS,
     PLATFORMS,
     Resolution,
+    deployment_for,
     resolve_deployment,
 )
 from device_sim.download import Downloader, tes_role_policies
@@ -54,11 +58,23 @@ from device_sim.provision import (
     parse_installer_command,
     provision,
 )
+from device_sim.run_with import (
+    Ownership,
+    RunWith,
+    RunWithError,
+    access_problem,
+    component_default_user,
+    setup_run_with,
+    update_owner,
+)
 
 LOG = logging.getLogger(__name__)
 HOST_PLATFORM = "linux/amd64"
 MAX_SUBSCRIPTIONS_PER_CONNECTION = 50  # MqttClient.MAX_SUBSCRIPTIONS_PER_CONNECTION
-NUCLEUS_SUBSCRIPTIONS = 4  # IotJobsHelper: jobs notify-next, $next/get accepted/rejected, ...
+# the nucleus's own subscriptions (IotJobsHelper, ShadowDeploymentListener: dataplane.py)
+NUCLEUS_SUBSCRIPTIONS = len(dataplane.subscriptions("thing"))
+# absolute paths in a component's interpolated lifecycle (scripts, Setenv values)
+_PATH_IN_TEXT = re.compile(r"/[^\s'\"`;:|&<>(){}$,]+")
 # Written into every root the simulator creates: only such a root (or an empty or new folder) is
 # deleted and recreated by a run.
 ROOT_MARKER = ".device-sim-root"
@@ -147,6 +163,9 @@ class Device:
         self.certificate_policies: list[Policy] = []
         self._lock = threading.Lock()
         self.client_ids: list[str] = []
+        self.run_with: RunWith | None = None
+        self.ownership = Ownership(self.paths.root)
+        self.calls = dataplane.Transcript()
 
     # ------------------------------------------------------------ steps
     def deploy(self) -> tuple[Stage, Cloud]:
@@ -192,6 +211,71 @@ class Device:
             if name in cloud.iot_policies
         ]
         self.report.step("provision", True, f"thing {args.thing_name}, {len(result.calls)} calls")
+        self.component_user(str(cloud.output("Devices", "InstallerCommand")))
+
+    def component_user(self, installer_command: str) -> None:
+        """The installer's component default user, created where missing (run_with.py)."""
+        spec = component_default_user(installer_command)
+        try:
+            run_with = setup_run_with(spec)
+        except RunWithError as error:
+            raise StepFailed("component user", str(error)) from None
+        self.run_with = run_with
+        if run_with.real:
+            # Components run in <root>/work/<name>: their user must be able to search every
+            # folder above the root, as anyone can above /greengrass/v2 on a device.
+            problem = access_problem(self.ownership, self.paths.root / "work", run_with)
+            if problem:
+                raise StepFailed(
+                    "component user",
+                    f"--root {self.options.root}: components run as {run_with.label} and "
+                    f"{problem}; give a root that other users may reach (the device's is "
+                    "/greengrass/v2)",
+                )
+            self.report.step("component user", True, f"{run_with.label} (uid {run_with.uid})")
+        else:
+            self.report.notes.append(run_with.note)
+            self.report.step(
+                "component user", True, f"{run_with.label} NOT SWITCHED: {run_with.note}"
+            )
+
+    def cloud_calls(self, cloud: Cloud) -> None:
+        """The nucleus's own MQTT subscriptions and the deployment document calls (dataplane.py)."""
+        context = self.iot_context(self.thing_name)
+        try:
+            count = dataplane.check_mqtt(
+                self.certificate_policies, cloud.env, self.thing_name, context, self.calls
+            )
+            document = deployment_for(cloud, self.thing_group or None)
+            deployment_id = str(document.get("DeploymentName") or "deployment")
+            dataplane.check_deployment_document(
+                self.certificate_policies,
+                cloud.env,
+                self.thing_name,
+                document,
+                deployment_id,
+                self.calls,
+            )
+        except (dataplane.CallDenied, RuntimeError) as error:
+            raise StepFailed("receive deployment", str(error)) from None
+        self.report.step(
+            "receive deployment", True, f"{count} subscriptions (jobs, deployment shadow)"
+        )
+
+    def credentials(self, cloud: Cloud) -> None:
+        """Token exchange: AssumeRoleWithCertificate and the role's trust (dataplane.py)."""
+        alias = str(cloud.output("Devices", "TokenExchangeRoleAlias"))
+        try:
+            role = dataplane.check_credentials(
+                cloud,
+                self.certificate_policies,
+                alias,
+                self.iot_context(self.thing_name),
+                self.calls,
+            )
+        except dataplane.CallDenied as error:
+            raise StepFailed("token exchange credentials", str(error)) from None
+        self.report.step("token exchange credentials", True, f"role alias {alias} -> {role}")
 
     def resolve(self, cloud: Cloud) -> Resolution:
         try:
@@ -202,6 +286,16 @@ class Device:
                 thing_group=self.thing_group or None,
             )
         except RuntimeError as error:
+            raise StepFailed("resolve deployment", str(error)) from None
+        negotiated = [
+            (name, component.public)
+            for name, component in resolution.components.items()
+            # negotiateVersionWithCloud: the running nucleus version is not negotiated
+            if not (name == NUCLEUS and component.version == self.options.nucleus_version)
+        ]
+        try:
+            dataplane.check_resolve(self.certificate_policies, cloud.env, negotiated, self.calls)
+        except dataplane.CallDenied as error:
             raise StepFailed("resolve deployment", str(error)) from None
         self.report.resolution = resolution
         self.report.notes.extend(resolution.notes)
@@ -215,6 +309,17 @@ class Device:
         return resolution
 
     def download(self, cloud: Cloud, resolution: Resolution) -> None:
+        public = [
+            (name, c.version)
+            for name, c in resolution.components.items()
+            if c.public and name != NUCLEUS
+        ]
+        try:
+            dataplane.check_public_artifacts(
+                self.certificate_policies, cloud.env, public, self.calls
+            )
+        except dataplane.CallDenied as error:
+            raise StepFailed("download artifacts", str(error)) from None
         alias = str(cloud.output("Devices", "TokenExchangeRoleAlias"))
         downloader = Downloader(cloud, self.paths, tes_role_policies(cloud, alias))
         try:
@@ -267,6 +372,44 @@ class Device:
         )
         self.report.step("interpolate", True, f"{len(unresolved)} placeholders left as is")
         return resolved
+
+    def file_access(self, services: Mapping[str, ResolvedService]) -> None:
+        """Can each component read the files its lifecycle names, as the user it runs as?
+
+        Judged from the owners and modes the nucleus sets (run_with.py, download.py): a
+        component that runs a command owns its own artifacts and work folder by then
+        (``updateOwner``); a dependency without a lifecycle command (the model) does not. Every
+        absolute path inside the nucleus root, and the ``--wheelhouse``, that a lifecycle
+        script or ``Setenv`` names is checked; paths not created yet (a venv before its
+        Install) are checked as far as they exist. The boots then show it for real where the
+        components really run as that user.
+        """
+        run_with = self.run_with
+        if run_with is None:
+            return
+        expected = Ownership(self.ownership.root, dict(self.ownership.owners), apply=False)
+        runs = [n for n, s in services.items() if _runs_a_command(s.lifecycle)]
+        for name in runs:
+            service = services[name]
+            update_owner(
+                expected,
+                self.paths.artifacts(name, service.version),
+                self.paths.unarchived(name, service.version),
+                self.paths.work(name),
+                run_with,
+            )
+        problems = []
+        checked = 0
+        for name in runs:
+            for path in _paths_named(services[name].lifecycle, self.paths.root, self.options):
+                checked += 1
+                problem = access_problem(expected, path, run_with)
+                if problem:
+                    problems.append(f"{name} (runs as {run_with.label}) needs {path}: {problem}")
+        if problems:
+            self.report.step("file access", False, "; ".join(problems))
+        else:
+            self.report.step("file access", True, f"{checked} paths readable by {run_with.label}")
 
     # ------------------------------------------------------------ MQTT
     def mqtt_connections(self) -> list[str]:
@@ -362,6 +505,8 @@ class Device:
             ipc_env=ipc_env,
             extra_env=extra,
             network=network,
+            run_with=self.run_with,
+            ownership=self.ownership,
         )
         if not network:
             self.report.notes.append(f"{label}: network refused with {runner.isolation}")
@@ -403,11 +548,17 @@ class Device:
         service = consumers[0]
         work = self.paths.work(service.name)
         input_dir = work / str(service.configuration["InputDir"])
+        created = not input_dir.exists()
         input_dir.mkdir(parents=True, exist_ok=True)
+        # Images are dropped in as the component's user would (its work folder is rwx------).
+        if created and self.run_with is not None:
+            self.ownership.set(input_dir, self.run_with)
         before = len(self.report.published) + len(self.report.denied)
         for image in images:
             staging = input_dir.parent / f".{image.name}.part"
             shutil.copyfile(image, staging)
+            if self.run_with is not None:
+                self.ownership.set(staging, self.run_with)
             staging.rename(input_dir / f"boot{len(self.report.boots)}-{image.name}")
         deadline = time.monotonic() + self.options.wait_seconds
         want = before + len(images)
@@ -453,9 +604,13 @@ class Device:
         except (ValueError, RuntimeError) as error:
             raise StepFailed("deploy stacks", str(error)) from None
         self.provision(cloud)
+        self.connect(cloud)
+        self.cloud_calls(cloud)
         resolution = self.resolve(cloud)
+        self.credentials(cloud)
         self.download(cloud, resolution)
         services = self.interpolate(resolution)
+        self.file_access(services)
         if o.platform != HOST_PLATFORM:
             self.report.notes.append(
                 f"{o.platform}: resolution, download and interpolation are for {o.platform}; the "
@@ -464,7 +619,6 @@ class Device:
             )
         if not o.run_lifecycle:
             return
-        self.connect(cloud)
         images = sorted(p for p in o.images.iterdir() if p.is_file()) if o.images else []
         first = self.boot("boot 1", True, resolution, services, images)
         if first.broken:
@@ -476,6 +630,38 @@ class Device:
                     "boot 2 (reboot, offline)",
                     "; ".join(f"{k}: {v}" for k, v in second.broken.items()),
                 )
+
+
+def _runs_a_command(lifecycle: Mapping[str, Any]) -> bool:
+    """A lifecycle with a step the nucleus runs as a command (GenericExternalService.run)."""
+    steps = ("install", "startup", "run", "bootstrap", "shutdown", "recover")
+    return any(str(k).lower() in steps and v for k, v in lifecycle.items())
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Mapping):
+        return [t for v in value.values() for t in _strings(v)]
+    if isinstance(value, list):
+        return [t for v in value for t in _strings(v)]
+    return []
+
+
+def _paths_named(lifecycle: Mapping[str, Any], root: Path, options: DeviceOptions) -> list[Path]:
+    """Absolute paths inside the nucleus root (and the wheelhouse) in a lifecycle's strings."""
+    bases = [root.resolve()]
+    if options.wheelhouse is not None:
+        bases.append(options.wheelhouse.resolve())
+    found: list[Path] = []
+    for text in _strings(lifecycle):
+        for match in _PATH_IN_TEXT.findall(text):
+            path = Path(match.rstrip("."))
+            if any(path == b or b in path.parents for b in bases) and path not in found:
+                found.append(path)
+    if options.wheelhouse is not None and any("pip" in t for t in _strings(lifecycle)):
+        found.append(options.wheelhouse.resolve())  # PIP_FIND_LINKS of the first boot
+    return found
 
 
 def root_problem(
@@ -524,6 +710,7 @@ def prepare_root(root: Path) -> None:
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)
+    root.chmod(0o755)  # NucleusPaths.setRootPath: Permissions.setRootPermission, rwxr-xr-x
     (root / ROOT_MARKER).write_text("made by python -m device_sim; deleted by its next run\n")
 
 

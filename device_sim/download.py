@@ -16,9 +16,9 @@
 * Store and unarchive (``ComponentManager.prepareArtifacts``, ``Unarchiver.unzip``,
   ``util/Permissions.setArtifactPermission``): ``packages/artifacts/<name>/<version>/<file>``;
   ``Unarchive: ZIP`` into ``packages/artifacts-unarchived/<name>/<version>/<file name without its
-  last extension>/``, refusing entries outside that folder; directories get ``rwxr-xr-x``, files
-  the recipe's ``Permission`` (``Read``/``Execute``: ``NONE``, ``OWNER``, ``ALL``; default
-  ``Read: OWNER``), plus owner-write when the nucleus is not root.
+  last extension>/``, refusing entries outside that folder; folders get ``rwxr-xr-x``, files
+  the recipe's ``Permission`` as :func:`permission_bits` maps it. Owner: the nucleus's user
+  (root); :mod:`device_sim.run_with` hands them to a component's user when it runs a command.
 """
 
 from __future__ import annotations
@@ -44,6 +44,9 @@ class DownloadFailed(RuntimeError):
     """The deployment fails while preparing artifacts; the message names call and reason."""
 
 
+STORE_FOLDER_MODE = 0o755  # Permissions.OWNER_RWX_EVERYONE_RX
+
+
 @dataclass
 class DownloadReport:
     calls: list[str] = field(default_factory=list)
@@ -51,30 +54,53 @@ class DownloadReport:
     skipped: list[str] = field(default_factory=list)
 
 
-def _permission_bits(permission: dict[str, Any] | None) -> int:
+def permission_bits(permission: dict[str, Any] | None) -> int:
+    """The mode of an artifact file: ``models/Permission.toFileSystemPermission`` (``Read`` and
+    ``Execute``: ``NONE``, ``OWNER``, ``ALL``; default ``Read: OWNER``, ``Execute: NONE``).
+
+    The owner may always read; ``OWNER`` is granted to the owner *and its group* ("user group is
+    considered to be owner"); execute implies read. So ``Read: NONE`` is ``r--------`` (0400),
+    ``Read: OWNER`` ``r--r-----`` (0440), ``Read: ALL`` ``r--r--r--`` (0444). The nucleus runs as
+    root here (the InstallerCommand uses sudo), so ``Permissions.setArtifactPermission`` adds no
+    owner-write (it does that only for a non-root nucleus).
+    """
     read = str((permission or {}).get("Read", "OWNER")).upper()
     execute = str((permission or {}).get("Execute", "NONE")).upper()
-    bits = 0
-    if read == "OWNER":
-        bits |= stat.S_IRUSR
-    elif read == "ALL":
-        bits |= stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
-    if execute == "OWNER":
-        bits |= stat.S_IXUSR
-    elif execute == "ALL":
-        bits |= stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
-    if os.geteuid() != 0:
-        bits |= stat.S_IWUSR  # Permissions.setArtifactPermission: non-root keeps owner-write
+    for key, value in (("Read", read), ("Execute", execute)):
+        if value not in ("NONE", "OWNER", "ALL"):
+            raise DownloadFailed(f"artifact Permission {key}: {value!r} is not NONE, OWNER or ALL")
+    bits = stat.S_IRUSR
+    if execute in ("OWNER", "ALL"):
+        bits |= stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP
+    if read in ("OWNER", "ALL"):
+        bits |= stat.S_IRGRP
+    if read == "ALL" or execute == "ALL":
+        bits |= stat.S_IROTH
+    if execute == "ALL":
+        bits |= stat.S_IXOTH
     return bits
 
 
 def set_artifact_permission(path: Path, bits: int) -> None:
+    """``Permissions.setArtifactPermission``: folders rwxr-xr-x, recursively; files ``bits``."""
     if path.is_dir():
-        path.chmod(0o755)
+        path.chmod(STORE_FOLDER_MODE)
         for child in path.iterdir():
             set_artifact_permission(child, bits)
     elif path.exists():
         path.chmod(bits)
+
+
+def store_folder(root: Path, folder: Path) -> Path:
+    """Create ``folder`` and every folder between ``root`` and it rwxr-xr-x, as
+    ``NucleusPaths.setRootPath``, ``setComponentStorePath``, ``artifactPath(id)`` and
+    ``unarchiveArtifactPath(id, name)`` do (``OWNER_RWX_EVERYONE_RX``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in [folder, *folder.parents]:
+        if path != root and root not in path.parents:
+            break
+        path.chmod(STORE_FOLDER_MODE)
+    return folder
 
 
 def unzip(data: bytes, dest: Path) -> None:
@@ -174,19 +200,18 @@ class Downloader:
                 f"{name}: ARTIFACT_CHECKSUM_MISMATCH for {uri}: recipe digest "
                 f"{artifact.get('Digest')}, downloaded {digest}"
             )
-        directory = self.paths.artifacts(name, version)
-        directory.mkdir(parents=True, exist_ok=True)
+        directory = store_folder(self.paths.root, self.paths.artifacts(name, version))
         file_name = key.split("/")[-1]
         target = directory / file_name
         if target.exists():
             target.chmod(0o600)
         target.write_bytes(data)
-        bits = _permission_bits(artifact.get("Permission"))
+        bits = permission_bits(artifact.get("Permission"))
         set_artifact_permission(target, bits)
         self.report.files.append(target)
         if str(artifact.get("Unarchive", "NONE")).upper() == "ZIP":
             stem = file_name[: file_name.rindex(".")] if file_name.find(".") > 0 else file_name
-            into = self.paths.unarchived(name, version) / stem
+            into = store_folder(self.paths.root, self.paths.unarchived(name, version) / stem)
             unzip(data, into)
             set_artifact_permission(into, bits)
             self.report.files.append(into)

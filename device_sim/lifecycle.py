@@ -27,8 +27,15 @@ Followed (aws-greengrass-nucleus):
 * Dependency order: a component starts after its dependencies (``ComponentDependencies``);
   a component whose HARD dependency is broken does not start.
 
-Not modelled: running as ``ggc_user`` (scripts run as the simulator's user), ``RequiresPrivilege``
-(recorded only), retries of a failed install (the nucleus retries three times before BROKEN; the
+Who runs the scripts (:mod:`device_sim.run_with`): the component default user (``ggc_user:
+ggc_group``), as ``UnixPlatform.getSudoCommand`` does (``sudo -n -E -H -u USER -g GROUP``:
+environment kept, ``HOME`` the user's); a step with ``RequiresPrivilege: true`` runs as the
+nucleus's user (root) (``GenericExternalService.addUser``). Before the first step of a service
+that runs a command (not one skipped by ``Skipif``), its files are handed to that user
+(``GenericExternalService.run`` -> ``updateComponentPathOwner``); the work folder is created
+rwx------ (``NucleusPaths.workPath``).
+
+Not modelled: retries of a failed install (the nucleus retries three times before BROKEN; the
 simulator reports the first failure), the token exchange service.
 
 Network refusal for the reboot: ``unshare -n`` (a new, empty network namespace: no route to
@@ -53,6 +60,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from device_sim.interpolation import NucleusPaths, ResolvedService
+from device_sim.run_with import Ownership, RunWith, prepare_work_path, update_owner
 
 DEFAULT_INSTALL_TIMEOUT = 120
 DEFAULT_STARTUP_TIMEOUT = 120
@@ -177,8 +185,15 @@ class LifecycleRunner:
         ipc_env: Callable[[str], Mapping[str, str]],
         extra_env: Mapping[str, str] | None = None,
         network: bool = True,
+        run_with: RunWith | None = None,
+        ownership: Ownership | None = None,
     ) -> None:
         self.paths = paths
+        self.run_with = run_with
+        self.ownership = ownership or Ownership(paths.root)
+        # services whose runWith this nucleus launch has computed (GenericExternalService.runWith
+        # is null again after a restart, so a reboot hands the files over again)
+        self._handed_over: set[str] = set()
         self.thing_name = thing_name
         self.region = region
         self.ipc_env = ipc_env
@@ -199,6 +214,9 @@ class LifecycleRunner:
             "AWS_DEFAULT_REGION": self.region,
             "GG_ROOT_CA_PATH": str(self.paths.root / "rootCA.pem"),
         }
+        if self._switches(step):
+            assert self.run_with is not None
+            env["HOME"] = self.run_with.home  # sudo -H
         env.update(self.ipc_env(service.name))
         env.update(self.extra_env)
         setenv = _ci(service.lifecycle, "Setenv") or {}
@@ -218,10 +236,64 @@ class LifecycleRunner:
             env["NO_PROXY"] = env["no_proxy"] = ""
         return env
 
-    def _command(self, script: str) -> list[str]:
+    def _switches(self, step: Step) -> bool:
+        """The step's process runs as the run-with user (not as this process's user)."""
+        return self.run_with is not None and self.run_with.real and not step.requires_privilege
+
+    def _command(self, script: str, step: Step | None = None) -> list[str]:
         if not self.network and self.isolation == "unshare -n":
+            if step is not None and self._switches(step):
+                # unshare needs root: enter the namespace first, then become the user (unshare
+                # --setgid also drops supplementary groups; the primary group is the run-with one)
+                assert self.run_with is not None
+                return [
+                    "unshare",
+                    "-n",
+                    "--setgid",
+                    str(self.run_with.gid),
+                    "--setuid",
+                    str(self.run_with.uid),
+                    "sh",
+                    "-c",
+                    script,
+                ]
             return ["unshare", "-n", "sh", "-c", script]
         return ["sh", "-c", script]
+
+    def _spawn(
+        self, service: ResolvedService, step: Step, env: Mapping[str, str], log: IO[bytes]
+    ) -> subprocess.Popen[bytes]:
+        """Hand the service's files over on its first command, then start ``step`` as the
+        run-with user (root for ``RequiresPrivilege``), in its rwx------ work folder."""
+        cwd = self.paths.work(service.name)
+        prepare_work_path(cwd)
+        if self.run_with is not None and service.name not in self._handed_over:
+            self._handed_over.add(service.name)
+            update_owner(
+                self.ownership,
+                self.paths.artifacts(service.name, service.version),
+                self.paths.unarchived(service.name, service.version),
+                cwd,
+                self.run_with,
+            )
+        switch: dict[str, Any] = {}
+        isolated = not self.network and self.isolation == "unshare -n"
+        if self._switches(step) and not isolated:
+            assert self.run_with is not None
+            switch = {
+                "user": self.run_with.uid,
+                "group": self.run_with.gid,
+                "extra_groups": list(self.run_with.groups),
+            }
+        return subprocess.Popen(
+            self._command(step.script, step),
+            cwd=cwd,
+            env=dict(env),
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            **switch,
+        )
 
     def _log(self, component: str) -> IO[bytes]:
         return (self.paths.root / "logs" / f"{component}.log").open("ab")
@@ -236,21 +308,12 @@ class LifecycleRunner:
             return self._invalid(service, step, error)
         if skip:
             return StepResult(service.name, step.name, "skipped", 0.0, f"Skipif {step.skipif}")
-        cwd = self.paths.work(service.name)
-        cwd.mkdir(parents=True, exist_ok=True)
         timeout = step.timeout if step.timeout is not None else default_timeout
         started = time.monotonic()
         with self._log(service.name) as log:
             log.write(f"--- {boot.label}: {step.name} ---\n".encode())
             log.flush()
-            process = subprocess.Popen(
-                self._command(step.script),
-                cwd=cwd,
-                env=env,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
+            process = self._spawn(service, step, env, log)
             try:
                 code = process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -314,19 +377,10 @@ class LifecycleRunner:
         if skip:
             boot.results.append(StepResult(service.name, "Run", "skipped", 0.0, run.skipif or ""))
             return
-        cwd = self.paths.work(service.name)
-        cwd.mkdir(parents=True, exist_ok=True)
         with self._log(service.name) as log:
             log.write(f"--- {boot.label}: Run ---\n".encode())
             log.flush()
-            boot.processes[service.name] = subprocess.Popen(
-                self._command(run.script),
-                cwd=cwd,
-                env=env,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
+            boot.processes[service.name] = self._spawn(service, run, env, log)
         boot.results.append(StepResult(service.name, "Run", "started", 0.0))
 
     def boot(

@@ -1,5 +1,5 @@
-"""Amazon EventBridge in the simulated account: rules that route events to Lambda functions
-and SQS queues (the target's input, transformed or not, is the message body).
+"""Amazon EventBridge in the simulated account: rules that route events to Lambda functions and
+SQS queues.
 
 Event patterns match as "Amazon EventBridge event patterns" describes (each field in the pattern
 lists the values it accepts; nested objects match nested fields); an ``InputTransformer`` puts
@@ -75,12 +75,14 @@ class EventsBackend:
                 self._deliver(str(target["Arn"]), payload)
 
     def _deliver(self, arn: str, payload: Any) -> None:
-        if arn.split(":")[2:3] == ["sqs"] and self._send is not None:
+        """An SQS target receives the (transformed) event as the message body ("Amazon SQS
+        queues as targets" in the EventBridge User Guide); a Lambda target is invoked."""
+        if ":sqs:" in arn and self._send is not None:
             self._send(arn, json.dumps(payload))
             return
-        self._invoke_function(arn, payload)
+        self._invoke_async(arn, payload)
 
-    def _invoke_function(self, arn: str, payload: Any) -> None:
+    def _invoke_async(self, arn: str, payload: Any) -> None:
         """EventBridge invokes Lambda asynchronously; on a function error Lambda "retries the
         function two more times" and then discards the event (Lambda developer guide,
         "Asynchronous invocation"): three attempts, then the event is lost."""

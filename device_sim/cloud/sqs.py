@@ -1,22 +1,28 @@
-"""Amazon SQS in the simulated account, and Lambda's SQS event source mappings.
+"""Amazon SQS in the simulated account: queues, their dead-letter queues, and the Lambda event
+source mappings that consume them.
 
-* A queue's ``RedrivePolicy`` (``deadLetterTargetArn``, ``maxReceiveCount``): a message received
-  ``maxReceiveCount`` times without being deleted moves to the dead-letter queue (SQS Developer
-  Guide, "Using dead-letter queues in Amazon SQS"; botocore ``sqs/2012-11-05/service-2.json``,
-  ``QueueAttributeName`` ``RedrivePolicy``).
-* An event source mapping polls the queue and invokes the function synchronously with a batch,
+What it follows:
+
+* A queue's ``RedrivePolicy`` (``deadLetterTargetArn``, ``maxReceiveCount``): "If the
+  ReceiveCount for a message exceeds the maxReceiveCount for a queue, Amazon SQS moves the
+  message to a dead-letter queue" (botocore sqs ``SetQueueAttributes``/``QueueAttributeName``
+  documentation; SQS Developer Guide, "Using dead-letter queues").
+* A Lambda event source mapping polls the queue and invokes the function with
   ``{"Records": [{"messageId", "receiptHandle", "body", "attributes", "eventSource":
-  "aws:sqs", "eventSourceARN", ...}]}``. A function error returns the whole batch to the queue;
-  with ``FunctionResponseTypes: [ReportBatchItemFailures]`` only the records named in the
-  response's ``batchItemFailures`` return (Lambda Developer Guide, "Using Lambda with Amazon
-  SQS", "Handling errors for an SQS event source in Lambda"). A returned message is received
-  again after the visibility timeout: here at once, since simulated time does not run on its
-  own (``receive_count`` says how often it was received).
+  "aws:sqs", "eventSourceARN", ...}]}``. With ``FunctionResponseTypes:
+  [ReportBatchItemFailures]`` the function answers ``{"batchItemFailures": [{"itemIdentifier":
+  <messageId>}]}`` and only those messages stay on the queue; a function error returns the whole
+  batch (Lambda Developer Guide, "Using Lambda with Amazon SQS" and "Handling errors for an SQS
+  event source in Lambda"). A message that stays is received again after the visibility timeout.
+
+Simulated time does not move between receives: the visibility timeouts are not waited for, so
+a retry sees the same clock (a presigned handle does not expire between two attempts).
 """
 
 from __future__ import annotations
 
-import hashlib
+import itertools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,75 +42,79 @@ class Message:
 class Queue:
     name: str
     arn: str
-    url: str
     dead_letter_arn: str | None = None
-    max_receive_count: int | None = None
+    max_receive_count: int = 0
     messages: list[Message] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
-class Mapping:
-    uuid: str
+class EventSourceMapping:
     queue_arn: str
     function_arn: str
-    batch_size: int
     report_batch_item_failures: bool
+    batch_size: int = 10
 
 
 class SqsBackend:
     def __init__(self, env: Env, invoke: Callable[[str, dict[str, Any]], Any]) -> None:
         self.env = env
         self.queues: dict[str, Queue] = {}  # by ARN
-        self.mappings: dict[str, Mapping] = {}  # by UUID
+        self.mappings: list[EventSourceMapping] = []
         self._invoke = invoke
-        self._sent = 0
+        self._ids = itertools.count(1)
 
-    def create_queue(
-        self, name: str, dead_letter_arn: str | None = None, max_receive_count: int | None = None
-    ) -> Queue:
-        arn = self.env.arn("sqs", name)
-        if arn in self.queues:
-            # CreateQueue of an existing name with different attributes: QueueNameExists.
+    def arn(self, name: str) -> str:
+        return self.env.arn("sqs", name)
+
+    def create_queue(self, queue: Queue) -> None:
+        """botocore sqs ``CreateQueue``: a name that exists with other attributes is
+        ``QueueNameExists`` ("A queue with this name already exists")."""
+        if queue.arn in self.queues:
             raise ServiceError(
-                "CreateQueue", "QueueNameExists", f"A queue named {name} already exists", 400
+                "CreateQueue", "QueueNameExists", f"Queue {queue.name} already exists", 400
             )
-        url = f"https://sqs.{self.env.region}.{self.env.url_suffix}/{self.env.account}/{name}"
-        self.queues[arn] = Queue(name, arn, url, dead_letter_arn, max_receive_count)
-        return self.queues[arn]
+        self.queues[queue.arn] = queue
 
     def delete_queue(self, arn: str) -> None:
         self.queues.pop(arn, None)
+        self.mappings = [m for m in self.mappings if m.queue_arn != arn]
 
-    def create_event_source_mapping(
-        self, queue_arn: str, function_arn: str, batch_size: int, report_failures: bool
-    ) -> str:
-        digest = hashlib.sha256(f"{queue_arn}/{function_arn}".encode()).hexdigest()
-        uuid = f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
-        self.mappings[uuid] = Mapping(uuid, queue_arn, function_arn, batch_size, report_failures)
-        return uuid
+    def add_mapping(self, mapping: EventSourceMapping) -> None:
+        if mapping.queue_arn not in self.queues:
+            raise ServiceError(
+                "CreateEventSourceMapping",
+                "InvalidParameterValueException",
+                f"queue {mapping.queue_arn} does not exist",
+                400,
+            )
+        self.mappings.append(mapping)
+        self._drain(mapping.queue_arn)
 
-    def delete_event_source_mapping(self, uuid: str) -> None:
-        self.mappings.pop(uuid, None)
+    def remove_mapping(self, queue_arn: str, function_arn: str) -> None:
+        self.mappings = [
+            m for m in self.mappings if (m.queue_arn, m.function_arn) != (queue_arn, function_arn)
+        ]
 
-    def send_message(self, queue_arn: str, body: str) -> str:
-        queue = self.queues.get(queue_arn)
+    def send_message(self, arn: str, body: str) -> str:
+        queue = self.queues.get(arn)
         if queue is None:
             raise ServiceError(
                 "SendMessage",
                 "AWS.SimpleQueueService.NonExistentQueue",
-                f"The specified queue does not exist: {queue_arn}",
+                f"The specified queue does not exist: {arn}",
                 400,
             )
-        self._sent += 1
-        message_id = hashlib.sha256(f"{queue_arn}/{self._sent}".encode()).hexdigest()[:36]
+        message_id = f"sim-msg-{next(self._ids):06d}"
         queue.messages.append(Message(message_id, body))
-        self._poll(queue)
+        self._drain(arn)
         return message_id
 
-    def _poll(self, queue: Queue) -> None:
-        """Deliver the queue's messages to its mapped function until each is consumed, moved
-        to the dead-letter queue, or (no redrive policy) received once and left."""
-        mappings = [m for m in self.mappings.values() if m.queue_arn == queue.arn]
+    def _drain(self, arn: str) -> None:
+        """Every mapping on the queue receives until the queue is empty: each failed message is
+        received again, and moves to the dead-letter queue once its receive count reaches
+        ``maxReceiveCount``."""
+        queue = self.queues[arn]
+        mappings = [m for m in self.mappings if m.queue_arn == arn]
         if not mappings:
             return
         mapping = mappings[0]
@@ -112,41 +122,48 @@ class SqsBackend:
             batch = queue.messages[: mapping.batch_size]
             for message in batch:
                 message.receive_count += 1
-            failed = self._deliver(queue, mapping, batch)
-            for message in batch:
-                if message.message_id not in failed:
-                    queue.messages.remove(message)
-                elif queue.max_receive_count is None:
-                    return  # stays in the queue; received again only after simulated time
-                elif message.receive_count >= queue.max_receive_count:
+            failed = self._deliver(mapping, arn, batch)
+            queue.messages = [m for m in queue.messages if m not in batch or m.message_id in failed]
+            for message in list(queue.messages):
+                if queue.max_receive_count and message.receive_count >= queue.max_receive_count:
                     queue.messages.remove(message)
                     dead = self.queues.get(queue.dead_letter_arn or "")
                     if dead is not None:
                         dead.messages.append(message)
 
-    def _deliver(self, queue: Queue, mapping: Mapping, batch: list[Message]) -> set[str]:
-        """The IDs of the batch's records that return to the queue."""
+    def _deliver(self, mapping: EventSourceMapping, arn: str, batch: list[Message]) -> set[str]:
         event = {
             "Records": [
                 {
                     "messageId": m.message_id,
-                    "receiptHandle": f"{m.message_id}/{m.receive_count}",
+                    "receiptHandle": f"{m.message_id}-{m.receive_count}",
                     "body": m.body,
                     "attributes": {"ApproximateReceiveCount": str(m.receive_count)},
-                    "messageAttributes": {},
                     "eventSource": "aws:sqs",
-                    "eventSourceARN": queue.arn,
+                    "eventSourceARN": arn,
                     "awsRegion": self.env.region,
                 }
                 for m in batch
             ]
         }
-        everything = {m.message_id for m in batch}
         try:
-            response = self._invoke(mapping.function_arn, event)
+            answer = self._invoke(mapping.function_arn, event)
         except Exception:
-            return everything  # a function error returns the whole batch
-        if not mapping.report_batch_item_failures or not isinstance(response, dict):
+            return {m.message_id for m in batch}  # a function error returns the whole batch
+        if not mapping.report_batch_item_failures or not isinstance(answer, dict):
             return set()
-        items = response.get("batchItemFailures") or []
-        return {str(item.get("itemIdentifier")) for item in items if isinstance(item, dict)}
+        return {
+            str(item.get("itemIdentifier"))
+            for item in answer.get("batchItemFailures") or []
+            if isinstance(item, dict)
+        }
+
+
+def redrive(props: dict[str, Any]) -> tuple[str | None, int]:
+    """``AWS::SQS::Queue`` ``RedrivePolicy`` (a JSON object, or its text)."""
+    policy = props.get("RedrivePolicy")
+    if isinstance(policy, str):
+        policy = json.loads(policy)
+    if not isinstance(policy, dict):
+        return None, 0
+    return policy.get("deadLetterTargetArn"), int(policy.get("maxReceiveCount", 0))

@@ -74,18 +74,16 @@ class WaitConditions:
             raise urllib.error.HTTPError(url, 404, "NoSuchKey", Message(), None)
         if self._clock() > handle.expires:
             handle.refused.append("expired")
-            # S3's REST error body (Amazon S3 API Reference, "Error responses": an XML
-            # ``<Error>`` with ``Code`` and ``Message``); an expired presigned URL answers
-            # 403 AccessDenied "Request has expired", with the expiry and the server's time.
-            body = (
-                '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
-                "<Message>Request has expired</Message>"
-                f"<Expires>{handle.expires}</Expires><ServerTime>{int(self._clock())}"
-                "</ServerTime><RequestId>SIMULATED</RequestId></Error>"
+            # S3's answer to an expired presigned request: 403 with an XML error body whose
+            # Code is AccessDenied and Message "Request has expired" (S3 API Reference, "Error
+            # responses": the REST error body; the expired-URL message is S3's own).
+            body_xml = (
+                b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+                b"<Message>Request has expired</Message>"
+                + f"<X-Amz-Expires>{HANDLE_LIFETIME_SECONDS}</X-Amz-Expires>".encode()
+                + b"</Error>"
             )
-            raise urllib.error.HTTPError(
-                url, 403, "Forbidden", Message(), io.BytesIO(body.encode())
-            )
+            raise urllib.error.HTTPError(url, 403, "Forbidden", Message(), io.BytesIO(body_xml))
         handle.signals.append(json.loads(body))
         return 200
 

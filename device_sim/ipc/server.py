@@ -302,6 +302,9 @@ class IpcServer:
         path.parent.mkdir(parents=True, exist_ok=True)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(str(path))
+        # Permissions.setIpcSocketPermission: readable and writable by everyone (components run
+        # as another user than the nucleus), not executable.
+        path.chmod(0o666)
         listener.listen(16)
         listener.settimeout(0.2)
         self._listener = listener

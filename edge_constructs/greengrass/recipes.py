@@ -52,7 +52,18 @@ def model_recipe(
     artifact_uri: str,
     architecture: str | None,
 ) -> dict[str, Any]:
-    """The model: an unzipped package, nothing to run (the inference component reads it)."""
+    """The model: an unzipped package, nothing to run (the inference component reads it).
+
+    ``Read: ALL``: the inference component runs as the component default user (``ggc_user``),
+    but the model's files stay owned by the nucleus's user (root): the nucleus hands a
+    component's artifacts to its run-as user only when one of its lifecycle steps runs a
+    command (aws-greengrass-nucleus v2.18.2 ``lifecyclemanager/GenericExternalService.java``
+    ``run`` -> ``updateComponentPathOwner`` -> ``RunWithPathOwnershipHandler.updateOwner``), and
+    this component has none. ``Read: OWNER`` would be ``r--r-----`` root:root
+    (``componentmanager/models/Permission.toFileSystemPermission``): unreadable to ggc_user.
+    The model holds no secret (it is the same for every device of the stage), so reading it is
+    open to every local user rather than giving the model a lifecycle just to change owners.
+    """
     return {
         "RecipeFormatVersion": RECIPE_FORMAT,
         "ComponentName": name,
@@ -63,7 +74,7 @@ def model_recipe(
             {
                 "Platform": linux_platform(architecture),
                 "Artifacts": [
-                    {"Uri": artifact_uri, "Unarchive": "ZIP", "Permission": {"Read": "OWNER"}}
+                    {"Uri": artifact_uri, "Unarchive": "ZIP", "Permission": {"Read": "ALL"}}
                 ],
                 "Lifecycle": {},
             }

@@ -3,7 +3,11 @@ few expensive end-to-end device runs (each runs once and is shared by the small 
 
 from __future__ import annotations
 
+import re
+import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,11 +82,11 @@ def download_wheels(folder: Path, python: str = DEVICE_PYTHON) -> bool:
 
 
 @pytest.fixture(scope="session")
-def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
+def wheelhouse(reachable_base: Path) -> Path | None:
     """The runtimes' requirements as wheels for the device's python3, downloaded once per
     session, so the first boot's real ``pip install`` runs from them (PIP_NO_INDEX); None (the
     first boot then installs from PyPI) when they cannot be downloaded."""
-    folder = tmp_path_factory.mktemp("wheelhouse")
+    folder = reachable_dir(reachable_base, "wheelhouse")
     return folder if download_wheels(folder) else None
 
 
@@ -103,7 +107,7 @@ def run_device(root: Path, assembly: Path, stage: str, **options: object) -> Run
 
 
 def _whole_device(
-    factory: pytest.TempPathFactory,
+    base: Path,
     assembly: Path,
     stage: str,
     wheelhouse: Path | None,
@@ -112,7 +116,7 @@ def _whole_device(
     """A default device (nucleus 2.18.x, interpolateComponentConfiguration off, no extra grants):
     provision, deploy, first boot with the network, then a reboot with the network refused."""
     return run_device(
-        factory.mktemp(f"{stage}-root") / "gg",
+        reachable_dir(base, f"{stage}-root") / "gg",
         assembly,
         stage,
         images=images,
@@ -123,19 +127,46 @@ def _whole_device(
 
 @pytest.fixture(scope="session")
 def dev_run(
-    tmp_path_factory: pytest.TempPathFactory,
+    reachable_base: Path,
     dev_assembly: Path,
     wheelhouse: Path | None,
     sample_images: Path,
 ) -> Run:
-    return _whole_device(tmp_path_factory, dev_assembly, "dev", wheelhouse, sample_images)
+    return _whole_device(reachable_base, dev_assembly, "dev", wheelhouse, sample_images)
 
 
 @pytest.fixture(scope="session")
 def prod_run(
-    tmp_path_factory: pytest.TempPathFactory,
+    reachable_base: Path,
     prod_assembly: Path,
     wheelhouse: Path | None,
     sample_images: Path,
 ) -> Run:
-    return _whole_device(tmp_path_factory, prod_assembly, "prod", wheelhouse, sample_images)
+    return _whole_device(reachable_base, prod_assembly, "prod", wheelhouse, sample_images)
+
+
+@pytest.fixture(scope="session")
+def reachable_base() -> Iterator[Path]:
+    """A folder other users may search, for device roots and what components read.
+
+    The simulated components run as ggc_user (device_sim/run_with.py), which must search every
+    folder above the device root, as anyone may above /greengrass/v2 on a device. pytest's own
+    temporary folders are rwx------, and every pytest session that starts resets
+    /tmp/pytest-of-<user> to rwx------, so they cannot be opened up reliably."""
+    base = Path(tempfile.mkdtemp(prefix="device-sim-tests-"))
+    base.chmod(0o755)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def reachable_dir(base: Path, name: str) -> Path:
+    """A new rwxr-xr-x folder under ``base``."""
+    path = Path(tempfile.mkdtemp(prefix=re.sub(r"[^A-Za-z0-9_-]", "_", name)[:40] + "-", dir=base))
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture
+def tmp_path(request: pytest.FixtureRequest, reachable_base: Path) -> Path:
+    """Overrides pytest's ``tmp_path`` in tests/sim: a folder ggc_user can reach."""
+    return reachable_dir(reachable_base, request.node.name)

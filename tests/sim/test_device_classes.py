@@ -30,7 +30,7 @@ import pytest
 from device_sim.assembly import Cloud, ComponentVersion
 from tests.conftest import PretrainedExport
 from tests.infra.conftest import JETSON_RELEASE
-from tests.sim.conftest import Run, run_device
+from tests.sim.conftest import Run, reachable_dir, run_device
 
 GATEWAY, JETSON, ONNX = "EdgeAiDevGateways", "EdgeAiDevJetsons", "EdgeAiDevOnnx"
 JETSON_CANARY = "EdgeAiDevJetsonsCanary"
@@ -42,7 +42,7 @@ def _failed(run: Run) -> list[str]:
 
 
 def _class_run(
-    factory: pytest.TempPathFactory,
+    base: Path,
     assembly: Path,
     group: str,
     *,
@@ -50,7 +50,7 @@ def _class_run(
     **options: Any,
 ) -> Run:
     return run_device(
-        factory.mktemp(group) / "gg",
+        reachable_dir(base, group) / "gg",
         assembly,
         "dev",
         thing_group=group,
@@ -63,14 +63,14 @@ def _class_run(
 
 @pytest.fixture(scope="module")
 def gateway_run(
-    tmp_path_factory: pytest.TempPathFactory,
+    reachable_base: Path,
     three_classes_assembly: Path,
     wheelhouse: Path | None,
     sample_images: Path,
     pretrained_export: PretrainedExport,
 ) -> Run:
     return _class_run(
-        tmp_path_factory,
+        reachable_base,
         three_classes_assembly,
         GATEWAY,
         wheelhouse=wheelhouse,
@@ -81,14 +81,14 @@ def gateway_run(
 
 @pytest.fixture(scope="module")
 def onnx_run(
-    tmp_path_factory: pytest.TempPathFactory,
+    reachable_base: Path,
     three_classes_assembly: Path,
     wheelhouse: Path | None,
     sample_images: Path,
     pretrained_export: PretrainedExport,
 ) -> Run:
     return _class_run(
-        tmp_path_factory,
+        reachable_base,
         three_classes_assembly,
         ONNX,
         wheelhouse=wheelhouse,
@@ -99,14 +99,14 @@ def onnx_run(
 
 @pytest.fixture(scope="module")
 def jetson_run(
-    tmp_path_factory: pytest.TempPathFactory,
+    reachable_base: Path,
     three_classes_assembly: Path,
     wheelhouse: Path | None,
     sample_images: Path,
     pretrained_export: PretrainedExport,
 ) -> Run:
     return _class_run(
-        tmp_path_factory,
+        reachable_base,
         three_classes_assembly,
         JETSON_CANARY,
         platform="linux/aarch64",

@@ -20,6 +20,8 @@ call or the failed step:
 from __future__ import annotations
 
 import json
+import os
+import pwd
 from pathlib import Path
 
 import pytest
@@ -110,3 +112,24 @@ def test_component_environment_is_the_nucleus_one(dev_run: Run) -> None:
     assert any(
         p.name.startswith("com.example.edgeai.dev.DlrInference-") for p in recipe_dir.iterdir()
     )
+
+
+def test_components_run_as_ggc_user_and_own_only_their_files(dev_run: Run) -> None:
+    """As root, the simulator runs the components as the installer's ggc_user:ggc_group
+    (device_sim/run_with.py); they own what they ran with (RunWithPathOwnershipHandler
+    .updateOwner), the model, which runs nothing, stays root's and world-readable."""
+    if os.geteuid() != 0:
+        pytest.skip("components run as the simulator's user when it is not root")
+    ggc = pwd.getpwnam("ggc_user").pw_uid
+    steps = {step: detail for step, _, detail in dev_run.report.steps}
+    assert steps["component user"].startswith("ggc_user:ggc_group (uid ")
+    root = dev_run.root
+    inference = root / "work/com.example.edgeai.dev.DlrInference"
+    runtime = root / "work/com.example.edgeai.dev.DlrRuntime"
+    for work in (inference, runtime):
+        assert work.stat().st_uid == ggc and oct(work.stat().st_mode & 0o777) == "0o700"
+    assert (runtime / "venv/bin/python").lstat().st_uid == ggc  # built by pip as ggc_user
+    assert (inference / "state").stat().st_uid == ggc  # made by the component itself
+    model = next((root / "packages/artifacts-unarchived").glob("com.example.edgeai.dev.Model/*"))
+    files = [p for p in model.rglob("*") if p.is_file()]
+    assert files and all(p.stat().st_uid == 0 for p in files)

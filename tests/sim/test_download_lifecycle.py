@@ -71,7 +71,8 @@ def test_download_checks_digest_and_unarchives_into_the_stem_folder(tmp_path: Pa
     assert (unarchived / "pkg/__init__.py").read_text() == "x = 1\n"
     assert oct((unarchived / "pkg").stat().st_mode & 0o777) == "0o755"
     mode = (unarchived / "top.txt").stat().st_mode & 0o777
-    assert mode & 0o400 and not mode & 0o077  # Read: OWNER by default
+    # Read: OWNER by default: owner and group (Permission.toFileSystemPermission), no write
+    assert mode == 0o440
     assert [c.split(" (")[0] for c in downloader.report.calls] == [
         "ALLOW GetBucketLocation",
         "ALLOW HeadObject",

@@ -257,6 +257,7 @@ def test_rolling_back_a_training_change_days_later(
     late = logical_of(stack, "AWS::GreengrassV2::Deployment") or logical_of(
         stack, "Custom::GreengrassDeployment"
     )
+    # The failure hits the forward update only: the rollback itself must go through.
     rolled = cf.update_stack(pipeline, Failure(late[0], "update", "the rollout failed"))
     # The new job ran; the rollback returned the training resource to the old job.
     assert rolled.outputs["TrainingJobName"] == old_job

@@ -312,62 +312,46 @@ class EventRule(Base):
 
 
 class SqsQueue(Base):
-    """``AWS::SQS::Queue``: ``Ref`` is the queue URL, ``Arn``/``QueueName``/``QueueUrl`` its
-    attributes (aws-sqs-queue.json ``readOnlyProperties``); ``RedrivePolicy`` an object or its
-    JSON text."""
+    """``AWS::SQS::Queue``: ``Ref`` is the queue URL; ``Arn`` and ``QueueName`` are attributes
+    (registry schema aws-sqs-queue.json; CloudFormation template reference)."""
 
     def create(self, ctx: Context, logical: str, props: dict[str, Any]) -> Created:
-        name = props.get("QueueName") or ctx.generated_name(logical, 80)
-        redrive = props.get("RedrivePolicy") or {}
-        if isinstance(redrive, str):
-            redrive = json.loads(redrive)
-        count = redrive.get("maxReceiveCount")
-        queue = ctx.cloud.sqs.create_queue(
-            str(name), redrive.get("deadLetterTargetArn"), int(count) if count else None
-        )
-        return queue.url, {"Arn": queue.arn, "QueueName": queue.name, "QueueUrl": queue.url}
+        from device_sim.cloud.sqs import Queue, redrive
 
-    def update(
-        self, ctx: Context, resource: DeployedResource, props: dict[str, Any]
-    ) -> dict[str, Any]:
-        queue = ctx.cloud.sqs.queues[resource.attributes["Arn"]]
-        redrive = props.get("RedrivePolicy") or {}
-        if isinstance(redrive, str):
-            redrive = json.loads(redrive)
-        count = redrive.get("maxReceiveCount")
-        queue.dead_letter_arn = redrive.get("deadLetterTargetArn")
-        queue.max_receive_count = int(count) if count else None
-        return resource.attributes
+        name = props.get("QueueName") or ctx.generated_name(logical, 80)
+        arn = ctx.cloud.sqs.arn(name)
+        dead, receives = redrive(props)
+        ctx.cloud.sqs.create_queue(Queue(name, arn, dead, receives))
+        url = f"https://sqs.{ctx.env.region}.{ctx.env.url_suffix}/{ctx.env.account}/{name}"
+        return url, {"Arn": arn, "QueueName": name, "QueueUrl": url}
 
     def delete(self, ctx: Context, resource: DeployedResource) -> None:
         ctx.cloud.sqs.delete_queue(resource.attributes["Arn"])
 
 
 class EventSourceMapping(Base):
-    """``AWS::Lambda::EventSourceMapping`` of an SQS queue: ``FunctionName`` is a name or an
-    ARN (aws-lambda-eventsourcemapping.json); ``Ref`` is the mapping's UUID."""
+    """``AWS::Lambda::EventSourceMapping`` from a queue (``EventSourceArn``) to a function
+    (``FunctionName``: a name or an ARN, botocore lambda ``CreateEventSourceMapping``)."""
+
+    def _mapping(self, ctx: Context, props: dict[str, Any]) -> Any:
+        from device_sim.cloud.sqs import EventSourceMapping as Mapping
+
+        function = str(props.get("FunctionName", ""))
+        arn = function if function.startswith("arn:") else ctx.cloud.lambda_.arn(function)
+        return Mapping(
+            str(props.get("EventSourceArn", "")),
+            arn,
+            "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
+            int(props.get("BatchSize", 10)),
+        )
 
     def create(self, ctx: Context, logical: str, props: dict[str, Any]) -> Created:
-        function = str(props["FunctionName"])
-        if not function.startswith("arn:"):
-            function = ctx.cloud.lambda_.arn(function)
-        uuid = ctx.cloud.sqs.create_event_source_mapping(
-            str(props["EventSourceArn"]),
-            function,
-            int(props.get("BatchSize") or 10),
-            "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
-        )
-        arn = ctx.env.arn("lambda", f"event-source-mapping:{uuid}")
-        return uuid, {"Id": uuid, "EventSourceMappingArn": arn}
-
-    def update(
-        self, ctx: Context, resource: DeployedResource, props: dict[str, Any]
-    ) -> dict[str, Any]:
-        ctx.cloud.sqs.delete_event_source_mapping(resource.physical_id)
-        return self.create(ctx, resource.logical_id, props)[1]
+        ctx.cloud.sqs.add_mapping(self._mapping(ctx, props))
+        return ctx.generated_name(logical, 64), {}
 
     def delete(self, ctx: Context, resource: DeployedResource) -> None:
-        ctx.cloud.sqs.delete_event_source_mapping(resource.physical_id)
+        mapping = self._mapping(ctx, resource.properties)
+        ctx.cloud.sqs.remove_mapping(mapping.queue_arn, mapping.function_arn)
 
 
 class WaitConditionHandle(Base):
