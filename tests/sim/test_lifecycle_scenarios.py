@@ -27,6 +27,12 @@ from device_sim.assembly import (
 )
 from device_sim.cloud.cloudformation.stack import DeployedStack
 from device_sim.device import model_input_shape
+from device_sim.provision import (
+    ProvisionResult,
+    installer_principal,
+    parse_installer_command,
+    provision,
+)
 from tests.infra.conftest import CDK_JSON_CONTEXT, synthesize
 
 NEW_HYPERPARAMETERS = {"epochs": "12", "batch-size": "32", "lr": "0.001", "pretrained": "true"}
@@ -63,6 +69,13 @@ def reasons(stack: DeployedStack) -> str:
 def new_account(stand_ins: StandIns) -> tuple[Cloud, CloudFormation]:
     cloud = Cloud(Env())
     return cloud, CloudFormation(cloud, stand_ins)
+
+
+def provision_device(cloud: Cloud, name: str) -> ProvisionResult:
+    """The demo installer command of the devices stack, replayed (``device_sim.provision``):
+    the thing, its certificate and the stage's policies attached to it."""
+    args = parse_installer_command(str(cloud.output("Devices", "InstallerCommand")), name)
+    return provision(cloud, args, installer_principal(cloud))
 
 
 def logical_of(stack: DeployedStack, rtype: str) -> list[str]:
@@ -193,9 +206,16 @@ def test_recreating_the_pipeline_while_devices_keep_logging(
         if r.type == "AWS::Logs::LogGroup" and r.physical_id.startswith("/aws/greengrass/")
     ]
     assert groups, "the pipeline stack creates the components' log groups"
+    thing = provision_device(cloud, "dev-1").thing_name
+    (target,) = [str(d["TargetArn"]) for d in cloud.deployments]
+    running = [d for d in cloud.deployments if d["TargetArn"] == target]
     assert cf.delete_stack(pipeline.name).status == "DELETE_COMPLETE"
+    # Deleting the deployment changes nothing on the device (greengrassv2 DeleteDeployment:
+    # "Deleting a deployment doesn't affect core devices"): it keeps its components.
+    assert [d for d in cloud.deployments if d["TargetArn"] == target] == running
+    assert cloud.greengrass.active_for(target) is None
     # The device keeps running and uploading: its log manager recreates the missing groups.
-    assert cloud.logs.device_uploads("dev-1", groups) == groups
+    assert cloud.logs.device_uploads(thing, groups) == groups
     again = cf.deploy(dev_stage.stack("Pipeline"))
     assert "log group already exists" not in reasons(again), reasons(again)
     assert again.status == "CREATE_COMPLETE", reasons(again)
@@ -236,8 +256,8 @@ def test_deleting_the_devices_stack_while_a_device_holds_its_policies(
     devices = stacks["Devices"]
     policies = [r.physical_id for r in devices.resources.values() if r.type == "AWS::IoT::Policy"]
     assert len(policies) == 2  # the core device policy and the TES certificate policy
-    group = str(cloud.output("Devices", "ThingGroupName"))
-    cloud.iot.register_core_device("dev-1", group, policies)
+    provision_device(cloud, "dev-1")  # the installer attaches both to its certificate
+    assert all(cloud.iot.attached_targets(p) for p in policies)
     assert cf.delete_stack(stacks["Pipeline"].name).status == "DELETE_COMPLETE"
     deleted = cf.delete_stack(devices.name)
     assert "DeleteConflictException" not in reasons(deleted), reasons(deleted)
