@@ -106,17 +106,32 @@ def active(cloud: Cloud, target: str) -> dict[str, str] | None:
     return release(record.document) if record and record.status == "ACTIVE" else None
 
 
-def spy_on_greengrass(cloud: Cloud) -> list[dict[str, Any]]:
-    """Every CreateDeployment request the account receives, in order."""
-    issued: list[dict[str, Any]] = []
+def spy_on_greengrass(cloud: Cloud) -> list[tuple[dict[str, Any], dict[str, str]]]:
+    """Every CreateDeployment request the account receives, in order, each with what its
+    target's devices run right after it."""
+    issued: list[tuple[dict[str, Any], dict[str, str]]] = []
     create = cloud.greengrass.create_deployment
 
     def recording(request: dict[str, Any]) -> str:
-        issued.append(json.loads(json.dumps(request)))
-        return create(request)
+        deployment_id = create(request)
+        target = str(request.get("TargetArn", request.get("targetArn")))
+        issued.append((json.loads(json.dumps(request)), on_devices(cloud, target)))
+        return deployment_id
 
     cloud.greengrass.create_deployment = recording  # type: ignore[method-assign]
     return issued
+
+
+def sent_to(
+    issued: list[tuple[dict[str, Any], dict[str, str]]], target: str
+) -> list[dict[str, str]]:
+    """The releases sent to ``target``, checking that its devices got each one."""
+    out = []
+    for request, devices in issued:
+        if request.get("TargetArn", request.get("targetArn")) == target:
+            assert devices == release(request), "CreateDeployment replaces what devices run"
+            out.append(release(request))
+    return out
 
 
 def failing_at(stack: DeployedStack, ring: str) -> Failure:
@@ -146,7 +161,7 @@ def test_a_rolled_back_release_goes_back_to_the_devices(
 
     assert rolled.status == "UPDATE_ROLLBACK_COMPLETE", reasons(rolled)
     # The guard: the new release did reach Greengrass for this target before the failure.
-    new = [release(r) for r in issued if r.get("TargetArn", r.get("targetArn")) == target]
+    new = sent_to(issued, target)
     assert new and new[0] != old, issued
     assert release(deployments(rolled)["all"]) == old  # what the stack says
     assert on_devices(cloud, target) == old  # what the devices run
@@ -218,7 +233,7 @@ def test_canary_promote_and_a_failed_update_leave_each_ring_on_its_release(
     rolled = cf.update_stack(third.stack("Pipeline"), failing_at(stack, "canary"))
 
     assert rolled.status == "UPDATE_ROLLBACK_COMPLETE", reasons(rolled)
-    sent = [release(r) for r in issued if r.get("TargetArn", r.get("targetArn")) == canary_target]
+    sent = sent_to(issued, canary_target)
     assert sent and sent[0] != canary_release, "the change reached the canary group"
     rings = deployments(rolled)
     assert release(rings["canary"]) == canary_release and release(rings["fleet"]) == canary_release
