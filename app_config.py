@@ -20,7 +20,7 @@ import json
 import math
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -884,7 +884,118 @@ def merge_context(
                 value = {**merged[key], **_json_object(key, value)}
             merged[key] = value
     _check_single_target_keys((("pipeline", base), ("stage", stage_overrides), ("-c", cli)))
+    given = {key for source in (base, stage_overrides, cli) for key in source}
+    prefix = merged["prefix"]
+    if isinstance(prefix, str) and _PREFIX_RE.match(prefix):
+        for key, value in prefix_names(prefix).items():
+            if key not in given:
+                merged[key] = value
     return merged
+
+
+# ---------------------------------------------------------------------------------------------
+# Names the prefix does not spell out: thing groups and the component namespace.
+#
+# ``prefix`` starts every physical name a stage creates (``<prefix>-<stage>-...``), which is
+# what lets two pipelines live in one account and region. Two kinds of names do not start with
+# it: thing groups (``thing_group``, ``canary_thing_group``, per class) and component names
+# (``<component_namespace>.<stage>...``). Both are unique per account and region (botocore
+# ``iot/2015-05-28/service-2.json`` CreateThingGroup: ResourceAlreadyExistsException;
+# ``greengrassv2/2020-11-30/service-2.json`` CreateComponentVersion: ConflictException), and
+# two pipelines sharing component names would share, and overwrite each other's, releases.
+#
+# So: a name that no layer sets derives from the prefix (``prefix_names``; for the default
+# prefix exactly the names it always had), and a pipeline under another prefix may not keep the
+# default pipeline's names (``_check_prefix_names``): synth cannot see the account, and a
+# copied cdk.json with only ``prefix`` changed is the way two pipelines collide.
+
+
+def _compact(prefix: str) -> str:
+    """``edge-ai`` -> ``edgeai``: the prefix as a namespace segment (no ``-`` allowed there)."""
+    return prefix.replace("-", "").lower()
+
+
+def _camel(prefix: str) -> str:
+    """``edge-ai`` -> ``EdgeAi``: the prefix as the head of a thing group name."""
+    return "".join(part[:1].upper() + part[1:] for part in prefix.split("-"))
+
+
+def prefix_names(prefix: str) -> dict[str, str]:
+    """The defaults of the names the prefix does not spell out, derived from it: for the
+    default prefix ``edge-ai`` they are :data:`DEFAULTS`' ``com.example.edgeai`` and
+    ``EdgeAiCoreDevices``."""
+    return {
+        "component_namespace": f"com.example.{_compact(prefix)}",
+        "thing_group": f"{_camel(prefix)}CoreDevices",
+    }
+
+
+def _carries_group(name: str, compact: str) -> bool:
+    return name.lower().startswith(compact)
+
+
+def _carries_namespace(name: str, compact: str) -> bool:
+    return compact in (segment.lower() for segment in name.split("."))
+
+
+def _check_prefix_names(
+    prefix: str, namespace: str, device_classes: tuple[DeviceClass, ...]
+) -> None:
+    """Refuse, under a prefix other than the default, a thing group or component namespace
+    that is the default pipeline's: a group starting with ``EdgeAi`` or a namespace with an
+    ``edgeai`` segment, unless the prefix extends the default one (``edge-ai-b``) and the name
+    carries the whole of it (``EdgeAiB...``). One error names every such key, where it is set
+    and a name derived from this prefix; removing the key derives that name. With the default
+    prefix every name is accepted as configured, so existing fleets keep their groups."""
+    default_prefix = str(DEFAULTS["prefix"])
+    if prefix == default_prefix:
+        return
+    default, own = _compact(default_prefix), _compact(prefix)
+    extends = own != default and own.startswith(default)
+
+    def borrowed(name: str, carries: Callable[[str, str], bool]) -> bool:
+        return carries(name, default) and not (extends and carries(name, own))
+
+    offending: list[tuple[str, str, str, str]] = []  # key, value, where, suggestion
+    if borrowed(namespace, _carries_namespace):
+        suggestion = ".".join(
+            own if segment.lower() == default else segment for segment in namespace.split(".")
+        )
+        offending.append(
+            ("component_namespace", namespace, _where("component_namespace"), suggestion)
+        )
+    for device_class in device_classes:
+        for field_name in ("thing_group", "canary_thing_group"):
+            group = getattr(device_class, field_name)
+            if group and borrowed(group, _carries_group):
+                key = _class_key(device_class.name, field_name)
+                where = key if "." in key else _where(key)
+                offending.append((key, group, where, _camel(prefix) + group[len(default) :]))
+    if not offending:
+        return
+    if own == default:
+        reason = (
+            f"prefix {prefix} derives the same names as the default prefix {default_prefix} "
+            "(a namespace segment has no '-'): choose a prefix that differs in more than '-'"
+        )
+    else:
+        listed = "; ".join(
+            f"{key}={value!r} (set {where}, e.g. {suggestion})"
+            for key, value, where, suggestion in offending
+        )
+        reason = (
+            f"with prefix {prefix}, these names are still the default pipeline's "
+            f"({default_prefix}): {listed}. Thing groups and component names are unique per "
+            "account and region, so the two pipelines would collide; remove a key to derive "
+            "its name from the prefix, or set a name of this pipeline's own"
+        )
+    key, value = offending[0][:2]
+    raise ConfigError(key, value, reason)
+
+
+def _where(key: str) -> str:
+    """Where a single-target key is set."""
+    return f"pipeline.{key}, stages.<stage>.{key} or -c {key}=..."
 
 
 # The single-target keys: without device_classes they make the class "default".
@@ -922,6 +1033,12 @@ def build_config(
 
     ``releases``: the stage's promoted releases (``releases.<stage>`` in cdk.json), per class.
     """
+    prefix = _matching(
+        "prefix",
+        raw["prefix"],
+        _PREFIX_RE,
+        "2-20 characters: lower-case letters, digits and -, starting with a letter",
+    )
     device_classes = parse_device_classes(raw, releases or {}, stage)
     targets = {c.name: c.neo_target for c in device_classes if c.neo_target is not None}
     max_runtime = _int(
@@ -1053,18 +1170,14 @@ def build_config(
         "a dotted name such as com.example.edgeai",
     )
     _check_releases(component_namespace, stage, device_classes)
+    _check_prefix_names(prefix, component_namespace, device_classes)
     demo_enabled = _bool("demo_device", raw["demo_device"])
     demo_class = _demo_device_class(raw, device_classes, demo_enabled)
     return PipelineConfig(
         stage=_matching(
             "stage", stage, re.compile(r"^[a-z][a-z0-9]{0,11}$"), "1-12 lower-case letters/digits"
         ),
-        prefix=_matching(
-            "prefix",
-            raw["prefix"],
-            _PREFIX_RE,
-            "2-20 characters: lower-case letters, digits and -, starting with a letter",
-        ),
+        prefix=prefix,
         component_namespace=component_namespace,
         architecture=architecture,
         pytorch_version=_pytorch_version(raw["pytorch_version"], targets),

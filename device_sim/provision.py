@@ -346,7 +346,17 @@ def provision(cloud: Cloud, args: InstallerArgs, principal: Sequence[Policy]) ->
     the installer cannot survive."""
     if not args.provision:
         raise ProvisioningError("the InstallerCommand does not pass --provision true")
-    return _Replay(cloud, args, principal).run()
+    result = _Replay(cloud, args, principal).run()
+    # What the installer leaves in the account: the thing, its certificate and the policies
+    # attached to it (a later DeletePolicy meets them). A policy it would have created
+    # (none of the stacks' stages lacks one) is not modelled.
+    cloud.iot.register_core_device(
+        args.thing_name,
+        args.thing_group_name or None,
+        [name for name in result.iot_policies_attached if name in cloud.iot_policies],
+        certificate_arn=result.certificate_arn,
+    )
+    return result
 
 
 def installer_principal(cloud: Cloud) -> list[Policy]:

@@ -111,13 +111,20 @@ class IotBackend:
                 groups.remove(name)
 
     # -- a provisioned core device (what GreengrassSetup's provisioning leaves in the account)
-    def register_core_device(self, thing: str, group: str | None, policies: list[str]) -> str:
+    def register_core_device(
+        self,
+        thing: str,
+        group: str | None,
+        policies: list[str],
+        certificate_arn: str | None = None,
+    ) -> str:
         """``CreateThing``, ``CreateKeysAndCertificate``, ``AttachThingPrincipal``,
         ``AttachPolicy`` for each policy, ``AddThingToThingGroup`` (aws-greengrass-nucleus
-        v2.18.2 easysetup/DeviceProvisioningHelper.java); returns the certificate ARN."""
+        v2.18.2 easysetup/DeviceProvisioningHelper.java); returns the certificate ARN (the
+        provision replay's, when given)."""
         digest = hashlib.sha256(f"{self.env.account}/{thing}".encode()).hexdigest()
-        arn = self.env.arn("iot", f"cert/{digest}")
-        cert = self.certificates.setdefault(arn, Certificate(digest, arn))
+        arn = certificate_arn or self.env.arn("iot", f"cert/{digest}")
+        cert = self.certificates.setdefault(arn, Certificate(arn.rsplit("/", 1)[-1], arn))
         groups = self.things.setdefault(thing, [])
         if group is not None and group not in groups:
             groups.append(group)

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from app_config import ConfigError, load_config
 from device_sim.assembly import (
     Cloud,
     CloudFormation,
@@ -26,6 +27,12 @@ from device_sim.assembly import (
 )
 from device_sim.cloud.cloudformation.stack import DeployedStack
 from device_sim.device import model_input_shape
+from device_sim.provision import (
+    ProvisionResult,
+    installer_principal,
+    parse_installer_command,
+    provision,
+)
 from tests.infra.conftest import CDK_JSON_CONTEXT, synthesize
 
 NEW_HYPERPARAMETERS = {"epochs": "12", "batch-size": "32", "lr": "0.001", "pretrained": "true"}
@@ -64,6 +71,13 @@ def new_account(stand_ins: StandIns) -> tuple[Cloud, CloudFormation]:
     return cloud, CloudFormation(cloud, stand_ins)
 
 
+def provision_device(cloud: Cloud, name: str) -> ProvisionResult:
+    """The demo installer command of the devices stack, replayed (``device_sim.provision``):
+    the thing, its certificate and the stage's policies attached to it."""
+    args = parse_installer_command(str(cloud.output("Devices", "InstallerCommand")), name)
+    return provision(cloud, args, installer_principal(cloud))
+
+
 def logical_of(stack: DeployedStack, rtype: str) -> list[str]:
     return [r.logical_id for r in stack.resources.values() if r.type == rtype]
 
@@ -90,20 +104,71 @@ def test_two_stages_share_one_account(
     assert len(cloud.deployments) == 2  # one per stage, each its own thing group
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline.prefix reaches neither the stage's thing_group nor component_namespace: "
-    "a second prefix collides on CreateThingGroup (ResourceAlreadyExistsException) and "
-    "CreateComponentVersion (ConflictException); no fix assigned yet",
+def own_names_context(prefix: str) -> dict[str, Any]:
+    """cdk.json's context for a second pipeline under ``prefix``, with the names that default to
+    the prefix left to their defaults: no ``component_namespace``, no stage ``thing_group``."""
+    pipeline = {k: v for k, v in CDK_JSON_CONTEXT["pipeline"].items() if k != "component_namespace"}
+    stages = {
+        name: {k: v for k, v in (overrides or {}).items() if k != "thing_group"}
+        for name, overrides in CDK_JSON_CONTEXT["stages"].items()
+    }
+    return {"pipeline": {**pipeline, "prefix": prefix}, "stages": stages}
+
+
+UNIQUE_TYPES = (
+    "AWS::IoT::ThingGroup",
+    "AWS::IoT::Policy",
+    "AWS::IoT::RoleAlias",
+    "AWS::IAM::Role",
+    "AWS::Logs::LogGroup",
+    "AWS::S3::Bucket",
 )
+
+
+def unique_names(stack: DeployedStack) -> set[tuple[str, str]]:
+    """(kind, name) of what must be unique per account and region, as the stack created it."""
+    names: set[tuple[str, str]] = set()
+    for r in stack.resources.values():
+        if r.type == "AWS::GreengrassV2::ComponentVersion":
+            names.add(("component", str(r.attributes["ComponentName"])))
+        elif r.type in UNIQUE_TYPES:
+            names.add((r.type, r.physical_id))
+    return names
+
+
+def test_a_second_prefix_with_the_default_pipelines_names_is_refused_at_synth() -> None:
+    """cdk.json copied and only ``prefix`` changed: its thing group and component namespace are
+    still the default pipeline's, which the prefix does not reach. Thing groups and component
+    names are unique per account and region (botocore iot ``CreateThingGroup``:
+    ResourceAlreadyExistsException; greengrassv2 ``CreateComponentVersion``:
+    ConflictException), so synth refuses, naming each key to set."""
+    context = {**CDK_JSON_CONTEXT, "pipeline": {**CDK_JSON_CONTEXT["pipeline"], "prefix": "edge-b"}}
+    with pytest.raises(ConfigError) as caught:
+        load_config(context, "dev")
+    message = str(caught.value)
+    assert "component_namespace" in message and "thing_group" in message, message
+    assert "com.example.edgeb" in message and "EdgeBDevCoreDevices" in message, message
+
+
 def test_two_prefixes_share_one_account(
     dev_stage: Stage, tmp_path: Path, stand_ins: StandIns
 ) -> None:
+    """dev under the default prefix and dev under ``edge-b``, whose thing group and component
+    namespace default to names derived from its prefix: nothing the two pipelines create shares
+    a name, and every stack creates."""
     other = tmp_path / "other-prefix"
-    synthesize(other, pipeline={**CDK_JSON_CONTEXT["pipeline"], "prefix": "edge-b"})
-    _, stacks = deploy_side_by_side(stand_ins, dev_stage, load_stage(other, "dev"))
+    synthesize(other, **own_names_context("edge-b"))
+    second = load_stage(other, "dev")
+    cloud, stacks = deploy_side_by_side(stand_ins, dev_stage, second)
     failed = {k: reasons(s) for k, s in stacks.items() if s.status != "CREATE_COMPLETE"}
     assert not failed
+    by_pipeline: dict[str, set[tuple[str, str]]] = {}
+    for stack in stacks.values():
+        by_pipeline.setdefault(stack.name.split("-dev-")[0], set()).update(unique_names(stack))
+    first, other_names = by_pipeline["edge-ai"], by_pipeline["edge-b"]
+    assert {kind for kind, _ in first} >= {"component", "AWS::IoT::ThingGroup"}
+    assert not first & other_names, sorted(first & other_names)
+    assert len(cloud.deployments) == 2  # one per pipeline, each its own thing group
 
 
 def test_the_same_stage_twice_collides_as_aws_refuses(
@@ -141,9 +206,16 @@ def test_recreating_the_pipeline_while_devices_keep_logging(
         if r.type == "AWS::Logs::LogGroup" and r.physical_id.startswith("/aws/greengrass/")
     ]
     assert groups, "the pipeline stack creates the components' log groups"
+    thing = provision_device(cloud, "dev-1").thing_name
+    (target,) = [str(d["TargetArn"]) for d in cloud.deployments]
+    running = [d for d in cloud.deployments if d["TargetArn"] == target]
     assert cf.delete_stack(pipeline.name).status == "DELETE_COMPLETE"
+    # Deleting the deployment changes nothing on the device (greengrassv2 DeleteDeployment:
+    # "Deleting a deployment doesn't affect core devices"): it keeps its components.
+    assert [d for d in cloud.deployments if d["TargetArn"] == target] == running
+    assert cloud.greengrass.active_for(target) is None
     # The device keeps running and uploading: its log manager recreates the missing groups.
-    assert cloud.logs.device_uploads("dev-1", groups) == groups
+    assert cloud.logs.device_uploads(thing, groups) == groups
     again = cf.deploy(dev_stage.stack("Pipeline"))
     assert "log group already exists" not in reasons(again), reasons(again)
     assert again.status == "CREATE_COMPLETE", reasons(again)
@@ -184,8 +256,8 @@ def test_deleting_the_devices_stack_while_a_device_holds_its_policies(
     devices = stacks["Devices"]
     policies = [r.physical_id for r in devices.resources.values() if r.type == "AWS::IoT::Policy"]
     assert len(policies) == 2  # the core device policy and the TES certificate policy
-    group = str(cloud.output("Devices", "ThingGroupName"))
-    cloud.iot.register_core_device("dev-1", group, policies)
+    provision_device(cloud, "dev-1")  # the installer attaches both to its certificate
+    assert all(cloud.iot.attached_targets(p) for p in policies)
     assert cf.delete_stack(stacks["Pipeline"].name).status == "DELETE_COMPLETE"
     deleted = cf.delete_stack(devices.name)
     assert "DeleteConflictException" not in reasons(deleted), reasons(deleted)

@@ -43,7 +43,17 @@ RETAINING = ("Retain", "RetainExceptOnCreate")
 
 @dataclass(frozen=True)
 class Failure:
-    """Make the operation on ``logical_id`` fail (``during``: create, update, delete, any)."""
+    """Make the operation on ``logical_id`` fail (``during``: create, update, delete, any,
+    rollback, or stabilize).
+
+    ``stabilize``: the create or update call reached the service and did its work, then the
+    resource failed, as a handler does that answers ``FAILED`` with ``HandlerErrorCode``
+    ``NotStabilized`` after its call (CloudFormation CLI User Guide, "Progress chaining,
+    stabilization and callback pattern" and "Handler error codes"), or a custom resource whose
+    function acted and then timed out. It is how a failure comes *after* the resource's effect
+    (a deployment already sent to the devices), which the other phases, checked before the
+    call, cannot show.
+    """
 
     logical_id: str
     during: str = "any"
@@ -206,8 +216,17 @@ class CloudFormation:
         )
         op.stack.resources[logical] = resource
         op.touched.append(_Touched("created", logical, None, resource))
+        self._stabilize(op, logical, "CREATE_FAILED")
         self._event(op.stack, logical, "CREATE_COMPLETE")
         return resource
+
+    def _stabilize(self, op: _Operation, logical: str, failed_status: str) -> None:
+        """A ``stabilize`` failure: the resource's effect stands, and the rollback undoes it."""
+        try:
+            self._check(op, logical, "stabilize")
+        except ResourceFailed as error:
+            self._event(op.stack, logical, failed_status, str(error))
+            raise
 
     def _outputs(self, artifact: StackArtifact, resolver: Resolver) -> dict[str, Any]:
         outputs: dict[str, Any] = {}
@@ -376,6 +395,7 @@ class CloudFormation:
         )
         op.stack.resources[logical] = new
         op.touched.append(_Touched("replaced" if replace else "updated", logical, old, new))
+        self._stabilize(op, logical, "UPDATE_FAILED")
         self._event(op.stack, logical, "UPDATE_COMPLETE")
 
     def _roll_back_updates(self, op: _Operation) -> bool:
