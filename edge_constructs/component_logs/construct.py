@@ -49,6 +49,7 @@ class ComponentLogGroups(Construct):
     ) -> None:
         super().__init__(scope, id_)
         self.retention_days = retention_days
+        self.log_retention = log_retention
         handler = PythonFunction(
             self,
             "Handler",

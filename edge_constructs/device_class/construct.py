@@ -154,7 +154,7 @@ class DeviceClassPipeline(Construct):
         super().__init__(scope, id_)
         if bool(device_class.canary_thing_group) != (targets.canary_arn is not None):
             raise ValueError(f"device class {device_class.name}: canary group and ARN disagree")
-        self.log_retention = log_retention
+        self.log_retention = log_groups.log_retention
         prefix = component_prefix(config, device_class)
         architecture = device_class.architecture
 

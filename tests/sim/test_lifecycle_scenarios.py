@@ -187,13 +187,6 @@ def test_the_same_stage_twice_collides_as_aws_refuses(
 
 
 # ---------------------------------------------------------------- (c) delete and re-create
-@pytest.mark.xfail(
-    strict=True,
-    reason="re-create after delete: the Retained component versions refuse CreateComponentVersion "
-    "(ConflictException, first), and the fixed-name /aws/greengrass/UserComponent log groups "
-    "the running devices' log manager recreated refuse CreateLogGroup "
-    "(ResourceAlreadyExistsException): fixed by d2-retain (H2B)",
-)
 def test_recreating_the_pipeline_while_devices_keep_logging(
     dev_stage: Stage, stand_ins: StandIns
 ) -> None:
@@ -203,9 +196,12 @@ def test_recreating_the_pipeline_while_devices_keep_logging(
     groups = [
         r.physical_id
         for r in pipeline.resources.values()
-        if r.type == "AWS::Logs::LogGroup" and r.physical_id.startswith("/aws/greengrass/")
+        if r.type in ("AWS::Logs::LogGroup", "Custom::GreengrassLogGroup")
+        and r.physical_id.startswith("/aws/greengrass/")
     ]
     assert groups, "the pipeline stack creates the components' log groups"
+    retention = {g: cloud.logs.groups[g].retention_days for g in groups}
+    assert all(retention.values()), retention
     thing = provision_device(cloud, "dev-1").thing_name
     (target,) = [str(d["TargetArn"]) for d in cloud.deployments]
     running = [d for d in cloud.deployments if d["TargetArn"] == target]
@@ -219,14 +215,11 @@ def test_recreating_the_pipeline_while_devices_keep_logging(
     again = cf.deploy(dev_stage.stack("Pipeline"))
     assert "log group already exists" not in reasons(again), reasons(again)
     assert again.status == "CREATE_COMPLETE", reasons(again)
+    # The re-created stack adopted the groups the devices made and gave them their retention.
+    assert {g: cloud.logs.groups[g].retention_days for g in groups} == retention
 
 
 # ---------------------------------------------------------------- (b) retry after rollback
-@pytest.mark.xfail(
-    strict=True,
-    reason="a component version created by an update that rolled back is kept (Retain), so "
-    "the retry's CreateComponentVersion gets ConflictException: fixed by d2-retain (H2B)",
-)
 def test_retrying_an_update_after_its_rollback(
     dev_stage: Stage, dev_retrained: Stage, stand_ins: StandIns
 ) -> None:
@@ -235,7 +228,7 @@ def test_retrying_an_update_after_its_rollback(
     pipeline = dev_retrained.stack("Pipeline")
     deployment = logical_of(cloud.stacks[pipeline.stack_name], "AWS::GreengrassV2::Deployment")
     deployment += logical_of(cloud.stacks[pipeline.stack_name], "Custom::GreengrassDeployment")
-    failed = cf.update_stack(pipeline, Failure(deployment[0], "any", "the rollout failed"))
+    failed = cf.update_stack(pipeline, Failure(deployment[0], "update", "the rollout failed"))
     assert failed.status == "UPDATE_ROLLBACK_COMPLETE", reasons(failed)
     retry = cf.update_stack(pipeline)
     assert "ConflictException" not in reasons(retry), reasons(retry)
@@ -243,11 +236,6 @@ def test_retrying_an_update_after_its_rollback(
 
 
 # ---------------------------------------------------------------- (d) delete the devices stack
-@pytest.mark.xfail(
-    strict=True,
-    reason="the AWS::IoT::Policy delete handler does not detach, and DeletePolicy refuses a "
-    "policy attached to a certificate (DeleteConflictException): safe path by d2-retain (H2B)",
-)
 def test_deleting_the_devices_stack_while_a_device_holds_its_policies(
     dev_stage: Stage, stand_ins: StandIns
 ) -> None:
