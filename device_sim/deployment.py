@@ -44,8 +44,8 @@ from edge_constructs.greengrass.public_components import parse_version as _parse
 NUCLEUS = "aws.greengrass.Nucleus"
 # The nucleus a device installs today: the newest release tag in aws-greengrass-nucleus
 # (v2.18.2, commit c2277d585124ff8ea28964f5d6af66559472c0cc, the commit this simulator follows).
-# New devices download
-# "greengrass-nucleus-latest.zip", so a new device runs the newest 2.18.x.
+# The demo device installs exactly this version (releases/greengrass-<version>.zip, see
+# edge_constructs/demo_device/user_data.py), so what this simulator proves is what it runs.
 DEFAULT_NUCLEUS_VERSION = CURRENT_NUCLEUS
 PLATFORMS = {"linux/amd64": ("linux", "amd64"), "linux/aarch64": ("linux", "aarch64")}
 
