@@ -64,6 +64,7 @@ from device_sim.run_with import (
     RunWithError,
     access_problem,
     component_default_user,
+    self_run_with,
     setup_run_with,
     update_owner,
 )
@@ -220,18 +221,21 @@ class Device:
             run_with = setup_run_with(spec)
         except RunWithError as error:
             raise StepFailed("component user", str(error)) from None
-        self.run_with = run_with
         if run_with.real:
             # Components run in <root>/work/<name>: their user must be able to search every
-            # folder above the root, as anyone can above /greengrass/v2 on a device.
+            # folder above the root, as anyone can above /greengrass/v2 on a device. A root
+            # below a private folder (a clone under /root, pytest's /tmp/pytest-of-root) cannot
+            # host them: they run as the simulator's user instead, and the output says why.
             problem = access_problem(self.ownership, self.paths.root / "work", run_with)
             if problem:
-                raise StepFailed(
-                    "component user",
-                    f"--root {self.options.root}: components run as {run_with.label} and "
-                    f"{problem}; give a root that other users may reach (the device's is "
-                    "/greengrass/v2)",
+                run_with = self_run_with(
+                    f"--root {self.options.root}: {run_with.label} {problem} (give a root that "
+                    "other users may reach, as /greengrass/v2 is on a device)",
+                    run_with.user,
+                    run_with.group,
                 )
+        self.run_with = run_with
+        if run_with.real:
             self.report.step("component user", True, f"{run_with.label} (uid {run_with.uid})")
         else:
             self.report.notes.append(run_with.note)

@@ -110,7 +110,7 @@ def _exists(lookup: str, name: str) -> bool:
     return True
 
 
-def _self_run_with(why: str, user: str, group: str) -> RunWith:
+def self_run_with(why: str, user: str, group: str) -> RunWith:
     """Processes run as the simulator's own user; access is still judged for ``user:group``."""
     uid = os.geteuid()
     me, mine = _name_of_uid(uid), _name_of_gid(os.getegid())
@@ -142,7 +142,7 @@ def setup_run_with(spec: str) -> RunWith:
     if not user:
         raise RunWithError(f"--component-default-user {spec!r}: No user specified")
     if os.geteuid() != 0:
-        return _self_run_with(f"the simulator is not root (uid {os.geteuid()})", user, group)
+        return self_run_with(f"the simulator is not root (uid {os.geteuid()})", user, group)
     problems: list[str | None] = []
     if user == GGC_USER:  # GreengrassSetup.setComponentDefaultUserAndGroup
         update_group = False
@@ -157,7 +157,7 @@ def setup_run_with(spec: str) -> RunWith:
                 problems.append(_run(["usermod", "-a", "-G", group, user]))
     failed = [p for p in problems if p]
     if failed:
-        return _self_run_with("; ".join(failed), user, group)
+        return self_run_with("; ".join(failed), user, group)
     try:
         entry = pwd.getpwnam(user)
     except KeyError:

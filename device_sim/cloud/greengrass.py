@@ -47,6 +47,7 @@ class DeploymentRecord:
     status: str = "ACTIVE"  # ACTIVE | COMPLETED | CANCELED | FAILED | INACTIVE
     is_latest_for_target: bool = True
     history: list[str] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)  # CreateDeployment tags
 
 
 class GreengrassBackend:
@@ -206,7 +207,10 @@ class GreengrassClient:
         self.backend = backend
 
     def create_deployment(self, **request: Any) -> dict[str, Any]:
+        tags = dict(request.pop("tags", None) or {})
+        request.pop("clientToken", None)
         deployment_id = self.backend.create_deployment(request)
+        self.backend.records[deployment_id].tags = tags
         return {"deploymentId": deployment_id, "iotJobId": f"job-{deployment_id}"}
 
     def cancel_deployment(self, *, deploymentId: str) -> dict[str, Any]:
@@ -225,6 +229,7 @@ class GreengrassClient:
             "deploymentStatus": record.status,
             "isLatestForTarget": record.is_latest_for_target,
             "deploymentName": record.document.get("DeploymentName", ""),
+            "tags": dict(record.tags),
         }
 
     def list_deployments(self, **kwargs: Any) -> dict[str, Any]:

@@ -144,7 +144,12 @@ class DeploymentHandler(Construct):
         # A deployment ID is the service's (arn:...:greengrass:<region>:<account>:deployments:<id>).
         self.role.add_to_policy(
             iam.PolicyStatement(
-                actions=["greengrass:CancelDeployment", "greengrass:DeleteDeployment"],
+                actions=[
+                    "greengrass:CancelDeployment",
+                    "greengrass:DeleteDeployment",
+                    "greengrass:GetDeployment",
+                    "greengrass:TagResource",
+                ],
                 resources=[stack.format_arn(service="greengrass", resource="deployments:*")],
             )
         )

@@ -23,6 +23,7 @@ from botocore.stub import ANY, Stubber
 GROUP = "arn:aws:iot:eu-west-1:123456789012:thinggroup/EdgeAiDevDevices"
 OTHER_GROUP = "arn:aws:iot:eu-west-1:123456789012:thinggroup/EdgeAiDevOthers"
 NAME = "edge-ai-dev-default-edge-inference"
+LOGICAL = "DeploymentRelease1A2B3C4D"
 STACK = "arn:aws:cloudformation:eu-west-1:123456789012:stack/edge-ai-dev-Pipeline/guid"
 INFERENCE = "com.example.edgeai.dev.DlrInference"
 MERGE = json.dumps({"TopK": 5, "Runtime": "dlr"}, separators=(",", ":"))
@@ -69,6 +70,7 @@ def request(model_version: str, *, target: str = GROUP) -> dict[str, Any]:
     return {
         "targetArn": target,
         "deploymentName": NAME,
+        "tags": {deployment_logic.OWNER_TAG: ours()},
         "components": {
             "com.example.edgeai.dev.Model": {"componentVersion": model_version},
             INFERENCE: {
@@ -111,7 +113,7 @@ def event(
         "RequestType": request_type,
         "RequestId": request_id,
         "StackId": STACK,
-        "LogicalResourceId": "DeploymentRelease1A2B3C4D",
+        "LogicalResourceId": LOGICAL,
         "ResourceType": "Custom::GreengrassDeployment",
         "ResourceProperties": props,
     }
@@ -154,6 +156,20 @@ def listed(deployment_id: str, status: str, *, name: str = NAME) -> dict[str, An
 
 
 LIST_PARAMS = {"targetArn": GROUP, "historyFilter": "LATEST_ONLY"}
+
+
+def ours(logical: str = LOGICAL) -> str:
+    """The ownership tag value the handler gives the deployments of resource ``logical``."""
+    return str(deployment_logic.owner({"StackId": STACK, "LogicalResourceId": logical}))
+
+
+def got(deployment_id: str, owner: str | None = None) -> dict[str, Any]:
+    """GetDeployment's answer: the deployment with its tags (ours unless ``owner`` says)."""
+    return {
+        "deploymentId": deployment_id,
+        "targetArn": GROUP,
+        "tags": {deployment_logic.OWNER_TAG: ours() if owner is None else owner},
+    }
 
 
 # ---------------------------------------------------------------- create and update
@@ -226,6 +242,7 @@ def test_a_new_target_is_a_new_physical_id(greengrass) -> None:
 def test_delete_cancels_and_deletes_an_active_deployment(greengrass) -> None:
     client, stubber = greengrass
     stubber.add_response("list_deployments", listed("d-2", "ACTIVE"), LIST_PARAMS)
+    stubber.add_response("get_deployment", got("d-2"), {"deploymentId": "d-2"})
     stubber.add_response("cancel_deployment", {"message": "ok"}, {"deploymentId": "d-2"})
     stubber.add_response("delete_deployment", {}, {"deploymentId": "d-2"})
 
@@ -238,6 +255,7 @@ def test_delete_twice_is_safe(greengrass) -> None:
     client, stubber = greengrass
     delete = event("Delete", release("1.0.2"), physical=GROUP)
     stubber.add_response("list_deployments", listed("d-2", "ACTIVE"), LIST_PARAMS)
+    stubber.add_response("get_deployment", got("d-2"), {"deploymentId": "d-2"})
     stubber.add_response("cancel_deployment", {"message": "ok"}, {"deploymentId": "d-2"})
     stubber.add_response("delete_deployment", {}, {"deploymentId": "d-2"})
     # The second time: the deployment is gone from the list.
@@ -250,6 +268,7 @@ def test_delete_twice_is_safe(greengrass) -> None:
 def test_delete_of_a_cancelled_one_only_deletes_and_tolerates_it_gone(greengrass) -> None:
     client, stubber = greengrass
     stubber.add_response("list_deployments", listed("d-2", "CANCELED"), LIST_PARAMS)
+    stubber.add_response("get_deployment", got("d-2"), {"deploymentId": "d-2"})
     stubber.add_client_error(
         "delete_deployment",
         "ResourceNotFoundException",
@@ -264,6 +283,7 @@ def test_delete_of_a_cancelled_one_only_deletes_and_tolerates_it_gone(greengrass
 def test_delete_when_cancel_finds_it_gone(greengrass) -> None:
     client, stubber = greengrass
     stubber.add_response("list_deployments", listed("d-2", "ACTIVE"), LIST_PARAMS)
+    stubber.add_response("get_deployment", got("d-2"), {"deploymentId": "d-2"})
     stubber.add_client_error(
         "cancel_deployment",
         "ResourceNotFoundException",
@@ -280,8 +300,31 @@ def test_delete_leaves_a_later_deployment_of_someone_else_alone(greengrass) -> N
     stubber.add_response(
         "list_deployments", listed("d-7", "ACTIVE", name="hand-made-hotfix"), LIST_PARAMS
     )
+    stubber.add_response(
+        "get_deployment", got("d-7", owner="someone-else"), {"deploymentId": "d-7"}
+    )
     # No cancel, no delete: the Stubber fails on any call not queued.
     assert deployment_logic.on_event(event("Delete", release("1.0.2"), physical=GROUP), client)
+
+
+def test_delete_leaves_the_deployment_of_another_resource_on_the_same_target_alone(
+    greengrass,
+) -> None:
+    """A class that gains a canary ring moves its thing group from one deployment resource to
+    another (same target, same deployment name); CloudFormation deletes the old resource after
+    creating the new one. The old one's Delete finds the new deployment latest on the target,
+    and GetDeployment's tags say it is another resource's: left alone (found by the hostile
+    review: it was cancelled and deleted, leaving the fleet with no deployment)."""
+    client, stubber = greengrass
+    stubber.add_response("list_deployments", listed("d-8", "ACTIVE"), LIST_PARAMS)
+    stubber.add_response(
+        "get_deployment",
+        got("d-8", owner=ours("FleetDeploymentRelease9F8E7D6C")),
+        {"deploymentId": "d-8"},
+    )
+    assert deployment_logic.on_event(event("Delete", release("1.0.1"), physical=GROUP), client) == {
+        "PhysicalResourceId": GROUP
+    }
 
 
 def test_delete_follows_list_pages(greengrass) -> None:
@@ -290,6 +333,7 @@ def test_delete_follows_list_pages(greengrass) -> None:
     stubber.add_response(
         "list_deployments", listed("d-2", "ACTIVE"), {**LIST_PARAMS, "nextToken": "p2"}
     )
+    stubber.add_response("get_deployment", got("d-2"), {"deploymentId": "d-2"})
     stubber.add_response("cancel_deployment", {"message": "ok"}, {"deploymentId": "d-2"})
     stubber.add_response("delete_deployment", {}, {"deploymentId": "d-2"})
     deployment_logic.on_event(event("Delete", release("1.0.2"), physical=GROUP), client)
@@ -346,6 +390,7 @@ def test_create_refusals_say_what_is_wrong(greengrass, code, status, fields, exp
 def test_a_delete_conflict_fails_the_delete_with_its_reason(greengrass) -> None:
     client, stubber = greengrass
     stubber.add_response("list_deployments", listed("d-2", "ACTIVE"), LIST_PARAMS)
+    stubber.add_response("get_deployment", got("d-2"), {"deploymentId": "d-2"})
     stubber.add_response("cancel_deployment", {"message": "ok"}, {"deploymentId": "d-2"})
     stubber.add_client_error(
         "delete_deployment",

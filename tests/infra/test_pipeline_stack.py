@@ -295,13 +295,13 @@ def test_the_deployment_handler_may_do_what_its_calls_need_and_no_more(dev) -> N
     """The actions are those of AWS::GreengrassV2::Deployment's own create, delete and list
     handlers (its registry schema, as cfn-lint ships it; the Service Authorization Reference
     lists the same iot:* actions as dependent actions of greengrass:CreateDeployment and
-    CancelDeployment), less what the handler never calls (TagResource, GetDeployment); the
+    CancelDeployment), all of which the handler calls (it tags its deployments and reads the tags back); the
     target group's own actions are on the stage's thing group only."""
     from tests.infra.test_release import registry_schema
 
     handlers = registry_schema("AWS::GreengrassV2::Deployment")["handlers"]
     needed = {a for kind in ("create", "delete", "list") for a in handlers[kind]["permissions"]}
-    needed -= {"greengrass:TagResource", "greengrass:GetDeployment"}
+    # GetDeployment reads back the ownership tag CreateDeployment sets (TagResource).
     template = dev.template_json("dev/Pipeline")
     (role,) = [
         logical

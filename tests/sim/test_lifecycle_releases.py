@@ -240,3 +240,37 @@ def test_canary_promote_and_a_failed_update_leave_each_ring_on_its_release(
     for target in (canary_target, fleet_target):
         assert on_devices(cloud, target) == canary_release  # what the devices run
         assert active(cloud, target) == canary_release  # Greengrass's active deployment
+
+
+def test_adding_a_canary_ring_keeps_the_fleet_deployed(tmp_path: Path, stand_ins: StandIns) -> None:
+    """A class without a canary ring deploys to its group from one resource (ring "all"); with
+    a canary ring and a promoted release, from another (ring "fleet"): same target, same
+    deployment name. CloudFormation creates the new resource, then deletes the old one in the
+    cleanup phase; that Delete must not cancel the deployment the new resource just made
+    (found by the hostile review: the fleet was left with no active deployment while the stack
+    said UPDATE_COMPLETE)."""
+    plain = {
+        "jetson": {k: v for k, v in CANARY_CLASSES["jetson"].items() if k != "canary_thing_group"}
+    }
+    synthesize(tmp_path / "plain", device_classes=plain)
+    first = load_stage(tmp_path / "plain", "dev")
+    cloud, cf = new_account(stand_ins)
+    deploy(cf, first)
+    rings = deployments(cloud.stacks[first.stack("Pipeline").stack_name])
+    target, running = str(rings["all"]["TargetArn"]), release(rings["all"])
+    assert active(cloud, target) == running
+
+    # Promote what the fleet runs, then add the canary ring.
+    releases: dict[str, Any] = {"dev": {"jetson": {}}}
+    for name, spec in rings["all"]["Components"].items():
+        pin: dict[str, Any] = {"version": spec["ComponentVersion"]}
+        update = spec.get("ConfigurationUpdate")
+        if update:
+            pin["merge"] = json.loads(update["Merge"])
+        releases["dev"]["jetson"][name] = pin
+    second = synth_canary(tmp_path / "canary", releases)
+    stack = cf.deploy(second.stack("Pipeline"))
+    assert stack.status == "UPDATE_COMPLETE", reasons(stack)
+    rings = deployments(stack)
+    assert str(rings["fleet"]["TargetArn"]) == target
+    assert active(cloud, target) == release(rings["fleet"]) == running

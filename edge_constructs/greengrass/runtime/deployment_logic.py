@@ -35,6 +35,13 @@ TARGET_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iot:[a-z0-9-]+:[0-9]{12}:(thing|thi
 # ListDeployments deploymentStatus values; only an ACTIVE deployment can be cancelled, and
 # "To delete an active deployment, you must first cancel it" (botocore DeleteDeployment).
 ACTIVE = "ACTIVE"
+# Which resource created a deployment: CreateDeployment ``tags`` (TagMap; a TagValue is at most
+# 256 characters) carry a digest of the stack's ID and the resource's logical ID, and Delete
+# reads them back with GetDeployment (its response has ``tags``). Two resources of one stack
+# may target the same thing group with the same deployment name (a class gaining or losing a
+# canary ring moves its group from one resource to another): the old one's Delete, which
+# CloudFormation sends after the new one's Create, must not cancel the new one's deployment.
+OWNER_TAG = "edge-ai:deployment-owner"
 
 
 class DeploymentError(ValueError):
@@ -206,6 +213,13 @@ def deployment_request(props: Mapping[str, Any], client_token: str) -> dict[str,
     return request
 
 
+def owner(event: Mapping[str, Any]) -> str:
+    """This resource's ownership tag value: the same for every request of one resource of one
+    stack (StackId and LogicalResourceId are in every request), another for any other."""
+    identity = f"{event.get('StackId', '')}\n{event.get('LogicalResourceId', '')}"
+    return hashlib.sha256(identity.encode()).hexdigest()
+
+
 def client_token(event: Mapping[str, Any]) -> str:
     """One token per CloudFormation request: a retried invocation of the same request creates
     no second deployment (CreateDeployment clientToken: "the IoT Greengrass V2 service returns
@@ -256,6 +270,7 @@ def create_or_update(event: Mapping[str, Any], greengrass: Any) -> dict[str, Any
     """
     props = event.get("ResourceProperties") or {}
     request = deployment_request(props, client_token(event))
+    request["tags"] = {OWNER_TAG: owner(event)}
     target = request["targetArn"]
     try:
         response = greengrass.create_deployment(**request)
@@ -278,13 +293,14 @@ def create_or_update(event: Mapping[str, Any], greengrass: Any) -> dict[str, Any
     }
 
 
-def latest_of_ours(greengrass: Any, target: str, name: str) -> dict[str, Any] | None:
-    """The target's latest deployment if it is ours (named ``name``); None otherwise.
+def latest_of_ours(greengrass: Any, target: str, owner_value: str) -> dict[str, Any] | None:
+    """The target's latest deployment if this resource created it; None otherwise.
 
     A Delete request carries no Data, so the deployment this resource last created is found
     from its target: ListDeployments ``targetArn`` with ``historyFilter`` LATEST_ONLY, and the
-    entry whose ``isLatestForTarget`` is true (botocore ListDeployments, Deployment). One that
-    someone created later under another name replaced ours; it is theirs to keep.
+    entry whose ``isLatestForTarget`` is true (botocore ListDeployments, Deployment); then
+    GetDeployment's ``tags`` say whether it is ours (``OWNER_TAG``). One that another resource,
+    or someone by hand, created later replaced ours; it is theirs to keep.
     """
     token: str | None = None
     while True:
@@ -297,14 +313,20 @@ def latest_of_ours(greengrass: Any, target: str, name: str) -> dict[str, Any] | 
             raise _refusal("ListDeployments", target, error) from None
         for deployment in page.get("deployments", []):
             if deployment.get("targetArn") == target and deployment.get("isLatestForTarget"):
-                if deployment.get("deploymentName") == name:
+                deployment_id = deployment.get("deploymentId")
+                try:
+                    tags = greengrass.get_deployment(deploymentId=deployment_id).get("tags") or {}
+                except ClientError as error:
+                    if _gone(error):
+                        return None
+                    raise _refusal("GetDeployment", target, error) from None
+                if tags.get(OWNER_TAG) == owner_value:
                     return dict(deployment)
                 LOGGER.info(
-                    "latest deployment on %s is %s (%s), not ours (%s): left alone",
+                    "latest deployment on %s is %s (%s), created by another resource: left alone",
                     target,
-                    deployment.get("deploymentId"),
+                    deployment_id,
                     deployment.get("deploymentName"),
-                    name,
                 )
                 return None
         token = page.get("nextToken")
@@ -329,8 +351,7 @@ def delete(event: Mapping[str, Any], greengrass: Any) -> dict[str, Any]:
         # A Create that failed before it deployed leaves a placeholder physical ID.
         LOGGER.info("physical ID %r is no target ARN: nothing was deployed", physical)
         return {"PhysicalResourceId": physical}
-    name = str((event.get("ResourceProperties") or {}).get(Names.DEPLOYMENT_NAME) or "")
-    deployment = latest_of_ours(greengrass, physical, name)
+    deployment = latest_of_ours(greengrass, physical, owner(event))
     if deployment is None:
         return {"PhysicalResourceId": physical}
     deployment_id = deployment["deploymentId"]
