@@ -295,7 +295,8 @@ def test_the_deployment_handler_may_do_what_its_calls_need_and_no_more(dev) -> N
     """The actions are those of AWS::GreengrassV2::Deployment's own create, delete and list
     handlers (its registry schema, as cfn-lint ships it; the Service Authorization Reference
     lists the same iot:* actions as dependent actions of greengrass:CreateDeployment and
-    CancelDeployment), all of which the handler calls (it tags its deployments and reads the tags back); the
+    CancelDeployment), all of which the handler calls (it tags its deployments and reads the
+    tags back); the
     target group's own actions are on the stage's thing group only."""
     from tests.infra.test_release import registry_schema
 
