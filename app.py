@@ -17,7 +17,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -109,9 +109,32 @@ def create_app(context: Mapping[str, Any] | None = None, outdir: str | None = No
     stages = all_context.get("stages") or {}
     names = sorted(stages) if selected == "all" else [selected]
     env = _environment(all_context)
-    for stage_name in names:
-        add_stage(app, load_config(all_context, stage_name), env)
+    configs = [load_config(all_context, stage_name) for stage_name in names]
+    check_stages_apart(configs)
+    for config in configs:
+        add_stage(app, config, env)
     return app
+
+
+def check_stages_apart(configs: Sequence[PipelineConfig]) -> None:
+    """Two stages deployed to one account and region must not share a thing group: each
+    stage's devices stack creates its groups (botocore iot ``CreateThingGroup``: a name that
+    exists is ``ResourceAlreadyExistsException``), and a group carries one deployment per
+    target (greengrassv2 ``CreateDeployment`` replaces the target's previous one), so the
+    second stage's deploy would fail or take the first stage's devices. One thing group set
+    for every stage (``-c thing_group=X -c stage=all``, or ``pipeline.thing_group`` with no
+    stage override) is the usual way to get here."""
+    owner: dict[str, str] = {}
+    for config in configs:
+        for group in config.thing_groups:
+            if group in owner and owner[group] != config.stage:
+                raise ConfigError(
+                    f"stages.{config.stage}.thing_group",
+                    group,
+                    f"stage {owner[group]} uses this thing group too; each stage needs its own "
+                    "(set stages.<stage>.thing_group, or the class's thing_group, per stage)",
+                )
+            owner.setdefault(group, config.stage)
 
 
 def _direct_run_context() -> dict[str, Any] | None:

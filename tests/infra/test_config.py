@@ -381,3 +381,23 @@ def test_both_neo_targets_in_a_class_suggest_removing_one() -> None:
     assert raised.value.key == "device_classes.pi.neo_target_device"
     assert "-c neo_target_platform=" not in str(raised.value)
     assert "remove one of them from the class" in str(raised.value)
+
+
+def test_two_stages_sharing_a_thing_group_are_refused_at_synth() -> None:
+    """``-c thing_group=X -c stage=all`` gives every stage the same thing group: the second
+    stage's devices stack would fail on CreateThingGroup (ResourceAlreadyExistsException) and
+    its deployment would replace the first stage's on the shared group (found by the hostile
+    review: synth accepted it). The error names the stage, the key and the other stage."""
+    context = {**CDK_JSON_CONTEXT, "stage": "all", "thing_group": "SharedCoreDevices"}
+    with pytest.raises(ConfigError) as caught:
+        cdk_app.create_app(context=context)
+    message = str(caught.value)
+    assert "stages.prod.thing_group" in message and "'SharedCoreDevices'" in message, message
+    assert "stage dev uses this thing group too" in message, message
+
+
+def test_every_stage_of_cdk_json_has_its_own_thing_groups() -> None:
+    configs = [load_config(CDK_JSON_CONTEXT, stage) for stage in sorted(CDK_JSON_CONTEXT["stages"])]
+    cdk_app.check_stages_apart(configs)  # cdk.json as shipped: no error
+    groups = [group for config in configs for group in config.thing_groups]
+    assert len(groups) == len(set(groups)) > 1
