@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from device_sim.assembly import AssemblyError, Env
-from device_sim.deployment import DEFAULT_NUCLEUS_VERSION, PLATFORMS, parse_version
+from device_sim.deployment import DEFAULT_NUCLEUS_VERSION, PLATFORMS
 from device_sim.device import Device, DeviceOptions, StepFailed, root_problem
 from device_sim.samples import write_sample_images
 
@@ -168,6 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 # pattern [a-zA-Z0-9:_-]+, min 1, max 128. The device name is part of the thing name.
 THING_NAME = re.compile(r"[a-zA-Z0-9:_-]+")
 THING_NAME_MAX = 128
+NUCLEUS_VERSION = re.compile(r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)")
+# Region names as botocore's endpoints.json lists them (us-east-1, ap-southeast-5,
+# us-gov-west-1, cn-north-1, eu-isoe-west-1, ...): letters and hyphens, then a number.
+REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
 
 
 def _check(args: argparse.Namespace) -> str | None:
@@ -180,10 +184,12 @@ def _check(args: argparse.Namespace) -> str | None:
         return f"--root {args.root}: {problem}"
     if args.platform not in PLATFORMS:
         return f"--platform {args.platform!r}: supported: {', '.join(sorted(PLATFORMS))}"
-    try:
-        parse_version(args.nucleus_version)
-    except RuntimeError:
-        return f"--nucleus-version {args.nucleus_version!r}: expected X.Y.Z"
+    # A nucleus reports its own version as a full X.Y.Z (the installer's versioned archive
+    # releases/greengrass-<version>.zip); the resolver compares it strictly (semver4j STRICT).
+    if not NUCLEUS_VERSION.fullmatch(args.nucleus_version):
+        return f"--nucleus-version {args.nucleus_version!r}: expected X.Y.Z, e.g. 2.18.2"
+    if not REGION.fullmatch(args.region):
+        return f"--region {args.region!r}: not an AWS Region name (e.g. eu-west-1)"
     if args.model is not None and not args.model.is_dir():
         return f"--model {args.model}: no such folder"
     if args.onnx_model is not None and not (args.onnx_model / "model.onnx").is_file():

@@ -711,6 +711,8 @@ def prepare_root(root: Path) -> None:
     problem = root_problem(root)
     if problem:
         raise StepFailed("arguments", f"--root {root}: {problem}")
+    # Through a symbolic link or "..", the folder itself is what is recreated.
+    root = root.resolve()
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)

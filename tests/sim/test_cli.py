@@ -33,6 +33,9 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
             "--platform 'linux/riscv64': supported: linux/aarch64, linux/amd64",
         ),
         (["--nucleus-version", "2.x"], "--nucleus-version '2.x': expected X.Y.Z"),
+        # A running nucleus has a full version; "2.0" failed later, at resolve, with exit 1.
+        (["--nucleus-version", "2.0"], "--nucleus-version '2.0': expected X.Y.Z"),
+        (["--region", "../../etc"], "--region '../../etc': not an AWS Region name"),
         (["--images", "/no/such/dir"], "--images /no/such/dir: no such folder"),
         (["--wait", "0"], "--wait 0.0: must be positive"),
         (["--account", "12"], "--account '12': expected 12 digits"),
@@ -125,6 +128,26 @@ def test_a_root_the_simulator_made_is_recreated(tmp_path: Path, dev_assembly: Pa
     second = cli("--assembly", str(dev_assembly), "--root", str(root), "--resolve-only")
     assert second.returncode == 0, second.stdout + second.stderr
     assert not (root / "left-over").exists() and (root / ROOT_MARKER).is_file()
+
+
+@pytest.mark.parametrize("spelling", ["dotdot", "symlink"])
+def test_a_root_given_through_dotdot_or_a_link_is_recreated(
+    tmp_path: Path, dev_assembly: Path, spelling: str
+) -> None:
+    """The same simulator root spelled ``<root>/../<name>`` or through a symbolic link is
+    recreated like the plain path (both ended in a traceback, exit 1, found by the hostile
+    review; the dotdot spelling left the folder emptied without its marker)."""
+    root = tmp_path / "gg"
+    first = cli("--assembly", str(dev_assembly), "--root", str(root), "--resolve-only")
+    assert first.returncode == 0, first.stdout + first.stderr
+    if spelling == "dotdot":
+        given = root / ".." / "gg"
+    else:
+        given = tmp_path / "link"
+        given.symlink_to(root)
+    again = cli("--assembly", str(dev_assembly), "--root", str(given), "--resolve-only")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert (root / ROOT_MARKER).is_file()
 
 
 @pytest.mark.parametrize(
