@@ -25,7 +25,8 @@ Outcome of each record:
   alarm a user sees fires. The FAILURE signal cannot be sent instead: it would go to the same
   handle that refuses. The WaitCondition then fails at its Timeout.
 
-The handle URL is a presigned secret: it is never logged (errors name the job, not the URL).
+The handle URL is a presigned secret: this code never logs it (errors name the job, not the
+URL); see wait_condition_signal for where else it can be read.
 """
 
 from __future__ import annotations

@@ -2,7 +2,13 @@
 
 One module for both paths that signal a training job's end: the create path of the custom
 resource (the job already ended, e.g. on a retried create) and the EventBridge-triggered
-signaller (the job ends later). The handle URL is a presigned secret: it is never logged.
+signaller (the job ends later). The handle URL is a presigned secret that this code never
+logs. It is not secret from everyone, though: it is the handle's physical ID (CloudFormation
+DescribeStackResources shows it), and the CDK Provider framework that forwards the custom
+resource's requests logs each request with its ResourceProperties (aws-cdk-lib
+custom-resources/lib/provider-framework/runtime/framework.js: only ResponseURL is masked) in the
+training resource's provider log group. Whoever may read those may signal the wait condition:
+grant them as you grant stack updates.
 """
 
 from __future__ import annotations
