@@ -349,6 +349,14 @@ _INSTANCE_RE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 # ComponentVersion).
 _VERSION_RE = re.compile(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$")
 _TOPIC_RE = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+S3_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+# The device publishes on <publish_topic_prefix>/<thing name>/predictions. AWS IoT Core topics
+# hold at most 7 forward slashes and 256 bytes (AWS IoT Core quotas, "Message broker and
+# protocol limits": "Maximum number of slashes in topic and topic filter", "Topic size"); a thing
+# name has at most 128 characters (botocore iot ThingName).
+TOPIC_MAX_SLASHES = 7
+TOPIC_MAX_BYTES = 256
+TOPIC_SUFFIX_MAX = len("/") + 128 + len("/predictions")
 
 
 def _int(key: str, value: object, *, minimum: int = 1, maximum: int | None = None) -> int:
@@ -386,6 +394,30 @@ def _matching(key: str, value: object, pattern: re.Pattern[str], allowed: str) -
     text = str(value).strip()
     if not pattern.match(text):
         raise ConfigError(key, value, allowed)
+    return text
+
+
+def _topic_prefix(value: object) -> str:
+    text = _matching(
+        "publish_topic_prefix",
+        value,
+        _TOPIC_RE,
+        "MQTT topic levels of letters, digits, _ and -, separated by /",
+    )
+    if text.count("/") + 2 > TOPIC_MAX_SLASHES:
+        raise ConfigError(
+            "publish_topic_prefix",
+            value,
+            f"the device publishes on <prefix>/<thing>/predictions, and AWS IoT allows "
+            f"{TOPIC_MAX_SLASHES} slashes in a topic: at most {TOPIC_MAX_SLASHES - 2} here",
+        )
+    if len(text.encode()) + TOPIC_SUFFIX_MAX > TOPIC_MAX_BYTES:
+        raise ConfigError(
+            "publish_topic_prefix",
+            value,
+            f"with a thing name of up to 128 characters the topic would pass AWS IoT's "
+            f"{TOPIC_MAX_BYTES} bytes: at most {TOPIC_MAX_BYTES - TOPIC_SUFFIX_MAX} here",
+        )
     return text
 
 
@@ -739,6 +771,26 @@ def release_components(namespace: str, stage: str, device_class: DeviceClass) ->
     return (f"{prefix}.Model", runtime, f"{prefix}.{kind}Inference", LOG_MANAGER)
 
 
+# botocore greengrassv2 ComponentNameString: "max": 128.
+COMPONENT_NAME_MAX = 128
+
+
+def _check_component_names(
+    namespace: str, stage: str, device_classes: tuple[DeviceClass, ...]
+) -> None:
+    """Every component name a class deploys fits Greengrass's limit (CreateComponentVersion
+    would refuse a longer one at deploy time)."""
+    for device_class in device_classes:
+        for name in release_components(namespace, stage, device_class):
+            if len(name) > COMPONENT_NAME_MAX:
+                raise ConfigError(
+                    "component_namespace",
+                    namespace,
+                    f"gives the {len(name)}-character component name {name[:40]}...; "
+                    f"Greengrass allows {COMPONENT_NAME_MAX}: use a shorter namespace",
+                )
+
+
 def _check_releases(namespace: str, stage: str, device_classes: tuple[DeviceClass, ...]) -> None:
     """A deployment removes from its devices every component it omits (Greengrass developer
     guide, "Revise deployments",
@@ -1039,6 +1091,14 @@ def build_config(
         _PREFIX_RE,
         "2-20 characters: lower-case letters, digits and -, starting with a letter",
     )
+    # The stacks' generated S3 bucket names start with the prefix, and S3 refuses names that
+    # start with xn--, sthree- or amzn-s3-demo- (S3 User Guide, "General purpose bucket naming
+    # rules").
+    for s3_reserved in S3_RESERVED_PREFIXES:
+        if prefix.startswith(s3_reserved):
+            raise ConfigError(
+                "prefix", prefix, f"bucket names start with it, and S3 reserves {s3_reserved!r}"
+            )
     device_classes = parse_device_classes(raw, releases or {}, stage)
     targets = {c.name: c.neo_target for c in device_classes if c.neo_target is not None}
     max_runtime = _int(
@@ -1169,6 +1229,7 @@ def build_config(
         _NAMESPACE_RE,
         "a dotted name such as com.example.edgeai",
     )
+    _check_component_names(component_namespace, stage, device_classes)
     _check_releases(component_namespace, stage, device_classes)
     _check_prefix_names(prefix, component_namespace, device_classes)
     demo_enabled = _bool("demo_device", raw["demo_device"])
@@ -1208,12 +1269,7 @@ def build_config(
         nucleus_version=nucleus_version,
         log_retention_days=retention,
         inference_top_k=_int("inference_top_k", raw["inference_top_k"], maximum=100),
-        publish_topic_prefix=_matching(
-            "publish_topic_prefix",
-            raw["publish_topic_prefix"],
-            _TOPIC_RE,
-            "MQTT topic levels of letters, digits, _ and -, separated by /",
-        ),
+        publish_topic_prefix=_topic_prefix(raw["publish_topic_prefix"]),
         deployment=deployment,
         noncurrent_version_expiration_days=_int(
             "noncurrent_version_expiration_days",

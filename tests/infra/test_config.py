@@ -401,3 +401,45 @@ def test_every_stage_of_cdk_json_has_its_own_thing_groups() -> None:
     cdk_app.check_stages_apart(configs)  # cdk.json as shipped: no error
     groups = [group for config in configs for group in config.thing_groups]
     assert len(groups) == len(set(groups)) > 1
+
+
+@pytest.mark.parametrize("prefix", ["xn--edge", "sthree-x", "amzn-s3-demo-a"])
+def test_a_prefix_s3_reserves_is_refused(prefix: str) -> None:
+    """The stacks' generated bucket names start with the prefix; S3 refuses bucket names that
+    start with xn--, sthree- or amzn-s3-demo- (S3 User Guide, "General purpose bucket naming
+    rules"). Found by the hostile review: synth accepted them."""
+    with pytest.raises(ConfigError, match=rf"prefix='{prefix}'.*S3 reserves"):
+        load_config({**CDK_JSON_CONTEXT, "prefix": prefix}, "dev")
+
+
+@pytest.mark.parametrize(
+    ("topic", "accepted"),
+    [
+        ("a/b/c/d/e", True),  # a/b/c/d/e/<thing>/predictions: 6 slashes
+        ("a/b/c/d/e/f", True),  # 7 slashes: AWS IoT's most
+        ("a/b/c/d/e/f/g", False),  # 8
+        ("t" * 115, True),  # + "/" + 128-character thing + "/predictions" = 256 bytes
+        ("t" * 116, False),
+    ],
+)
+def test_publish_topic_prefix_keeps_the_topic_inside_aws_iot_limits(
+    topic: str, accepted: bool
+) -> None:
+    """AWS IoT Core topics: at most 7 slashes and 256 bytes (AWS IoT Core quotas, message broker
+    limits); the device publishes on <prefix>/<thing>/predictions with a thing name of up to 128
+    characters. Found by the hostile review: both limits were left to fail on the device."""
+    context = {**CDK_JSON_CONTEXT, "publish_topic_prefix": topic}
+    if accepted:
+        assert load_config(context, "dev").publish_topic_prefix == topic
+    else:
+        with pytest.raises(ConfigError, match="publish_topic_prefix"):
+            load_config(context, "dev")
+
+
+def test_a_component_namespace_too_long_for_greengrass_names_is_refused() -> None:
+    """Component names are <namespace>.<stage>[.<class>].<Part>; Greengrass allows 128
+    characters (botocore greengrassv2 ComponentNameString). Found by the hostile review."""
+    namespace = "com." + ".".join(["abcdefghij"] * 11)  # 124 characters
+    with pytest.raises(ConfigError, match=r"component_namespace.*Greengrass allows 128"):
+        load_config({**CDK_JSON_CONTEXT, "component_namespace": namespace}, "dev")
+    assert load_config({**CDK_JSON_CONTEXT, "component_namespace": "com.example.x"}, "dev")
