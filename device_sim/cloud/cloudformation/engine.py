@@ -39,6 +39,20 @@ from device_sim.cloud.errors import AssemblyError, ServiceError
 from device_sim.cloud.standins import StandIns
 
 RETAINING = ("Retain", "RetainExceptOnCreate")
+# The property that gives each modelled type a custom name (the template reference's "Name
+# type" properties): a replacement under an unchanged custom name is refused.
+CUSTOM_NAME_PROPERTIES = {
+    "AWS::S3::Bucket": "BucketName",
+    "AWS::IAM::Role": "RoleName",
+    "AWS::IAM::ManagedPolicy": "ManagedPolicyName",
+    "AWS::IoT::Policy": "PolicyName",
+    "AWS::IoT::ThingGroup": "ThingGroupName",
+    "AWS::IoT::RoleAlias": "RoleAlias",
+    "AWS::Logs::LogGroup": "LogGroupName",
+    "AWS::Lambda::Function": "FunctionName",
+    "AWS::SQS::Queue": "QueueName",
+    "AWS::Events::Rule": "Name",
+}
 
 
 @dataclass(frozen=True)
@@ -358,6 +372,24 @@ class CloudFormation:
             k for k in set(props) | set(old.properties) if props.get(k) != old.properties.get(k)
         }
         replace = rtype != old.type or bool(changed & create_only(rtype))
+        name_key = CUSTOM_NAME_PROPERTIES.get(rtype)
+        if (
+            replace
+            and rtype == old.type
+            and name_key
+            and props.get(name_key)
+            and props.get(name_key) == old.properties.get(name_key)
+        ):
+            # "Name type" (CloudFormation User Guide): "If you specify a name, you can't
+            # perform updates that require replacement of this resource ... If you must
+            # replace the resource, specify a new name." CloudFormation refuses before it
+            # creates anything, with this message.
+            error = (
+                "CloudFormation cannot update a stack when a custom-named resource requires "
+                f"replacing. Rename {props[name_key]} and update the stack again."
+            )
+            self._event(op.stack, logical, "UPDATE_FAILED", error)
+            raise ResourceFailed(f"{logical}: {error}")
         self._event(
             op.stack,
             logical,
