@@ -137,7 +137,7 @@ def unique_names(stack: DeployedStack) -> set[tuple[str, str]]:
     """(kind, name) of what must be unique per account and region, as the stack created it."""
     names: set[tuple[str, str]] = set()
     for r in stack.resources.values():
-        if r.type == "AWS::GreengrassV2::ComponentVersion":
+        if r.type in ("AWS::GreengrassV2::ComponentVersion", "Custom::GreengrassComponentVersion"):
             names.add(("component", str(r.attributes["ComponentName"])))
         elif r.type in UNIQUE_TYPES:
             names.add((r.type, r.physical_id))
