@@ -259,6 +259,9 @@ def test_reverting_a_change_deploys_the_earlier_versions_again(
     changed = cf.update_stack(dev_retrained.stack("Pipeline"))
     assert changed.status == "UPDATE_COMPLETE", reasons(changed)
     assert released(cloud, target) != before  # the change reached the devices: B is not A
+    # A's versions are kept (a rollback returns to them, a promoted release may pin them).
+    ours = {n: str(c["ComponentVersion"]) for n, c in before.items() if n.startswith("com.")}
+    assert ours and all((n, v) in cloud.greengrass.components for n, v in ours.items()), ours
     reverted = cf.update_stack(dev_stage.stack("Pipeline"))
     assert "ConflictException" not in reasons(reverted), reasons(reverted)
     assert reverted.status == "UPDATE_COMPLETE", reasons(reverted)
