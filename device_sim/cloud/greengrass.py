@@ -250,6 +250,11 @@ class GreengrassClient:
             text = yaml.safe_dump(recipe)
         return {"recipeOutputFormat": recipeOutputFormat, "recipe": text.encode()}
 
+    def delete_component(self, *, arn: str) -> dict[str, Any]:
+        """DeleteComponent: "deletes the component's recipe and artifacts"."""
+        self.backend.delete_component(arn)
+        return {}
+
     def describe_component(self, *, arn: str) -> dict[str, Any]:
         component = self.backend.component("DescribeComponent", arn)
         return {**self._metadata(component), "arn": component.arn}
