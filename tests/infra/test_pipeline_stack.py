@@ -342,12 +342,25 @@ def test_the_deployment_handler_may_do_what_its_calls_need_and_no_more(dev) -> N
     handlers (its registry schema, as cfn-lint ships it; the Service Authorization Reference
     lists the same iot:* actions as dependent actions of greengrass:CreateDeployment and
     CancelDeployment), less what the handler never calls (TagResource, GetDeployment); the
-    target group's own actions are on the stage's thing group only."""
+    target group's own actions are on the stage's thing group only.
+
+    The same handler serves Custom::GreengrassComponentVersion: the create handler's
+    permissions of AWS::GreengrassV2::ComponentVersion's registry schema, less what it never
+    calls (lambda:GetFunction: no Lambda recipes; the tag actions: no tags), plus
+    greengrass:GetComponent, which reads an existing version's recipe before adopting it. No
+    DeleteComponent: Delete leaves the version."""
     from tests.infra.test_release import registry_schema
 
     handlers = registry_schema("AWS::GreengrassV2::Deployment")["handlers"]
     needed = {a for kind in ("create", "delete", "list") for a in handlers[kind]["permissions"]}
     needed -= {"greengrass:TagResource", "greengrass:GetDeployment"}
+    versions = registry_schema("AWS::GreengrassV2::ComponentVersion")["handlers"]
+    needed |= set(versions["create"]["permissions"]) - {
+        "lambda:GetFunction",
+        "greengrass:TagResource",
+        "greengrass:ListTagsForResource",
+    }
+    needed |= {"greengrass:GetComponent"}
     template = dev.template_json("dev/Pipeline")
     (role,) = [
         logical
@@ -375,6 +388,9 @@ def test_the_deployment_handler_may_do_what_its_calls_need_and_no_more(dev) -> N
         "arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:thinggroup/EdgeAiDevCoreDevices"
     ]
     assert "*" not in granted["greengrass:CancelDeployment"] + granted["iot:CancelJob"]
+    assert "greengrass:DeleteComponent" not in granted
+    for action in ("greengrass:CreateComponentVersion", "greengrass:GetComponent"):
+        assert all(":greengrass:" in arn and ":components:" in arn for arn in granted[action])
 
 
 def _role_statements(template: dict, role_prefix: str) -> list[dict]:
