@@ -40,6 +40,7 @@ class Cloud:
         self.iam = IamBackend(env)
         self.iot = IotBackend(env)
         self.greengrass = GreengrassBackend(env, self.s3_backend.get)
+        self.greengrass.clock = lambda: self.now
         self.logs = LogsBackend(env)
         self.lambda_ = LambdaBackend(env)
         self.sagemaker = SageMakerBackend(env, self.s3_backend)

@@ -7,6 +7,11 @@ botocore's model (``botocore/data/greengrassv2/2020-11-30/service-2.json``):
   calculates the digest" when the component is created); a name and version that exist already
   -> ``ConflictException`` ("Your request has conflicting operations"): a component version is
   immutable, so CloudFormation's create of an existing version fails.
+* ``GetComponent`` ("Gets the recipe for a version of a component": ``recipe``, a blob, in
+  ``recipeOutputFormat`` JSON or YAML) and ``DescribeComponent`` (metadata and ``status``:
+  ``componentState`` REQUESTED | INITIATED | DEPLOYABLE | FAILED | DEPRECATED, ``message``,
+  ``errors``); an unknown ARN -> ``ResourceNotFoundException``. ``ConflictException`` carries
+  ``resourceId`` and ``resourceType`` (its required members).
 * ``CreateDeployment``: "You can define one deployment for each target. When you create a new
   deployment for a target that has an existing deployment, you replace the previous deployment.
   IoT Greengrass applies the new deployment to the target devices."
@@ -25,6 +30,7 @@ import copy
 import hashlib
 import json
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 from device_sim.cloud.env import Env
@@ -37,6 +43,9 @@ class ComponentVersion:
     version: str
     arn: str
     recipe: dict[str, Any]  # with Digest/Algorithm added as the service does
+    created: float = 0.0  # the account clock at creation
+    # CloudComponentState: the simulated service has every artifact's digest at once.
+    state: str = "DEPLOYABLE"
 
 
 @dataclass
@@ -60,6 +69,7 @@ class GreengrassBackend:
         self.deployments: list[dict[str, Any]] = []
         self.records: dict[str, DeploymentRecord] = {}
         self._counter = 0
+        self.clock: Callable[[], float] = lambda: 0.0  # the account's (Cloud sets it)
 
     # -- component versions
     def component_arn(self, name: str, version: str) -> str:
@@ -68,13 +78,16 @@ class GreengrassBackend:
     def create_component_version(self, recipe: dict[str, Any]) -> ComponentVersion:
         name, version = str(recipe["ComponentName"]), str(recipe["ComponentVersion"])
         if (name, version) in self.components:
-            raise ServiceError(
+            arn = self.component_arn(name, version)
+            error = ServiceError(
                 "CreateComponentVersion",
                 "ConflictException",
                 f"Component {name} version {version} already exists "
-                f"({self.component_arn(name, version)}); a component version cannot change",
+                f"({arn}); a component version cannot change",
                 409,
             )
+            error.response.update({"resourceId": arn, "resourceType": "componentVersion"})
+            raise error
         recipe = copy.deepcopy(recipe)
         for manifest in recipe.get("Manifests", []):
             for artifact in manifest.get("Artifacts", []):
@@ -94,9 +107,17 @@ class GreengrassBackend:
                     "Digest", base64.b64encode(hashlib.sha256(data).digest()).decode()
                 )
                 artifact.setdefault("Algorithm", "SHA-256")
-        component = ComponentVersion(name, version, self.component_arn(name, version), recipe)
+        component = ComponentVersion(
+            name, version, self.component_arn(name, version), recipe, self.clock()
+        )
         self.components[(name, version)] = component
         return component
+
+    def component(self, operation: str, arn: str) -> ComponentVersion:
+        for component in self.components.values():
+            if component.arn == arn:
+                return component
+        raise ServiceError(operation, "ResourceNotFoundException", f"{arn} not found", 404)
 
     def delete_component(self, arn: str) -> None:
         for key, component in list(self.components.items()):
@@ -205,6 +226,48 @@ class GreengrassClient:
 
     def __init__(self, backend: GreengrassBackend) -> None:
         self.backend = backend
+
+    def create_component_version(self, *, inlineRecipe: bytes | str, **_: Any) -> dict[str, Any]:
+        from device_sim.cloud.cloudformation.providers import parse_recipe
+
+        text = inlineRecipe.decode() if isinstance(inlineRecipe, bytes) else inlineRecipe
+        try:
+            recipe = parse_recipe(text, "CreateComponentVersion", "inlineRecipe")
+        except ValueError as error:
+            raise ServiceError(
+                "CreateComponentVersion", "ValidationException", str(error)
+            ) from None
+        component = self.backend.create_component_version(recipe)
+        return {**self._metadata(component), "arn": component.arn}
+
+    def get_component(self, *, arn: str, recipeOutputFormat: str = "YAML") -> dict[str, Any]:
+        """The stored recipe (with the digests the service added); YAML by default."""
+        recipe = self.backend.component("GetComponent", arn).recipe
+        if recipeOutputFormat == "JSON":
+            text = json.dumps(recipe)
+        else:
+            import yaml
+
+            text = yaml.safe_dump(recipe)
+        return {"recipeOutputFormat": recipeOutputFormat, "recipe": text.encode()}
+
+    def delete_component(self, *, arn: str) -> dict[str, Any]:
+        """DeleteComponent: "deletes the component's recipe and artifacts"."""
+        self.backend.delete_component(arn)
+        return {}
+
+    def describe_component(self, *, arn: str) -> dict[str, Any]:
+        component = self.backend.component("DescribeComponent", arn)
+        return {**self._metadata(component), "arn": component.arn}
+
+    @staticmethod
+    def _metadata(component: ComponentVersion) -> dict[str, Any]:
+        return {
+            "componentName": component.name,
+            "componentVersion": component.version,
+            "creationTimestamp": datetime.fromtimestamp(component.created, timezone.utc),
+            "status": {"componentState": component.state, "message": "NONE", "errors": {}},
+        }
 
     def create_deployment(self, **request: Any) -> dict[str, Any]:
         tags = dict(request.pop("tags", None) or {})

@@ -203,6 +203,8 @@ class DeviceClassPipeline(Construct):
         self.model_component = ComponentVersion(
             self,
             "ModelComponent",
+            artifact_bucket=artifacts.bucket,
+            log_retention=self.log_retention,
             name=model_name,
             recipe_for=lambda version: recipes.model_recipe(
                 name=model_name,
@@ -230,6 +232,8 @@ class DeviceClassPipeline(Construct):
             self.runtime = ComponentVersion(
                 self,
                 "RuntimeComponent",
+                artifact_bucket=artifacts.bucket,
+                log_retention=self.log_retention,
                 name=runtime_name,
                 recipe_for=lambda version: recipes.runtime_recipe(
                     name=runtime_name,
@@ -262,6 +266,8 @@ class DeviceClassPipeline(Construct):
         self.inference_component = ComponentVersion(
             self,
             "InferenceComponent",
+            artifact_bucket=artifacts.bucket,
+            log_retention=self.log_retention,
             name=inference_name,
             recipe_for=lambda version: recipes.inference_recipe(
                 name=inference_name,

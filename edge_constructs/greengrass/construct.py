@@ -6,17 +6,23 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import CfnDeletionPolicy, CfnResource, CustomResource, Duration, Stack
-from aws_cdk import aws_greengrassv2 as greengrass
+from aws_cdk import CfnResource, CustomResource, Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from app_config import ComponentPin, DeploymentConfig
+from edge_constructs.artifact_bucket.construct import Prefixes
 from edge_constructs.lambda_function import PythonFunction
-from edge_constructs.nag import acknowledge_provider_framework, acknowledge_wildcards
+from edge_constructs.nag import (
+    acknowledge_provider_framework,
+    acknowledge_wildcards,
+    resource_ending,
+)
 from edge_constructs.naming import content_version, digest
+from edge_constructs.runtime_common.cr_names import GreengrassComponentVersion as ComponentNames
 from edge_constructs.runtime_common.cr_names import GreengrassDeployment as Names
 
 # AWS::GreengrassV2::Deployment IoTJobExecutionsRolloutConfig.MaximumPerMinute: an integer
@@ -47,24 +53,34 @@ class ComponentVersion(Construct):
             job, package or published artifact stands for that resource's own content
             (``naming.digest``): what is behind a token counts by construction, with nothing
             to hand-pick.
+        artifact_bucket: the bucket whose ``Prefixes.DEVICE_READABLE`` hold the recipe's
+            artifacts (CreateComponentVersion reads them to compute their digests).
+        log_retention: retention of the stack's Greengrass handler's logs (default one month).
 
-    Removal: a version replaced by an update is kept (``UpdateReplacePolicy: Retain``), so a
-    deployment can roll back to it and a promoted release can pin it. Otherwise it is deleted
-    (``DeletionPolicy: Delete``): when the stack operation that created it rolls back, and on
-    stack delete. A version is content-addressed (``naming.content_version``) and its
-    ``InlineRecipe`` create-only (the resource's registry schema, as cfn-lint ships it), so a
-    version left behind by a rolled-back create, or by a deleted stack, makes the next
-    CreateComponentVersion of the same ``name@version`` fail with ConflictException (botocore
-    greengrassv2 CreateComponentVersion errors): the retry after a rollback, and the re-created
-    stack. (``RetainExceptOnCreate`` would cover the rollback only: it retains on stack delete,
-    CloudFormation User Guide, "DeletionPolicy attribute".) Deleting a version uninstalls
-    nothing from the devices that run it; it fails deployments that still refer to it
-    (botocore greengrassv2 DeleteComponent), and a stack delete deletes this stack's
-    deployments first (they depend on the versions).
+    It is a ``Custom::GreengrassComponentVersion`` (runtime/component_logic.py says why) that
+    creates the version, or adopts it when it exists with the same recipe, with the native
+    resource's attributes (``Arn``, ``ComponentName``, ``ComponentVersion``). A version is
+    content-addressed (``naming.content_version``), so a version that exists already is this
+    recipe's: one kept by an update that replaced it, by a rolled-back update, or by a deleted
+    stack. So a revert (A -> B -> A), a retry after a rollback and a re-created stack all
+    deploy.
 
-    Still colliding: a version kept by a replacement, when its content is created again (a
-    configuration reverted to an earlier one). Delete it first with
-    ``aws greengrassv2 delete-component --arn <arn>`` (README, "Operating the pipeline").
+    Removal: the handler's Delete leaves the version, always: devices run it and promoted
+    releases pin it, and deleting a version fails the deployments that name it (botocore
+    greengrassv2 DeleteComponent). ``DeletionPolicy`` and ``UpdateReplacePolicy`` stay
+    ``Delete`` (the CDK default), so CloudFormation sends that Delete and the one place that
+    decides is the handler; a leftover version costs nothing and is adopted by the next create.
+    Clean up by hand: ``aws greengrassv2 delete-component --arn <arn>`` for a version nothing
+    deploys (README, "This stack owns the thing group's deployment").
+
+    The construct id of the resource is ``Version``, not the native resource's ``Resource``:
+    CloudFormation refuses to change a resource's type under one logical ID ("Update of
+    resource type is not permitted"). One-time effect on a stack deployed with the native
+    resource: the update adopts each current version under the new logical ID, then its cleanup
+    deletes the old native resource with that resource's last ``DeletionPolicy``; where that
+    was ``Delete``, DeleteComponent removes the versions just adopted. Set the native
+    resources' ``DeletionPolicy`` to ``Retain`` in one deploy before this one, or change a
+    recipe (a new version) in the same deploy.
     """
 
     def __init__(
@@ -74,29 +90,39 @@ class ComponentVersion(Construct):
         *,
         name: str,
         recipe_for: Callable[[str], Mapping[str, Any]],
+        artifact_bucket: s3.IBucket,
         major_minor: str = "1.0",
+        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
     ) -> None:
         super().__init__(scope, id_)
         self.name = name
         content = digest(self, recipe_for("0.0.0"))
         self.version = content_version(major_minor, content)
         self.recipe = dict(recipe_for(self.version))
-        self.resource = greengrass.CfnComponentVersion(
+        handler = DeploymentHandler.of(self, log_retention=log_retention)
+        grant = handler.grant_component(self, name, artifact_bucket)
+        self.custom = CustomResource(
             self,
-            "Resource",
-            inline_recipe=Stack.of(self).to_json_string(self.recipe),
+            "Version",
+            service_token=handler.provider.service_token,
+            resource_type=ComponentNames.TYPE,
+            properties={ComponentNames.INLINE_RECIPE: Stack.of(self).to_json_string(self.recipe)},
         )
-        self.resource.cfn_options.deletion_policy = CfnDeletionPolicy.DELETE
-        self.resource.cfn_options.update_replace_policy = CfnDeletionPolicy.RETAIN
-        self.arn = self.resource.attr_arn
+        self.custom.node.add_dependency(handler.role, grant)
+        resource = self.custom.node.default_child
+        assert isinstance(resource, CfnResource)
+        self.resource = resource
+        self.arn = self.custom.get_att_string(ComponentNames.ARN)
 
 
 class DeploymentHandler(Construct):
-    """The Lambda and Provider behind ``Custom::GreengrassDeployment`` (one per stack: use
-    :meth:`of`).
+    """The Lambda and Provider behind ``Custom::GreengrassDeployment`` and
+    ``Custom::GreengrassComponentVersion`` (one per stack: use :meth:`of`; the handler
+    dispatches on the request's ``ResourceType``).
 
     Its role may create deployments, and cancel and delete them; each
-    :class:`ThingGroupDeployment` grants its target with :meth:`grant_target`.
+    :class:`ThingGroupDeployment` grants its target with :meth:`grant_target`, each
+    :class:`ComponentVersion` its component with :meth:`grant_component`.
 
     Props:
         log_retention: retention of its logs.
@@ -126,7 +152,7 @@ class DeploymentHandler(Construct):
             handler="deployment_handler.handler",
             timeout=Duration.minutes(2),
             log_retention=log_retention,
-            description="Custom::GreengrassDeployment",
+            description="Custom::GreengrassDeployment, Custom::GreengrassComponentVersion",
         )
         self.role = self.function.role
         stack = Stack.of(self)
@@ -187,6 +213,61 @@ class DeploymentHandler(Construct):
             log_group=logs.LogGroup(self, "ProviderLogs", retention=log_retention),
         )
         acknowledge_provider_framework(self.provider)
+
+    def grant_component(
+        self, scope: Construct, name: str, artifact_bucket: s3.IBucket
+    ) -> iam.Policy:
+        """Create, read back and describe versions of component ``name``: a policy of its own in
+        ``scope``. What the native resource's create handler needs (registry schema of
+        AWS::GreengrassV2::ComponentVersion, handlers.create.permissions:
+        greengrass:CreateComponentVersion, greengrass:DescribeComponent, s3:GetObject; not
+        lambda:GetFunction, nor the tag actions: no Lambda recipes, no tags), plus
+        greengrass:GetComponent, which reads an existing version's recipe before adopting it.
+        Scoped to the component and its versions (arn:...:greengrass:<region>:<account>:
+        components:<name>, and ...:versions:<version>, botocore ComponentVersionARN); the
+        version is not known until the recipe is built, hence ``versions:*``.
+
+        s3:GetObject: CreateComponentVersion reads each artifact to compute its digest, with
+        the caller's permissions (the create handler lists s3:GetObject), on the device-readable
+        prefixes where this app publishes artifacts (``Prefixes.DEVICE_READABLE``).
+        """
+        stack = Stack.of(self)
+        component = stack.format_arn(service="greengrass", resource=f"components:{name}")
+        versions = f"{component}:versions:*"
+        policy = iam.Policy(
+            scope,
+            "HandlerGrant",
+            roles=[self.role],
+            statements=[
+                iam.PolicyStatement(
+                    actions=[
+                        "greengrass:CreateComponentVersion",
+                        "greengrass:DescribeComponent",
+                        "greengrass:GetComponent",
+                    ],
+                    resources=[component, versions],
+                ),
+                iam.PolicyStatement(
+                    actions=["s3:GetObject"],
+                    resources=[
+                        artifact_bucket.arn_for_objects(f"{prefix}*")
+                        for prefix in Prefixes.DEVICE_READABLE
+                    ],
+                ),
+            ],
+        )
+        acknowledge_wildcards(
+            policy,
+            "A component version is a digest of its recipe, known only when the recipe is "
+            "built: the grant covers the versions of this one component. Artifact keys under "
+            "the device-readable prefixes are content digests computed at run time.",
+            [
+                f"Resource::arn:<AWS::Partition>:greengrass:<AWS::Region>:<AWS::AccountId>:"
+                f"components:{name}:versions:*",
+                *(resource_ending(f"/{prefix}*") for prefix in Prefixes.DEVICE_READABLE),
+            ],
+        )
+        return policy
 
     def grant_target(self, scope: Construct, target_arn: str) -> iam.Policy:
         """Deploy to (CreateJob on) and describe ``target_arn``, a thing group: a policy of

@@ -93,3 +93,16 @@ class GreengrassDeployment:
     # Returned in Data (the native resource's attribute is DeploymentId).
     DEPLOYMENT_ID = "DeploymentId"
     IOT_JOB_ID = "IotJobId"
+
+
+class GreengrassComponentVersion:
+    """``Custom::GreengrassComponentVersion``: the property and attributes of
+    ``AWS::GreengrassV2::ComponentVersion`` (same names), so every ``Fn::GetAtt`` reads as
+    it did with the native resource."""
+
+    TYPE = "Custom::GreengrassComponentVersion"
+    INLINE_RECIPE = "InlineRecipe"
+    # Returned in Data (the native resource's attributes).
+    ARN = "Arn"
+    COMPONENT_NAME = "ComponentName"
+    COMPONENT_VERSION = "ComponentVersion"

@@ -11,6 +11,8 @@ import re
 from typing import Any
 
 BUCKET_PLACEHOLDER = "artifact-bucket"
+#: The component versions' resource type (edge_constructs/greengrass/construct.py).
+COMPONENT_VERSION_TYPE = "Custom::GreengrassComponentVersion"
 
 
 def render(value: Any) -> Any:
@@ -48,7 +50,7 @@ def resources_of_type(template: dict[str, Any], type_: str) -> dict[str, dict[st
 def component_recipes(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """ComponentName -> recipe (parsed) for every ComponentVersion in the template."""
     recipes = {}
-    for resource in resources_of_type(template, "AWS::GreengrassV2::ComponentVersion").values():
+    for resource in resources_of_type(template, COMPONENT_VERSION_TYPE).values():
         recipe = json.loads(render(resource["Properties"]["InlineRecipe"]))
         recipes[recipe["ComponentName"]] = recipe
     return recipes

@@ -10,7 +10,7 @@ import pytest
 import app as cdk_app
 from tests.infra.conftest import REPO_ROOT, synthesize
 from tests.infra.fast import pipeline_template
-from tests.infra.rendering import component_recipes
+from tests.infra.rendering import COMPONENT_VERSION_TYPE, component_recipes
 
 
 def changed(before: dict, after: dict) -> dict[str, set[str]]:
@@ -61,10 +61,10 @@ def test_component_src_change_touches_only_the_inference_component_and_deploymen
     diff = changed(pipeline(dev), edited_component)
     assert set(diff) == {
         "Custom::PublishedArtifact",
-        "AWS::GreengrassV2::ComponentVersion",
+        COMPONENT_VERSION_TYPE,
         "Custom::GreengrassDeployment",
     }
-    (component,) = diff["AWS::GreengrassV2::ComponentVersion"]
+    (component,) = diff[COMPONENT_VERSION_TYPE]
     assert component.startswith("InferenceComponent")
     (artifact,) = diff["Custom::PublishedArtifact"]
     assert artifact.startswith("InferenceArtifact")
@@ -81,7 +81,7 @@ def test_neo_target_change_leaves_training_alone(dev, tmp_path_factory) -> None:
         "Custom::GreengrassDeployment",
     ):
         assert type_ in diff, type_
-    versions = diff["AWS::GreengrassV2::ComponentVersion"]
+    versions = diff[COMPONENT_VERSION_TYPE]
     assert any(v.startswith("ModelComponent") for v in versions)
     # The runtime's manifest names the platform (jetson_nano: aarch64), so it moves too.
     assert any(v.startswith("RuntimeComponent") for v in versions)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 
 from tests.infra.conftest import THREE_CLASSES
 from tests.infra.fast import pipeline_template
-from tests.infra.rendering import component_recipes, render, resources_of_type
+from tests.infra.rendering import (
+    COMPONENT_VERSION_TYPE,
+    component_recipes,
+    render,
+    resources_of_type,
+)
 
 
 def only(template: dict, type_: str) -> tuple[str, dict]:
@@ -114,27 +120,67 @@ def test_model_package_metadata_matches_the_configuration(dev) -> None:
     assert metadata["compilation_job"] == compilation["Properties"]["JobName"]
 
 
-def test_component_versions_are_kept_when_replaced_and_deleted_otherwise(tmp_path) -> None:
+def test_component_versions_are_created_or_adopted_by_the_stacks_handler(tmp_path) -> None:
     """Every component version, in every kind of device class (bundled DLR, ONNX, a canary
-    class), is kept when an update replaces it (UpdateReplacePolicy Retain: a deployment can
-    roll back to it, a promoted release pins it), and deleted when the stack operation that
-    created it rolls back or the stack is deleted (DeletionPolicy Delete).
+    class), is a ``Custom::GreengrassComponentVersion`` served by the stack's one Greengrass
+    handler, which creates the version or adopts the existing one with the same recipe, and
+    whose Delete leaves it (edge_constructs/greengrass/runtime/component_logic.py).
 
-    Why: a version is content-addressed (``naming.content_version``) and its InlineRecipe is
-    create-only (the AWS::GreengrassV2::ComponentVersion registry schema in cfn-lint's
-    data/schemas lists /properties/InlineRecipe under createOnlyProperties), so a version left
-    behind by a rolled-back create (the old ``Retain``) makes the retry's
-    CreateComponentVersion of the same name@version fail with ConflictException (botocore
-    greengrassv2 CreateComponentVersion errors), and so does one left by a deleted stack when
-    the stack is created again (``RetainExceptOnCreate``, which retains on stack delete:
-    CloudFormation User Guide, "DeletionPolicy attribute").
+    Why: a version is content-addressed (``naming.content_version``) and the native resource's
+    InlineRecipe is create-only (the AWS::GreengrassV2::ComponentVersion registry schema in
+    cfn-lint's data/schemas), so a version that exists (kept for rollback, left by a rolled-back
+    update or a deleted stack) makes CreateComponentVersion of the same name@version fail with
+    ConflictException (botocore greengrassv2 CreateComponentVersion errors): a revert, a retry
+    after a rollback, a re-created stack. The policies stay ``Delete`` so CloudFormation sends
+    the Delete the handler answers by keeping the version.
+
+    Each version's handler grant names its own component and its versions only, and the
+    artifact prefixes CreateComponentVersion reads (registry schema handlers.create).
     """
     template = pipeline_template(tmp_path, device_classes=THREE_CLASSES)
-    versions = resources_of_type(template, "AWS::GreengrassV2::ComponentVersion")
+    assert not resources_of_type(template, "AWS::GreengrassV2::ComponentVersion")
+    versions = resources_of_type(template, COMPONENT_VERSION_TYPE)
     assert len(versions) == 9  # three classes x model, runtime, inference
+    tokens = set()
+    checked = 0
     for logical, resource in versions.items():
-        assert resource.get("DeletionPolicy") == "Delete", logical
-        assert resource.get("UpdateReplacePolicy") == "Retain", logical
+        assert resource.get("DeletionPolicy", "Delete") == "Delete", logical
+        assert resource.get("UpdateReplacePolicy", "Delete") == "Delete", logical
+        tokens.add(json.dumps(resource["Properties"]["ServiceToken"]))
+        recipe = json.loads(render(resource["Properties"]["InlineRecipe"]))
+        name = recipe["ComponentName"]
+        grants = [
+            template["Resources"][d]
+            for d in resource.get("DependsOn", [])
+            if template["Resources"][d]["Type"] == "AWS::IAM::Policy" and "HandlerGrant" in d
+        ]
+        (grant,) = grants
+        statements = grant["Properties"]["PolicyDocument"]["Statement"]
+        (greengrass,) = [
+            s for s in statements if "greengrass:CreateComponentVersion" in s["Action"]
+        ]
+        assert sorted(greengrass["Action"]) == [
+            "greengrass:CreateComponentVersion",
+            "greengrass:DescribeComponent",
+            "greengrass:GetComponent",
+        ]
+        arns = [render(r) for r in greengrass["Resource"]]
+        assert all(f":components:{name}" in arn for arn in arns), (name, arns)
+        assert any(arn.endswith(f":components:{name}:versions:*") for arn in arns), arns
+        (s3,) = [s for s in statements if s["Action"] == "s3:GetObject"]
+        granted = sorted(render(r) for r in s3["Resource"])
+        assert granted == [
+            "arn:<AWS::Partition>:s3:::artifact-bucket/components/*",
+            "arn:<AWS::Partition>:s3:::artifact-bucket/packages/*",
+        ]
+        uris = [a["Uri"] for m in recipe["Manifests"] for a in m.get("Artifacts", []) if "Uri" in a]
+        for uri in uris:
+            if uri.startswith("s3://"):  # not a GetAtt placeholder: the key is known
+                arn = "arn:<AWS::Partition>:s3:::" + uri[len("s3://") :]
+                assert any(fnmatch.fnmatchcase(arn, g) for g in granted), (uri, granted)
+                checked += 1
+    assert len(tokens) == 1  # one handler for the stack
+    assert checked >= 3, checked  # each class's inference artifact at least
 
 
 def test_deployment_pins_every_component_and_is_safe(dev) -> None:
@@ -296,13 +342,25 @@ def test_the_deployment_handler_may_do_what_its_calls_need_and_no_more(dev) -> N
     handlers (its registry schema, as cfn-lint ships it; the Service Authorization Reference
     lists the same iot:* actions as dependent actions of greengrass:CreateDeployment and
     CancelDeployment), all of which the handler calls (it tags its deployments and reads the
-    tags back); the
-    target group's own actions are on the stage's thing group only."""
+    tags back); the target group's own actions are on the stage's thing group only.
+
+    The same handler serves Custom::GreengrassComponentVersion: the create handler's
+    permissions of AWS::GreengrassV2::ComponentVersion's registry schema, less what it never
+    calls (lambda:GetFunction: no Lambda recipes; the tag actions: no tags), plus
+    greengrass:GetComponent, which reads an existing version's recipe before adopting it. No
+    DeleteComponent: Delete leaves the version."""
     from tests.infra.test_release import registry_schema
 
     handlers = registry_schema("AWS::GreengrassV2::Deployment")["handlers"]
     needed = {a for kind in ("create", "delete", "list") for a in handlers[kind]["permissions"]}
     # GetDeployment reads back the ownership tag CreateDeployment sets (TagResource).
+    versions = registry_schema("AWS::GreengrassV2::ComponentVersion")["handlers"]
+    needed |= set(versions["create"]["permissions"]) - {
+        "lambda:GetFunction",
+        "greengrass:TagResource",
+        "greengrass:ListTagsForResource",
+    }
+    needed |= {"greengrass:GetComponent"}
     template = dev.template_json("dev/Pipeline")
     (role,) = [
         logical
@@ -330,6 +388,9 @@ def test_the_deployment_handler_may_do_what_its_calls_need_and_no_more(dev) -> N
         "arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:thinggroup/EdgeAiDevCoreDevices"
     ]
     assert "*" not in granted["greengrass:CancelDeployment"] + granted["iot:CancelJob"]
+    assert "greengrass:DeleteComponent" not in granted
+    for action in ("greengrass:CreateComponentVersion", "greengrass:GetComponent"):
+        assert all(":greengrass:" in arn and ":components:" in arn for arn in granted[action])
 
 
 def _role_statements(template: dict, role_prefix: str) -> list[dict]:

@@ -9,6 +9,7 @@ the marker is removed then.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,13 @@ def provision_device(cloud: Cloud, name: str) -> ProvisionResult:
     return provision(cloud, args, installer_principal(cloud))
 
 
+def released(cloud: Cloud, target: str) -> dict[str, Any]:
+    """The components of the target's latest deployment (what its devices are told to run)."""
+    record = cloud.greengrass.active_for(target)
+    assert record is not None, f"no deployment for {target}"
+    return dict(copy.deepcopy(record.document["Components"]))
+
+
 def logical_of(stack: DeployedStack, rtype: str) -> list[str]:
     return [r.logical_id for r in stack.resources.values() if r.type == rtype]
 
@@ -129,7 +137,7 @@ def unique_names(stack: DeployedStack) -> set[tuple[str, str]]:
     """(kind, name) of what must be unique per account and region, as the stack created it."""
     names: set[tuple[str, str]] = set()
     for r in stack.resources.values():
-        if r.type == "AWS::GreengrassV2::ComponentVersion":
+        if r.type in ("AWS::GreengrassV2::ComponentVersion", "Custom::GreengrassComponentVersion"):
             names.add(("component", str(r.attributes["ComponentName"])))
         elif r.type in UNIQUE_TYPES:
             names.add((r.type, r.physical_id))
@@ -246,6 +254,32 @@ def test_retrying_an_update_after_its_rollback(
     retry = cf.update_stack(pipeline)
     assert "ConflictException" not in reasons(retry), reasons(retry)
     assert retry.status == "UPDATE_COMPLETE", reasons(retry)
+
+
+def test_reverting_a_change_deploys_the_earlier_versions_again(
+    dev_stage: Stage, dev_retrained: Stage, stand_ins: StandIns
+) -> None:
+    """A -> B -> A: a user reverts a training change and deploys. The model and inference
+    component versions of A are content-versioned, so A's ``name@version`` comes back; A's
+    versions still exist (B's update kept them for rollback and pinned releases), and
+    CreateComponentVersion of an existing version is ConflictException (botocore greengrassv2
+    CreateComponentVersion errors). The update must adopt them, and the devices run A again."""
+    cloud, cf = new_account(stand_ins)
+    first = deploy(cf, dev_stage)
+    (target,) = [str(d["TargetArn"]) for d in cloud.deployments]
+    before = released(cloud, target)
+    pipeline = first["Pipeline"].name
+    changed = cf.update_stack(dev_retrained.stack("Pipeline"))
+    assert changed.status == "UPDATE_COMPLETE", reasons(changed)
+    assert released(cloud, target) != before  # the change reached the devices: B is not A
+    # A's versions are kept (a rollback returns to them, a promoted release may pin them).
+    ours = {n: str(c["ComponentVersion"]) for n, c in before.items() if n.startswith("com.")}
+    assert ours and all((n, v) in cloud.greengrass.components for n, v in ours.items()), ours
+    reverted = cf.update_stack(dev_stage.stack("Pipeline"))
+    assert "ConflictException" not in reasons(reverted), reasons(reverted)
+    assert reverted.status == "UPDATE_COMPLETE", reasons(reverted)
+    assert cloud.stacks[pipeline].status == "UPDATE_COMPLETE"
+    assert released(cloud, target) == before
 
 
 # ---------------------------------------------------------------- (d) delete the devices stack

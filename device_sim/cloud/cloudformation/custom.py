@@ -39,6 +39,7 @@ LOGIC = {
     "Custom::ModelPackage": "packaging_logic",
     "Custom::PublishedArtifact": "packaging_logic",
     "Custom::GreengrassDeployment": "deployment_logic",
+    "Custom::GreengrassComponentVersion": "component_logic",
     "Custom::GreengrassLogGroup": "log_group_logic",
     "Custom::IotPolicyRelease": "policy_release_logic",
 }
@@ -121,6 +122,11 @@ class CustomResource:
                 return dict(logic.on_event(event, s3))
         if self.rtype == "Custom::GreengrassDeployment":
             return dict(logic.on_event(event, cloud.greengrass.client()))
+        if self.rtype == "Custom::GreengrassComponentVersion":
+            # Created or adopted against the simulated Greengrass backend, which computes the
+            # artifacts' digests at creation and answers ConflictException for an existing
+            # version, as CreateComponentVersion does.
+            return dict(logic.on_event(event, cloud.greengrass.client(), _no_sleep))
         if self.rtype == "Custom::GreengrassLogGroup":
             caller = f"stack {ctx.artifact.stack_name}"
             return dict(logic.on_event(event, lambda: cloud.logs.client(caller), _no_sleep))

@@ -1,13 +1,18 @@
-"""Lambda entry point for Custom::GreengrassDeployment (CDK Provider framework on_event)."""
+"""Lambda entry point for the stack's Greengrass custom resources (CDK Provider framework
+on_event): Custom::GreengrassDeployment and Custom::GreengrassComponentVersion, by the
+request's ResourceType."""
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import boto3
+import component_logic
 import deployment_logic
 from botocore.config import Config
+from cr_names import GreengrassComponentVersion
 
 LOGGER = logging.getLogger()
 LOGGER.setLevel(logging.INFO)
@@ -27,4 +32,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         event.get("LogicalResourceId"),
         event.get("PhysicalResourceId", "new"),
     )
+    if event.get("ResourceType") == GreengrassComponentVersion.TYPE:
+        return component_logic.on_event(event, greengrass_client(), time.sleep)
     return deployment_logic.on_event(event, greengrass_client())
