@@ -235,12 +235,6 @@ def test_recreating_the_pipeline_while_devices_keep_logging(
 
 
 # ---------------------------------------------------------------- (b) retry after rollback
-@pytest.mark.xfail(
-    strict=True,
-    reason="the rolled-back replacement's new component version is kept (UpdateReplacePolicy "
-    "Retain), so the retry's CreateComponentVersion gets ConflictException: needs a "
-    "create-or-adopt component version",
-)
 def test_retrying_an_update_after_its_rollback(
     dev_stage: Stage, dev_retrained: Stage, stand_ins: StandIns
 ) -> None:
