@@ -22,8 +22,6 @@ import pytest
 
 from device_sim.assembly import (
     Cloud,
-    CloudFormation,
-    Env,
     Failure,
     Stage,
     StandIns,
@@ -34,15 +32,9 @@ from device_sim.cloud.cloudformation.stack import DeployedStack
 from device_sim.device import model_input_shape
 from rollout import promote
 from tests.infra.conftest import REPO_ROOT, THREE_CLASSES, synthesize
+from tests.sim.lifecycle import NEW_HYPERPARAMETERS, deploy, new_account, reasons
 
-NEW_HYPERPARAMETERS = {"epochs": "12", "batch-size": "32", "lr": "0.001", "pretrained": "true"}
 DEPLOYMENT_TYPES = ("AWS::GreengrassV2::Deployment", "Custom::GreengrassDeployment")
-H2A = (
-    "AWS::GreengrassV2::Deployment marks every property create-only, so a release change "
-    "replaces it, and the rollback only cancels and deletes the new deployment: the devices "
-    "keep the release the stack rolled back from. Fixed by Custom::GreengrassDeployment "
-    "(d2-deployment, H2A)"
-)
 # One canary class: the jetson class of tests/infra/conftest.py THREE_CLASSES.
 CANARY_CLASSES = {"jetson": THREE_CLASSES["jetson"]}
 
@@ -55,20 +47,6 @@ def dev_stage(dev_assembly: Path) -> Stage:
 @pytest.fixture(scope="module")
 def stand_ins(dev_stage: Stage, tmp_path_factory: pytest.TempPathFactory) -> StandIns:
     return default_stand_ins(tmp_path_factory.mktemp("standins"), model_input_shape(dev_stage))
-
-
-def new_account(stand_ins: StandIns) -> tuple[Cloud, CloudFormation]:
-    cloud = Cloud(Env())
-    return cloud, CloudFormation(cloud, stand_ins)
-
-
-def deploy(cf: CloudFormation, stage: Stage) -> dict[str, DeployedStack]:
-    """``cdk deploy`` of every stack of the stage, in dependency order."""
-    return {s.display_name.rsplit("/", 1)[-1]: cf.deploy(s) for s in stage.stacks}
-
-
-def reasons(stack: DeployedStack) -> str:
-    return "; ".join(f"{e.logical_id}: {e.reason}" for e in stack.failures())
 
 
 def release(document: dict[str, Any]) -> dict[str, str]:

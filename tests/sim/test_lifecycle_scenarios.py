@@ -18,8 +18,6 @@ import pytest
 from app_config import ConfigError, load_config
 from device_sim.assembly import (
     Cloud,
-    CloudFormation,
-    Env,
     Failure,
     Stage,
     StandIns,
@@ -35,8 +33,8 @@ from device_sim.provision import (
     provision,
 )
 from tests.infra.conftest import CDK_JSON_CONTEXT, synthesize
+from tests.sim.lifecycle import NEW_HYPERPARAMETERS, deploy, new_account, reasons
 
-NEW_HYPERPARAMETERS = {"epochs": "12", "batch-size": "32", "lr": "0.001", "pretrained": "true"}
 TWO_DAYS = 2 * 24 * 3600
 
 
@@ -56,20 +54,6 @@ def dev_retrained(tmp_path_factory: pytest.TempPathFactory) -> Stage:
 @pytest.fixture(scope="module")
 def stand_ins(dev_stage: Stage, tmp_path_factory: pytest.TempPathFactory) -> StandIns:
     return default_stand_ins(tmp_path_factory.mktemp("standins"), model_input_shape(dev_stage))
-
-
-def deploy(cf: CloudFormation, stage: Stage) -> dict[str, DeployedStack]:
-    """``cdk deploy`` of every stack of the stage, in dependency order."""
-    return {s.display_name.rsplit("/", 1)[-1]: cf.deploy(s) for s in stage.stacks}
-
-
-def reasons(stack: DeployedStack) -> str:
-    return "; ".join(f"{e.logical_id}: {e.reason}" for e in stack.failures())
-
-
-def new_account(stand_ins: StandIns) -> tuple[Cloud, CloudFormation]:
-    cloud = Cloud(Env())
-    return cloud, CloudFormation(cloud, stand_ins)
 
 
 def provision_device(cloud: Cloud, name: str) -> ProvisionResult:
