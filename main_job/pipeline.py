@@ -562,6 +562,10 @@ def run(
             )
         ).run()
     failed = [f"{step}: {detail}" for step, ok, detail in report.steps if not ok]
+    for step, ok, detail in report.steps:
+        if step == "component user" and "NOT SWITCHED" in detail:
+            # e.g. --out under a folder only root may enter: said, not hidden (device_sim).
+            progress.note(f"  note: {detail}")
     skipped = unsupported_files(images) if images is not None else []
     if report.failure is not None and not report.published:
         raise MainJobError(f"simulated device: {report.failure}")
