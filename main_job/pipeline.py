@@ -562,7 +562,7 @@ def run(
             )
         ).run()
     failed = [f"{step}: {detail}" for step, ok, detail in report.steps if not ok]
-    for step, ok, detail in report.steps:
+    for step, _ok, detail in report.steps:
         if step == "component user" and "NOT SWITCHED" in detail:
             # e.g. --out under a folder only root may enter: said, not hidden (device_sim).
             progress.note(f"  note: {detail}")
