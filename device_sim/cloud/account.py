@@ -36,6 +36,7 @@ class Cloud:
         self.now = START_TIME
         self.stacks: dict[str, DeployedStack] = {}  # by stack name
         self.notes: list[str] = []
+        self.requests = 0
         self.s3_backend = S3Backend(env)
         self.iam = IamBackend(env)
         self.iot = IotBackend(env)
@@ -49,6 +50,11 @@ class Cloud:
         self.events = EventsBackend(env, self.lambda_.invoke, self.sqs.send_message)
         self.sagemaker.emit = self.events.put_event
         self.wait_conditions = WaitConditions(env, lambda: self.now)
+
+    def next_request(self) -> int:
+        """A new number for each request CloudFormation sends a custom resource."""
+        self.requests += 1
+        return self.requests
 
     def advance(self, seconds: float) -> None:
         """Let simulated time pass (presigned URLs expire, jobs run)."""

@@ -70,6 +70,13 @@ class GreengrassBackend:
         self.records: dict[str, DeploymentRecord] = {}
         self._counter = 0
         self.clock: Callable[[], float] = lambda: 0.0  # the account's (Cloud sets it)
+        # CreateDeployment clientToken -> (deployment ID, when): "When a request succeeds, and
+        # you specify the same client token for subsequent successful requests, the IoT
+        # Greengrass V2 service returns the successful response that it caches from the
+        # previous request. IoT Greengrass V2 caches successful responses for idempotent
+        # requests for up to 8 hours." (botocore greengrassv2 CreateDeploymentRequest
+        # clientToken)
+        self.client_tokens: dict[str, tuple[str, float]] = {}
 
     # -- component versions
     def component_arn(self, name: str, version: str) -> str:
@@ -221,6 +228,9 @@ def _document(request: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+CLIENT_TOKEN_SECONDS = 8 * 3600
+
+
 class GreengrassClient:
     """The boto3 ``greengrassv2`` client calls a deployment handler makes."""
 
@@ -271,9 +281,14 @@ class GreengrassClient:
 
     def create_deployment(self, **request: Any) -> dict[str, Any]:
         tags = dict(request.pop("tags", None) or {})
-        request.pop("clientToken", None)
+        token = request.pop("clientToken", None)
+        cached = self.backend.client_tokens.get(token) if token else None
+        if cached is not None and self.backend.clock() - cached[1] <= CLIENT_TOKEN_SECONDS:
+            return {"deploymentId": cached[0], "iotJobId": f"job-{cached[0]}"}
         deployment_id = self.backend.create_deployment(request)
         self.backend.records[deployment_id].tags = tags
+        if token:
+            self.backend.client_tokens[token] = (deployment_id, self.backend.clock())
         return {"deploymentId": deployment_id, "iotJobId": f"job-{deployment_id}"}
 
     def cancel_deployment(self, *, deploymentId: str) -> dict[str, Any]:

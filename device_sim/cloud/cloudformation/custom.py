@@ -63,8 +63,10 @@ class CustomResource:
             "ServiceToken": props.get("ServiceToken", ""),
             "ResponseURL": "https://cloudformation-custom-resource-response.sim/",
             "StackId": ctx.stack_id,
+            # "A unique ID for the request" (User Guide, "Custom resource request objects"):
+            # a rollback Update is a request of its own, never the forward Update's again.
             "RequestId": hashlib.sha256(
-                f"{ctx.operation}/{logical}/{request_type}".encode()
+                f"{ctx.stack_id}/{logical}/{request_type}/{ctx.cloud.next_request()}".encode()
             ).hexdigest()[:32],
             "ResourceType": self.rtype,
             "LogicalResourceId": logical,

@@ -368,10 +368,21 @@ class CloudFormation:
             "ServiceToken"
         ):
             raise ResourceFailed(f"{logical}: Modifying service token is not allowed.")
+        if rtype != old.type:
+            # CloudFormation refuses to change a resource's type under one logical ID ("Update
+            # of resource type is not permitted", as reported in aws/aws-sam-cli#6786): a
+            # resource that changes type needs a new logical ID (as Custom::GreengrassDeployment
+            # and Custom::GreengrassComponentVersion took).
+            error = (
+                "Update of resource type is not permitted. The new template modifies resource "
+                f"type of the following resources: [{logical}]"
+            )
+            self._event(op.stack, logical, "UPDATE_FAILED", error)
+            raise ResourceFailed(f"{logical}: {error}")
         changed = {
             k for k in set(props) | set(old.properties) if props.get(k) != old.properties.get(k)
         }
-        replace = rtype != old.type or bool(changed & create_only(rtype))
+        replace = bool(changed & create_only(rtype))
         name_key = CUSTOM_NAME_PROPERTIES.get(rtype)
         if (
             replace
