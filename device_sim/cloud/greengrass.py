@@ -46,6 +46,7 @@ class ComponentVersion:
     created: float = 0.0  # the account clock at creation
     # CloudComponentState: the simulated service has every artifact's digest at once.
     state: str = "DEPLOYABLE"
+    tags: dict[str, str] = field(default_factory=dict)  # CreateComponentVersion tags
 
 
 @dataclass
@@ -237,7 +238,9 @@ class GreengrassClient:
     def __init__(self, backend: GreengrassBackend) -> None:
         self.backend = backend
 
-    def create_component_version(self, *, inlineRecipe: bytes | str, **_: Any) -> dict[str, Any]:
+    def create_component_version(
+        self, *, inlineRecipe: bytes | str, tags: dict[str, str] | None = None, **_: Any
+    ) -> dict[str, Any]:
         from device_sim.cloud.cloudformation.providers import parse_recipe
 
         text = inlineRecipe.decode() if isinstance(inlineRecipe, bytes) else inlineRecipe
@@ -248,6 +251,7 @@ class GreengrassClient:
                 "CreateComponentVersion", "ValidationException", str(error)
             ) from None
         component = self.backend.create_component_version(recipe)
+        component.tags = dict(tags or {})
         return {**self._metadata(component), "arn": component.arn}
 
     def get_component(self, *, arn: str, recipeOutputFormat: str = "YAML") -> dict[str, Any]:
@@ -259,7 +263,11 @@ class GreengrassClient:
             import yaml
 
             text = yaml.safe_dump(recipe)
-        return {"recipeOutputFormat": recipeOutputFormat, "recipe": text.encode()}
+        return {
+            "recipeOutputFormat": recipeOutputFormat,
+            "recipe": text.encode(),
+            "tags": dict(self.backend.component("GetComponent", arn).tags),
+        }
 
     def delete_component(self, *, arn: str) -> dict[str, Any]:
         """DeleteComponent: "deletes the component's recipe and artifacts"."""

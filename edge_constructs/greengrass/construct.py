@@ -221,8 +221,9 @@ class DeploymentHandler(Construct):
         ``scope``. What the native resource's create handler needs (registry schema of
         AWS::GreengrassV2::ComponentVersion, handlers.create.permissions:
         greengrass:CreateComponentVersion, greengrass:DescribeComponent, s3:GetObject; not
-        lambda:GetFunction, nor the tag actions: no Lambda recipes, no tags), plus
-        greengrass:GetComponent, which reads an existing version's recipe before adopting it.
+        lambda:GetFunction: no Lambda recipes), greengrass:TagResource (each version is tagged
+        with its recipe's digest), plus greengrass:GetComponent, which reads an existing
+        version's tags and recipe before adopting it.
         Scoped to the component and its versions (arn:...:greengrass:<region>:<account>:
         components:<name>, and ...:versions:<version>, botocore ComponentVersionARN); the
         version is not known until the recipe is built, hence ``versions:*``.
@@ -244,6 +245,7 @@ class DeploymentHandler(Construct):
                         "greengrass:CreateComponentVersion",
                         "greengrass:DescribeComponent",
                         "greengrass:GetComponent",
+                        "greengrass:TagResource",
                     ],
                     resources=[component, versions],
                 ),

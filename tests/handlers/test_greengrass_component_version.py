@@ -13,6 +13,7 @@ service's message (CloudComponentStatus); Delete leaves the version.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from typing import Any, Iterator
 
@@ -98,18 +99,31 @@ def conflict(stubber: Stubber) -> None:
         service_error_code="ConflictException",
         service_message=f"Component {NAME} version {VERSION} already exists",
         http_status_code=409,
-        expected_params={"inlineRecipe": props()["InlineRecipe"].encode()},
+        expected_params=create_params(),
     )
 
 
-def stored(value: dict[str, Any]) -> dict[str, Any]:
-    """What GetComponent returns: the recipe with the digest the service added."""
+def create_params() -> dict[str, Any]:
+    """CreateComponentVersion's parameters: the recipe, tagged with its digest."""
+    text = props()["InlineRecipe"]
+    return {
+        "inlineRecipe": text.encode(),
+        "tags": {component_logic.RECIPE_TAG: hashlib.sha256(text.encode()).hexdigest()},
+    }
+
+
+def stored(value: dict[str, Any], tags: dict[str, str] | None = None) -> dict[str, Any]:
+    """What GetComponent returns: the recipe with the digest the service added (untagged: a
+    version made by the native resource of an earlier release, or by hand)."""
     value = copy.deepcopy(value)
     for manifest in value["Manifests"]:
         for artifact in manifest["Artifacts"]:
             artifact["Digest"] = "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg="
             artifact["Algorithm"] = "SHA-256"
-    return {"recipeOutputFormat": "JSON", "recipe": json.dumps(value).encode()}
+    answer: dict[str, Any] = {"recipeOutputFormat": "JSON", "recipe": json.dumps(value).encode()}
+    if tags is not None:
+        answer["tags"] = tags
+    return answer
 
 
 @pytest.fixture
@@ -127,11 +141,7 @@ class Sleeps(list[float]):
 
 def test_create_creates_the_version_and_answers_the_native_attributes(greengrass) -> None:
     client, stubber = greengrass
-    stubber.add_response(
-        "create_component_version",
-        created(),
-        {"inlineRecipe": props()["InlineRecipe"].encode()},
-    )
+    stubber.add_response("create_component_version", created(), create_params())
     sleeps = Sleeps()
     response = component_logic.on_event(event("Create", props()), client, sleeps)
     assert response == {
@@ -163,7 +173,7 @@ def test_an_existing_version_with_another_recipe_is_refused_by_name(greengrass) 
     with pytest.raises(component_logic.ComponentVersionError) as caught:
         component_logic.on_event(event("Create", props()), client, Sleeps())
     message = str(caught.value)
-    assert f"{NAME}@{VERSION}" in message and "componentdescription" in message, message
+    assert f"{NAME}@{VERSION}" in message and "ComponentDescription" in message, message
     assert f"delete-component --arn {ARN}" in message, message
 
 
@@ -174,7 +184,7 @@ def test_a_different_artifact_is_a_different_recipe(greengrass) -> None:
     other = copy.deepcopy(recipe())
     other["Manifests"][0]["Artifacts"][0]["Uri"] = URI.replace("0a1b2c", "ffffff")
     stubber.add_response("get_component", stored(other), {"arn": ARN, "recipeOutputFormat": "JSON"})
-    with pytest.raises(component_logic.ComponentVersionError, match="manifests differ"):
+    with pytest.raises(component_logic.ComponentVersionError, match=r"Manifests\[0\]"):
         component_logic.on_event(event("Create", props()), client, Sleeps())
 
 
@@ -289,3 +299,64 @@ def test_the_handler_dispatches_on_the_resource_type(monkeypatch) -> None:
     deployment = {**event("Create", props()), "ResourceType": "Custom::GreengrassDeployment"}
     assert deployment_handler.handler(deployment, None) == {"d": "client"}
     assert seen == ["component", "deployment"]
+
+
+def test_a_version_this_handler_made_from_the_recipe_is_adopted_by_its_tag(greengrass) -> None:
+    """The read-back recipe is not compared when the version carries this recipe's digest
+    tag: whatever the service normalises in a stored recipe cannot block a retry."""
+    client, stubber = greengrass
+    conflict(stubber)
+    tag = create_params()["tags"]
+    rewritten = {"recipeOutputFormat": "JSON", "recipe": b'{"componentname": "normalised"}'}
+    stubber.add_response(
+        "get_component", {**rewritten, "tags": tag}, {"arn": ARN, "recipeOutputFormat": "JSON"}
+    )
+    stubber.add_response("describe_component", described("DEPLOYABLE"), {"arn": ARN})
+    assert (
+        component_logic.on_event(event("Update", props()), client, Sleeps())["PhysicalResourceId"]
+        == ARN
+    )
+
+
+def test_a_version_tagged_with_another_recipe_is_refused(greengrass) -> None:
+    client, stubber = greengrass
+    conflict(stubber)
+    stubber.add_response(
+        "get_component",
+        stored(recipe(), tags={component_logic.RECIPE_TAG: "0" * 64}),
+        {"arn": ARN, "recipeOutputFormat": "JSON"},
+    )
+    with pytest.raises(component_logic.ComponentVersionError, match="made from another recipe"):
+        component_logic.on_event(event("Create", props()), client, Sleeps())
+
+
+def test_keys_are_compared_exactly_and_service_added_keys_are_allowed(greengrass) -> None:
+    """Configuration keys and Setenv names are case-sensitive: ``topk`` is not ``TopK`` (found
+    by the hostile review: keys were lower-cased at every depth). Keys only the stored recipe
+    has (defaults the service fills in) do not block adoption."""
+    ours = recipe(ComponentConfiguration={"DefaultConfiguration": {"TopK": 5}})
+    theirs = recipe(ComponentConfiguration={"DefaultConfiguration": {"topk": 5}})
+    assert component_logic.missing(ours, theirs) == [
+        "ComponentConfiguration.DefaultConfiguration.TopK"
+    ]
+    filled = copy.deepcopy(ours)
+    filled["Manifests"][0]["Artifacts"][0]["Permission"]["Execute"] = "NONE"
+    assert component_logic.missing(ours, filled) == []
+
+
+def test_an_adopted_version_that_failed_says_to_delete_it(greengrass) -> None:
+    """A content-addressed version that is FAILED stays FAILED: every retry would adopt it
+    again. The error says so and names the command (found by the hostile review)."""
+    client, stubber = greengrass
+    conflict(stubber)
+    stubber.add_response(
+        "get_component", stored(recipe()), {"arn": ARN, "recipeOutputFormat": "JSON"}
+    )
+    stubber.add_response(
+        "describe_component", described("FAILED", "artifact unreadable"), {"arn": ARN}
+    )
+    with pytest.raises(component_logic.ComponentVersionError) as caught:
+        component_logic.on_event(event("Update", props()), client, Sleeps())
+    message = str(caught.value)
+    assert "is FAILED: artifact unreadable" in message, message
+    assert f"cannot recover: delete it (aws greengrassv2 delete-component --arn {ARN})" in message

@@ -163,6 +163,7 @@ def test_component_versions_are_created_or_adopted_by_the_stacks_handler(tmp_pat
             "greengrass:CreateComponentVersion",
             "greengrass:DescribeComponent",
             "greengrass:GetComponent",
+            "greengrass:TagResource",  # each version carries its recipe's digest
         ]
         arns = [render(r) for r in greengrass["Resource"]]
         assert all(f":components:{name}" in arn for arn in arns), (name, arns)

@@ -21,6 +21,7 @@ greengrassv2 ``DeleteComponent``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -43,10 +44,10 @@ POLL_SECONDS = 5.0
 POLLS = 18
 # Keys CloudFormation or the CDK Provider framework add that are not properties.
 NOT_PROPERTIES = frozenset({"ServiceToken", "ServiceTimeout"})
-# Artifact keys the service adds at creation: "AWS IoT Greengrass calculates the digest" of each
-# artifact when the component is created (developer guide, "Component recipe reference",
-# Artifacts: Digest, Algorithm), so a recipe read back carries them and ours does not.
-SERVICE_ADDED = frozenset({"digest", "algorithm"})
+# A recipe read back carries keys ours does not: "AWS IoT Greengrass calculates the digest" of
+# each artifact when the component is created (developer guide, "Component recipe reference",
+# Artifacts: Digest, Algorithm), and may fill in defaults; ``missing`` allows keys only the
+# stored recipe has.
 
 
 class ComponentVersionError(ValueError):
@@ -85,29 +86,41 @@ def version_arn(stack_id: str, name: str, version: str) -> str:
     return f"arn:{partition}:greengrass:{region}:{account}:components:{name}:versions:{version}"
 
 
-def canonical(value: Any, *, in_artifact: bool = False) -> Any:
-    """A recipe as compared: keys lower-cased (recipe keys are case-insensitive: the recipe
-    JSON schema is applied to lower-cased keys, developer guide "Component recipe reference"),
-    and the digests the service adds to each artifact left out."""
-    if isinstance(value, Mapping):
-        out = {}
-        for key, item in value.items():
-            lower = str(key).lower()
-            if in_artifact and lower in SERVICE_ADDED:
-                continue
-            out[lower] = canonical(item, in_artifact=False)
-            if lower == "artifacts" and isinstance(item, list):
-                out[lower] = [canonical(a, in_artifact=True) for a in item]
-        return out
-    if isinstance(value, list):
-        return [canonical(item) for item in value]
-    return value
+# The version's identity, set when this handler creates it: CreateComponentVersion ``tags``,
+# read back by GetComponent (its response has ``tags``; botocore greengrassv2). A version this
+# handler made is adopted when the tag matches the recipe's digest, whatever the service's
+# read-back recipe looks like; one made otherwise (the native resource of an earlier release,
+# by hand) is compared by recipe.
+RECIPE_TAG = "edge-ai:recipe-sha256"
 
 
-def differences(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> list[str]:
-    """Top-level recipe keys whose canonical values differ."""
-    a, b = canonical(ours), canonical(theirs)
-    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+def recipe_digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def missing(ours: Any, theirs: Any, path: str = "") -> list[str]:
+    """Where ``theirs`` (the stored recipe, read back) lacks or changes something ``ours``
+    says, key by key and item by item (keys compared exactly: configuration keys and Setenv
+    names are case-sensitive). Keys only ``theirs`` has are the service's (the artifact
+    ``Digest`` and ``Algorithm`` it adds at creation, defaults it fills in) and are allowed."""
+    if isinstance(ours, Mapping):
+        if not isinstance(theirs, Mapping):
+            return [path or "(recipe)"]
+        found: list[str] = []
+        for key, value in ours.items():
+            where = f"{path}.{key}" if path else str(key)
+            if key not in theirs:
+                found.append(where)
+            else:
+                found += missing(value, theirs[key], where)
+        return found
+    if isinstance(ours, list):
+        if not isinstance(theirs, list) or len(ours) != len(theirs):
+            return [path]
+        return [
+            w for i, (a, b) in enumerate(zip(ours, theirs)) for w in missing(a, b, f"{path}[{i}]")
+        ]
+    return [] if ours == theirs else [path]
 
 
 def _code(error: ClientError) -> str:
@@ -130,9 +143,10 @@ def _refusal(action: str, what: str, error: ClientError) -> ComponentVersionErro
     return ComponentVersionError(f"{action} for {what}: {code}: {hint}: {message}")
 
 
-def adopt(greengrass: Any, arn: str, what: str, recipe: Mapping[str, Any]) -> None:
-    """Accept the existing version ``arn`` if its recipe is ``recipe`` (service-added digests
-    aside); refuse it otherwise, naming it."""
+def adopt(greengrass: Any, arn: str, what: str, text: str, recipe: Mapping[str, Any]) -> None:
+    """Accept the existing version ``arn`` if this handler made it from this recipe
+    (``RECIPE_TAG``), or, untagged, if its stored recipe holds everything ``recipe`` says;
+    refuse it otherwise, naming it."""
     try:
         found = greengrass.get_component(arn=arn, recipeOutputFormat="JSON")
     except ClientError as error:
@@ -144,6 +158,17 @@ def adopt(greengrass: Any, arn: str, what: str, recipe: Mapping[str, Any]) -> No
                 "exists: another operation on it is in progress; retry the stack"
             ) from None
         raise _refusal("GetComponent", what, error) from None
+    tags = found.get("tags") or {}
+    if tags.get(RECIPE_TAG) == recipe_digest(text):
+        LOGGER.info("%s exists, made from this recipe (%s): adopted", what, RECIPE_TAG)
+        return
+    if RECIPE_TAG in tags:
+        raise ComponentVersionError(
+            f"component {what} exists, made from another recipe ({RECIPE_TAG} differs); a "
+            "version cannot change (botocore greengrassv2 CreateComponentVersion): delete it "
+            f"if nothing deploys it (aws greengrassv2 delete-component --arn {arn}), or change "
+            "the recipe's ComponentName or version"
+        )
     body = found.get("recipe", b"")
     text = body.decode() if isinstance(body, bytes | bytearray) else str(body)
     try:
@@ -152,10 +177,11 @@ def adopt(greengrass: Any, arn: str, what: str, recipe: Mapping[str, Any]) -> No
         raise ComponentVersionError(
             f"GetComponent for {what}: the existing recipe is not JSON"
         ) from None
-    changed = differences(recipe, existing) if isinstance(existing, dict) else ["(recipe)"]
+    changed = missing(recipe, existing)
     if changed:
         raise ComponentVersionError(
-            f"component {what} exists with a different recipe ({', '.join(changed)} differ); "
+            f"component {what} exists with a different recipe ({', '.join(changed[:8])} "
+            "differ); "
             "a version cannot change (botocore greengrassv2 CreateComponentVersion). It was "
             "not made from this recipe: delete it if nothing deploys it "
             f"(aws greengrassv2 delete-component --arn {arn}), or change the recipe's "
@@ -209,18 +235,33 @@ def create_or_adopt(
     what = f"{name}@{version}"
     arn = version_arn(str(event.get("StackId") or ""), name, version)
     status: Mapping[str, Any] | None
+    adopted = False
     try:
-        response = greengrass.create_component_version(inlineRecipe=text.encode())
+        response = greengrass.create_component_version(
+            inlineRecipe=text.encode(), tags={RECIPE_TAG: recipe_digest(text)}
+        )
     except ClientError as error:
         if _code(error) != "ConflictException":
             raise _refusal("CreateComponentVersion", what, error) from None
-        adopt(greengrass, arn, what, recipe)
+        adopt(greengrass, arn, what, text, recipe)
         status = None
+        adopted = True
     else:
         arn = str(response.get("arn") or arn)
         status = response.get("status")
         LOGGER.info("created %s (%s)", what, arn)
-    wait_deployable(greengrass, arn, what, status, sleep)
+    try:
+        wait_deployable(greengrass, arn, what, status, sleep)
+    except ComponentVersionError as error:
+        if not adopted:
+            raise
+        # A version is a digest of its recipe, so retrying creates this same failed version
+        # again: nothing can deploy it until it is deleted (FAILED is final, botocore
+        # CloudComponentState).
+        raise ComponentVersionError(
+            f"{error}. This version existed already and cannot recover: delete it (aws "
+            f"greengrassv2 delete-component --arn {arn}) and deploy again"
+        ) from None
     return {
         "PhysicalResourceId": arn,
         "Data": {Names.ARN: arn, Names.COMPONENT_NAME: name, Names.COMPONENT_VERSION: version},
