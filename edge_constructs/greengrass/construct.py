@@ -77,10 +77,11 @@ class ComponentVersion(Construct):
     CloudFormation refuses to change a resource's type under one logical ID ("Update of
     resource type is not permitted"). One-time effect on a stack deployed with the native
     resource: the update adopts each current version under the new logical ID, then its cleanup
-    deletes the old native resource with that resource's last ``DeletionPolicy``; where that
-    was ``Delete``, DeleteComponent removes the versions just adopted. Set the native
-    resources' ``DeletionPolicy`` to ``Retain`` in one deploy before this one, or change a
-    recipe (a new version) in the same deploy.
+    removes the old native resource under that resource's last ``DeletionPolicy``. Every
+    released version of this project set it to ``Retain`` (RemovalPolicy.RETAIN), so the
+    versions stay; a stack deployed from an unreleased commit whose native versions had
+    ``Delete`` would lose them: set ``Retain`` in one deploy first (README, "Upgrading a
+    deployed stage").
     """
 
     def __init__(
