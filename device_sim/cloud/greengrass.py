@@ -58,6 +58,8 @@ class DeploymentRecord:
     is_latest_for_target: bool = True
     history: list[str] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)  # CreateDeployment tags
+    request: dict[str, Any] = field(default_factory=dict)  # the API request (camelCase)
+    created: float = 0.0  # the account clock, and the order of creation
 
 
 class GreengrassBackend:
@@ -293,8 +295,11 @@ class GreengrassClient:
         cached = self.backend.client_tokens.get(token) if token else None
         if cached is not None and self.backend.clock() - cached[1] <= CLIENT_TOKEN_SECONDS:
             return {"deploymentId": cached[0], "iotJobId": f"job-{cached[0]}"}
+        api = copy.deepcopy(request)
         deployment_id = self.backend.create_deployment(request)
-        self.backend.records[deployment_id].tags = tags
+        record = self.backend.records[deployment_id]
+        record.tags, record.request = tags, api
+        record.created = self.backend.clock() + len(self.backend.records) * 1e-3
         if token:
             self.backend.client_tokens[token] = (deployment_id, self.backend.clock())
         return {"deploymentId": deployment_id, "iotJobId": f"job-{deployment_id}"}
@@ -315,7 +320,15 @@ class GreengrassClient:
             "deploymentStatus": record.status,
             "isLatestForTarget": record.is_latest_for_target,
             "deploymentName": record.document.get("DeploymentName", ""),
+            "creationTimestamp": datetime.fromtimestamp(record.created, timezone.utc),
             "tags": dict(record.tags),
+            # GetDeployment answers the deployment's components and policies too (botocore
+            # GetDeploymentResponse), in the request's shape.
+            **{
+                key: copy.deepcopy(record.request[key])
+                for key in ("components", "deploymentPolicies", "iotJobConfiguration")
+                if key in record.request
+            },
         }
 
     def list_deployments(self, **kwargs: Any) -> dict[str, Any]:

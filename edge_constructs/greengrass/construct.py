@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import CfnResource, CustomResource, Duration, Stack
+from aws_cdk import Aws, CfnResource, CustomResource, Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
@@ -178,6 +178,13 @@ class DeploymentHandler(Construct):
                     "greengrass:TagResource",
                 ],
                 resources=[stack.format_arn(service="greengrass", resource="deployments:*")],
+            )
+        )
+        # A Delete in a rollback's cleanup reads this stack's status (deployment_logic.delete).
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudformation:DescribeStacks"],
+                resources=[Aws.STACK_ID],  # this stack's own ARN (AWS::StackId)
             )
         )
         # The IoT job the deployment runs as: its ID is the service's.

@@ -70,7 +70,7 @@ def request(model_version: str, *, target: str = GROUP) -> dict[str, Any]:
     return {
         "targetArn": target,
         "deploymentName": NAME,
-        "tags": {deployment_logic.OWNER_TAG: ours()},
+        "tags": {deployment_logic.OWNER_TAG: ours(), deployment_logic.STACK_TAG: our_stack()},
         "components": {
             "com.example.edgeai.dev.Model": {"componentVersion": model_version},
             INFERENCE: {
@@ -161,6 +161,10 @@ LIST_PARAMS = {"targetArn": GROUP, "historyFilter": "LATEST_ONLY"}
 def ours(logical: str = LOGICAL) -> str:
     """The ownership tag value the handler gives the deployments of resource ``logical``."""
     return str(deployment_logic.owner({"StackId": STACK, "LogicalResourceId": logical}))
+
+
+def our_stack() -> str:
+    return str(deployment_logic.stack_of({"StackId": STACK}))
 
 
 def got(deployment_id: str, owner: str | None = None) -> dict[str, Any]:
@@ -518,7 +522,104 @@ def test_the_handler_uses_a_greengrassv2_client(monkeypatch) -> None:
 
     monkeypatch.setattr(deployment_handler.boto3, "client", client)
     monkeypatch.setattr(
-        deployment_handler.deployment_logic, "on_event", lambda event, greengrass: {"c": greengrass}
+        deployment_handler.deployment_logic,
+        "on_event",
+        lambda event, greengrass, stack_status: {"c": greengrass},
     )
     assert deployment_handler.handler(event("Create", release("1.0.1")), None) == {"c": "client"}
     assert seen == ["greengrassv2"]
+
+
+def test_a_rollback_deletes_ours_and_deploys_again_what_another_resource_of_the_stack_had(
+    greengrass,
+) -> None:
+    """A failed update moved the group from resource A (ring "all") to this new resource
+    (ring "fleet"). In the rollback's cleanup (UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS)
+    CloudFormation deletes this one and sends A nothing: A's release is deployed again, under
+    A's tags, instead of leaving the group with a cancelled deployment (found by the second
+    hostile review). Outside a rollback, the same Delete cancels and deletes, as before."""
+    client, stubber = greengrass
+    theirs = ours("ClassjetsonDeploymentRelease0A1B2C3D")
+    previous = {
+        **got("d-1", owner=theirs),
+        "deploymentName": NAME,
+        "components": request("1.0.1")["components"],
+        "deploymentPolicies": request("1.0.1")["deploymentPolicies"],
+        "tags": {deployment_logic.OWNER_TAG: theirs, deployment_logic.STACK_TAG: our_stack()},
+    }
+    stubber.add_response("list_deployments", listed("d-2", "ACTIVE"), LIST_PARAMS)
+    stubber.add_response("get_deployment", got("d-2"), {"deploymentId": "d-2"})
+    history = {
+        "deployments": [
+            {**listed("d-1", "INACTIVE")["deployments"][0], "creationTimestamp": 1},
+            {**listed("d-2", "ACTIVE")["deployments"][0], "creationTimestamp": 2},
+        ]
+    }
+    stubber.add_response("list_deployments", history, {"targetArn": GROUP, "historyFilter": "ALL"})
+    stubber.add_response("get_deployment", got("d-2"), {"deploymentId": "d-2"})
+    stubber.add_response("get_deployment", previous, {"deploymentId": "d-1"})
+    stubber.add_response(
+        "create_deployment",
+        created("d-3"),
+        {
+            "targetArn": GROUP,
+            "deploymentName": NAME,
+            "components": previous["components"],
+            "deploymentPolicies": previous["deploymentPolicies"],
+            "tags": previous["tags"],
+            "clientToken": ANY,
+        },
+    )
+    deleted = deployment_logic.on_event(
+        event("Delete", release("1.0.2"), physical=GROUP),
+        client,
+        lambda: deployment_logic.ROLLBACK_CLEANUP,
+    )
+    assert deleted == {"PhysicalResourceId": GROUP}
+
+
+def test_a_rollback_with_no_other_resource_before_cancels_ours(greengrass) -> None:
+    """The group had no earlier deployment of this stack (a new class rolled back): nothing to
+    deploy again, so ours is cancelled and deleted."""
+    client, stubber = greengrass
+    stubber.add_response("list_deployments", listed("d-2", "ACTIVE"), LIST_PARAMS)
+    stubber.add_response("get_deployment", got("d-2"), {"deploymentId": "d-2"})
+    stubber.add_response(
+        "list_deployments", listed("d-2", "ACTIVE"), {"targetArn": GROUP, "historyFilter": "ALL"}
+    )
+    stubber.add_response("get_deployment", got("d-2"), {"deploymentId": "d-2"})
+    stubber.add_response("cancel_deployment", {"message": "ok"}, {"deploymentId": "d-2"})
+    stubber.add_response("delete_deployment", {}, {"deploymentId": "d-2"})
+    deployment_logic.on_event(
+        event("Delete", release("1.0.2"), physical=GROUP),
+        client,
+        lambda: deployment_logic.ROLLBACK_CLEANUP,
+    )
+
+
+def test_a_rollback_never_deploys_again_what_a_stranger_deployed(greengrass) -> None:
+    """The deployment before ours on the group is another stack's (or a hand-made one): the
+    rollback does not resurrect it; ours is cancelled and deleted."""
+    client, stubber = greengrass
+    stranger = {
+        **got("d-1", owner="someone-else"),
+        "tags": {deployment_logic.OWNER_TAG: "someone-else", deployment_logic.STACK_TAG: "x"},
+    }
+    stubber.add_response("list_deployments", listed("d-2", "ACTIVE"), LIST_PARAMS)
+    stubber.add_response("get_deployment", got("d-2"), {"deploymentId": "d-2"})
+    history = {
+        "deployments": [
+            {**listed("d-1", "INACTIVE")["deployments"][0], "creationTimestamp": 1},
+            {**listed("d-2", "ACTIVE")["deployments"][0], "creationTimestamp": 2},
+        ]
+    }
+    stubber.add_response("list_deployments", history, {"targetArn": GROUP, "historyFilter": "ALL"})
+    stubber.add_response("get_deployment", got("d-2"), {"deploymentId": "d-2"})
+    stubber.add_response("get_deployment", stranger, {"deploymentId": "d-1"})
+    stubber.add_response("cancel_deployment", {"message": "ok"}, {"deploymentId": "d-2"})
+    stubber.add_response("delete_deployment", {}, {"deploymentId": "d-2"})
+    deployment_logic.on_event(
+        event("Delete", release("1.0.2"), physical=GROUP),
+        client,
+        lambda: deployment_logic.ROLLBACK_CLEANUP,
+    )

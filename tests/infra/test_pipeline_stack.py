@@ -362,6 +362,8 @@ def test_the_deployment_handler_may_do_what_its_calls_need_and_no_more(dev) -> N
         "greengrass:ListTagsForResource",
     }
     needed |= {"greengrass:GetComponent"}
+    # A Delete in a rollback's cleanup reads the stack's status (deployment_logic.delete).
+    needed |= {"cloudformation:DescribeStacks"}
     template = dev.template_json("dev/Pipeline")
     (role,) = [
         logical

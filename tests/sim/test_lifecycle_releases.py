@@ -220,13 +220,21 @@ def test_canary_promote_and_a_failed_update_leave_each_ring_on_its_release(
         assert active(cloud, target) == canary_release  # Greengrass's active deployment
 
 
-def test_adding_a_canary_ring_keeps_the_fleet_deployed(tmp_path: Path, stand_ins: StandIns) -> None:
+@pytest.mark.parametrize("outcome", ["completes", "rolls back"])
+def test_adding_a_canary_ring_keeps_the_fleet_deployed(
+    tmp_path: Path, stand_ins: StandIns, outcome: str
+) -> None:
     """A class without a canary ring deploys to its group from one resource (ring "all"); with
     a canary ring and a promoted release, from another (ring "fleet"): same target, same
-    deployment name. CloudFormation creates the new resource, then deletes the old one in the
-    cleanup phase; that Delete must not cancel the deployment the new resource just made
-    (found by the hostile review: the fleet was left with no active deployment while the stack
-    said UPDATE_COMPLETE)."""
+    deployment name.
+
+    Completes: CloudFormation creates the new resource, then deletes the old one in the cleanup
+    phase; that Delete must not cancel the deployment the new resource just made (found by the
+    hostile review: the fleet was left with no active deployment, the stack UPDATE_COMPLETE).
+
+    Rolls back (the new fleet deployment fails to stabilize): the rollback deletes the new
+    resource and sends the old one nothing; the group must end on the old resource's release,
+    not on a cancelled deployment (found by the second hostile review)."""
     plain = {
         "jetson": {k: v for k, v in CANARY_CLASSES["jetson"].items() if k != "canary_thing_group"}
     }
@@ -247,8 +255,23 @@ def test_adding_a_canary_ring_keeps_the_fleet_deployed(tmp_path: Path, stand_ins
             pin["merge"] = json.loads(update["Merge"])
         releases["dev"]["jetson"][name] = pin
     second = synth_canary(tmp_path / "canary", releases)
-    stack = cf.deploy(second.stack("Pipeline"))
-    assert stack.status == "UPDATE_COMPLETE", reasons(stack)
+    if outcome == "completes":
+        stack = cf.deploy(second.stack("Pipeline"))
+        assert stack.status == "UPDATE_COMPLETE", reasons(stack)
+        rings = deployments(stack)
+        assert str(rings["fleet"]["TargetArn"]) == target
+        assert active(cloud, target) == release(rings["fleet"]) == running
+        return
+    template = second.stack("Pipeline").template["Resources"]
+    (fleet,) = [
+        logical
+        for logical, resource in template.items()
+        if ((resource.get("Metadata") or {}).get(promote.RING_METADATA) or {}).get("ring")
+        == "fleet"
+    ]
+    stack = cf.deploy(second.stack("Pipeline"), Failure(fleet, "stabilize", "rollout failed"))
+    assert stack.status == "UPDATE_ROLLBACK_COMPLETE", reasons(stack)
     rings = deployments(stack)
-    assert str(rings["fleet"]["TargetArn"]) == target
-    assert active(cloud, target) == release(rings["fleet"]) == running
+    assert set(rings) == {"all"}, rings  # what the stack says the group runs
+    assert active(cloud, target) == release(rings["all"]) == running
+    assert on_devices(cloud, target) == running

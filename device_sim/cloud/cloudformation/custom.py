@@ -123,7 +123,15 @@ class CustomResource:
             with cloud.s3_backend.session() as s3:
                 return dict(logic.on_event(event, s3))
         if self.rtype == "Custom::GreengrassDeployment":
-            return dict(logic.on_event(event, cloud.greengrass.client()))
+
+            def stack_status() -> str:
+                """DescribeStacks of the requesting stack: its StackStatus now."""
+                for stack in cloud.stacks.values():
+                    if stack.stack_id == ctx.stack_id:
+                        return str(stack.status)
+                raise AssemblyError(f"no stack {ctx.stack_id}")
+
+            return dict(logic.on_event(event, cloud.greengrass.client(), stack_status))
         if self.rtype == "Custom::GreengrassComponentVersion":
             # Created or adopted against the simulated Greengrass backend, which computes the
             # artifacts' digests at creation and answers ConflictException for an existing

@@ -24,6 +24,17 @@ def greengrass_client() -> Any:
     return boto3.client("greengrassv2", config=CLIENT_CONFIG)
 
 
+def stack_status(stack_id: str) -> Any:
+    """This stack's StackStatus, read when a Delete needs it (CloudFormation DescribeStacks)."""
+
+    def read() -> str:
+        client = boto3.client("cloudformation", config=CLIENT_CONFIG)
+        stacks = client.describe_stacks(StackName=stack_id)["Stacks"]
+        return str(stacks[0]["StackStatus"])
+
+    return read
+
+
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     LOGGER.info(
         "%s %s %s (%s)",
@@ -34,4 +45,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     )
     if event.get("ResourceType") == GreengrassComponentVersion.TYPE:
         return component_logic.on_event(event, greengrass_client(), time.sleep)
-    return deployment_logic.on_event(event, greengrass_client())
+    return deployment_logic.on_event(
+        event, greengrass_client(), stack_status(str(event.get("StackId", "")))
+    )

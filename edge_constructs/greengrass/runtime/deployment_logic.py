@@ -42,6 +42,12 @@ ACTIVE = "ACTIVE"
 # canary ring moves its group from one resource to another): the old one's Delete, which
 # CloudFormation sends after the new one's Create, must not cancel the new one's deployment.
 OWNER_TAG = "edge-ai:deployment-owner"
+# The stack a deployment's resource belongs to (a digest of its StackId), so a rollback can tell
+# another resource of the same stack from a stranger (see ``delete``).
+STACK_TAG = "edge-ai:deployment-stack"
+# "Ongoing removal of new resources for one or more stacks after a failed stack update"
+# (CloudFormation User Guide, "Stack status codes"; botocore cloudformation StackStatus).
+ROLLBACK_CLEANUP = "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS"
 
 
 class DeploymentError(ValueError):
@@ -220,6 +226,10 @@ def owner(event: Mapping[str, Any]) -> str:
     return hashlib.sha256(identity.encode()).hexdigest()
 
 
+def stack_of(event: Mapping[str, Any]) -> str:
+    return hashlib.sha256(str(event.get("StackId", "")).encode()).hexdigest()
+
+
 def client_token(event: Mapping[str, Any]) -> str:
     """One token per CloudFormation request: a retried invocation of the same request creates
     no second deployment (CreateDeployment clientToken: "the IoT Greengrass V2 service returns
@@ -270,7 +280,7 @@ def create_or_update(event: Mapping[str, Any], greengrass: Any) -> dict[str, Any
     """
     props = event.get("ResourceProperties") or {}
     request = deployment_request(props, client_token(event))
-    request["tags"] = {OWNER_TAG: owner(event)}
+    request["tags"] = {OWNER_TAG: owner(event), STACK_TAG: stack_of(event)}
     target = request["targetArn"]
     try:
         response = greengrass.create_deployment(**request)
@@ -338,9 +348,77 @@ def _gone(error: ClientError) -> bool:
     return bool(error.response.get("Error", {}).get("Code") == "ResourceNotFoundException")
 
 
-def delete(event: Mapping[str, Any], greengrass: Any) -> dict[str, Any]:
+def previous_of_stack(
+    greengrass: Any, target: str, ours: str, stack: str
+) -> Mapping[str, Any] | None:
+    """The newest deployment on ``target`` that another resource of this stack made, if no
+    stranger deployed there since; None otherwise. ListDeployments ``historyFilter`` ALL
+    (every revision, with ``creationTimestamp``), GetDeployment for each one's tags, newest
+    first."""
+    entries: list[Mapping[str, Any]] = []
+    token: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {"targetArn": target, "historyFilter": "ALL"}
+        if token:
+            kwargs["nextToken"] = token
+        try:
+            page = greengrass.list_deployments(**kwargs)
+        except ClientError as error:
+            raise _refusal("ListDeployments", target, error) from None
+        entries += [d for d in page.get("deployments", []) if d.get("targetArn") == target]
+        token = page.get("nextToken")
+        if not token:
+            break
+    for entry in sorted(entries, key=lambda d: str(d.get("creationTimestamp", "")), reverse=True):
+        try:
+            found = greengrass.get_deployment(deploymentId=entry["deploymentId"])
+        except ClientError as error:
+            if _gone(error):
+                continue
+            raise _refusal("GetDeployment", target, error) from None
+        tags = found.get("tags") or {}
+        if tags.get(OWNER_TAG) == ours:
+            continue
+        return dict(found) if tags.get(STACK_TAG) == stack else None
+    return None
+
+
+def reissue(event: Mapping[str, Any], greengrass: Any, previous: Mapping[str, Any]) -> str:
+    """CreateDeployment of ``previous`` again, under its own resource's tags."""
+    request: dict[str, Any] = {
+        key: previous[key]
+        for key in (
+            "targetArn",
+            "deploymentName",
+            "components",
+            "deploymentPolicies",
+            "iotJobConfiguration",
+            "tags",
+        )
+        if previous.get(key) is not None
+    }
+    request["clientToken"] = client_token(event)
+    try:
+        response = greengrass.create_deployment(**request)
+    except ClientError as error:
+        raise _refusal("CreateDeployment", str(previous.get("targetArn")), error) from None
+    return str(response["deploymentId"])
+
+
+def delete(
+    event: Mapping[str, Any],
+    greengrass: Any,
+    stack_status: Callable[[], str] | None = None,
+) -> dict[str, Any]:
     """Cancel and delete the deployment this resource last created, as the native resource's
     delete handler does (registry schema: greengrass:CancelDeployment, DeleteDeployment).
+
+    Except in a rollback's cleanup (``stack_status``: DescribeStacks of this stack says
+    ``ROLLBACK_CLEANUP``), when this resource was created by the failed update and its target
+    was, before it, deployed by another resource of this stack that the rollback keeps (a
+    class that gained or lost a canary ring, a renamed class): that resource gets no rollback
+    request, so its release is deployed again here, and the devices end on the release the
+    stack says.
 
     Safe to run twice: no deployment of ours, or one already cancelled or deleted, is done.
     Deleting a deployment uninstalls nothing (botocore DeleteDeployment: core devices keep
@@ -354,6 +432,17 @@ def delete(event: Mapping[str, Any], greengrass: Any) -> dict[str, Any]:
     deployment = latest_of_ours(greengrass, physical, owner(event))
     if deployment is None:
         return {"PhysicalResourceId": physical}
+    if stack_status is not None and stack_status() == ROLLBACK_CLEANUP:
+        previous = previous_of_stack(greengrass, physical, owner(event), stack_of(event))
+        if previous is not None:
+            deployment_id = reissue(event, greengrass, previous)
+            LOGGER.info(
+                "rollback: %s deployed again to %s (deployment %s)",
+                previous.get("deploymentName"),
+                physical,
+                deployment_id,
+            )
+            return {"PhysicalResourceId": physical}
     deployment_id = deployment["deploymentId"]
     if deployment.get("deploymentStatus") == ACTIVE:
         try:
@@ -371,11 +460,14 @@ def delete(event: Mapping[str, Any], greengrass: Any) -> dict[str, Any]:
     return {"PhysicalResourceId": physical}
 
 
-def on_event(event: Mapping[str, Any], greengrass: Any) -> dict[str, Any]:
-    """CDK Provider framework on_event."""
+def on_event(
+    event: Mapping[str, Any], greengrass: Any, stack_status: Callable[[], str] | None = None
+) -> dict[str, Any]:
+    """CDK Provider framework on_event. ``stack_status``: this stack's StackStatus
+    (CloudFormation DescribeStacks), read only by a Delete."""
     request_type = event.get("RequestType")
     if request_type in ("Create", "Update"):
         return create_or_update(event, greengrass)
     if request_type == "Delete":
-        return delete(event, greengrass)
+        return delete(event, greengrass, stack_status)
     raise DeploymentError(f"unknown RequestType {request_type!r}")
