@@ -293,7 +293,7 @@ def test_the_handler_dispatches_on_the_resource_type(monkeypatch) -> None:
     monkeypatch.setattr(
         deployment_handler.deployment_logic,
         "on_event",
-        lambda event, greengrass: seen.append("deployment") or {"d": greengrass},
+        lambda event, greengrass, stack_status: seen.append("deployment") or {"d": greengrass},
     )
     assert deployment_handler.handler(event("Create", props()), None) == {"c": "client"}
     deployment = {**event("Create", props()), "ResourceType": "Custom::GreengrassDeployment"}

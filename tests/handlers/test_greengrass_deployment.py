@@ -520,7 +520,7 @@ def test_the_handler_uses_a_greengrassv2_client(monkeypatch) -> None:
         seen.append(service)
         return "client"
 
-    monkeypatch.setattr(deployment_handler.boto3, "client", client)
+    monkeypatch.setattr(deployment_handler, "client", client)
     monkeypatch.setattr(
         deployment_handler.deployment_logic,
         "on_event",

@@ -21,7 +21,7 @@ HANDLERS = {
     "log_group_handler.on_event",
     "policy_release_handler.on_event",
 }
-SHARED = ("cr_properties.py", "cr_names.py")
+SHARED = ("cr_properties.py", "cr_names.py", "lambda_entry.py")
 
 
 def handler_asset_dirs(dev: Synthesized) -> dict[str, Path]:

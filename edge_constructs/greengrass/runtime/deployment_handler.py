@@ -4,45 +4,31 @@ request's ResourceType."""
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
-import boto3
 import component_logic
 import deployment_logic
-from botocore.config import Config
 from cr_names import GreengrassComponentVersion
-
-LOGGER = logging.getLogger()
-LOGGER.setLevel(logging.INFO)
-
-CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8})
+from lambda_entry import client, log_request
 
 
 def greengrass_client() -> Any:
-    return boto3.client("greengrassv2", config=CLIENT_CONFIG)
+    return client("greengrassv2")
 
 
 def stack_status(stack_id: str) -> Any:
     """This stack's StackStatus, read when a Delete needs it (CloudFormation DescribeStacks)."""
 
     def read() -> str:
-        client = boto3.client("cloudformation", config=CLIENT_CONFIG)
-        stacks = client.describe_stacks(StackName=stack_id)["Stacks"]
+        stacks = client("cloudformation").describe_stacks(StackName=stack_id)["Stacks"]
         return str(stacks[0]["StackStatus"])
 
     return read
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    LOGGER.info(
-        "%s %s %s (%s)",
-        event.get("RequestType"),
-        event.get("ResourceType"),
-        event.get("LogicalResourceId"),
-        event.get("PhysicalResourceId", "new"),
-    )
+    log_request(event)
     if event.get("ResourceType") == GreengrassComponentVersion.TYPE:
         return component_logic.on_event(event, greengrass_client(), time.sleep)
     return deployment_logic.on_event(
