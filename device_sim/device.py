@@ -693,9 +693,9 @@ def root_problem(
     for path, what in keep:
         if resolved == path:
             return f"{what}; give a folder of its own, e.g. {example}"
-    for path, what in keep:
-        if resolved in path.parents:
-            return f"a folder that holds {what} ({path}); give a folder of its own, e.g. {example}"
+    held = [f"{what} ({path})" for path, what in keep if resolved in path.parents]
+    if held:  # all of them: a clone directly under /tmp holds the repository and more
+        return f"a folder that holds {' and '.join(held)}; give a folder of its own, e.g. {example}"
     if root.exists() and not root.is_dir():
         return "not a folder"
     if root.is_dir() and any(root.iterdir()) and not (root / marker).is_file():

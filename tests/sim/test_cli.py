@@ -157,15 +157,31 @@ def test_a_root_given_through_dotdot_or_a_link_is_recreated(
         ("~", "your home folder"),
         ("~/..", "a folder that holds your home folder"),
         (str(REPO_ROOT), "the repository"),
-        (str(REPO_ROOT.parent), "a folder that holds the repository"),
+        (str(REPO_ROOT.parent), "a folder that holds ... the repository"),
     ],
 )
 def test_folders_never_to_delete_are_refused(
     root: str, problem: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Wherever the repository is cloned: a clone directly under /tmp has a parent that also
+    holds this test's home folder (under /tmp too), and the refusal names both (it named only
+    the home folder, and this test failed there: issue 14)."""
     monkeypatch.setenv("HOME", str(tmp_path / "home" / "user"))
     (tmp_path / "home" / "user").mkdir(parents=True)
-    assert problem in (root_problem(Path(root).expanduser()) or "")
+    message = root_problem(Path(root).expanduser()) or ""
+    for part in problem.split(" ... "):
+        assert part in message, message
+
+
+def test_a_folder_holding_two_things_never_to_delete_names_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home" / "user"
+    home.mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(home)
+    message = root_problem(tmp_path) or ""
+    assert f"your home folder ({home}) and the current folder ({home})" in message, message
 
 
 def test_an_empty_or_new_folder_is_accepted(tmp_path: Path) -> None:
