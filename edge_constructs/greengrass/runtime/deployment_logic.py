@@ -21,7 +21,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -312,36 +312,44 @@ def latest_of_ours(greengrass: Any, target: str, owner_value: str) -> dict[str, 
     GetDeployment's ``tags`` say whether it is ours (``OWNER_TAG``). One that another resource,
     or someone by hand, created later replaced ours; it is theirs to keep.
     """
+    for deployment in deployments_of(greengrass, target, "LATEST_ONLY"):
+        if not deployment.get("isLatestForTarget"):
+            continue
+        deployment_id = deployment.get("deploymentId")
+        try:
+            tags = greengrass.get_deployment(deploymentId=deployment_id).get("tags") or {}
+        except ClientError as error:
+            if _gone(error):
+                return None
+            raise _refusal("GetDeployment", target, error) from None
+        if tags.get(OWNER_TAG) == owner_value:
+            return dict(deployment)
+        LOGGER.info(
+            "latest deployment on %s is %s (%s), created by another resource: left alone",
+            target,
+            deployment_id,
+            deployment.get("deploymentName"),
+        )
+        return None
+    return None
+
+
+def deployments_of(greengrass: Any, target: str, history: str) -> Iterator[Mapping[str, Any]]:
+    """ListDeployments of ``target`` with ``historyFilter`` ``history``, every page (botocore
+    ListDeployments ``nextToken``); only entries for that target."""
     token: str | None = None
     while True:
-        kwargs: dict[str, Any] = {"targetArn": target, "historyFilter": "LATEST_ONLY"}
+        kwargs: dict[str, Any] = {"targetArn": target, "historyFilter": history}
         if token:
             kwargs["nextToken"] = token
         try:
             page = greengrass.list_deployments(**kwargs)
         except ClientError as error:
             raise _refusal("ListDeployments", target, error) from None
-        for deployment in page.get("deployments", []):
-            if deployment.get("targetArn") == target and deployment.get("isLatestForTarget"):
-                deployment_id = deployment.get("deploymentId")
-                try:
-                    tags = greengrass.get_deployment(deploymentId=deployment_id).get("tags") or {}
-                except ClientError as error:
-                    if _gone(error):
-                        return None
-                    raise _refusal("GetDeployment", target, error) from None
-                if tags.get(OWNER_TAG) == owner_value:
-                    return dict(deployment)
-                LOGGER.info(
-                    "latest deployment on %s is %s (%s), created by another resource: left alone",
-                    target,
-                    deployment_id,
-                    deployment.get("deploymentName"),
-                )
-                return None
+        yield from (d for d in page.get("deployments", []) if d.get("targetArn") == target)
         token = page.get("nextToken")
         if not token:
-            return None
+            return
 
 
 def _gone(error: ClientError) -> bool:
@@ -355,20 +363,7 @@ def previous_of_stack(
     stranger deployed there since; None otherwise. ListDeployments ``historyFilter`` ALL
     (every revision, with ``creationTimestamp``), GetDeployment for each one's tags, newest
     first."""
-    entries: list[Mapping[str, Any]] = []
-    token: str | None = None
-    while True:
-        kwargs: dict[str, Any] = {"targetArn": target, "historyFilter": "ALL"}
-        if token:
-            kwargs["nextToken"] = token
-        try:
-            page = greengrass.list_deployments(**kwargs)
-        except ClientError as error:
-            raise _refusal("ListDeployments", target, error) from None
-        entries += [d for d in page.get("deployments", []) if d.get("targetArn") == target]
-        token = page.get("nextToken")
-        if not token:
-            break
+    entries = list(deployments_of(greengrass, target, "ALL"))
     for entry in sorted(entries, key=lambda d: str(d.get("creationTimestamp", "")), reverse=True):
         try:
             found = greengrass.get_deployment(deploymentId=entry["deploymentId"])
