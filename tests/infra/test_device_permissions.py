@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pytest
 
 from device_sim.assembly import Cloud
+from device_sim.dataplane import component_arn
 from device_sim.iam import ContextValue, Decision, Policy, Request, evaluate
 from device_sim.provision import installer_principal, parse_installer_command, provision
 
@@ -158,6 +159,43 @@ def test_stack_creates_the_policies_the_installer_looks_for(deployed: Deployed) 
         role_policies, "logs:PutLogEvents", f"{log_group}:log-stream:2026/01/01/thing/x"
     ).allowed
     assert not decide(role_policies, "logs:PutLogEvents", "arn:aws:logs:*:*:log-group:x").allowed
+
+
+def test_device_certificate_policies_allow_the_greengrass_data_plane(deployed: Deployed) -> None:
+    """The nucleus's Greengrass data-plane calls are authorized against the IoT policies on the
+    device certificate, both of which the installer attaches (developer guide, "Device
+    authentication and authorization for AWS IoT Greengrass"), each on the resource
+    device_sim/dataplane.py names with its nucleus caller: GetComponentVersionArtifact on a
+    public component version (GreengrassRepositoryDownloader: a public component's artifacts,
+    LogManager here), ResolveComponentCandidates on a component,
+    ListThingGroupsForCoreDevice on the core device, GetDeploymentConfiguration on a
+    deployment. Without one, the step that needs it fails on a real device."""
+    d = deployed
+    env = d.cloud.env
+    alias = f"{d.prefix}-GreengrassTokenExchangeRoleAlias"
+    policies = [
+        d.cloud.iot_policies[f"{d.prefix}-GreengrassCoreDevicePolicy"],
+        d.cloud.iot_policies[f"GreengrassTESCertificatePolicy{alias}"],
+    ]
+    log_manager = component_arn(env, "aws.greengrass.LogManager", True)
+    calls = [
+        ("greengrass:GetComponentVersionArtifact", f"{log_manager}:versions:2.3.7"),
+        ("greengrass:ResolveComponentCandidates", log_manager),
+        (
+            "greengrass:ResolveComponentCandidates",
+            component_arn(env, f"com.example.edgeai.{d.stage}.Model", False),
+        ),
+        (
+            "greengrass:ListThingGroupsForCoreDevice",
+            env.arn("greengrass", f"coreDevices:{d.prefix}-{DEVICE}"),
+        ),
+        ("greengrass:GetDeploymentConfiguration", env.arn("greengrass", "deployments:0f1e2d3c")),
+    ]
+    for action, resource in calls:
+        decision = decide(policies, action, resource)
+        assert decision.allowed, (action, resource, decision.reason)
+    # The policies grant the data plane, not the Greengrass control plane.
+    assert not decide(policies, "greengrass:CreateDeployment", "*").allowed
 
 
 def connection_context(client_id: str, thing: str) -> dict[str, ContextValue]:
