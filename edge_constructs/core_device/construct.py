@@ -117,16 +117,8 @@ class CoreDevicePrerequisites(Construct):
 
     def _policy_release(self, stack: Stack, log_retention: logs.RetentionDays) -> CustomResource:
         """Custom::IotPolicyRelease: on stack delete, detach both IoT policies from every
-        certificate that holds them and delete them (runtime/policy_release_logic.py says why
-        and what it means for running devices).
-
-        The policies are ``RetainExceptOnCreate``: on stack delete the release has deleted
-        them already (it depends on them, so CloudFormation deletes it first), and
-        CloudFormation's own delete, which does not detach, is skipped; when their own create
-        rolls back, nothing can hold them yet and CloudFormation deletes them. A rename
-        replaces them: ``UpdateReplacePolicy: Retain`` keeps the old ones, still attached, so
-        the devices holding them keep running (README, "Operating the pipeline").
-        """
+        certificate that holds them and delete them; the policies are ``RetainExceptOnCreate``
+        (docs/CORE_DEVICE.md#releasing-the-iot-policies-on-stack-delete)."""
         policies = (self.core_device_policy, self.tes_certificate_policy)
         for policy in policies:
             policy.apply_removal_policy(RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE)

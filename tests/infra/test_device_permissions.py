@@ -199,14 +199,10 @@ def test_device_certificate_policies_allow_the_greengrass_data_plane(deployed: D
 
 
 def connection_context(client_id: str, thing: str) -> dict[str, ContextValue]:
-    """The policy variables IoT Core resolves for one MQTT connection.
-
-    Non-exclusive thing association (what the installer creates: DeviceProvisioningHelper
-    .createThing calls AttachThingPrincipal without a thingPrincipalType) resolves
-    ``${iot:Connection.Thing.ThingName}`` only when the client ID is the thing name
-    (https://docs.aws.amazon.com/iot/latest/developerguide/thing-policy-variables.html); on
-    any other connection the variable is absent and the element that uses it matches nothing.
-    ``${iot:ClientId}`` is the client ID (basic-policy-variables.html)."""
+    """The policy variables IoT Core resolves for one MQTT connection: the thing name only when
+    the client ID is the thing name (AWS IoT developer guide, "Thing policy variables";
+    docs/CORE_DEVICE.md#extra-mqtt-connections), the client ID always
+    (basic-policy-variables.html)."""
     context: dict[str, ContextValue] = {"iot:ClientId": client_id}
     if client_id == thing:
         context["iot:Connection.Thing.ThingName"] = thing
@@ -214,10 +210,9 @@ def connection_context(client_id: str, thing: str) -> dict[str, ContextValue]:
 
 
 def test_iot_policy_serves_every_connection_the_nucleus_opens(deployed: Deployed) -> None:
-    """The nucleus names its first MQTT connection after the thing and each further one
-    ``<thing>#<n>`` (mqttclient/MqttClient.java, getNewMqttClient: thingName + "#" + (n + 1));
-    it opens one when the others carry MAX_SUBSCRIPTIONS_PER_CONNECTION (50) subscriptions and
-    sends publishes round-robin over all of them (getConnection)."""
+    """The nucleus's first connection and its extra ``<thing>#<n>`` ones (aws-greengrass-nucleus
+    v2.18.2 mqttclient/MqttClient.java, getNewMqttClient;
+    docs/CORE_DEVICE.md#extra-mqtt-connections)."""
     d = deployed
     policy = [d.cloud.iot_policies[f"{d.prefix}-GreengrassCoreDevicePolicy"]]
     thing = f"{d.prefix}-{DEVICE}"
