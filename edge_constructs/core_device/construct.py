@@ -1,33 +1,34 @@
 """What a Greengrass core device needs to join: the prerequisites the reference tutorial did by
-hand. No IAM user and no long-term keys: the installer policy is attached to whatever principal
-(an SSO role, a provisioning role) runs the Greengrass installer."""
+hand, composed from the small constructs beside this module. No IAM user and no long-term keys:
+the installer policy is attached to whatever principal (an SSO role, a provisioning role) runs
+the Greengrass installer. The reasons behind each grant: docs/CORE_DEVICE.md."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from aws_cdk import ArnFormat, Aws, CustomResource, Duration, RemovalPolicy, Stack
+from aws_cdk import CustomResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_iot as iot
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import custom_resources as cr
-from cdk_nag import NagSuppressions
 from constructs import Construct
 
+from edge_constructs.core_device.device_policies import DevicePolicies
+from edge_constructs.core_device.installer_policy import InstallerPolicy
+from edge_constructs.core_device.logical_ids import keep_flat_logical_ids
+from edge_constructs.core_device.thing_groups import ThingGroups
+from edge_constructs.core_device.token_exchange import TokenExchange
 from edge_constructs.lambda_function import PythonFunction
 from edge_constructs.nag import acknowledge_provider_framework, acknowledge_wildcards
 
-GREENGRASS_LOG_GROUP_PREFIX = "/aws/greengrass/"
 RUNTIME_DIR = Path(__file__).parent / "runtime"
-# logs ARNs separate the resource type and name with ':' (arn:...:log-group:NAME).
-_COLON_ARN = ArnFormat.COLON_RESOURCE_NAME
 
 
 class CoreDevicePrerequisites(Construct):
-    """Thing group, token-exchange role and alias, core-device IoT policy, installer policy.
+    """Thing groups, token-exchange role and alias, the device's IoT policies, the installer
+    policy, and the release of the IoT policies on stack delete (docs/CORE_DEVICE.md).
 
     Props:
         name_prefix: prefix of every physical name (e.g. ``edge-ai-dev``); device thing names
@@ -41,9 +42,6 @@ class CoreDevicePrerequisites(Construct):
         publish_topic_prefix: results go to ``<prefix>/<thing name>/...``; the IoT policy allows
             a device to publish only under its own thing name.
         log_retention: retention of the policy-release handler's logs (default one month).
-
-    On stack delete, ``policy_release`` detaches the IoT policies from every device
-    certificate and deletes them (see :meth:`_policy_release`).
     """
 
     def __init__(
@@ -62,336 +60,65 @@ class CoreDevicePrerequisites(Construct):
         super().__init__(scope, id_)
         stack = Stack.of(self)
         self.name_prefix = name_prefix
-        self.token_exchange_role_name = f"{name_prefix}-GreengrassTokenExchangeRole"
-
-        self.thing_group = iot.CfnThingGroup(
+        # Each part keeps the logical IDs its resources had before the split (logical_ids.py).
+        groups = ThingGroups(
             self,
-            "ThingGroup",
-            thing_group_name=thing_group_name,
-            thing_group_properties=iot.CfnThingGroup.ThingGroupPropertiesProperty(
-                thing_group_description=f"Greengrass core devices of {name_prefix}"
-            ),
+            "ThingGroups",
+            names=[thing_group_name, *more_thing_group_names],
+            description=f"Greengrass core devices of {name_prefix}",
         )
-        self.thing_group_arn = stack.format_arn(
-            service="iot", resource="thinggroup", resource_name=thing_group_name
-        )
-        self.thing_group_arns = [self.thing_group_arn]
-        for name in more_thing_group_names:
-            iot.CfnThingGroup(
-                self,
-                f"ThingGroup{re.sub(r'[^A-Za-z0-9]', '', name)}",
-                thing_group_name=name,
-                thing_group_properties=iot.CfnThingGroup.ThingGroupPropertiesProperty(
-                    thing_group_description=f"Greengrass core devices of {name_prefix}"
-                ),
-            )
-            self.thing_group_arns.append(
-                stack.format_arn(service="iot", resource="thinggroup", resource_name=name)
-            )
+        keep_flat_logical_ids(groups)
+        self.thing_group = groups.first
+        self.thing_group_arn = groups.arns[0]
+        self.thing_group_arns = groups.arns
 
-        self.token_exchange_role = iam.Role(
+        tes = TokenExchange(
             self,
-            "TokenExchangeRole",
-            role_name=self.token_exchange_role_name,
-            assumed_by=iam.ServicePrincipal("credentials.iot.amazonaws.com"),
-            description="Credentials that Greengrass components get through the TES",
+            "TokenExchange",
+            name_prefix=name_prefix,
+            bucket=bucket,
+            device_prefixes=device_prefixes,
         )
-        log_groups = stack.format_arn(
-            service="logs",
-            resource="log-group",
-            resource_name=f"{GREENGRASS_LOG_GROUP_PREFIX}*",
-            arn_format=_COLON_ARN,
-        )
-        # The policy the installer looks for as "<TES role name>Access" and would otherwise
-        # create and attach itself (easysetup/DeviceProvisioningHelper.java,
-        # createAndAttachRolePolicy and GG_TOKEN_EXCHANGE_ROLE_ACCESS_POLICY_DOCUMENT: the four
-        # CloudWatch Logs actions and s3:GetBucketLocation, on "*"). Created and attached here
-        # by CloudFormation, with the same actions scoped to what the device uses, so the
-        # installer never has to modify the role this stack owns.
-        self.tes_access_policy_name = f"{self.token_exchange_role_name}Access"
-        self.tes_access_policy = iam.ManagedPolicy(
-            self,
-            "TokenExchangeRoleAccess",
-            managed_policy_name=self.tes_access_policy_name,
-            description="What the Greengrass installer would attach to the TES role, scoped",
-            roles=[self.token_exchange_role],
-            statements=[
-                iam.PolicyStatement(
-                    sid="GreengrassLogs",
-                    actions=[
-                        "logs:CreateLogGroup",
-                        "logs:CreateLogStream",
-                        "logs:PutLogEvents",
-                        "logs:DescribeLogStreams",
-                    ],
-                    resources=[log_groups, f"{log_groups}:log-stream:*"],
-                ),
-                # The nucleus asks for the bucket's region before every artifact download
-                # (componentmanager/builtins/S3Downloader.java, getRegionClientForBucket), and
-                # a denied GetBucketLocation fails the deployment. Authorized on the bucket ARN.
-                iam.PolicyStatement(
-                    sid="ArtifactBucketLocation",
-                    actions=["s3:GetBucketLocation"],
-                    resources=[bucket.bucket_arn],
-                ),
-            ],
-        )
-        self.token_exchange_role.add_to_policy(
-            iam.PolicyStatement(
-                sid="ComponentArtifacts",
-                actions=["s3:GetObject"],
-                resources=[bucket.arn_for_objects(f"{prefix}*") for prefix in device_prefixes],
-            )
-        )
-        NagSuppressions.add_resource_suppressions(
-            self.token_exchange_role,
-            [
-                {
-                    "id": "AwsSolutions-IAM5",
-                    "reason": "Scoped to the /aws/greengrass/ log groups the log manager writes "
-                    "(one per component, named at run time) and to the content-addressed "
-                    "artifact prefixes this app writes; object keys are content hashes.",
-                }
-            ],
-            apply_to_children=True,
-        )
+        keep_flat_logical_ids(tes)
+        self.token_exchange_role_name = tes.role_name
+        self.token_exchange_role = tes.role
+        self.tes_access_policy_name = tes.access_policy_name
+        self.tes_access_policy = tes.access_policy
+        self.role_alias = tes.role_alias
 
-        NagSuppressions.add_resource_suppressions(
-            self.tes_access_policy,
-            [
-                {
-                    "id": "AwsSolutions-IAM5",
-                    "reason": "Scoped to the /aws/greengrass/ log groups the log manager writes "
-                    "(one per component, named at run time).",
-                }
-            ],
-        )
-
-        self.role_alias = iot.CfnRoleAlias(
+        device_policies = DevicePolicies(
             self,
-            "TokenExchangeRoleAlias",
-            role_alias=f"{name_prefix}-GreengrassTokenExchangeRoleAlias",
-            role_arn=self.token_exchange_role.role_arn,
-            credential_duration_seconds=3600,
+            "DevicePolicies",
+            name_prefix=name_prefix,
+            publish_topic_prefix=publish_topic_prefix,
+            role_alias_name=tes.role_alias_name,
+            role_alias_arn=tes.role_alias_arn,
         )
-
-        thing = f"arn:{Aws.PARTITION}:iot:{Aws.REGION}:{Aws.ACCOUNT_ID}"
-        own = "${iot:Connection.Thing.ThingName}"
-        fleet = f"{name_prefix}-*"
-        # MQTT connections: the nucleus names its first one after the thing and each further
-        # one "<thing>#<n>" (mqttclient/MqttClient.java, getNewMqttClient), opened when the
-        # others carry 50 subscriptions (MAX_SUBSCRIPTIONS_PER_CONNECTION), and publishes go
-        # round-robin over all of them (getConnection). ${iot:Connection.Thing.ThingName}
-        # resolves only when the client ID equals the thing name under a non-exclusive thing
-        # association (https://docs.aws.amazon.com/iot/latest/developerguide/
-        # thing-policy-variables.html), and that is what the installer creates
-        # (easysetup/DeviceProvisioningHelper.java, createThing: AttachThingPrincipal without a
-        # thingPrincipalType). So: the first connection is held to its own thing (the
-        # "OwnThing" statements); on "<thing>#<n>" connections IoT Core cannot tell which thing
-        # they belong to, and the tightest scope any source allows is this stack's devices
-        # (the "ExtraConnections" statements: client IDs "<prefix>-*#*" and the topics of
-        # "<prefix>-*" things). Since a certificate can open such a connection at will, the
-        # effective boundary between devices is this stack's fleet, not the single device.
-        # An exclusive thing association would let the thing variable resolve on every
-        # connection (https://docs.aws.amazon.com/iot/latest/developerguide/exclusive-thing.html),
-        # but the installer does not create one.
-        self.core_device_policy = iot.CfnPolicy(
-            self,
-            "CoreDevicePolicy",
-            policy_name=f"{name_prefix}-GreengrassCoreDevicePolicy",
-            policy_document={
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Sid": "OwnThingConnect",
-                        "Effect": "Allow",
-                        "Action": "iot:Connect",
-                        "Resource": f"{thing}:client/{own}",
-                    },
-                    {
-                        "Sid": "OwnThingTopics",
-                        "Effect": "Allow",
-                        "Action": ["iot:Publish", "iot:Receive"],
-                        "Resource": [
-                            f"{thing}:topic/$aws/things/{own}/*",
-                            f"{thing}:topic/{publish_topic_prefix}/{own}/*",
-                        ],
-                    },
-                    {
-                        "Sid": "OwnThingTopicFilters",
-                        "Effect": "Allow",
-                        "Action": "iot:Subscribe",
-                        "Resource": [
-                            f"{thing}:topicfilter/$aws/things/{own}/*",
-                            f"{thing}:topicfilter/{publish_topic_prefix}/{own}/*",
-                        ],
-                    },
-                    {
-                        "Sid": "ExtraConnectionsConnect",
-                        "Effect": "Allow",
-                        "Action": "iot:Connect",
-                        "Resource": f"{thing}:client/{fleet}#*",
-                    },
-                    {
-                        "Sid": "ExtraConnectionsTopics",
-                        "Effect": "Allow",
-                        "Action": ["iot:Publish", "iot:Receive"],
-                        "Resource": [
-                            f"{thing}:topic/$aws/things/{fleet}/*",
-                            f"{thing}:topic/{publish_topic_prefix}/{fleet}/*",
-                        ],
-                    },
-                    {
-                        "Sid": "ExtraConnectionsTopicFilters",
-                        "Effect": "Allow",
-                        "Action": "iot:Subscribe",
-                        "Resource": [
-                            f"{thing}:topicfilter/$aws/things/{fleet}/*",
-                            f"{thing}:topicfilter/{publish_topic_prefix}/{fleet}/*",
-                        ],
-                    },
-                    {
-                        "Effect": "Allow",
-                        "Action": "iot:AssumeRoleWithCertificate",
-                        "Resource": self.role_alias.attr_role_alias_arn,
-                    },
-                    {
-                        "Effect": "Allow",
-                        "Action": [
-                            "greengrass:GetComponentVersionArtifact",
-                            "greengrass:ResolveComponentCandidates",
-                            "greengrass:GetDeploymentConfiguration",
-                            "greengrass:ListThingGroupsForCoreDevice",
-                        ],
-                        "Resource": "*",
-                    },
-                ],
-            },
-        )
-
-        # The IoT policy the installer looks up as "GreengrassTESCertificatePolicy<role alias>"
-        # and attaches to the new certificate; its document is the one the installer would
-        # create (easysetup/DeviceProvisioningHelper.java, setupIoTRoleForTes). Its GetPolicy
-        # catches only ResourceNotFoundException: the policy must exist, and the installer
-        # must be allowed to read it.
-        self.tes_certificate_policy = iot.CfnPolicy(
-            self,
-            "TesCertificatePolicy",
-            policy_name=f"GreengrassTESCertificatePolicy{self.role_alias.role_alias}",
-            policy_document={
-                "Version": "2012-10-17",
-                "Statement": {
-                    "Effect": "Allow",
-                    "Action": "iot:AssumeRoleWithCertificate",
-                    "Resource": self.role_alias.attr_role_alias_arn,
-                },
-            },
-        )
+        keep_flat_logical_ids(device_policies)
+        self.core_device_policy = device_policies.core_device_policy
+        self.tes_certificate_policy = device_policies.tes_certificate_policy
 
         self.policy_release = self._policy_release(stack, log_retention)
 
-        iam_policy = f"policy/{self.tes_access_policy_name}"
-        # The installer's calls with --provision true, in order (easysetup/GreengrassSetup.java
-        # provision; DeviceProvisioningHelper.java createThing, addThingToGroup,
-        # setupIoTRoleForTes, createAndAttachRolePolicy). Each is granted on the resource it is
-        # authorized against (AWS IoT Developer Guide, "How AWS IoT works with IAM", resources
-        # table; Service Authorization Reference for AWS IoT and IAM).
-        #
-        # No iam:CreatePolicy, iam:AttachRolePolicy or iam:PutRolePolicy: the installer must not
-        # modify the role CloudFormation owns. It does not need to: createAndAttachRolePolicy
-        # returns as soon as getPolicyArn finds "<role>Access" (it prints "already exists.
-        # Please attach it to the IAM role if not already") and calls CreatePolicy and
-        # AttachRolePolicy only in the branch where the policy was not found. The policy is
-        # attached by CloudFormation (``roles=`` above), so nothing is left to attach.
-        # getPolicyArn looks up the AWS-managed ARN (arn:aws:iam::aws:policy/NAME) first and
-        # the account's ARN second; both tolerate NoSuchEntity and "not authorized". Both are
-        # granted, so finding our policy does not hinge on the wording of an error message.
-        self.installer_policy = iam.ManagedPolicy(
+        installer = InstallerPolicy(
             self,
-            "InstallerPolicy",
-            managed_policy_name=f"{name_prefix}-GreengrassInstallerPolicy",
-            description="Attach to the principal that runs the Greengrass installer with "
-            "--provision true for a new core device of this stack",
-            statements=[
-                iam.PolicyStatement(
-                    sid="AccountWide",
-                    actions=[
-                        "iot:DescribeEndpoint",
-                        "iot:CreateKeysAndCertificate",
-                        "sts:GetCallerIdentity",
-                    ],
-                    resources=["*"],
-                ),
-                iam.PolicyStatement(
-                    sid="ThingsOfThisStack",
-                    actions=[
-                        "iot:CreateThing",
-                        "iot:DescribeThing",
-                        "iot:AttachThingPrincipal",
-                        "iot:AddThingToThingGroup",
-                    ],
-                    resources=[
-                        f"{thing}:thing/{name_prefix}-*",
-                        *self.thing_group_arns,
-                    ],
-                ),
-                # AttachPolicy and AttachThingPrincipal are authorized against the certificate
-                # (the developer guide's resources table), which the installer has just
-                # created: its ARN is only known as cert/*.
-                iam.PolicyStatement(
-                    sid="NewCertificate",
-                    actions=["iot:AttachPolicy", "iot:AttachThingPrincipal"],
-                    resources=[f"{thing}:cert/*"],
-                ),
-                iam.PolicyStatement(
-                    sid="PrerequisitesOfThisStack",
-                    actions=[
-                        "iot:DescribeThingGroup",
-                        "iot:DescribeRoleAlias",
-                        "iot:GetPolicy",
-                    ],
-                    resources=[
-                        *self.thing_group_arns,
-                        self.role_alias.attr_role_alias_arn,
-                        self.core_device_policy.attr_arn,
-                        self.tes_certificate_policy.attr_arn,
-                    ],
-                ),
-                iam.PolicyStatement(
-                    sid="TokenExchangeRoleAccessPolicy",
-                    actions=["iam:GetPolicy"],
-                    resources=[
-                        f"arn:{Aws.PARTITION}:iam::aws:{iam_policy}",
-                        f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:{iam_policy}",
-                    ],
-                ),
+            "Installer",
+            name_prefix=name_prefix,
+            thing_group_arns=self.thing_group_arns,
+            role_alias_arn=tes.role_alias_arn,
+            iot_policy_arns=[
+                self.core_device_policy.attr_arn,
+                self.tes_certificate_policy.attr_arn,
             ],
+            tes_access_policy_name=tes.access_policy_name,
         )
-        NagSuppressions.add_resource_suppressions(
-            self.installer_policy,
-            [
-                {
-                    "id": "AwsSolutions-IAM5",
-                    "reason": "iot:DescribeEndpoint, iot:CreateKeysAndCertificate and "
-                    "sts:GetCallerIdentity support no resource ARN; things are limited to this "
-                    "stack's name prefix, and certificates do not exist before the installer "
-                    "creates them, so their ARN is only known as cert/*.",
-                }
-            ],
-        )
+        keep_flat_logical_ids(installer)
+        self.installer_policy = installer.policy
 
     def _policy_release(self, stack: Stack, log_retention: logs.RetentionDays) -> CustomResource:
         """Custom::IotPolicyRelease: on stack delete, detach both IoT policies from every
-        certificate that holds them and delete them (runtime/policy_release_logic.py says why
-        and what it means for running devices).
-
-        The policies are ``RetainExceptOnCreate``: on stack delete the release has deleted
-        them already (it depends on them, so CloudFormation deletes it first), and
-        CloudFormation's own delete, which does not detach, is skipped; when their own create
-        rolls back, nothing can hold them yet and CloudFormation deletes them. A rename
-        replaces them: ``UpdateReplacePolicy: Retain`` keeps the old ones, still attached, so
-        the devices holding them keep running (README, "Operating the pipeline").
-        """
+        certificate that holds them and delete them; the policies are ``RetainExceptOnCreate``
+        (docs/CORE_DEVICE.md#releasing-the-iot-policies-on-stack-delete)."""
         policies = (self.core_device_policy, self.tes_certificate_policy)
         for policy in policies:
             policy.apply_removal_policy(RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pytest
 
 from device_sim.assembly import Cloud
+from device_sim.dataplane import component_arn
 from device_sim.iam import ContextValue, Decision, Policy, Request, evaluate
 from device_sim.provision import installer_principal, parse_installer_command, provision
 
@@ -160,15 +161,48 @@ def test_stack_creates_the_policies_the_installer_looks_for(deployed: Deployed) 
     assert not decide(role_policies, "logs:PutLogEvents", "arn:aws:logs:*:*:log-group:x").allowed
 
 
-def connection_context(client_id: str, thing: str) -> dict[str, ContextValue]:
-    """The policy variables IoT Core resolves for one MQTT connection.
+def test_device_certificate_policies_allow_the_greengrass_data_plane(deployed: Deployed) -> None:
+    """The nucleus's Greengrass data-plane calls are authorized against the IoT policies on the
+    device certificate, both of which the installer attaches (developer guide, "Device
+    authentication and authorization for AWS IoT Greengrass"), each on the resource
+    device_sim/dataplane.py names with its nucleus caller: GetComponentVersionArtifact on a
+    public component version (GreengrassRepositoryDownloader: a public component's artifacts,
+    LogManager here), ResolveComponentCandidates on a component,
+    ListThingGroupsForCoreDevice on the core device, GetDeploymentConfiguration on a
+    deployment. Without one, the step that needs it fails on a real device."""
+    d = deployed
+    env = d.cloud.env
+    alias = f"{d.prefix}-GreengrassTokenExchangeRoleAlias"
+    policies = [
+        d.cloud.iot_policies[f"{d.prefix}-GreengrassCoreDevicePolicy"],
+        d.cloud.iot_policies[f"GreengrassTESCertificatePolicy{alias}"],
+    ]
+    log_manager = component_arn(env, "aws.greengrass.LogManager", True)
+    calls = [
+        ("greengrass:GetComponentVersionArtifact", f"{log_manager}:versions:2.3.7"),
+        ("greengrass:ResolveComponentCandidates", log_manager),
+        (
+            "greengrass:ResolveComponentCandidates",
+            component_arn(env, f"com.example.edgeai.{d.stage}.Model", False),
+        ),
+        (
+            "greengrass:ListThingGroupsForCoreDevice",
+            env.arn("greengrass", f"coreDevices:{d.prefix}-{DEVICE}"),
+        ),
+        ("greengrass:GetDeploymentConfiguration", env.arn("greengrass", "deployments:0f1e2d3c")),
+    ]
+    for action, resource in calls:
+        decision = decide(policies, action, resource)
+        assert decision.allowed, (action, resource, decision.reason)
+    # The policies grant the data plane, not the Greengrass control plane.
+    assert not decide(policies, "greengrass:CreateDeployment", "*").allowed
 
-    Non-exclusive thing association (what the installer creates: DeviceProvisioningHelper
-    .createThing calls AttachThingPrincipal without a thingPrincipalType) resolves
-    ``${iot:Connection.Thing.ThingName}`` only when the client ID is the thing name
-    (https://docs.aws.amazon.com/iot/latest/developerguide/thing-policy-variables.html); on
-    any other connection the variable is absent and the element that uses it matches nothing.
-    ``${iot:ClientId}`` is the client ID (basic-policy-variables.html)."""
+
+def connection_context(client_id: str, thing: str) -> dict[str, ContextValue]:
+    """The policy variables IoT Core resolves for one MQTT connection: the thing name only when
+    the client ID is the thing name (AWS IoT developer guide, "Thing policy variables";
+    docs/CORE_DEVICE.md#extra-mqtt-connections), the client ID always
+    (basic-policy-variables.html)."""
     context: dict[str, ContextValue] = {"iot:ClientId": client_id}
     if client_id == thing:
         context["iot:Connection.Thing.ThingName"] = thing
@@ -176,10 +210,9 @@ def connection_context(client_id: str, thing: str) -> dict[str, ContextValue]:
 
 
 def test_iot_policy_serves_every_connection_the_nucleus_opens(deployed: Deployed) -> None:
-    """The nucleus names its first MQTT connection after the thing and each further one
-    ``<thing>#<n>`` (mqttclient/MqttClient.java, getNewMqttClient: thingName + "#" + (n + 1));
-    it opens one when the others carry MAX_SUBSCRIPTIONS_PER_CONNECTION (50) subscriptions and
-    sends publishes round-robin over all of them (getConnection)."""
+    """The nucleus's first connection and its extra ``<thing>#<n>`` ones (aws-greengrass-nucleus
+    v2.18.2 mqttclient/MqttClient.java, getNewMqttClient;
+    docs/CORE_DEVICE.md#extra-mqtt-connections)."""
     d = deployed
     policy = [d.cloud.iot_policies[f"{d.prefix}-GreengrassCoreDevicePolicy"]]
     thing = f"{d.prefix}-{DEVICE}"

@@ -147,3 +147,25 @@ def test_device_policies_are_released_before_they_are_deleted(dev) -> None:
     for logical, policy in policies.items():
         assert policy.get("DeletionPolicy") == "RetainExceptOnCreate", logical
         assert policy.get("UpdateReplacePolicy") == "Retain", logical
+
+
+def test_named_core_device_resources_keep_their_deployed_logical_ids(dev) -> None:
+    """CloudFormation replaces a resource whose logical ID changes, and these have fixed names,
+    so a replacement fails on the name (IoT policies: it would strand every device holding
+    them). The IDs date from before the small constructs (docs/CORE_DEVICE.md#logical-ids)."""
+    resources = dev.template_json("dev/Devices")["Resources"]
+    named = {
+        logical: resource["Type"]
+        for logical, resource in resources.items()
+        if logical.startswith("CoreDevices") and "PolicyRelease" not in logical
+    }
+    assert named == {
+        "CoreDevicesThingGroup63E93CD0": "AWS::IoT::ThingGroup",
+        "CoreDevicesTokenExchangeRole669E2404": "AWS::IAM::Role",
+        "CoreDevicesTokenExchangeRoleDefaultPolicyBC085160": "AWS::IAM::Policy",
+        "CoreDevicesTokenExchangeRoleAccessF013774A": "AWS::IAM::ManagedPolicy",
+        "CoreDevicesTokenExchangeRoleAlias0D598EC9": "AWS::IoT::RoleAlias",
+        "CoreDevicesCoreDevicePolicyAB8879DE": "AWS::IoT::Policy",
+        "CoreDevicesTesCertificatePolicy48B6CF3F": "AWS::IoT::Policy",
+        "CoreDevicesInstallerPolicy176C4FFD": "AWS::IAM::ManagedPolicy",
+    }
