@@ -326,12 +326,12 @@ def train_digits(
     cache: Path, epochs: int, on_epoch: Callable[[str], None] | None = None
 ) -> Trained:
     """``training_src/train.py`` on the digits, as SageMaker runs it (``SM_*`` variables)."""
-    sources = [*sorted(TRAINING_SRC.rglob("*.py")), ROOT / "tests/support/digits.py"]
+    sources = [*sorted(TRAINING_SRC.rglob("*.py")), ROOT / "stand_ins/digits.py"]
     key = _digest_files(sources, DIGITS_ARCH, str(DIGITS_SIZE), str(epochs), _torch_version())
     folder = cache / "digits" / key
 
     def build(scratch: Path) -> None:
-        from tests.support.digits import write_digits
+        from stand_ins.digits import write_digits
 
         data = write_digits(scratch / "data", size=DIGITS_SIZE)
         model_dir, output_dir = scratch / "model", scratch / "output"
