@@ -343,3 +343,60 @@ def test_a_partly_deleted_cache_entry_is_rebuilt(tmp_path: Path) -> None:
     assert (folder / "sub" / "wheel.whl").read_bytes() == b"wheel"
     (folder / "model.onnx").write_bytes(b"on")  # truncated
     assert cached(folder, build) is False and len(builds) == 3
+
+
+# ---------------------------------------------------------------- names a user chose
+def test_report_keeps_a_photo_name_with_quotes_inside_its_attributes(tmp_path: Path) -> None:
+    """A file may be named ``x" onerror="alert(1).png``: in ``report.html`` that name is text
+    in the ``alt`` attribute and in the card, never an attribute or element of its own."""
+    from html.parser import HTMLParser
+
+    from PIL import Image
+
+    from main_job.report import write_report
+    from main_job.results import PhotoResult
+
+    name = 'x" onerror="alert(1)\' <b>.png'
+    source = tmp_path / "photo.png"
+    Image.new("RGB", (4, 4), (200, 10, 10)).save(source)
+    label = '<script>alert("label")</script>'
+    result = PhotoResult(name, source, top=[{"label": label, "score": 0.9}], latency_ms=1.0)
+    document = write_report(tmp_path / "report.html", [result], title="t").read_text()
+
+    class Elements(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tags: list[tuple[str, dict[str, str | None]]] = []
+            self.text: list[str] = []
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            self.tags.append((tag, dict(attrs)))
+
+        def handle_data(self, data: str) -> None:
+            self.text.append(data)
+
+    parsed = Elements()
+    parsed.feed(document)
+    images = [attrs for tag, attrs in parsed.tags if tag == "img"]
+    assert len(images) == 1 and images[0]["alt"] == name, images
+    assert sorted(images[0]) == ["alt", "src"]
+    assert [tag for tag, _ in parsed.tags if tag in ("b", "script")] == []
+    assert name in parsed.text and label in parsed.text
+
+
+def test_prepare_out_refuses_a_users_folder_before_writing_its_marker(tmp_path: Path) -> None:
+    """The marker is what makes a non-empty folder acceptable: written before the check, it
+    would make the user's folder the job's, and the same call would delete their
+    ``report.html``."""
+    from main_job.errors import MainJobError
+    from main_job.outdir import OUT_MARKER, out_problem, prepare_out
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "report.html").write_text("the user's own report")
+    (home / "notes.txt").write_text("the user's notes")
+    with pytest.raises(MainJobError, match="not empty"):
+        prepare_out(home)
+    assert not (home / OUT_MARKER).exists()
+    assert (home / "report.html").read_text() == "the user's own report"
+    assert out_problem(home) is not None  # still refused on the next run
