@@ -7,7 +7,6 @@ stand in for). ``cdk.json`` is read as ``cdk synth`` reads it; these keys overri
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,6 @@ def synthesize_stage(outdir: Path) -> Path:
 
     ``app`` is the repository's top-level module, importable wherever ``main_job`` is (both sit
     at the repository root, which ``python -m main_job`` from there puts on the path)."""
-    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     import app as cdk_app
 
     context = json.loads((ROOT / "cdk.json").read_text())["context"]
