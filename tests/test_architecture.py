@@ -33,8 +33,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-# Not product code: the tests themselves, and what tools put in the clone.
-SKIPPED = {"tests", "node_modules", "cdk.out", "out", "build"}
+# Not product code, at any depth: the tests themselves, and what tools put in the clone
+# (cdk.out's assets hold copies of the Lambda runtimes; bench/out, the main job's out/).
+SKIPPED = {"tests", "node_modules", "cdk.out", "out", "build", "__pycache__"}
 
 
 @dataclass
@@ -48,7 +49,8 @@ class Unit:
         skipped = [s.resolve() for s in skip]
         for path in sorted(root.rglob("*.py")):
             relative = path.relative_to(root)
-            if relative.parts[0] in SKIPPED or any(p.startswith(".") for p in relative.parts):
+            folders = relative.parts[:-1]
+            if any(part in SKIPPED or part.startswith(".") for part in folders):
                 continue
             if any(path.resolve().is_relative_to(s) for s in skipped):
                 continue
