@@ -64,7 +64,7 @@ def prepare_model(runtime: str) -> Path:
         return model_dir
     model_dir = OUT / "tiny224"
     if not (model_dir / "model" / "compiled.so").exists():
-        from tests.support.neo_model import build_tiny_classifier
+        from stand_ins.neo_model import build_tiny_classifier
 
         shutil.rmtree(model_dir, ignore_errors=True)
         build_tiny_classifier(model_dir / "model", input_shape=(1, 3, 224, 224), num_classes=10)

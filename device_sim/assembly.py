@@ -13,7 +13,7 @@ project's own handler code taken from the Lambda code assets (exactly the code t
 deployed); SageMaker training and Neo compilation are stand-ins (``device_sim.cloud.sagemaker``)
 that put what SageMaker would write where the handlers say it is: ``model.tar.gz`` with
 ``labels.json`` for training, and Neo's output for compilation, which is the model folder the
-caller passes (by default the tiny Neo-layout model of ``tests/support/neo_model.py``).
+caller passes (by default the tiny Neo-layout model of ``stand_ins/neo_model.py``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import contextlib
 import json
 import re
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -207,7 +206,7 @@ def default_stand_ins(
     onnx_model: Path | None = None,
 ) -> StandIns:
     """The model folder Neo would have produced; default: the tiny Neo-layout classifier built
-    for the real ``libdlr.so`` (``tests/support/neo_model.py``) at the stack's input shape.
+    for the real ``libdlr.so`` (``stand_ins/neo_model.py``) at the stack's input shape.
     With ``onnx_model`` (a folder with ``model.onnx`` and ``labels.json``), the labels are
     that model's (one training job feeds every class, so they are the tiny model's too, with
     as many classes) and the training stand-in writes it as ``output/output.tar.gz``."""
@@ -219,10 +218,7 @@ def default_stand_ins(
         if not model_dir.is_dir() or not any(model_dir.iterdir()):
             raise AssemblyError(f"--model {model_dir} is not a folder with a compiled model")
         return StandIns(model_dir=model_dir, labels=labels, onnx_model=onnx_model)
-    repo = Path(__file__).resolve().parents[1]
-    if str(repo) not in sys.path:
-        sys.path.insert(0, str(repo))
-    from tests.support.neo_model import build_tiny_classifier
+    from stand_ins.neo_model import build_tiny_classifier
 
     target = workdir / "neo-model"
     if target.exists():

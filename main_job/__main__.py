@@ -12,7 +12,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from main_job.pipeline import MainJobError, Progress, out_problem, run, user_images
+from main_job.errors import MainJobError
+from main_job.inputs import user_images
+from main_job.outdir import out_problem
+from main_job.pipeline import run
+from main_job.progress import Progress
 from main_job.report import subscriber_lines, table
 
 

@@ -10,12 +10,10 @@ import io
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from edge_follow.render import printable, render, topic_filter, topic_matches
-
-if TYPE_CHECKING:
-    from main_job.pipeline import PhotoResult
+from main_job.results import PhotoResult
 
 TOPIC_PREFIX = "edge-ai"  # the inference component's default topic prefix (cdk.json)
 THUMBNAIL = 224

@@ -1,4 +1,5 @@
-# Sourced by the other scripts: the project's venv and CLI first on PATH, quiet jsii.
-export PATH="$PWD/.venv/bin:$PWD/node_modules/.bin:$PATH"
-export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
+# Sourced by the other scripts: the project's pinned Node (package.json's `node`, Node's own
+# binaries from the npm registry) and CDK CLI first on PATH, then the venv; jsii (the Python
+# CDK's bridge to Node) runs the first `node` on PATH.
+export PATH="$PWD/node_modules/.bin:$PWD/.venv/bin:$PATH"
 export PYTHONDONTWRITEBYTECODE=1

@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import pytest
 
-from tests.support.digits import DigitsFolders, write_digits
+from stand_ins.digits import DigitsFolders, write_digits
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TRAINING_SRC = REPO_ROOT / "training_src"

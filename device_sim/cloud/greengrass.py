@@ -34,7 +34,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from device_sim.cloud.env import Env
-from device_sim.cloud.errors import ServiceError
+from device_sim.cloud.errors import AssemblyError, ServiceError
 
 
 @dataclass
@@ -243,8 +243,6 @@ class GreengrassClient:
     def create_component_version(
         self, *, inlineRecipe: bytes | str, tags: dict[str, str] | None = None, **_: Any
     ) -> dict[str, Any]:
-        from device_sim.cloud.cloudformation.providers import parse_recipe
-
         text = inlineRecipe.decode() if isinstance(inlineRecipe, bytes) else inlineRecipe
         try:
             recipe = parse_recipe(text, "CreateComponentVersion", "inlineRecipe")
@@ -342,3 +340,17 @@ class GreengrassClient:
                 and (history == "ALL" or r.is_latest_for_target)
             ]
         }
+
+
+def parse_recipe(text: str, where: str, logical: str) -> dict[str, Any]:
+    """The component recipe in ``text`` (JSON, else YAML); ``where/logical`` name it in the
+    error when it is not one (the API call and the resource both pass their recipe here)."""
+    try:
+        recipe = json.loads(text)
+    except json.JSONDecodeError:
+        import yaml
+
+        recipe = yaml.safe_load(text)
+    if not isinstance(recipe, dict) or "ComponentName" not in recipe:
+        raise AssemblyError(f"{where}/{logical}: InlineRecipe is not a component recipe")
+    return recipe

@@ -31,7 +31,7 @@ from edge_inference.model import load_model  # noqa: E402
 from edge_inference.service import InferenceService  # noqa: E402
 from edge_inference.spool import Spool  # noqa: E402
 
-from tests.support.neo_model import TinyClassifier, build_tiny_classifier  # noqa: E402
+from stand_ins.neo_model import TinyClassifier, build_tiny_classifier  # noqa: E402
 
 TINY_SHAPE = (1, 3, 32, 32)
 NUM_CLASSES = 10

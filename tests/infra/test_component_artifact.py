@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from stand_ins.neo_model import build_tiny_classifier
 from tests.infra.conftest import REPO_ROOT
 from tests.infra.rendering import component_recipes, render, resources_of_type
-from tests.support.neo_model import build_tiny_classifier
 
 sys.path.insert(0, str(REPO_ROOT / "edge_constructs" / "runtime_common"))
 sys.path.insert(0, str(REPO_ROOT / "edge_constructs" / "model_packaging" / "runtime"))

@@ -147,7 +147,7 @@ def test_out_refuses_a_users_non_empty_folder_and_deletes_nothing(
 
 
 def test_out_accepts_a_folder_the_job_made(tmp_path: Path) -> None:
-    from main_job.pipeline import OUT_MARKER, prepare_out
+    from main_job.outdir import OUT_MARKER, prepare_out
 
     out = tmp_path / "out"
     prepare_out(out)
@@ -181,7 +181,7 @@ def test_images_inside_out_and_out_inside_images_are_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The job recreates ``<out>/photos``: ``--images out/photos`` would delete the input."""
-    from main_job.pipeline import prepare_out
+    from main_job.outdir import prepare_out
 
     out = tmp_path / "out"
     prepare_out(out)
@@ -216,8 +216,8 @@ def _png_header_only(path: Path, width: int, height: int) -> Path:
 
 
 def test_report_shows_a_huge_image_as_failed_without_a_thumbnail(tmp_path: Path) -> None:
-    from main_job.pipeline import PhotoResult
     from main_job.report import write_report
+    from main_job.results import PhotoResult
 
     huge = _png_header_only(tmp_path / "huge.png", 20000, 20000)
     result = PhotoResult("huge.png", huge, error="image too large")
@@ -230,17 +230,19 @@ def test_a_failed_run_leaves_no_stale_report(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from main_job import pipeline
+    from main_job.errors import MainJobError
+    from main_job.outdir import prepare_out
 
     out = tmp_path / "out"
-    pipeline.prepare_out(out)
+    prepare_out(out)
     (out / "report.html").write_text("the previous run's report")
     (out / "results.jsonl").write_text("{}\n")
 
     def fail(cache: Path) -> None:
-        raise pipeline.MainJobError("pretrained model: broken on purpose")
+        raise MainJobError("pretrained model: broken on purpose")
 
     monkeypatch.setattr(pipeline, "bring_pretrained", fail)
-    with pytest.raises(pipeline.MainJobError):
+    with pytest.raises(MainJobError):
         run(out, cache=tmp_path / "cache")
     assert not (out / "report.html").exists() and not (out / "results.jsonl").exists()
 
@@ -284,7 +286,7 @@ def test_a_folder_of_only_unsupported_types_fails_check_args_naming_the_supporte
 
 
 def test_unsupported_files_are_listed_as_skipped_and_npy_is_picked_up(tmp_path: Path) -> None:
-    from main_job.pipeline import unsupported_files, user_images
+    from main_job.inputs import unsupported_files, user_images
 
     folder = tmp_path / "mine"
     folder.mkdir()
@@ -311,7 +313,7 @@ def test_relative_images_resolve_against_the_callers_folder_not_the_repository(
 
 # ---------------------------------------------------------------- table
 def test_table_escapes_control_characters_in_names(tmp_path: Path) -> None:
-    from main_job.pipeline import PhotoResult
+    from main_job.results import PhotoResult
 
     ok = PhotoResult("two\nlines.jpg", tmp_path / "x", top=[{"label": "cat", "score": 0.5}])
     ok.latency_ms = 1.0
@@ -323,7 +325,7 @@ def test_table_escapes_control_characters_in_names(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- cache
 def test_a_partly_deleted_cache_entry_is_rebuilt(tmp_path: Path) -> None:
-    from main_job.pipeline import _cached
+    from main_job.cache import cached
 
     builds: list[Path] = []
 
@@ -334,10 +336,67 @@ def test_a_partly_deleted_cache_entry_is_rebuilt(tmp_path: Path) -> None:
         (scratch / "model.onnx").write_bytes(b"onnx")
 
     folder = tmp_path / "entry"
-    assert _cached(folder, build) is False
-    assert _cached(folder, build) is True and len(builds) == 1
+    assert cached(folder, build) is False
+    assert cached(folder, build) is True and len(builds) == 1
     (folder / "sub" / "wheel.whl").unlink()
-    assert _cached(folder, build) is False and len(builds) == 2
+    assert cached(folder, build) is False and len(builds) == 2
     assert (folder / "sub" / "wheel.whl").read_bytes() == b"wheel"
     (folder / "model.onnx").write_bytes(b"on")  # truncated
-    assert _cached(folder, build) is False and len(builds) == 3
+    assert cached(folder, build) is False and len(builds) == 3
+
+
+# ---------------------------------------------------------------- names a user chose
+def test_report_keeps_a_photo_name_with_quotes_inside_its_attributes(tmp_path: Path) -> None:
+    """A file may be named ``x" onerror="alert(1).png``: in ``report.html`` that name is text
+    in the ``alt`` attribute and in the card, never an attribute or element of its own."""
+    from html.parser import HTMLParser
+
+    from PIL import Image
+
+    from main_job.report import write_report
+    from main_job.results import PhotoResult
+
+    name = 'x" onerror="alert(1)\' <b>.png'
+    source = tmp_path / "photo.png"
+    Image.new("RGB", (4, 4), (200, 10, 10)).save(source)
+    label = '<script>alert("label")</script>'
+    result = PhotoResult(name, source, top=[{"label": label, "score": 0.9}], latency_ms=1.0)
+    document = write_report(tmp_path / "report.html", [result], title="t").read_text()
+
+    class Elements(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tags: list[tuple[str, dict[str, str | None]]] = []
+            self.text: list[str] = []
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            self.tags.append((tag, dict(attrs)))
+
+        def handle_data(self, data: str) -> None:
+            self.text.append(data)
+
+    parsed = Elements()
+    parsed.feed(document)
+    images = [attrs for tag, attrs in parsed.tags if tag == "img"]
+    assert len(images) == 1 and images[0]["alt"] == name, images
+    assert sorted(images[0]) == ["alt", "src"]
+    assert [tag for tag, _ in parsed.tags if tag in ("b", "script")] == []
+    assert name in parsed.text and label in parsed.text
+
+
+def test_prepare_out_refuses_a_users_folder_before_writing_its_marker(tmp_path: Path) -> None:
+    """The marker is what makes a non-empty folder acceptable: written before the check, it
+    would make the user's folder the job's, and the same call would delete their
+    ``report.html``."""
+    from main_job.errors import MainJobError
+    from main_job.outdir import OUT_MARKER, out_problem, prepare_out
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "report.html").write_text("the user's own report")
+    (home / "notes.txt").write_text("the user's notes")
+    with pytest.raises(MainJobError, match="not empty"):
+        prepare_out(home)
+    assert not (home / OUT_MARKER).exists()
+    assert (home / "report.html").read_text() == "the user's own report"
+    assert out_problem(home) is not None  # still refused on the next run

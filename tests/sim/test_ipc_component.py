@@ -29,7 +29,7 @@ import pytest
 
 from device_sim.ipc import ACCEPTED, REJECTED, IpcServer, PublishRequest
 from edge_constructs.greengrass.recipes import inference_configuration, inference_recipe
-from tests.support.neo_model import build_tiny_classifier
+from stand_ins.neo_model import build_tiny_classifier
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPONENT = "com.example.edgeai.dev.DlrInference"

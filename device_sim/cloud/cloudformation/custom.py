@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from device_sim.cloud.cloudformation.providers import Context, Created, ResourceFailed
+from device_sim.cloud.cloudformation.context import Context, Created, ResourceFailed
 from device_sim.cloud.cloudformation.stack import DeployedResource
 from device_sim.cloud.errors import AssemblyError
 from device_sim.cloud.lambda_ import code_module

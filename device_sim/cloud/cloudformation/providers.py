@@ -10,48 +10,15 @@ Which property changes need a replacement comes from the type's registry schema
 
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from device_sim.cloud.account import Cloud
-from device_sim.cloud.cloudformation.stack import DeployedResource, StackArtifact
+from device_sim.cloud.cloudformation.context import Context, Created, ResourceFailed
+from device_sim.cloud.cloudformation.stack import DeployedResource
 from device_sim.cloud.errors import AssemblyError, ServiceError
 from device_sim.cloud.events import Rule
+from device_sim.cloud.greengrass import parse_recipe
 from device_sim.cloud.lambda_ import Function
-from device_sim.cloud.standins import StandIns
-
-
-@dataclass
-class Context:
-    cloud: Cloud
-    artifact: StackArtifact
-    stack_id: str
-    operation: int
-    stand_ins: StandIns | None
-    brought: set[str] = field(default_factory=set)
-
-    @property
-    def env(self) -> Any:
-        return self.cloud.env
-
-    def generated_name(self, logical: str, limit: int, lower: bool = False) -> str:
-        """CloudFormation names unnamed resources ``<stack>-<logical id>-<random>`` ("Name
-        type" page of the CloudFormation User Guide); the random part is a digest of the
-        account, region, stack, logical ID and the operation that creates it (a replacement
-        gets a new name, as in AWS)."""
-        env, stack = self.env, self.artifact.stack_name
-        seed = f"{env.account}/{env.region}/{stack}/{logical}"
-        if self.operation > 1:
-            seed += f"/{self.operation}"
-        suffix = hashlib.sha256(seed.encode()).hexdigest()
-        name = f"{stack[: limit // 2]}-{logical[: limit // 3]}-{suffix[:12].upper()}"
-        name = name[:limit]
-        return name.lower() if lower else name
-
-
-Created = tuple[str, dict[str, Any]]  # physical ID, Fn::GetAtt attributes
 
 
 class Provider(Protocol):
@@ -428,22 +395,6 @@ class Unmodelled(Base):
         return ctx.generated_name(logical, 64), {
             name: f"sim-{logical}-{name}" for name in attributes(self.rtype, ctx.env.region)
         }
-
-
-class ResourceFailed(RuntimeError):
-    """A resource operation failed (CloudFormation's status reason)."""
-
-
-def parse_recipe(text: str, where: str, logical: str) -> dict[str, Any]:
-    try:
-        recipe = json.loads(text)
-    except json.JSONDecodeError:
-        import yaml
-
-        recipe = yaml.safe_load(text)
-    if not isinstance(recipe, dict) or "ComponentName" not in recipe:
-        raise AssemblyError(f"{where}/{logical}: InlineRecipe is not a component recipe")
-    return recipe
 
 
 PROVIDERS: dict[str, Provider] = {

@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Tuple
 import numpy as np
 import pytest
 
-from tests.support.neo_model import (
+from stand_ins.neo_model import (
     INPUT_NAME,
     TinyClassifier,
     adaptive_avg_pool_4x4,

@@ -1,0 +1,70 @@
+"""Step 6, the results: one :class:`PhotoResult` per photo from what the device published,
+``results.jsonl``, and the model package the device downloaded."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from main_job.outdir import write_atomically
+
+
+@dataclass
+class PhotoResult:
+    photo: str
+    source: Path
+    top: list[dict[str, Any]] = field(default_factory=list)
+    latency_ms: float | None = None
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "photo": self.photo,
+            "source": str(self.source),
+            "top": self.top,
+            "latency_ms": self.latency_ms,
+            "error": self.error,
+        }
+
+
+def photo_results(staged: dict[str, Path], messages: list[dict[str, Any]]) -> list[PhotoResult]:
+    """Each staged photo (name -> source) with the device's message for it, or why none."""
+    by_name: dict[str, dict[str, Any]] = {}
+    for message in messages:
+        payload = message.get("payload")
+        if isinstance(payload, dict) and isinstance(payload.get("input"), str):
+            by_name[payload["input"].split("-", 1)[1]] = payload  # "boot1-<name>"
+    results = []
+    for name, source in staged.items():
+        result = PhotoResult(name, source)
+        payload = by_name.get(name)
+        if payload is None:
+            result.error = "no result from the device"
+        elif "error" in payload:
+            result.error = str(payload["error"])
+        else:
+            result.top = list(payload.get("top", []))[:3]
+            result.latency_ms = payload.get("latency_ms")
+        results.append(result)
+    return results
+
+
+def write_results(target: Path, results: list[PhotoResult]) -> None:
+    """``results.jsonl``: one JSON object per photo, written by rename."""
+    write_atomically(
+        target, "".join(json.dumps(r.as_json(), sort_keys=True) + "\n" for r in results)
+    )
+
+
+def copy_package(root: Path, target: Path) -> Path | None:
+    """The model package zip the device downloaded (the packaging handler's output)."""
+    zips = sorted((root / "packages" / "artifacts").glob("*.Model/*/*.zip"))
+    if not zips:
+        return None
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    shutil.copyfile(zips[0], target / zips[0].name)
+    return target / zips[0].name

@@ -1,0 +1,44 @@
+"""Step 3, synthesize: the ``dev`` stage with the configuration a user who brings the pretrained
+model writes (:data:`BROUGHT_MODEL_CONTEXT`): ``model_artifact_uri``, the model's architecture
+and input normalization, and one ``onnx`` device class (ONNX Runtime; no Neo compilation to
+stand in for). ``cdk.json`` is read as ``cdk synth`` reads it; these keys override it, like
+``-c``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from main_job.paths import ROOT
+
+STAGE = "dev"
+ONNX_CLASS_GROUP = "EdgeAiDevOnnx"
+BROUGHT_MODEL_URI = "s3://edge-ai-local-models/efficientnet_lite0/model.tar.gz"
+# EfficientNet-Lite's input statistics: 127 and 128 on the 0-255 scale (edge_training.pretrained).
+LITE_MEAN = ",".join([f"{127 / 255:.6f}"] * 3)
+LITE_STD = ",".join([f"{128 / 255:.6f}"] * 3)
+BROUGHT_MODEL_CONTEXT: dict[str, Any] = {
+    "stage": STAGE,
+    "model_artifact_uri": BROUGHT_MODEL_URI,
+    "architecture": "efficientnet_lite0",
+    "input_mean": LITE_MEAN,
+    "input_std": LITE_STD,
+    "device_classes": {
+        "onnx": {"thing_group": ONNX_CLASS_GROUP, "build": "onnx", "platform_architecture": "amd64"}
+    },
+}
+
+
+def synthesize_stage(outdir: Path) -> Path:
+    """The ``dev`` stage with :data:`BROUGHT_MODEL_CONTEXT` over ``cdk.json``'s context.
+
+    ``app`` is the repository's top-level module, importable wherever ``main_job`` is (both sit
+    at the repository root, which ``python -m main_job`` from there puts on the path)."""
+    import app as cdk_app
+
+    context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    shutil.rmtree(outdir, ignore_errors=True)
+    cdk_app.create_app(context={**context, **BROUGHT_MODEL_CONTEXT}, outdir=str(outdir)).synth()
+    return outdir
