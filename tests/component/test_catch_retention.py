@@ -89,3 +89,32 @@ def test_a_crash_between_the_two_removals_leaves_the_reason_not_the_input(
     assert os.listdir(failed) == ["bad.png.error.json"]
     later.sweep(processed, failed, BY_AGE)  # the next sweep takes the record too
     assert os.listdir(failed) == []
+
+
+def test_an_input_that_cannot_be_removed_keeps_its_error_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same invariant when the input's removal fails instead of the process dying (an
+    immutable file, a busy network share): its reason must stay beside it, and the next sweep
+    tries both again."""
+    processed, failed = tmp_path / "processed", tmp_path / "failed"
+    processed.mkdir()
+    failed.mkdir()
+    (failed / "bad.png").write_bytes(b"not an image")
+    (failed / "bad.png.error.json").write_text('{"input": "bad.png", "error": "not an image"}')
+    later = Retention(clock=lambda: time.time() + 31 * DAY)
+    real_unlink = os.unlink
+
+    def refuse_the_input(path: Any) -> None:
+        if Path(os.fsdecode(path)).name == "bad.png":
+            raise PermissionError(1, "Operation not permitted", os.fsdecode(path))
+        real_unlink(path)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(retention_module.os, "unlink", refuse_the_input)
+        later.sweep(processed, failed, BY_AGE)
+
+    assert sorted(os.listdir(failed)) == ["bad.png", "bad.png.error.json"]
+    assert "cannot remove bad.png: [Errno 1] Operation not permitted" in caplog.text
+    later.sweep(processed, failed, BY_AGE)  # removable again: both go
+    assert os.listdir(failed) == []
