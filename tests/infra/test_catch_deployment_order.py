@@ -7,9 +7,9 @@ only thing that orders it after the ``Custom::GreengrassComponentVersion`` resou
 create those versions. Without it CloudFormation may create both at once, and the deployment
 handler's CreateDeployment can name a version that does not exist yet (botocore greengrassv2
 2020-11-30 service model: CreateDeployment's errors include ResourceNotFoundException, "The
-requested resource can't be found"). A class without a
-canary ring deploys from one resource (ring ``all``); with one, its canary carries this synth's
-versions. One synth of the pipeline stack covers both (``aws_cdk.assertions``)."""
+requested resource can't be found"). The default configuration's class has no canary ring: it
+deploys from one resource (ring ``all``). The template is the suite's shared ``dev`` synth,
+read with ``aws_cdk.assertions``."""
 
 from __future__ import annotations
 
@@ -19,19 +19,16 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Template
 
-from tests.infra.conftest import THREE_CLASSES
-from tests.infra.fast import pipeline_template
+from tests.infra.conftest import Synthesized
 from tests.infra.rendering import render
 
 DEPLOYMENT = "Custom::GreengrassDeployment"
 COMPONENT_VERSION = "Custom::GreengrassComponentVersion"
-CLASSES = {"jetson": THREE_CLASSES["jetson"], "gateway": THREE_CLASSES["gateway"]}
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
-    out = tmp_path_factory.mktemp("order")
-    return Template.from_json(pipeline_template(out, context={"device_classes": CLASSES}))
+def template(dev: Synthesized) -> Template:
+    return dev.template("dev/Pipeline")
 
 
 def created_versions(template: Template) -> dict[tuple[str, str], str]:
@@ -54,10 +51,10 @@ def deployment(template: Template, device_class: str, ring: str) -> dict[str, An
     return matches[0]
 
 
-@pytest.mark.parametrize(("device_class", "ring"), [("gateway", "all"), ("jetson", "canary")])
-def test_a_deployment_depends_on_every_component_version_it_deploys_from_this_synth(
-    template: Template, device_class: str, ring: str
+def test_the_single_ring_deployment_depends_on_every_component_version_it_deploys(
+    template: Template,
 ) -> None:
+    device_class, ring = "default", "all"
     resource = deployment(template, device_class, ring)
     created = created_versions(template)
     needed = {
@@ -66,8 +63,11 @@ def test_a_deployment_depends_on_every_component_version_it_deploys_from_this_sy
         if (name, spec["ComponentVersion"]) in created
     }
     # The class's model, runtime and inference components: built here, deployed here.
-    parts = {name.rsplit(".", 1)[1] for name, _ in created if f".{device_class}." in name}
-    assert parts == {"Model", "DlrRuntime", "DlrInference"}
+    assert {name.rsplit(".", 1)[1] for name, _ in created} == {
+        "Model",
+        "DlrRuntime",
+        "DlrInference",
+    }
     assert len(needed) == 3, needed
     missing = needed - set(resource.get("DependsOn", []))
     assert not missing, f"{device_class}/{ring} deployment is not ordered after {missing}"
