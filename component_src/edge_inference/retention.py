@@ -122,9 +122,8 @@ class Retention:
 
     @staticmethod
     def _remove(folder: Path, names: List[str]) -> bool:
-        ok = True
         # The input before its error record: a crash in between leaves a record, not an
-        # input without its reason.
+        # input without its reason; so does a failure (the record stays while its input does).
         for name in sorted(names, key=lambda n: n.endswith(ERROR_SUFFIX)):
             try:
                 os.unlink(folder / name)
@@ -133,5 +132,5 @@ class Retention:
                 pass
             except OSError as err:
                 LOG.warning("retention: cannot remove %s: %s", display_name(name), err)
-                ok = False
-        return ok
+                return False
+        return True
