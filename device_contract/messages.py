@@ -58,7 +58,8 @@ class Prediction:
     )
 
     def to_dict(self) -> Dict[str, Any]:
-        return _plain(self)
+        plain: Dict[str, Any] = _plain(self)
+        return plain
 
     def to_json(self) -> str:
         return encode(self.to_dict())
@@ -85,7 +86,8 @@ class Failure:
     )
 
     def to_dict(self) -> Dict[str, Any]:
-        return _plain(self)
+        plain: Dict[str, Any] = _plain(self)
+        return plain
 
     def to_json(self) -> str:
         return encode(self.to_dict())
@@ -169,7 +171,7 @@ def _type_schema(hint: Any) -> Dict[str, Any]:
     item = _item_type(hint)
     if item is not None:
         return {"type": "array", "items": schema_of(item)}
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return schema_of(hint)
     names = {str: "string", int: "integer", float: "number", bool: "boolean"}
     return {"type": names[hint]}
