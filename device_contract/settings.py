@@ -66,11 +66,11 @@ SETTINGS: Tuple[Setting, ...] = (
     _folder("InputDir", "input_dir", "input", "--input-dir", "watched folder"),
     _folder(
         "ProcessedDir", "processed_dir", "processed", "--processed-dir",
-        "where processed inputs go (the flag's default: beside the input folder)",
+        "where processed inputs go",
     ),
     _folder(
         "FailedDir", "failed_dir", "failed", "--failed-dir",
-        "failed inputs and NAME.error.json (the flag's default: beside the input folder)",
+        "failed inputs and NAME.error.json",
     ),
     Setting(
         "Runtime", "runtime", CHOICE, "dlr", "--runtime", "{dlr,onnx}",
