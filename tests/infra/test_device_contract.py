@@ -72,12 +72,18 @@ def test_contracts_doc_prints_the_schema_generated_from_the_message_types() -> N
         REPO_ROOT / "docs" / "CONTRACTS.md", "device_contract.messages.json_schema"
     )
     text = block.strip().removeprefix("```json").removesuffix("```")
-    assert json.loads(text) == messages.json_schema(), "regenerate docs/CONTRACTS.md"
+    assert json.loads(text) == messages.json_schema(), (
+        "docs/CONTRACTS.md: paste the output of python -c 'import json, device_contract.messages "
+        "as m; print(json.dumps(m.json_schema(), indent=2))'"
+    )
 
 
 def test_component_readme_table_is_the_settings_table() -> None:
     block = generated_block(COMPONENT_SRC / "README.md", "device_contract.settings.markdown_table")
-    assert block == settings.markdown_table(), "regenerate component_src/README.md's table"
+    assert block == settings.markdown_table(), (
+        "component_src/README.md: paste the output of python -c 'import device_contract.settings "
+        'as s; print(s.markdown_table(), end="")\''
+    )
 
 
 def test_readme_example_messages_are_the_contracts_messages() -> None:
