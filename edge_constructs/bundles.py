@@ -25,6 +25,7 @@ import os
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from aws_cdk import Stage
@@ -100,14 +101,27 @@ def build_source_tarball(source_dir: Path, out_dir: Path) -> Path:
     return _write_once(compressed.getvalue(), out_dir, "sourcedir", ".tar.gz")
 
 
-def build_source_zip(source_dir: Path, out_dir: Path, stem: str) -> Path:
-    """Write ``<out_dir>/<stem>-<sha256[:16]>.zip`` (files at the zip's root) and return it."""
+def build_source_zip(
+    source_dir: Path, out_dir: Path, stem: str, *, packages: Sequence[Path] = ()
+) -> Path:
+    """Write ``<out_dir>/<stem>-<sha256[:16]>.zip`` (``source_dir``'s files at the zip's root,
+    each of ``packages`` as a folder of its name beside them) and return it.
+
+    ``packages``: folders that ship with the source, such as ``device_contract``, which the
+    device imports from the same ``PYTHONPATH`` (the unarchived zip) as the component's code."""
+    entries: dict[str, Path] = {}
+    for folder, prefix in [(source_dir, ""), *((p, f"{p.name}/") for p in packages)]:
+        for path in source_files(folder):
+            name = prefix + path.relative_to(folder).as_posix()
+            if name in entries:
+                raise ValueError(f"{name} is both in {entries[name]} and in {path}")
+            entries[name] = path
     raw = io.BytesIO()
     with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for path in source_files(source_dir):
-            info = zipfile.ZipInfo(path.relative_to(source_dir).as_posix(), ZIP_EPOCH)
+        for name in entries:  # source_files order, then each package's
+            info = zipfile.ZipInfo(name, ZIP_EPOCH)
             info.external_attr = 0o644 << 16
             info.create_system = 3  # Unix, so the mode above is honoured
             info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, path.read_bytes())
+            archive.writestr(info, entries[name].read_bytes())
     return _write_once(raw.getvalue(), out_dir, stem, ".zip")

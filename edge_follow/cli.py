@@ -14,12 +14,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Optional, Sequence, TextIO
 
+from device_contract import topics
 from edge_follow import connections
 from edge_follow.render import render, topic_filter
 from edge_follow.sources import FollowError, LocalSource, MqttSource, Source
 
 PROG = "python -m edge_follow"
-DEFAULT_PREFIX = "edge-ai"
+DEFAULT_PREFIX = topics.DEFAULT_TOPIC_PREFIX
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_LOCAL_ROOT = Path("build/device-sim")  # python -m device_sim's default --root
 

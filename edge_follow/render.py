@@ -1,9 +1,10 @@
 """One prediction message -> one line of output.
 
-Messages are the inference component's results (``component_src/README.md``, "Result
-messages"): ``{"input", "top": [{"index", "label", "score"}, ...], "latency_ms",
-"inference_ms", "model", "runtime", "timestamp"}``, or ``{"input", "error", ...}`` for an input
-that failed. Anything else is reported as malformed, and following goes on.
+Messages are the inference component's results (``device_contract/messages.py``, schema in
+``docs/CONTRACTS.md``): a prediction ``{"input", "top": [{"index", "label", "score"}, ...],
+"latency_ms", ...}``, or a failure ``{"input", "error", ...}``. They are read leniently, by the
+contract's keys (a message from an older or newer component still shows what it has); one
+without what a line needs is reported as malformed, and following goes on.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import json
 import re
 from typing import Any, Optional
 
-PREDICTIONS = "predictions"
+from device_contract import topics
+from device_contract.messages import Key
+
 _SHOWN_BYTES = 80
 # Characters a terminal acts on rather than shows: C0 and C1 controls (ESC, CSI 0x9b, newline,
 # carriage return), DEL, the Unicode line and paragraph separators, and the bidirectional
@@ -55,7 +58,7 @@ class Line:
 def topic_filter(prefix: str) -> str:
     """``<prefix>/+/predictions``: every thing's predictions (the component's default topic is
     ``edge-ai/{iot:thingName}/predictions``)."""
-    return f"{prefix}/+/{PREDICTIONS}"
+    return topics.subscription_filter(prefix)
 
 
 def topic_matches(topic_filter_: str, topic: str) -> bool:
@@ -71,10 +74,7 @@ def topic_matches(topic_filter_: str, topic: str) -> bool:
 
 def thing_name(prefix: str, topic: str) -> str:
     """The ``+`` level of ``<prefix>/+/predictions``; the whole topic when it does not match."""
-    head, tail = f"{prefix}/", f"/{PREDICTIONS}"
-    if topic.startswith(head) and topic.endswith(tail) and len(topic) > len(head) + len(tail):
-        return topic[len(head) : -len(tail)]
-    return topic
+    return topics.thing_of(prefix, topic)
 
 
 def decode(payload: bytes) -> tuple[Optional[dict[str, Any]], str]:
@@ -100,15 +100,15 @@ def _shown(payload: bytes) -> str:
 
 
 def _top(message: dict[str, Any]) -> Optional[str]:
-    top = message.get("top")
+    top = message.get(Key.TOP)
     if not isinstance(top, list) or not top:
         return None
     parts = []
     for entry in top:
-        if not isinstance(entry, dict) or not isinstance(entry.get("score"), (int, float)):
+        if not isinstance(entry, dict) or not isinstance(entry.get(Key.SCORE), (int, float)):
             return None
-        label = entry.get("label", entry.get("index", "?"))
-        parts.append(f"{label} {float(entry['score']):.3f}")
+        label = entry.get(Key.LABEL, entry.get(Key.INDEX, "?"))
+        parts.append(f"{label} {float(entry[Key.SCORE]):.3f}")
     return ", ".join(parts)
 
 
@@ -148,10 +148,10 @@ def _render(
         )
     if as_json:
         return Line(_json_line(message))
-    when = str(message.get("timestamp") or received or _now())
-    name = str(message.get("input", "?"))
-    if "error" in message:
-        return Line(f"{when}  {thing}  {name}  ERROR {message['error']}")
+    when = str(message.get(Key.TIMESTAMP) or received or _now())
+    name = str(message.get(Key.INPUT, "?"))
+    if Key.ERROR in message:
+        return Line(f"{when}  {thing}  {name}  ERROR {message[Key.ERROR]}")
     top = _top(message)
     if top is None:
         return Line(
@@ -159,6 +159,6 @@ def _render(
             f"{_shown(payload)}",
             malformed=True,
         )
-    latency = message.get("latency_ms")
+    latency = message.get(Key.LATENCY_MS)
     suffix = f"  {float(latency):.1f} ms" if isinstance(latency, (int, float)) else ""
     return Line(f"{when}  {thing}  {name}  {top}{suffix}")

@@ -14,6 +14,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+import device_contract
 from app_config import DEFAULT_CLASS, PipelineConfig
 from edge_constructs.bundles import build_source_zip, trusted_build_dir
 from edge_constructs.compilation_job.construct import CompilationService
@@ -129,8 +130,12 @@ class PipelineStack(Stack):
         # 3. One pipeline per device class.
         build_dir = trusted_build_dir(self)
         code = ComponentCode(
+            # device_contract as this synth imports it: the recipes above are built from it.
             inference_zip=build_source_zip(
-                repo_root / "component_src", build_dir, "edge-inference"
+                repo_root / "component_src",
+                build_dir,
+                "edge-inference",
+                packages=[Path(device_contract.__file__).parent],
             ),
             dlr_requirements=repo_root / "component_src" / "requirements.txt",
             onnx_requirements=repo_root / "component_src" / "requirements-onnx.txt",

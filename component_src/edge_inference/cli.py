@@ -10,10 +10,10 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Iterator, List, NoReturn, Optional
+from typing import Any, Dict, Iterator, List, NoReturn, Optional
 
+from device_contract import settings
 from edge_inference.config import (
-    RUNTIMES,
     STATE_DIR,
     THING_NAME_ENV,
     Config,
@@ -65,6 +65,36 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+# The folders whose flag defaults to the setting's name beside the input folder, not in the
+# working directory (the same for the default InputDir "input").
+_BESIDE_INPUT = ("ProcessedDir", "FailedDir")
+
+
+def _argument(row: settings.Setting) -> Dict[str, Any]:
+    """``add_argument`` keywords for a setting: its type, default and help from the table."""
+    if row.kind == settings.PATH:
+        if row.key in _BESIDE_INPUT:
+            return {
+                "type": Path,
+                "metavar": row.metavar,
+                "help": f"{row.help} (default: see below)",
+            }
+        default: Any = Path(str(row.default))
+        return {
+            "type": Path,
+            "default": default,
+            "metavar": row.metavar,
+            "help": f"{row.help} (default: {row.default})",
+        }
+    keywords: Dict[str, Any] = {
+        "default": row.default,
+        "help": f"{row.help} (default: {row.default})",
+    }
+    if row.kind == settings.CHOICE:
+        return {**keywords, "choices": row.choices}
+    return {**keywords, "type": row.python_type, "metavar": row.metavar}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="edge_inference",
@@ -73,54 +103,24 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
-    add("--model-dir", required=True, type=Path, help="model package folder (metadata.json)")
-    add("--input-dir", type=Path, default=Path("input"), help="watched folder (default: input)")
-    add("--processed-dir", type=Path, help="where processed inputs go (default: see below)")
-    add("--failed-dir", type=Path, help="failed inputs and NAME.error.json (default: see below)")
-    add("--state-dir", type=Path, help="in-progress and outbox folders (default: see below)")
-    add("--runtime", choices=RUNTIMES, default="dlr", help="dlr (default) or onnx")
-    add("--top-k", type=int, default=5, metavar="N", help="classes per result (default: 5)")
+    model_dir = settings.setting("ModelDir")
     add(
-        "--settle-seconds",
-        type=float,
-        default=1.0,
-        metavar="S",
-        help="a file is taken once unchanged for S seconds (default: 1.0)",
+        model_dir.flag,
+        dest=model_dir.field,
+        required=True,
+        type=Path,
+        metavar=model_dir.metavar,
+        help=model_dir.help,
     )
     add(
-        "--poll-interval",
-        type=float,
-        default=1.0,
-        metavar="S",
-        help="seconds between scans of the input folder (default: 1.0)",
+        "--state-dir",
+        type=Path,
+        metavar="DIR",
+        help="in-progress and outbox folders (default: see below)",
     )
-    add(
-        "--max-image-pixels",
-        type=int,
-        default=50_000_000,
-        metavar="N",
-        help="larger images fail (decompression-bomb guard; default: 50000000)",
-    )
-    add(
-        "--max-outbox-files",
-        type=int,
-        default=10_000,
-        metavar="N",
-        help="unpublished results kept before new inputs wait (default: 10000)",
-    )
-    add(
-        "--publish-topic",
-        default="edge-ai/{iot:thingName}/predictions",
-        help="IoT Core topic with --ipc (default: edge-ai/{iot:thingName}/predictions)",
-    )
-    for flag, default, what in (
-        ("--processed-retention-days", 7.0, "days processed inputs are kept"),
-        ("--failed-retention-days", 30.0, "days failed inputs are kept"),
-        ("--processed-max-mb", 1000.0, "MB the processed folder may hold"),
-        ("--failed-max-mb", 1000.0, "MB the failed folder may hold"),
-    ):
-        add(flag, type=float, default=default, metavar="X",
-            help=f"{what}, oldest removed first; 0: no limit (default: {default:g})")  # fmt: skip
+    for row in settings.SETTINGS:
+        if row is not model_dir:
+            add(row.flag, dest=row.field, **_argument(row))
     add("--once", action="store_true", help="process what is in the input folder, then exit")
     add("--ipc", action="store_true", help="Greengrass mode: configuration and results over IPC")
     add("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -128,24 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Configuration key -> the flag that sets it, so an error names what the user typed.
-FLAGS = {
-    "ModelDir": "--model-dir",
-    "InputDir": "--input-dir",
-    "ProcessedDir": "--processed-dir",
-    "FailedDir": "--failed-dir",
-    STATE_DIR: "--state-dir",
-    "Runtime": "--runtime",
-    "TopK": "--top-k",
-    "SettleSeconds": "--settle-seconds",
-    "PollIntervalSeconds": "--poll-interval",
-    "MaxImagePixels": "--max-image-pixels",
-    "MaxOutboxFiles": "--max-outbox-files",
-    "PublishTopic": "--publish-topic",
-    "ProcessedRetentionDays": "--processed-retention-days",
-    "FailedRetentionDays": "--failed-retention-days",
-    "ProcessedMaxMB": "--processed-max-mb",
-    "FailedMaxMB": "--failed-max-mb",
-}
+FLAGS = {**{row.key: row.flag for row in settings.SETTINGS}, STATE_DIR: "--state-dir"}
 
 
 def _path(flag: str, cwd: Path, value: Path) -> Path:
@@ -157,44 +140,24 @@ def _path(flag: str, cwd: Path, value: Path) -> Path:
 
 def starting_config(args: argparse.Namespace, cwd: Path) -> Config:
     """The configuration the command line describes (IPC configuration is merged onto it)."""
-    input_dir = _path("--input-dir", cwd, args.input_dir)
-    processed = args.processed_dir or input_dir.parent / "processed"
-    failed = args.failed_dir or input_dir.parent / "failed"
-    return Config(
-        model_dir=_path("--model-dir", cwd, args.model_dir),
-        input_dir=input_dir,
-        processed_dir=_path("--processed-dir", cwd, processed),
-        failed_dir=_path("--failed-dir", cwd, failed),
-        runtime=args.runtime,
-        top_k=args.top_k,
-        poll_interval=args.poll_interval,
-        settle_seconds=args.settle_seconds,
-        max_image_pixels=args.max_image_pixels,
-        publish_topic=args.publish_topic,
-        max_outbox_files=args.max_outbox_files,
-        processed_retention_days=args.processed_retention_days,
-        failed_retention_days=args.failed_retention_days,
-        processed_max_mb=args.processed_max_mb,
-        failed_max_mb=args.failed_max_mb,
-    )
+    values: Dict[str, Any] = {}
+    input_dir = _path(FLAGS["InputDir"], cwd, args.input_dir)
+    for row in settings.SETTINGS:
+        value = getattr(args, row.field)
+        if row.kind == settings.PATH:
+            if value is None and row.key in _BESIDE_INPUT:
+                value = input_dir.parent / str(row.default)
+            value = _path(row.flag, cwd, value)
+        values[row.field] = value
+    return Config(**values)
 
 
 def _check_ranges(config: Config) -> None:
     """The CLI gives typed values; hold them to the same limits as configuration keys."""
+    scalars = [row for row in settings.SETTINGS if row.kind != settings.PATH]
     merge_config(
         config,
-        {
-            "TopK": config.top_k,
-            "PollIntervalSeconds": config.poll_interval,
-            "SettleSeconds": config.settle_seconds,
-            "MaxImagePixels": config.max_image_pixels,
-            "MaxOutboxFiles": config.max_outbox_files,
-            "PublishTopic": config.publish_topic,
-            "ProcessedRetentionDays": config.processed_retention_days,
-            "FailedRetentionDays": config.failed_retention_days,
-            "ProcessedMaxMB": config.processed_max_mb,
-            "FailedMaxMB": config.failed_max_mb,
-        },
+        {row.key: getattr(config, row.field) for row in scalars},
         cwd=Path("/"),
         names=FLAGS,
     )

@@ -19,14 +19,19 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
+from device_contract import settings, topics
 from edge_inference.durable import device_of
 from edge_inference.model import ModelError, check_model_files
 
 LOG = logging.getLogger(__name__)
 
-RUNTIMES = ("dlr", "onnx")
-THING_NAME_PLACEHOLDER = "{iot:thingName}"
-THING_NAME_ENV = "AWS_IOT_THING_NAME"
+RUNTIMES = settings.RUNTIMES
+THING_NAME_PLACEHOLDER = topics.THING_NAME_VARIABLE
+THING_NAME_ENV = topics.THING_NAME_ENV
+
+
+def _default(key: str) -> Any:
+    return settings.setting(key).default
 
 
 class ConfigError(ValueError):
@@ -41,17 +46,18 @@ class Config:
     input_dir: Path
     processed_dir: Path
     failed_dir: Path
-    runtime: str = "dlr"
-    top_k: int = 5
-    poll_interval: float = 1.0
-    settle_seconds: float = 1.0
-    max_image_pixels: int = 50_000_000
-    publish_topic: str = "edge-ai/{iot:thingName}/predictions"
-    max_outbox_files: int = 10_000
-    processed_retention_days: float = 7.0
-    failed_retention_days: float = 30.0
-    processed_max_mb: float = 1000.0
-    failed_max_mb: float = 1000.0
+    # Defaults: device_contract/settings.py (a test checks every field there has one here).
+    runtime: str = _default("Runtime")
+    top_k: int = _default("TopK")
+    poll_interval: float = _default("PollIntervalSeconds")
+    settle_seconds: float = _default("SettleSeconds")
+    max_image_pixels: int = _default("MaxImagePixels")
+    publish_topic: str = _default("PublishTopic")
+    max_outbox_files: int = _default("MaxOutboxFiles")
+    processed_retention_days: float = _default("ProcessedRetentionDays")
+    failed_retention_days: float = _default("FailedRetentionDays")
+    processed_max_mb: float = _default("ProcessedMaxMB")
+    failed_max_mb: float = _default("FailedMaxMB")
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
@@ -102,10 +108,10 @@ def _as_text(value: Any) -> str:
     return value.strip()
 
 
-def _as_runtime(value: Any) -> str:
+def _as_choice(value: Any, choices: Tuple[str, ...]) -> str:
     text = _as_text(value).lower()
-    if text not in RUNTIMES:
-        raise ValueError(f"must be one of {', '.join(RUNTIMES)}, got {value!r}")
+    if text not in choices:
+        raise ValueError(f"must be one of {', '.join(choices)}, got {value!r}")
     return text
 
 
@@ -118,26 +124,28 @@ def _as_topic(value: Any) -> str:
     return text
 
 
-# Configuration key -> (Config field, parser). Paths are handled separately.
+def _parser(row: settings.Setting) -> Callable[[Any], Any]:
+    """How a value of ``row`` is parsed and held to its bounds (paths: :func:`resolve_path`)."""
+    if row.kind == settings.CHOICE:
+        return lambda v: _as_choice(v, row.choices)
+    if row.kind == settings.TOPIC:
+        return _as_topic
+    low, high = row.low, row.high
+    if low is None or high is None:
+        raise ValueError(f"{row.key}: a number needs both bounds in the settings table")
+    if row.kind == settings.INTEGER:
+        return lambda v: _as_int(v, int(low), int(high))
+    if row.kind == settings.NUMBER:
+        return lambda v: _as_float(v, low, high, low_open=row.low_open)
+    raise ValueError(f"{row.key}: no parser for kind {row.kind!r}")
+
+
+# Configuration key -> (Config field, parser), from the settings table. Paths apart.
 _SCALAR_KEYS: Dict[str, Tuple[str, Callable[[Any], Any]]] = {
-    "Runtime": ("runtime", _as_runtime),
-    "TopK": ("top_k", lambda v: _as_int(v, 1, 1000)),
-    "PollIntervalSeconds": ("poll_interval", lambda v: _as_float(v, 0.0, 3600.0, low_open=True)),
-    "SettleSeconds": ("settle_seconds", lambda v: _as_float(v, 0.0, 3600.0)),
-    "MaxImagePixels": ("max_image_pixels", lambda v: _as_int(v, 1, 2**40)),
-    "PublishTopic": ("publish_topic", _as_topic),
-    "MaxOutboxFiles": ("max_outbox_files", lambda v: _as_int(v, 1, 10_000_000)),
-    # Retention of processed/ and failed/ (0: no limit on that bound).
-    "ProcessedRetentionDays": ("processed_retention_days", lambda v: _as_float(v, 0.0, 36500.0)),
-    "FailedRetentionDays": ("failed_retention_days", lambda v: _as_float(v, 0.0, 36500.0)),
-    "ProcessedMaxMB": ("processed_max_mb", lambda v: _as_float(v, 0.0, 1e9)),
-    "FailedMaxMB": ("failed_max_mb", lambda v: _as_float(v, 0.0, 1e9)),
+    row.key: (row.field, _parser(row)) for row in settings.SETTINGS if row.kind != settings.PATH
 }
 _PATH_KEYS: Dict[str, str] = {
-    "InputDir": "input_dir",
-    "ProcessedDir": "processed_dir",
-    "FailedDir": "failed_dir",
-    "ModelDir": "model_dir",
+    row.key: row.field for row in settings.SETTINGS if row.kind == settings.PATH
 }
 KEYS = tuple(sorted([*_SCALAR_KEYS, *_PATH_KEYS]))
 

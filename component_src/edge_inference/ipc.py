@@ -15,11 +15,11 @@ them is created, i.e. only in ``--ipc`` mode.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from typing import Any, Dict, List, Optional
 
+from device_contract.messages import encode
 from edge_inference.config import Config, ConfigStore, resolve_topic
 
 LOG = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class IotCorePublisher:
         self._client.publish_to_iot_core(
             topic_name=self.topic,
             qos=self._qos,
-            payload=json.dumps(message).encode("utf-8"),
+            payload=encode(message).encode("utf-8"),
         )
 
 

@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 from typing import IO, Any, Dict, List, Optional, Protocol
 
+from device_contract.messages import encode
 from edge_inference.durable import remove_temp_files, write_json_atomic
 
 LOG = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ class StdoutPublisher:
 
     def publish(self, message: Dict[str, Any]) -> None:
         stream = self._stream or sys.stdout
-        stream.write(json.dumps(message) + "\n")
+        stream.write(encode(message) + "\n")
         stream.flush()
 
 

@@ -19,6 +19,7 @@ from typing import Callable, Deque, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
+from device_contract.messages import Failure, Prediction, Score
 from edge_inference.config import Config, ConfigStore
 from edge_inference.durable import display_name
 from edge_inference.inputs import BadInput, InputDecoder
@@ -327,13 +328,13 @@ class InferenceService:
     def _refuse(self, candidate: Candidate, reason: str) -> None:
         """An input that cannot be moved: report it once, leave it where it is."""
         name = display_name(candidate.path.name)
-        message: Dict[str, object] = {
-            "input": name,
-            "error": display_name(reason.replace(str(candidate.path), candidate.path.name)),
-            "model": self.model.info.model_id,
-            "runtime": self.model.runtime,
-            "timestamp": _utc_now(),
-        }
+        message = Failure(
+            input=name,
+            error=display_name(reason.replace(str(candidate.path), candidate.path.name)),
+            model=self.model.info.model_id,
+            runtime=self.model.runtime,
+            timestamp=_utc_now(),
+        ).to_dict()
         record_id = self.spool.new_id()
         self._tracker.refuse(candidate)
         try:
@@ -400,35 +401,37 @@ class InferenceService:
             self._fail(claim, "model output holds NaN or Inf values")
             return
         infer_ms = (time.perf_counter() - start) * 1000.0
-        message: Dict[str, object] = {
-            "input": claim.display,
-            "top": top,
-            "latency_ms": round(decode_ms + infer_ms, 3),
-            "inference_ms": round(infer_ms, 3),
-            "model": self.model.info.model_id,
-            "runtime": self.model.runtime,
-            "timestamp": _utc_now(),
-        }
-        self._finisher.submit(claim, message, failed=False, folder=self.config.processed_dir)
+        result = Prediction(
+            input=claim.display,
+            top=tuple(Score(**entry) for entry in top),
+            latency_ms=round(decode_ms + infer_ms, 3),
+            inference_ms=round(infer_ms, 3),
+            model=self.model.info.model_id,
+            runtime=self.model.runtime,
+            timestamp=_utc_now(),
+        )
+        self._finisher.submit(
+            claim, result.to_dict(), failed=False, folder=self.config.processed_dir
+        )
         self.counts["processed"] += 1
-        best = top[0]
+        best = result.top[0]
         LOG.info(
             "%s: %s (%d) %.3f in %.1f ms",
             claim.display,
-            best["label"],
-            best["index"],
-            best["score"],
-            message["latency_ms"],
+            best.label,
+            best.index,
+            best.score,
+            result.latency_ms,
         )
 
     def _fail(self, claim: Claim, reason: str) -> None:
-        message: Dict[str, object] = {
-            "input": claim.display,
-            "error": reason,
-            "model": self.model.info.model_id,
-            "runtime": self.model.runtime,
-            "timestamp": _utc_now(),
-        }
+        message = Failure(
+            input=claim.display,
+            error=reason,
+            model=self.model.info.model_id,
+            runtime=self.model.runtime,
+            timestamp=_utc_now(),
+        ).to_dict()
         self._finisher.submit(claim, message, failed=True, folder=self.config.failed_dir)
         self.counts["failed"] += 1
         LOG.warning("%s failed: %s", claim.display, reason)

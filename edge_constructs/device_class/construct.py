@@ -19,6 +19,7 @@ from aws_cdk import CfnOutput
 from constructs import Construct, IDependable
 
 from app_config import DEFAULT_CLASS, ComponentPin, DeviceClass, PipelineConfig
+from device_contract import names
 from edge_constructs.compilation_job.construct import (
     INPUT_NAME,
     CompilationJob,
@@ -80,9 +81,13 @@ class ComponentCode:
 def component_prefix(config: PipelineConfig, device_class: DeviceClass) -> str:
     """``<namespace>.<stage>`` for the default class (the single-target names), else
     ``<namespace>.<stage>.<class>``: a thing in two classes' groups never gets two versions
-    of one component."""
-    base = f"{config.component_namespace}.{config.stage}"
-    return base if device_class.name == DEFAULT_CLASS else f"{base}.{device_class.name}"
+    of one component (device_contract/names.py)."""
+    return names.component_prefix(config.component_namespace, config.stage, device_class.name)
+
+
+def component_name(config: PipelineConfig, device_class: DeviceClass, part: str) -> str:
+    """The class's component ``part`` (``names.MODEL``, ``names.runtime_part(dlr)``, ...)."""
+    return names.component_name(config.component_namespace, config.stage, device_class.name, part)
 
 
 def deployment_name(config: PipelineConfig, device_class: DeviceClass, ring: str) -> str:
@@ -199,7 +204,7 @@ class DeviceClassPipeline(Construct):
 
         # 3. Components: the model, the runtime, the inference component.
         package = self.package
-        model_name = f"{prefix}.Model"
+        model_name = component_name(config, device_class, names.MODEL)
         self.model_component = ComponentVersion(
             self,
             "ModelComponent",
@@ -221,7 +226,7 @@ class DeviceClassPipeline(Construct):
             launcher = recipes.variant_dlr_launcher(architecture)
         else:
             dlr = device_class.runtime == "bundled"
-            runtime_name = f"{prefix}.{'Dlr' if dlr else 'Onnx'}Runtime"
+            runtime_name = component_name(config, device_class, names.runtime_part(dlr))
             requirements = PublishedArtifact(
                 self,
                 "RuntimeArtifact",
@@ -248,7 +253,9 @@ class DeviceClassPipeline(Construct):
             self.runtime_name, self.runtime_version = self.runtime.name, self.runtime.version
             launcher = recipes.bundled_launcher(runtime_name)
 
-        inference_name = f"{prefix}.{'Dlr' if device_class.dlr else 'Onnx'}Inference"
+        inference_name = component_name(
+            config, device_class, names.inference_part(device_class.dlr)
+        )
         inference_code = PublishedArtifact(
             self,
             "InferenceArtifact",

@@ -8,12 +8,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from device_contract import settings, topics
+from device_contract.topics import PREDICTIONS_SUFFIX as PREDICTIONS_SUFFIX  # the stack's output
+
 RECIPE_FORMAT = "2020-01-25"
 PUBLISHER = "edge-ai-pipeline"
 INSTALL_TIMEOUT_SECONDS = 900
 STARTUP_TIMEOUT_SECONDS = 120
-PREDICTIONS_SUFFIX = "predictions"
-THING_NAME_VARIABLE = "{iot:thingName}"
 NUCLEUS = "aws.greengrass.Nucleus"
 # The oldest nucleus whose IPC authorization accepts a "*" inside an accessControl resource
 # (authorization/WildcardTrie.java first appears at tag v2.6.0; before it only a resource of
@@ -181,20 +182,12 @@ def variant_dlr_launcher(architecture: str | None) -> str:
 def inference_configuration(
     *, top_k: int, topic_prefix: str, runtime: str = "dlr"
 ) -> dict[str, Any]:
-    """Default configuration of the inference component (see component_src/README.md);
-    ``runtime``: ``dlr`` or ``onnx``."""
-    return {
-        "InputDir": "input",
-        "ProcessedDir": "processed",
-        "FailedDir": "failed",
-        "Runtime": runtime,
-        "TopK": top_k,
-        "PollIntervalSeconds": 1.0,
-        "SettleSeconds": 1.0,
-        "MaxImagePixels": 50_000_000,
-        "MaxOutboxFiles": 10_000,
-        "PublishTopic": f"{topic_prefix}/{THING_NAME_VARIABLE}/{PREDICTIONS_SUFFIX}",
-    }
+    """Default configuration of the inference component: the settings table's recipe keys and
+    defaults (device_contract/settings.py), with the stage's ``top_k``, topic and ``runtime``
+    (``dlr`` or ``onnx``)."""
+    return settings.default_configuration(
+        Runtime=runtime, TopK=top_k, PublishTopic=topics.publish_topic(topic_prefix)
+    )
 
 
 def access_control_topic(publish_topic: str) -> str:
@@ -218,7 +211,7 @@ def access_control_topic(publish_topic: str) -> str:
     ``AWS_IOT_THING_NAME`` variable the nucleus sets for every component
     (DeviceConfiguration.getThingName).
     """
-    return publish_topic.replace(THING_NAME_VARIABLE, "*")
+    return topics.access_control_resource(publish_topic)
 
 
 def inference_recipe(

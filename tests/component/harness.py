@@ -23,6 +23,9 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPONENT_SRC = ROOT / "component_src"
+# The device's PYTHONPATH is the unarchived zip: edge_inference/ and device_contract/ side by side
+# (edge_constructs/bundles.py); here they are component_src/ and the repository root.
+COMPONENT_PATH = os.pathsep.join([str(COMPONENT_SRC), str(ROOT)])
 if str(COMPONENT_SRC) not in sys.path:
     sys.path.insert(0, str(COMPONENT_SRC))
 
@@ -215,7 +218,7 @@ def wait_for(predicate: Any, timeout: float = 15.0) -> bool:
 
 def component_env() -> Dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(COMPONENT_SRC)
+    env["PYTHONPATH"] = COMPONENT_PATH
     env.pop("AWS_IOT_THING_NAME", None)
     return env
 

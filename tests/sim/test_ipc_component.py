@@ -87,7 +87,9 @@ def test_real_component_publishes_through_the_simulated_nucleus(
     server = IpcServer(short_dir / "ipc.socket", configs.__getitem__, on_publish)
     env = {
         **os.environ,
-        "PYTHONPATH": str(ROOT / "component_src"),
+        "PYTHONPATH": os.pathsep.join(
+            [str(ROOT / "component_src"), str(ROOT)]
+        ),  # + device_contract
         "AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT": str(server.socket_path),
         "SVCUID": server.register(COMPONENT),
         "AWS_IOT_THING_NAME": THING,

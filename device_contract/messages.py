@@ -1,0 +1,246 @@
+"""What the device publishes: one JSON object per input, a :class:`Prediction` or a
+:class:`Failure`, on the topic of :mod:`device_contract.topics`.
+
+The dataclasses are the one description of the messages: their field order is the JSON key
+order, their types and ``metadata`` give :func:`json_schema` (``docs/CONTRACTS.md`` prints it; a
+test keeps the two equal) and the checks of :meth:`Prediction.from_dict`. :class:`Key` names the
+keys for readers that take partial messages (``edge_follow``); a test holds it equal to the
+fields (two places because a Python attribute and a JSON key are two names, checked equal).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Type, TypeVar, Union
+
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+class MessageError(ValueError):
+    """A payload that is not one of the device's messages; the text says what is wrong."""
+
+
+def _doc(text: str, **schema: Any) -> Dict[str, Any]:
+    return {"doc": text, "schema": schema}
+
+
+@dataclasses.dataclass(frozen=True)
+class Score:
+    """One class of a prediction."""
+
+    index: int = dataclasses.field(metadata=_doc("class index in the model output", minimum=0))
+    label: str = dataclasses.field(metadata=_doc("labels.json's name, else the index as text"))
+    score: float = dataclasses.field(
+        metadata=_doc("probability, rounded to 6 decimals", minimum=0, maximum=1)
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    """An input the model classified."""
+
+    input: str = dataclasses.field(metadata=_doc("the input file's name"))
+    top: Tuple[Score, ...] = dataclasses.field(
+        metadata=_doc("the TopK best classes, best first", minItems=1)
+    )
+    latency_ms: float = dataclasses.field(
+        metadata=_doc("decode plus inference time, ms (3 decimals)", minimum=0)
+    )
+    inference_ms: float = dataclasses.field(
+        metadata=_doc("inference time alone, ms (3 decimals)", minimum=0)
+    )
+    model: str = dataclasses.field(metadata=_doc("metadata.json's model_id"))
+    runtime: str = dataclasses.field(metadata=_doc("dlr or onnx"))
+    timestamp: str = dataclasses.field(
+        metadata=_doc("when the result was made, UTC, ISO 8601 with ms", format="date-time")
+    )
+
+    def to_dict(self) -> Dict[str, Any]:
+        plain: Dict[str, Any] = _plain(self)
+        return plain
+
+    def to_json(self) -> str:
+        return encode(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> Prediction:
+        return _build(cls, raw, cls.__name__)
+
+    @classmethod
+    def from_json(cls, payload: Union[str, bytes]) -> Prediction:
+        return cls.from_dict(_load(payload))
+
+
+@dataclasses.dataclass(frozen=True)
+class Failure:
+    """An input that could not be classified (also written beside it as ``NAME.error.json``)."""
+
+    input: str = dataclasses.field(metadata=_doc("the input file's name"))
+    error: str = dataclasses.field(metadata=_doc("why it failed"))
+    model: str = dataclasses.field(metadata=_doc("metadata.json's model_id"))
+    runtime: str = dataclasses.field(metadata=_doc("dlr or onnx"))
+    timestamp: str = dataclasses.field(
+        metadata=_doc("when it failed, UTC, ISO 8601 with ms", format="date-time")
+    )
+
+    def to_dict(self) -> Dict[str, Any]:
+        plain: Dict[str, Any] = _plain(self)
+        return plain
+
+    def to_json(self) -> str:
+        return encode(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> Failure:
+        return _build(cls, raw, cls.__name__)
+
+    @classmethod
+    def from_json(cls, payload: Union[str, bytes]) -> Failure:
+        return cls.from_dict(_load(payload))
+
+
+Message = Union[Prediction, Failure]
+MESSAGES: Tuple[Type[Any], ...] = (Prediction, Failure)
+
+
+class Key:
+    """The JSON keys, for readers of partial messages (equal to the fields: a test checks)."""
+
+    INPUT = "input"
+    TOP = "top"
+    INDEX = "index"
+    LABEL = "label"
+    SCORE = "score"
+    LATENCY_MS = "latency_ms"
+    INFERENCE_MS = "inference_ms"
+    MODEL = "model"
+    RUNTIME = "runtime"
+    TIMESTAMP = "timestamp"
+    ERROR = "error"
+
+
+def encode(message: Mapping[str, Any]) -> str:
+    """The payload text of ``message`` (what a publisher sends, UTF-8 encoded)."""
+    return json.dumps(message)
+
+
+def parse(payload: Union[str, bytes, Mapping[str, Any]]) -> Message:
+    """The message ``payload`` holds (a failure has ``error``); :class:`MessageError` if none."""
+    raw = payload if isinstance(payload, Mapping) else _load(payload)
+    if isinstance(raw, Mapping) and Key.ERROR in raw:
+        return Failure.from_dict(raw)
+    return Prediction.from_dict(raw)
+
+
+# -- from the types ---------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+def _load(payload: Union[str, bytes]) -> Any:
+    try:
+        return json.loads(payload)
+    except (UnicodeDecodeError, ValueError) as err:
+        raise MessageError(f"not JSON: {err}") from err
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses as dicts in field order, tuples as lists: the JSON shape."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (tuple, list)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _fields(cls: Type[Any]) -> List[Tuple[dataclasses.Field[Any], Any]]:
+    hints = typing.get_type_hints(cls)
+    return [(f, hints[f.name]) for f in dataclasses.fields(cls)]
+
+
+def _item_type(hint: Any) -> Optional[Any]:
+    """``X`` for ``Tuple[X, ...]``, else None."""
+    if typing.get_origin(hint) is tuple:
+        return typing.get_args(hint)[0]
+    return None
+
+
+def _type_schema(hint: Any) -> Dict[str, Any]:
+    item = _item_type(hint)
+    if item is not None:
+        return {"type": "array", "items": schema_of(item)}
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return schema_of(hint)
+    names = {str: "string", int: "integer", float: "number", bool: "boolean"}
+    return {"type": names[hint]}
+
+
+def schema_of(cls: Type[Any]) -> Dict[str, Any]:
+    """The JSON schema of one message dataclass: every field required, nothing else allowed."""
+    properties = {}
+    for field, hint in _fields(cls):
+        properties[field.name] = {
+            **_type_schema(hint),
+            **field.metadata.get("schema", {}),
+            "description": field.metadata["doc"],
+        }
+    return {
+        "title": cls.__name__,
+        "description": (cls.__doc__ or "").strip(),
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+def json_schema() -> Dict[str, Any]:
+    """The schema of every payload the device publishes (``docs/CONTRACTS.md``)."""
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "title": "Inference component result",
+        "oneOf": [schema_of(cls) for cls in MESSAGES],
+    }
+
+
+def _check(value: Any, hint: Any, rules: Mapping[str, Any], where: str) -> Any:
+    item = _item_type(hint)
+    if item is not None:
+        if not isinstance(value, (list, tuple)):
+            raise MessageError(f"{where} must be an array, got {type(value).__name__}")
+        if len(value) < rules.get("minItems", 0):
+            raise MessageError(f"{where} must hold at least {rules['minItems']} item(s)")
+        return tuple(_build(item, entry, f"{where}[{i}]") for i, entry in enumerate(value))
+    if hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, hint)
+    if not ok:
+        raise MessageError(f"{where} must be {_type_schema(hint)['type']}, got {value!r}")
+    if "minimum" in rules and value < rules["minimum"]:
+        raise MessageError(f"{where} must be at least {rules['minimum']}, got {value!r}")
+    if "maximum" in rules and value > rules["maximum"]:
+        raise MessageError(f"{where} must be at most {rules['maximum']}, got {value!r}")
+    return value
+
+
+def _build(cls: Type[T], raw: Any, where: str) -> T:
+    if not isinstance(raw, Mapping):
+        raise MessageError(f"{where} must be an object, got {type(raw).__name__}")
+    fields = _fields(cls)
+    names = [field.name for field, _ in fields]
+    missing = [name for name in names if name not in raw]
+    extra = sorted(str(key) for key in raw if key not in names)
+    if missing or extra:
+        problems = [f"missing {', '.join(missing)}"] if missing else []
+        problems += [f"unknown {', '.join(extra)}"] if extra else []
+        raise MessageError(f"{where}: {'; '.join(problems)}")
+    values = {
+        field.name: _check(raw[field.name], hint, field.metadata["schema"], f"{where}.{field.name}")
+        for field, hint in fields
+    }
+    return cls(**values)

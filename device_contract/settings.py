@@ -1,0 +1,187 @@
+"""The inference component's settings: one table, from which everything else is derived.
+
+Each :class:`Setting` is a component configuration key (PascalCase, as a deployment sets it)
+with its type, bounds, default, command-line flag and help. From :data:`SETTINGS` come the
+recipe's ``DefaultConfiguration`` (:func:`default_configuration`), the component's command line
+(``edge_inference/cli.py``), its validation (``edge_inference/config.py``) and the table in
+``component_src/README.md`` (:func:`markdown_table`; a test keeps the README equal to it).
+Adding a setting is one row here plus the component code that uses its value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+from device_contract.topics import DEFAULT_TOPIC_PREFIX, publish_topic
+
+Value = Union[str, int, float, None]
+
+# Kinds: how a value is parsed and checked (edge_inference/config.py has one parser per kind).
+PATH = "path"  # a folder; relative to the component's work folder
+CHOICE = "choice"  # one of ``choices`` (case-insensitive)
+INTEGER = "integer"  # between ``low`` and ``high``
+NUMBER = "number"  # a finite number between ``low`` (exclusive with ``low_open``) and ``high``
+TOPIC = "topic"  # an MQTT topic name: no wildcards, at most 256 bytes
+KINDS = (PATH, CHOICE, INTEGER, NUMBER, TOPIC)
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One component setting.
+
+    ``field``: the component's ``Config`` attribute (and the parsed flag's name).
+    ``default``: the value when neither the recipe nor a deployment nor the flag sets one
+    (``None``: none; the flag is then required). ``in_recipe``: whether the recipe's
+    ``DefaultConfiguration`` carries the key (the others take the command line's value unless a
+    deployment sets them). ``metavar``: the flag's value name in ``--help``.
+    """
+
+    key: str
+    field: str
+    kind: str
+    default: Value
+    flag: str
+    metavar: str
+    help: str
+    low: Optional[float] = None
+    high: Optional[float] = None
+    low_open: bool = False
+    choices: Tuple[str, ...] = ()
+    in_recipe: bool = True
+
+    @property
+    def python_type(self) -> type:
+        return {INTEGER: int, NUMBER: float}.get(self.kind, str)
+
+
+def _folder(key: str, field: str, default: str, flag: str, help_: str) -> Setting:
+    return Setting(key, field, PATH, default, flag, "DIR", help_)
+
+
+RUNTIMES = ("dlr", "onnx")
+
+# In the recipe's key order (the recipe's JSON, and so its version hash, follows this order).
+SETTINGS: Tuple[Setting, ...] = (
+    _folder("InputDir", "input_dir", "input", "--input-dir", "watched folder"),
+    _folder(
+        "ProcessedDir", "processed_dir", "processed", "--processed-dir",
+        "where processed inputs go",
+    ),
+    _folder(
+        "FailedDir", "failed_dir", "failed", "--failed-dir",
+        "failed inputs and NAME.error.json",
+    ),
+    Setting(
+        "Runtime", "runtime", CHOICE, "dlr", "--runtime", "{dlr,onnx}",
+        "runtime that loads the model", choices=RUNTIMES,
+    ),
+    Setting("TopK", "top_k", INTEGER, 5, "--top-k", "N", "classes per result", low=1, high=1000),
+    Setting(
+        "PollIntervalSeconds", "poll_interval", NUMBER, 1.0, "--poll-interval", "S",
+        "seconds between scans of the input folder", low=0.0, high=3600.0, low_open=True,
+    ),
+    Setting(
+        "SettleSeconds", "settle_seconds", NUMBER, 1.0, "--settle-seconds", "S",
+        "a file is taken once unchanged for S seconds", low=0.0, high=3600.0,
+    ),
+    Setting(
+        "MaxImagePixels", "max_image_pixels", INTEGER, 50_000_000, "--max-image-pixels", "N",
+        "larger images fail (decompression-bomb guard)", low=1, high=2**40,
+    ),
+    Setting(
+        "MaxOutboxFiles", "max_outbox_files", INTEGER, 10_000, "--max-outbox-files", "N",
+        "unpublished results kept before new inputs wait", low=1, high=10_000_000,
+    ),
+    Setting(
+        "PublishTopic", "publish_topic", TOPIC, publish_topic(DEFAULT_TOPIC_PREFIX),
+        "--publish-topic", "T", "IoT Core topic with --ipc; {iot:thingName} is the thing name",
+    ),
+    Setting(
+        "ProcessedRetentionDays", "processed_retention_days", NUMBER, 7.0,
+        "--processed-retention-days", "X",
+        "days processed inputs are kept, oldest removed first; 0: no limit",
+        low=0.0, high=36500.0, in_recipe=False,
+    ),
+    Setting(
+        "FailedRetentionDays", "failed_retention_days", NUMBER, 30.0,
+        "--failed-retention-days", "X",
+        "days failed inputs (and their .error.json) are kept, oldest removed first; 0: no limit",
+        low=0.0, high=36500.0, in_recipe=False,
+    ),
+    Setting(
+        "ProcessedMaxMB", "processed_max_mb", NUMBER, 1000.0, "--processed-max-mb", "X",
+        "MB the processed folder may hold, oldest removed first; 0: no limit",
+        low=0.0, high=1e9, in_recipe=False,
+    ),
+    Setting(
+        "FailedMaxMB", "failed_max_mb", NUMBER, 1000.0, "--failed-max-mb", "X",
+        "MB the failed folder may hold, oldest removed first; 0: no limit",
+        low=0.0, high=1e9, in_recipe=False,
+    ),
+    Setting(
+        "ModelDir", "model_dir", PATH, None, "--model-dir", "DIR",
+        "model package folder (metadata.json); as a key, empty means the flag's",
+        in_recipe=False,
+    ),
+)  # fmt: skip
+
+BY_KEY: Dict[str, Setting] = {setting.key: setting for setting in SETTINGS}
+
+
+def setting(key: str) -> Setting:
+    """The row of ``key``; ``KeyError`` naming the known keys otherwise."""
+    try:
+        return BY_KEY[key]
+    except KeyError:
+        raise KeyError(f"no setting {key!r}; known: {', '.join(BY_KEY)}") from None
+
+
+def defaults() -> Dict[str, Value]:
+    """Every key's default (``None``: no default)."""
+    return {s.key: s.default for s in SETTINGS}
+
+
+def default_configuration(**overrides: Any) -> Dict[str, Any]:
+    """The recipe's ``DefaultConfiguration``: the keys with ``in_recipe``, in table order,
+    ``overrides`` (by key) replacing defaults; an override of another key is an error."""
+    unknown = sorted(set(overrides) - {s.key for s in SETTINGS if s.in_recipe})
+    if unknown:
+        raise KeyError(f"not recipe settings: {', '.join(unknown)}")
+    return {s.key: overrides.get(s.key, s.default) for s in SETTINGS if s.in_recipe}
+
+
+def _text(value: Value) -> str:
+    if value is None:
+        return "required"
+    return f"`{value}`" if isinstance(value, str) else repr(value)
+
+
+def _bound(value: Optional[float]) -> str:
+    return str(int(value)) if value is not None and float(value).is_integer() else str(value)
+
+
+def bounds(s: Setting) -> str:
+    """The accepted values, as the README shows them."""
+    if s.kind == CHOICE:
+        return " \\| ".join(f"`{choice}`" for choice in s.choices)
+    if s.kind == TOPIC:
+        return "no `#` or `+`, at most 256 bytes"
+    if s.kind == PATH:
+        return "folder"
+    low, high = _bound(s.low), _bound(s.high)
+    return f"{'>' if s.low_open else '>='} {low}, <= {high}"
+
+
+def markdown_table() -> str:
+    """The README's settings table."""
+    lines: List[str] = [
+        "| key | flag | default | accepts | meaning |",
+        "|---|---|---|---|---|",
+    ]
+    for s in SETTINGS:
+        meaning = s.help.replace("|", "\\|")
+        lines.append(
+            f"| `{s.key}` | `{s.flag} {s.metavar}` | {_text(s.default)} | {bounds(s)} | {meaning} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,49 @@
+"""The topic layout: a device publishes its results on ``<prefix>/<thing name>/predictions``.
+
+Every spelling of that layout is built here: the component's default ``PublishTopic`` (with the
+``{iot:thingName}`` recipe variable that the component itself substitutes), the recipe's
+``accessControl`` resource, the cloud IoT policy's topic resource, and the filter a subscriber
+(``edge_follow``, the main job's report) uses.
+"""
+
+from __future__ import annotations
+
+# The recipe variable the component replaces with its thing name in PublishTopic (it is read
+# from AWS_IOT_THING_NAME, which the nucleus sets for every component: aws-greengrass-nucleus
+# v2.18.2 deployment/DeviceConfiguration.java, AWS_IOT_THING_NAME_ENV in the setenv namespace).
+THING_NAME_VARIABLE = "{iot:thingName}"
+THING_NAME_ENV = "AWS_IOT_THING_NAME"
+PREDICTIONS_SUFFIX = "predictions"
+# The prefix a stage uses unless cdk.json says otherwise (the component's own default too).
+DEFAULT_TOPIC_PREFIX = "edge-ai"
+
+
+def publish_topic(prefix: str) -> str:
+    """``<prefix>/{iot:thingName}/predictions``: the component's ``PublishTopic`` template."""
+    return f"{prefix}/{THING_NAME_VARIABLE}/{PREDICTIONS_SUFFIX}"
+
+
+def access_control_resource(topic: str) -> str:
+    """``topic`` with ``{iot:thingName}`` as ``*``: the recipe's ``accessControl`` resource
+    (why a wildcard: ``edge_constructs/greengrass/recipes.py`` ``access_control_topic``)."""
+    return topic.replace(THING_NAME_VARIABLE, "*")
+
+
+def thing_topics(prefix: str, thing: str) -> str:
+    """``<prefix>/<thing>/*``: the topics the cloud IoT policy lets one thing use (``thing`` may
+    be a policy variable such as ``${iot:Connection.Thing.ThingName}``)."""
+    return f"{prefix}/{thing}/*"
+
+
+def subscription_filter(prefix: str) -> str:
+    """``<prefix>/+/predictions``: every thing's results (an MQTT topic filter)."""
+    return f"{prefix}/+/{PREDICTIONS_SUFFIX}"
+
+
+def thing_of(prefix: str, topic: str) -> str:
+    """The thing name in ``<prefix>/<thing>/predictions``; the whole topic when it does not
+    match."""
+    head, tail = f"{prefix}/", f"/{PREDICTIONS_SUFFIX}"
+    if topic.startswith(head) and topic.endswith(tail) and len(topic) > len(head) + len(tail):
+        return topic[len(head) : -len(tail)]
+    return topic
