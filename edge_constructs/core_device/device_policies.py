@@ -8,6 +8,7 @@ from aws_cdk import Aws
 from aws_cdk import aws_iot as iot
 from constructs import Construct
 
+from device_contract import topics as device_topics
 from edge_constructs.core_device.policy_document import POLICY_VERSION, IotPolicyDocument
 
 # Resolves only on the connection whose client ID is the thing name (AWS IoT developer guide,
@@ -36,7 +37,10 @@ def core_device_policy_document(
         ("OwnThing", OWN_THING, OWN_THING),
         ("ExtraConnections", f"{name_prefix}-*", f"{name_prefix}-*#*"),
     ):
-        topics = [f"$aws/things/{things}/*", f"{publish_topic_prefix}/{things}/*"]
+        topics = [
+            f"$aws/things/{things}/*",
+            device_topics.thing_topics(publish_topic_prefix, things),
+        ]
         document.add_statement(
             sid=f"{scope}Connect", actions=["iot:Connect"], resources=[f"{iot_arn}:client/{client}"]
         )

@@ -180,6 +180,31 @@ def test_every_topic_spelling_is_the_same_layout() -> None:
     )
 
 
+def test_core_device_policy_topics_follow_the_contracts_layout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The cloud IoT policy grants the topics ``topics.thing_topics`` lays out, so a change of
+    layout in the contract reaches the policy (issue 14: one place to edit)."""
+    from edge_constructs.core_device import device_policies
+
+    def policy_topics() -> set[str]:
+        document = device_policies.core_device_policy_document(
+            name_prefix="edge", publish_topic_prefix="fleet", role_alias_arn="arn:alias"
+        ).render()
+        found: set[str] = set()
+        for statement in document["Statement"]:
+            resources = statement["Resource"]
+            for resource in [resources] if isinstance(resources, str) else resources:
+                if ":topic/" in resource:
+                    found.add(resource.split(":topic/", 1)[1])
+        return found
+
+    own = device_policies.OWN_THING
+    assert topics.thing_topics("fleet", own) in policy_topics()
+    monkeypatch.setattr(topics, "thing_topics", lambda prefix, thing: f"{prefix}/v2/{thing}/#")
+    assert "fleet/v2/" + own + "/#" in policy_topics()
+
+
 # -- settings --------------------------------------------------------------------------------
 
 
