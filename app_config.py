@@ -895,21 +895,49 @@ def parse_device_classes(
         _device_class(name, entry, prefix, releases.get(name), stage)
         for name, (entry, prefix) in entries.items()
     )
+    _check_thing_groups(result)
+    return result
+
+
+def _thing_group_resource_name(group: str, first: bool) -> str:
+    """The part of its CDK construct name the devices stack derives from a thing group's name
+    (edge_constructs/core_device: ``ThingGroup`` for the first group, ``ThingGroup`` + the
+    name's letters and digits for every other)."""
+    return "" if first else re.sub(r"[^A-Za-z0-9]", "", group)
+
+
+def _check_thing_groups(device_classes: tuple[DeviceClass, ...]) -> None:
+    """Every group (fleet or canary) belongs to one class, and two groups never give the
+    devices stack one construct name (CDK refuses that with an error that names no key)."""
     seen: dict[str, str] = {}
-    for device_class in result:
+    resource_names: dict[str, tuple[str, str]] = {}
+    for device_class in device_classes:
         for field_name in ("thing_group", "canary_thing_group"):
             group = getattr(device_class, field_name)
             if not group:
                 continue
+            key = _class_key(device_class.name, field_name)
             if group in seen:
                 raise ConfigError(
-                    _class_key(device_class.name, field_name),
+                    key,
                     group,
                     f"already the thing group of {seen[group]}: a device in two classes' groups "
                     "would get two deployments",
                 )
-            seen[group] = _class_key(device_class.name, field_name)
-    return result
+            resource_name = _thing_group_resource_name(group, first=not seen)
+            if resource_name in resource_names:
+                other_key, other = resource_names[resource_name]
+                raise ConfigError(
+                    key,
+                    group,
+                    f"has the same letters and digits as {other_key} ({other!r}), and the "
+                    "devices stack names each group's resource by them: change a letter or digit"
+                    if resource_name
+                    else "has no letters or digits, and the devices stack names every group "
+                    f"after the first ({other_key}) by them: add a letter or digit",
+                )
+            seen[group] = key
+            resource_names[resource_name] = (key, group)
 
 
 def _class_key(name: str, key: str) -> str:
