@@ -44,7 +44,6 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from app_config import TrainingConfig
 from edge_constructs.artifact_bucket.construct import Prefixes
 from edge_constructs.bundles import build_source_tarball, trusted_build_dir
 from edge_constructs.lambda_function import PythonFunction
@@ -58,6 +57,7 @@ from edge_constructs.nag import (
     resources,
 )
 from edge_constructs.naming import digest, job_name, register_content, without
+from edge_constructs.props import TrainingConfig
 from edge_constructs.runtime_common.cr_names import Training as P
 from edge_constructs.s3_grants import grant_read_prefix, prefix_finding
 from edge_constructs.sagemaker_jobs import allow_job_management
