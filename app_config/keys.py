@@ -12,7 +12,7 @@ The other keys name the section module that parses them (``section``).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -235,6 +235,21 @@ def parse_plain(raw: Mapping[str, Any]) -> dict[str, Any]:
     return {row.name: row.parse(raw[row.name]) for row in KEYS if row.plain}
 
 
-#: The defaults (documented in the README). Module state for readers; merging reads
-#: :func:`defaults`.
-DEFAULTS: dict[str, Any] = defaults()
+class _Defaults(Mapping[str, Any]):
+    """Every key's default, read from :data:`KEYS` at each use (a row added is a key)."""
+
+    def __getitem__(self, name: str) -> Any:
+        return key(name).default
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([row.name for row in KEYS])
+
+    def __len__(self) -> int:
+        return len(KEYS)
+
+    def __repr__(self) -> str:
+        return repr(defaults())
+
+
+#: The defaults (documented in the README), in table order: a read-only view of :data:`KEYS`.
+DEFAULTS: Mapping[str, Any] = _Defaults()
