@@ -9,13 +9,15 @@ the target, errors list it, and the class's recipes carry its platform.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 import app as cdk_app
 from app_config import DEFAULTS, ConfigError, build_config, keys, load_config, merge_context
 from edge_constructs import neo_targets
 from edge_constructs.neo_targets import NeoTargetSpec
-from tests.infra.conftest import CDK_JSON_CONTEXT
+from tests.infra.conftest import CDK_JSON_CONTEXT, REPO_ROOT
 from tests.infra.fast import pipeline_template
 from tests.infra.rendering import component_recipes
 
@@ -138,3 +140,21 @@ def test_a_target_added_to_the_catalog_gives_its_platform_to_the_class_recipes(t
         assert [m["Platform"] for m in recipe["Manifests"]] == [
             {"os": "linux", "architecture": "aarch64"}
         ]
+
+
+def _readme_configuration_keys() -> set[str]:
+    """The keys of the README's configuration table (first column, backticked names)."""
+    lines = (REPO_ROOT / "README.md").read_text().splitlines()
+    start = lines.index("| key | default | meaning |")
+    names: set[str] = set()
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        names.update(re.findall(r"`([a-z_]+)`", line.split("|")[1]))
+    return names
+
+
+def test_the_readme_documents_every_key_of_the_table() -> None:
+    """A key added to the table needs its README row too (the one place a user reads)."""
+    app_keys = {"stage", "account", "region"}
+    assert _readme_configuration_keys() - app_keys == {row.name for row in keys.KEYS}
