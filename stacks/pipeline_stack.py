@@ -26,31 +26,13 @@ from edge_constructs.device_class.construct import (
     TrainedModel,
 )
 from edge_constructs.greengrass import recipes
+from edge_constructs.limits import LOG_RETENTION_NAMES
 from edge_constructs.model_packaging.construct import ArtifactHandler
 from edge_constructs.training_job.construct import TrainingJob
 
 
 def retention_days(days: int) -> logs.RetentionDays:
-    names = {
-        1: "ONE_DAY",
-        3: "THREE_DAYS",
-        5: "FIVE_DAYS",
-        7: "ONE_WEEK",
-        14: "TWO_WEEKS",
-        30: "ONE_MONTH",
-        60: "TWO_MONTHS",
-        90: "THREE_MONTHS",
-        120: "FOUR_MONTHS",
-        150: "FIVE_MONTHS",
-        180: "SIX_MONTHS",
-        365: "ONE_YEAR",
-        400: "THIRTEEN_MONTHS",
-        545: "EIGHTEEN_MONTHS",
-        731: "TWO_YEARS",
-        1827: "FIVE_YEARS",
-        3653: "TEN_YEARS",
-    }
-    return getattr(logs.RetentionDays, names[days])  # type: ignore[no-any-return]
+    return getattr(logs.RetentionDays, LOG_RETENTION_NAMES[days])  # type: ignore[no-any-return]
 
 
 class PipelineStack(Stack):

@@ -205,7 +205,6 @@ def test_no_product_module_imports_tests(unit: Unit) -> None:
     assert found == [], "product code imports test code:\n" + "\n".join(found)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 config helper")
 def test_nothing_in_edge_constructs_imports_app_config() -> None:
     """Configuration is parsed in ``app_config`` and handed down as typed objects; a construct
     that imports it back ties every construct to the whole configuration."""

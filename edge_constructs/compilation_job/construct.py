@@ -21,7 +21,6 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import custom_resources as cr
 from constructs import Construct, IDependable
 
-from app_config import NeoTarget
 from edge_constructs.artifact_bucket.construct import Prefixes
 from edge_constructs.lambda_function import PythonFunction
 from edge_constructs.nag import (
@@ -32,6 +31,7 @@ from edge_constructs.nag import (
     resources,
 )
 from edge_constructs.naming import digest, job_name, register_content, without
+from edge_constructs.props import NeoTarget
 from edge_constructs.runtime_common.cr_names import Compilation as P
 from edge_constructs.s3_grants import grant_read_object
 from edge_constructs.sagemaker_jobs import acknowledge_job_prefix, allow_job_management

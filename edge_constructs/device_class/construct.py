@@ -18,7 +18,6 @@ from typing import Any
 from aws_cdk import CfnOutput
 from constructs import Construct, IDependable
 
-from app_config import DEFAULT_CLASS, ComponentPin, DeviceClass, PipelineConfig
 from device_contract import names
 from edge_constructs.compilation_job.construct import (
     INPUT_NAME,
@@ -39,6 +38,7 @@ from edge_constructs.model_packaging.construct import (
     ModelPackage,
     PublishedArtifact,
 )
+from edge_constructs.props import DEFAULT_CLASS, ComponentPin, DeviceClass, PipelineConfig
 
 
 @dataclass(frozen=True)

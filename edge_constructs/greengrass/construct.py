@@ -13,7 +13,6 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from app_config import ComponentPin, DeploymentConfig
 from edge_constructs.artifact_bucket.construct import Prefixes
 from edge_constructs.lambda_function import PythonFunction
 from edge_constructs.nag import (
@@ -22,6 +21,7 @@ from edge_constructs.nag import (
     resource_ending,
 )
 from edge_constructs.naming import content_version, digest
+from edge_constructs.props import ComponentPin, DeploymentConfig
 from edge_constructs.runtime_common.cr_names import GreengrassComponentVersion as ComponentNames
 from edge_constructs.runtime_common.cr_names import GreengrassDeployment as Names
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from device_contract import settings, topics
 from device_contract.topics import PREDICTIONS_SUFFIX as PREDICTIONS_SUFFIX  # the stack's output
+from edge_constructs import neo_targets
 
 RECIPE_FORMAT = "2020-01-25"
 PUBLISHER = "edge-ai-pipeline"
@@ -22,20 +23,8 @@ NUCLEUS = "aws.greengrass.Nucleus"
 MIN_NUCLEUS_VERSION = "2.6.0"
 
 # Greengrass platform architectures of the Neo targets whose output runs on a Linux device
-# (app_config derives each device class's platform from it).
-NEO_ARCHITECTURES = {
-    "X86_64": "amd64",
-    "ARM64": "aarch64",
-    "jetson_tx1": "aarch64",
-    "jetson_tx2": "aarch64",
-    "jetson_nano": "aarch64",
-    "jetson_xavier": "aarch64",
-    "rasp4b": "aarch64",
-    "imx8qm": "aarch64",
-    "imx8mplus": "aarch64",
-    "ARM_EABIHF": "arm",
-    "rasp3b": "arm",
-}
+# (one table, edge_constructs/neo_targets.py; app_config derives each class's platform from it).
+NEO_ARCHITECTURES = neo_targets.architectures()
 
 
 def linux_platform(architecture: str | None) -> dict[str, str]:

@@ -44,10 +44,10 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from app_config import TrainingConfig
 from edge_constructs.artifact_bucket.construct import Prefixes
 from edge_constructs.bundles import build_source_tarball, trusted_build_dir
 from edge_constructs.lambda_function import PythonFunction
+from edge_constructs.limits import MAX_WAIT_CONDITION_SECONDS, SIGNAL_MARGIN_SECONDS
 from edge_constructs.nag import (
     ASSET_OBJECTS,
     S3_DELETE,
@@ -58,6 +58,7 @@ from edge_constructs.nag import (
     resources,
 )
 from edge_constructs.naming import digest, job_name, register_content, without
+from edge_constructs.props import TrainingConfig
 from edge_constructs.runtime_common.cr_names import Training as P
 from edge_constructs.s3_grants import grant_read_prefix, prefix_finding
 from edge_constructs.sagemaker_jobs import allow_job_management
@@ -65,8 +66,6 @@ from edge_constructs.training_job.ecr_image import parse_ecr_image_uri
 from edge_constructs.training_job.images import REPOSITORY, training_image
 
 RUNTIME_DIR = Path(__file__).parent / "runtime"
-MAX_WAIT_CONDITION_SECONDS = 43_200
-SIGNAL_MARGIN_SECONDS = 1_800
 # Receives of a signal message before it moves to the dead-letter queue (Lambda recommends at
 # least 5); times the visibility timeout (6 x 30 s) that is an hour of retries.
 SIGNAL_RECEIVES = 20

@@ -1,0 +1,138 @@
+"""Loading: merge the layers (defaults, ``pipeline``, ``stages.<stage>``, ``-c``), then build
+the :class:`PipelineConfig` section by section."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from app_config import keys
+from app_config.classes import check_single_target_keys, parse_device_classes
+from app_config.components import parse_log_retention, parse_nucleus_version, parse_topic_prefix
+from app_config.demo import parse_demo_device
+from app_config.deployment import parse_deployment
+from app_config.errors import ConfigError
+from app_config.names import (
+    check_prefix_names,
+    derive_names,
+    parse_namespace,
+    parse_prefix,
+    parse_stage,
+)
+from app_config.neo import pytorch_version
+from app_config.parse import json_object, optional_s3
+from app_config.releases import check_component_names, check_releases
+from app_config.training import parse_channel_triple, parse_input_shape, parse_training
+from edge_constructs.props import PipelineConfig
+
+
+def build_config(
+    stage: str, raw: Mapping[str, Any], releases: Mapping[str, Any] | None = None
+) -> PipelineConfig:
+    """Validate a merged raw mapping (see :func:`merge_context`) into a :class:`PipelineConfig`.
+
+    ``releases``: the stage's promoted releases (``releases.<stage>`` in cdk.json), per class.
+    """
+    prefix = parse_prefix(raw["prefix"])
+    device_classes = parse_device_classes(raw, releases or {}, stage)
+    targets = {c.name: c.neo_target for c in device_classes if c.neo_target is not None}
+    values = keys.parse_plain(raw)
+    training = parse_training(raw, values, device_classes)
+    deployment = parse_deployment(values)
+    nucleus_version = parse_nucleus_version(raw["nucleus_version"], device_classes)
+    retention = parse_log_retention(raw["log_retention_days"])
+    component_namespace = parse_namespace(raw["component_namespace"])
+    check_component_names(component_namespace, stage, device_classes)
+    check_releases(component_namespace, stage, device_classes)
+    check_prefix_names(prefix, component_namespace, device_classes)
+    demo_device = parse_demo_device(raw, device_classes, values["demo_device"])
+    return PipelineConfig(
+        stage=parse_stage(stage),
+        prefix=prefix,
+        component_namespace=component_namespace,
+        architecture=values["architecture"],
+        pytorch_version=pytorch_version(raw["pytorch_version"], targets),
+        input_shape=parse_input_shape(raw["input_shape"]),
+        input_mean=parse_channel_triple("input_mean", raw["input_mean"], positive=False),
+        input_std=parse_channel_triple("input_std", raw["input_std"], positive=True),
+        training=training,
+        model_artifact_uri=optional_s3("model_artifact_uri", raw["model_artifact_uri"]),
+        compilation_max_runtime_seconds=values["compilation_max_runtime_seconds"],
+        device_classes=device_classes,
+        variant_dlr_version=values["variant_dlr_version"],
+        log_manager_version=values["log_manager_version"],
+        nucleus_version=nucleus_version,
+        log_retention_days=retention,
+        inference_top_k=values["inference_top_k"],
+        publish_topic_prefix=parse_topic_prefix(raw["publish_topic_prefix"]),
+        deployment=deployment,
+        noncurrent_version_expiration_days=values["noncurrent_version_expiration_days"],
+        demo_device=demo_device,
+        settings=values,
+    )
+
+
+def _hint(key: str) -> str:
+    close = [k for k in keys.defaults() if k.split("_")[0] == key.split("_")[0]]
+    return f" (did you mean {', '.join(close)}?)" if close else ""
+
+
+def merge_context(
+    base: Mapping[str, Any], stage_overrides: Mapping[str, Any], cli: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Defaults < cdk.json ``pipeline`` < ``stages.<stage>`` < ``-c`` values. Unknown keys fail."""
+    merged: dict[str, Any] = keys.defaults()
+    for source_name, source in (("pipeline", base), ("stage", stage_overrides), ("-c", cli)):
+        for key, value in source.items():
+            if key not in merged:
+                raise ConfigError(key, value, f"unknown key in {source_name}{_hint(key)}")
+            if key == "hyperparameters":
+                # Merged over the defaults and the layers below, not replaced: a user who sets
+                # epochs keeps pretrained=true. A null value removes an entry.
+                value = {**merged[key], **json_object(key, value)}
+            merged[key] = value
+    check_single_target_keys((("pipeline", base), ("stage", stage_overrides), ("-c", cli)))
+    given = {key for source in (base, stage_overrides, cli) for key in source}
+    derive_names(merged, given)
+    return merged
+
+
+def load_config(context: Mapping[str, Any], stage: str) -> PipelineConfig:
+    """Build a stage's configuration from the CDK context.
+
+    ``context`` holds ``pipeline`` (an object), ``stages`` (name -> overrides), ``releases``
+    (stage -> class -> promoted release, written by ``python -m rollout.promote``) and any
+    ``-c key=value`` given on the command line (keys of :data:`app_config.DEFAULTS`).
+    """
+    stages = context.get("stages") or {}
+    if not isinstance(stages, Mapping):
+        raise ConfigError("stages", stages, "expected a JSON object: stage name -> overrides")
+    if not stages:
+        raise ConfigError(
+            "stage",
+            stage,
+            "no stages in the CDK context: run the app with `cdk synth` (which passes "
+            "cdk.json's context), and define stages in cdk.json",
+        )
+    known = keys.defaults()
+    # Every stage's keys, whatever stage is synthesized: a typo under stages.prod must not
+    # wait for the day prod is deployed.
+    for name, overrides in stages.items():
+        if overrides is not None and not isinstance(overrides, Mapping):
+            raise ConfigError(f"stages.{name}", overrides, "expected a JSON object of keys")
+        for key, value in (overrides or {}).items():
+            if key not in known:
+                raise ConfigError(
+                    f"stages.{name}.{key}", value, f"unknown key in stage {name}{_hint(key)}"
+                )
+    if stage not in stages:
+        raise ConfigError(
+            "stage", stage, f"stages defined in cdk.json: {', '.join(sorted(stages))}"
+        )
+    base = context.get("pipeline") or {}
+    cli = {k: v for k, v in context.items() if k in known}
+    releases = context.get("releases") or {}
+    if not isinstance(releases, Mapping):
+        raise ConfigError("releases", releases, "expected a JSON object: stage -> class -> release")
+    stage_releases = releases.get(stage) or {}
+    return build_config(stage, merge_context(base, stages[stage] or {}, cli), stage_releases)

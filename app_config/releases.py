@@ -1,0 +1,106 @@
+"""The releases section: a class's promoted release (``releases.<stage>.<class>``), the
+components a class deploys, and the checks that the two agree."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from app_config.errors import ConfigError
+from app_config.parse import VERSION_RE
+from device_contract import names
+from device_contract.names import COMPONENT_NAME_MAX as COMPONENT_NAME_MAX
+from edge_constructs.greengrass.public_components import LOG_MANAGER, NUCLEUS
+from edge_constructs.props import ComponentPin, DeviceClass
+
+
+def _component_name(namespace: str, stage: str, device_class: str, part: str) -> str:
+    """A component of ours, named as the device class construct names it."""
+    return names.component_name(namespace, stage, device_class, part)
+
+
+def release_components(namespace: str, stage: str, device_class: DeviceClass) -> tuple[str, ...]:
+    """The components a class's deployment carries (the nucleus aside, which a deployment
+    cannot remove)."""
+    kind = "Dlr" if device_class.dlr else "Onnx"
+    runtime = (
+        "variant.DLR"
+        if device_class.runtime == "variant.DLR"
+        else _component_name(namespace, stage, device_class.name, f"{kind}Runtime")
+    )
+    return (
+        _component_name(namespace, stage, device_class.name, "Model"),
+        runtime,
+        _component_name(namespace, stage, device_class.name, f"{kind}Inference"),
+        LOG_MANAGER,
+    )
+
+
+def check_component_names(
+    namespace: str, stage: str, device_classes: tuple[DeviceClass, ...]
+) -> None:
+    """Every component name a class deploys fits Greengrass's limit (CreateComponentVersion
+    would refuse a longer one at deploy time)."""
+    for device_class in device_classes:
+        for name in release_components(namespace, stage, device_class):
+            if len(name) > COMPONENT_NAME_MAX:
+                raise ConfigError(
+                    "component_namespace",
+                    namespace,
+                    f"gives the {len(name)}-character component name {name[:40]}...; "
+                    f"Greengrass allows {COMPONENT_NAME_MAX}: use a shorter namespace",
+                )
+
+
+def check_releases(namespace: str, stage: str, device_classes: tuple[DeviceClass, ...]) -> None:
+    """A deployment removes from its devices every component it omits (Greengrass developer
+    guide, "Revise deployments",
+    https://docs.aws.amazon.com/greengrass/v2/developerguide/revise-deployments.html): a
+    release must name every component of its class."""
+    for device_class in device_classes:
+        if device_class.release is None:
+            continue
+        deployed = release_components(namespace, stage, device_class)
+        for component in deployed:
+            if component not in device_class.release:
+                raise ConfigError(
+                    f"releases.{stage}.{device_class.name}",
+                    "...",
+                    f"misses {component}, which the class deploys (the fleet would uninstall "
+                    "it): promote again with python -m rollout.promote, or restore it",
+                )
+        # The release is deployed as it stands, so a component of another class (or any other)
+        # added by hand would be installed on this class's devices. The nucleus is the one
+        # extra a canary deployment may carry (nucleus_version pins it).
+        for component in device_class.release:
+            if component not in deployed and component != NUCLEUS:
+                raise ConfigError(
+                    f"releases.{stage}.{device_class.name}",
+                    "...",
+                    f"names {component}, which device class {device_class.name} does not "
+                    "deploy: promote again with python -m rollout.promote, or remove it",
+                )
+
+
+def parse_release(key: str, value: object, canary: str) -> Mapping[str, ComponentPin] | None:
+    """A promoted release as the promote command writes it: component -> version (+ merge)."""
+    if value is None:
+        return None
+    if not canary:
+        raise ConfigError(
+            key, "...", "a promoted release needs the class's canary_thing_group; remove it"
+        )
+    allowed = 'expected {"<component>": {"version": "X.Y.Z", "merge": {...}}, ...}'
+    if not isinstance(value, Mapping) or not value:
+        raise ConfigError(key, value, allowed)
+    pins: dict[str, ComponentPin] = {}
+    for component, spec in value.items():
+        if not isinstance(spec, Mapping) or not VERSION_RE.match(str(spec.get("version", ""))):
+            raise ConfigError(f"{key}.{component}", spec, allowed)
+        merge = spec.get("merge")
+        if merge is not None and not isinstance(merge, Mapping):
+            raise ConfigError(f"{key}.{component}.merge", merge, "expected a JSON object")
+        unknown = sorted(set(spec) - {"version", "merge"})
+        if unknown:
+            raise ConfigError(f"{key}.{component}", spec, f"unknown keys {', '.join(unknown)}")
+        pins[str(component)] = ComponentPin(version=str(spec["version"]), merge=merge)
+    return pins
