@@ -9,7 +9,7 @@ from app_config.errors import ConfigError
 from app_config.parse import VERSION_RE, as_int, matching
 from device_contract import topics
 from edge_constructs.greengrass.public_components import VARIANT_DLR_PIN, admits, parse_version
-from edge_constructs.greengrass.recipes import MIN_NUCLEUS_VERSION
+from edge_constructs.greengrass.recipes import MIN_NUCLEUS_VERSION, NUCLEUS_VERSION_CEILING
 from edge_constructs.limits import LOG_RETENTION_DAYS
 from edge_constructs.props import DeviceClass
 
@@ -63,6 +63,17 @@ def parse_nucleus_version(value: object, device_classes: tuple[DeviceClass, ...]
                 nucleus_version,
                 f"must be at least {MIN_NUCLEUS_VERSION}: the inference component's "
                 "accessControl uses a '*' wildcard, which older nuclei do not match",
+            )
+        if parse_version(nucleus_version) >= parse_version(NUCLEUS_VERSION_CEILING):
+            # The resolver adds every dependency's requirement as a constraint, SOFT ones too
+            # (aws-greengrass-nucleus v2.18.2 componentmanager/DependencyResolver.java,
+            # resolveComponentDependencies): the recipe's range would admit no nucleus.
+            raise ConfigError(
+                "nucleus_version",
+                nucleus_version,
+                f"must be below {NUCLEUS_VERSION_CEILING}: the inference component's recipe "
+                f"requires aws.greengrass.Nucleus >={MIN_NUCLEUS_VERSION} "
+                f"<{NUCLEUS_VERSION_CEILING}",
             )
     if any(c.runtime == "variant.DLR" for c in device_classes):
         _check_variant_dlr_nucleus(nucleus_version)

@@ -21,6 +21,8 @@ NUCLEUS = "aws.greengrass.Nucleus"
 # (authorization/WildcardTrie.java first appears at tag v2.6.0; before it only a resource of
 # exactly "*" matched more than itself: AuthorizationHandler.ANY_REGEX at v2.5.6).
 MIN_NUCLEUS_VERSION = "2.6.0"
+# The next major nucleus may change what the components rely on; the recipe stops below it.
+NUCLEUS_VERSION_CEILING = "3.0.0"
 
 # Greengrass platform architectures of the Neo targets whose output runs on a Linux device
 # (one table, edge_constructs/neo_targets.py; app_config derives each class's platform from it).
@@ -230,7 +232,7 @@ def inference_recipe(
         "ComponentDependencies": {
             # The accessControl wildcard below needs nucleus 2.6.0 (see access_control_topic).
             NUCLEUS: {
-                "VersionRequirement": f">={MIN_NUCLEUS_VERSION} <3.0.0",
+                "VersionRequirement": f">={MIN_NUCLEUS_VERSION} <{NUCLEUS_VERSION_CEILING}",
                 "DependencyType": "SOFT",
             },
             model_name: {"VersionRequirement": f"={model_version}", "DependencyType": "HARD"},

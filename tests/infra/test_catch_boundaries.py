@@ -53,3 +53,16 @@ def test_a_2_5_nucleus_is_refused_naming_the_minimum(version: str) -> None:
     message = str(caught.value)
     assert message.startswith(f"invalid configuration nucleus_version='{version}': ")
     assert "must be at least 2.6.0" in message
+
+
+@pytest.mark.parametrize("version", ["3.0.0", "3.1.2"])
+def test_a_nucleus_past_the_recipes_range_is_refused(version: str) -> None:
+    """The inference recipe asks for ``aws.greengrass.Nucleus`` ``>=2.6.0 <3.0.0``. The
+    nucleus's resolver adds every dependency's requirement as a constraint whatever its type
+    (aws-greengrass-nucleus v2.18.2 componentmanager/DependencyResolver.java,
+    resolveComponentDependencies), so a deployment pinning 3.x could resolve no nucleus."""
+    with pytest.raises(ConfigError) as caught:
+        config_with("nucleus_version", version)
+    message = str(caught.value)
+    assert message.startswith(f"invalid configuration nucleus_version='{version}': ")
+    assert "below 3.0.0" in message
