@@ -37,6 +37,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from device_contract import topics
 from device_sim import dataplane
 from device_sim.assembly import Cloud, Env, Stage, default_stand_ins, deploy_stage, load_stage
 from device_sim.deployment import (
@@ -473,6 +474,17 @@ class Device:
             with (mqtt / "published.jsonl").open("a", encoding="utf-8") as out:
                 out.write(json.dumps(line, sort_keys=True) + "\n")
 
+    def _results_seen(self) -> int:
+        """Messages that answer an input: published (the metrics topic's windows aside) or
+        denied."""
+        with self._lock:
+            results = [
+                line
+                for line in self.report.published
+                if not str(line["topic"]).endswith("/" + topics.METRICS_SUFFIX)
+            ]
+            return len(results) + len(self.report.denied)
+
     # ------------------------------------------------------------ boots
     def boot(
         self,
@@ -557,7 +569,7 @@ class Device:
         # Images are dropped in as the component's user would (its work folder is rwx------).
         if created and self.run_with is not None:
             self.ownership.set(input_dir, self.run_with)
-        before = len(self.report.published) + len(self.report.denied)
+        before = self._results_seen()
         for image in images:
             staging = input_dir.parent / f".{image.name}.part"
             shutil.copyfile(image, staging)
@@ -567,17 +579,14 @@ class Device:
         deadline = time.monotonic() + self.options.wait_seconds
         want = before + len(images)
         while time.monotonic() < deadline:
-            with self._lock:
-                seen = len(self.report.published) + len(self.report.denied)
-            if seen >= want:
+            if self._results_seen() >= want:
                 break
             boot = self.report.boots[-1]
             dead = [n for n, p in boot.processes.items() if p.poll() is not None]
             if dead:
                 break
             time.sleep(0.2)
-        with self._lock:
-            published = len(self.report.published) + len(self.report.denied) - before
+        published = self._results_seen() - before
         if self.report.denied:
             self.report.step(f"{label}: publish", False, self.report.denied[-1])
         elif published < len(images):
