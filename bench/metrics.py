@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import statistics
 import subprocess
@@ -106,9 +105,17 @@ def child(args: argparse.Namespace) -> Dict[str, Any]:
     windows = metrics.publisher.count if isinstance(metrics.publisher, CountingPublisher) else 0
     return {
         "ips": count / seconds,
-        "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "maxrss_kb": peak_rss_kb(),
         "windows": windows,
     }
+
+
+def peak_rss_kb() -> int:
+    """This process's peak resident set (``VmHWM``). Not ``ru_maxrss``: Linux carries that
+    over ``execve`` from the forking parent (here, one that held every input tensor), while
+    ``VmHWM`` belongs to the new address space (proc(5))."""
+    status = Path("/proc/self/status").read_text(encoding="ascii")
+    return int(status.split("VmHWM:")[1].split()[0])
 
 
 def run_child(paths: Dict[str, Path], runtime: str, interval: float) -> Dict[str, Any]:

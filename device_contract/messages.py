@@ -112,19 +112,23 @@ MESSAGES: Tuple[Type[Any], ...] = (Prediction, Failure)
 CONFIDENCE_EDGES: Tuple[float, ...] = (0.0, 0.5, 0.7, 0.9)
 
 
+def confidence_buckets() -> Tuple[str, ...]:
+    """Every bucket's name, lowest first."""
+    return _BUCKET_NAMES
+
+
 def confidence_bucket(score: float) -> str:
     """The name of the bucket ``score`` falls in (``"0.7-0.9"``; the last is ``"0.9-1"``)."""
     index = 0
     for i, low in enumerate(CONFIDENCE_EDGES):
         if score >= low:
             index = i
-    return confidence_buckets()[index]
+    return _BUCKET_NAMES[index]
 
 
-def confidence_buckets() -> Tuple[str, ...]:
-    """Every bucket's name, lowest first."""
-    edges = CONFIDENCE_EDGES
-    return tuple(f"{low:g}-{high:g}" for low, high in zip(edges, (*edges[1:], 1.0)))
+_BUCKET_NAMES: Tuple[str, ...] = tuple(
+    f"{low:g}-{high:g}" for low, high in zip(CONFIDENCE_EDGES, (*CONFIDENCE_EDGES[1:], 1.0))
+)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -243,6 +243,7 @@ class InferenceService:
                 self._feed(claims, in_flight, owed=owed)
             self._handle(claim, future.result())
             taken += 1
+            self._tick_metrics()  # a long backlog still gives one window per interval
         self._finisher.wait()
         self._hold_failures()
         for claim, future in in_flight:  # stopped or reconfigured with an input prefetched

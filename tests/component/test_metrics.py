@@ -288,3 +288,33 @@ def test_the_settings_table_and_the_topic_layout_agree() -> None:
     assert settings.setting("MetricsTopic").default == topics.metrics_topic("edge-ai")
     assert topics.metrics_topic("acme/cams") == "acme/cams/{iot:thingName}/metrics"
     assert topics.metrics_subscription_filter("acme") == "acme/+/metrics"
+
+
+def test_a_long_backlog_still_gives_one_window_per_interval(
+    folders: Folders, tiny_package: TinyPackage
+) -> None:
+    """Windows close between inputs, not only between scans: one scan can take hours of
+    backlog, and a window of hours would hide when the failures happened."""
+    for seed in range(5):
+        np.save(folders.input / f"in-{seed}.npy", random_tensor(seed))
+
+    class Advancing:
+        now = 1_800_000_000.0
+
+        def __call__(self) -> float:
+            self.now += 61.0  # every reading is past the window's end
+            return self.now
+
+    metrics = MetricsReporter(
+        Outbox(folders.state / "metrics"), None, interval=60.0, keep=100, thing="core-1",
+        input_dir=folders.input, clock=Advancing(),
+    )  # fmt: skip
+    service = InferenceService(
+        config=make_config(folders, tiny_package.model_dir),
+        model=load_model(tiny_package.model_dir, "dlr"), spool=Spool(folders.state),
+        publisher=RecordingPublisher(), stop=threading.Event(), metrics=metrics,
+    )  # fmt: skip
+    service.run(once=True)
+    windows = waiting(folders.state)
+    assert sum(w["processed"] for w in windows) == 5
+    assert len([w for w in windows if w["processed"]]) == 5  # one input per window here
