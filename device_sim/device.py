@@ -20,8 +20,10 @@ files to the inference component and records what the device publishes:
   ``thing#2`` connection it does not, and statements using it do not match.
 
 Allowed messages are appended to ``<root>/mqtt/published.jsonl`` (one JSON object per line:
-``topic``, ``payload`` (the decoded JSON), ``qos``, ``client_id``, ``time``); denied ones go to
-the report.
+``topic``, ``payload`` (the decoded JSON), ``qos``, ``client_id``, ``time``), except the
+component's metrics windows (``<prefix>/<thing>/metrics``, ``device_contract.topics``), which go
+to ``<root>/mqtt/metrics.jsonl`` and ``Report.metrics``, so that ``published`` holds one answer
+per input; denied ones go to the report.
 """
 
 from __future__ import annotations
@@ -117,6 +119,7 @@ class DeviceOptions:
 class Report:
     steps: list[tuple[str, bool, str]] = field(default_factory=list)
     published: list[dict[str, Any]] = field(default_factory=list)
+    metrics: list[dict[str, Any]] = field(default_factory=list)  # the metrics topic's windows
     denied: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     provision: ProvisionResult | None = None
@@ -469,21 +472,17 @@ class Device:
         }
         mqtt = self.paths.root / "mqtt"
         mqtt.mkdir(exist_ok=True)
+        is_metrics = request.topic.endswith("/" + topics.METRICS_SUFFIX)
         with self._lock:
-            self.report.published.append(line)
-            with (mqtt / "published.jsonl").open("a", encoding="utf-8") as out:
+            (self.report.metrics if is_metrics else self.report.published).append(line)
+            log = "metrics.jsonl" if is_metrics else "published.jsonl"
+            with (mqtt / log).open("a", encoding="utf-8") as out:
                 out.write(json.dumps(line, sort_keys=True) + "\n")
 
     def _results_seen(self) -> int:
-        """Messages that answer an input: published (the metrics topic's windows aside) or
-        denied."""
+        """Messages that answer an input: published results, or denied publishes."""
         with self._lock:
-            results = [
-                line
-                for line in self.report.published
-                if not str(line["topic"]).endswith("/" + topics.METRICS_SUFFIX)
-            ]
-            return len(results) + len(self.report.denied)
+            return len(self.report.published) + len(self.report.denied)
 
     # ------------------------------------------------------------ boots
     def boot(
