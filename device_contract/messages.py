@@ -105,6 +105,109 @@ Message = Union[Prediction, Failure]
 MESSAGES: Tuple[Type[Any], ...] = (Prediction, Failure)
 
 
+# -- the device's metrics (issue 15) ---------------------------------------------------------
+
+#: The top-1 confidence buckets' lower edges: ``[0, 0.5)``, ``[0.5, 0.7)``, ``[0.7, 0.9)``,
+#: ``[0.9, 1]``. Fixed, so that windows from every device and model add up bucket by bucket.
+CONFIDENCE_EDGES: Tuple[float, ...] = (0.0, 0.5, 0.7, 0.9)
+
+
+def confidence_buckets() -> Tuple[str, ...]:
+    """Every bucket's name, lowest first."""
+    return _BUCKET_NAMES
+
+
+def confidence_bucket(score: float) -> str:
+    """The name of the bucket ``score`` falls in (``"0.7-0.9"``; the last is ``"0.9-1"``)."""
+    index = 0
+    for i, low in enumerate(CONFIDENCE_EDGES):
+        if score >= low:
+            index = i
+    return _BUCKET_NAMES[index]
+
+
+_BUCKET_NAMES: Tuple[str, ...] = tuple(
+    f"{low:g}-{high:g}" for low, high in zip(CONFIDENCE_EDGES, (*CONFIDENCE_EDGES[1:], 1.0))
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Count:
+    """How many of one kind (a failure reason, a confidence bucket, a predicted class)."""
+
+    name: str = dataclasses.field(metadata=_doc("what was counted"))
+    count: int = dataclasses.field(metadata=_doc("how many in the window", minimum=0))
+
+
+@dataclasses.dataclass(frozen=True)
+class Latency:
+    """Decode-plus-inference latency of the window's results (0 when there were none)."""
+
+    p50_ms: float = dataclasses.field(metadata=_doc("median, ms", minimum=0))
+    p95_ms: float = dataclasses.field(metadata=_doc("95th percentile, ms", minimum=0))
+    max_ms: float = dataclasses.field(metadata=_doc("slowest, ms", minimum=0))
+
+
+@dataclasses.dataclass(frozen=True)
+class Metrics:
+    """One device's numbers for one window (a minute by default), on the metrics topic."""
+
+    thing: str = dataclasses.field(metadata=_doc("the core device's thing name"))
+    model: str = dataclasses.field(metadata=_doc("metadata.json's model_id"))
+    runtime: str = dataclasses.field(metadata=_doc("dlr or onnx"))
+    window_start: str = dataclasses.field(
+        metadata=_doc("the window's start, UTC, ISO 8601 with ms", format="date-time")
+    )
+    window_seconds: float = dataclasses.field(metadata=_doc("the window's length, s", minimum=0))
+    processed: int = dataclasses.field(metadata=_doc("inputs with a result", minimum=0))
+    failed: Tuple[Count, ...] = dataclasses.field(
+        metadata=_doc("failed inputs by reason (the error up to its first colon)")
+    )
+    latency: Latency = dataclasses.field(metadata=_doc("latency of the results"))
+    confidence: Tuple[Count, ...] = dataclasses.field(
+        metadata=_doc("results by top-1 confidence bucket, every bucket listed")
+    )
+    classes: Tuple[Count, ...] = dataclasses.field(
+        metadata=_doc("results by top-1 label, most frequent first (at most 20; rest: other)")
+    )
+    backlog_files: int = dataclasses.field(
+        metadata=_doc("inputs waiting in the input folder at the window's end", minimum=0)
+    )
+    backlog_oldest_seconds: float = dataclasses.field(
+        metadata=_doc("age of the oldest waiting input, s (0: none waiting)", minimum=0)
+    )
+    disk_free_bytes: int = dataclasses.field(
+        metadata=_doc("free bytes on the input folder's file system", minimum=0)
+    )
+    dropped_windows: int = dataclasses.field(
+        metadata=_doc(
+            "earlier windows dropped unpublished since the last published one (offline too "
+            "long: MetricsKeepWindows)",
+            minimum=0,
+        )
+    )
+
+    def to_dict(self) -> Dict[str, Any]:
+        plain: Dict[str, Any] = _plain(self)
+        return plain
+
+    def to_json(self) -> str:
+        return encode(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> Metrics:
+        return _build(cls, raw, cls.__name__)
+
+    @classmethod
+    def from_json(cls, payload: Union[str, bytes]) -> Metrics:
+        return cls.from_dict(_load(payload))
+
+
+def metrics_schema() -> Dict[str, Any]:
+    """The schema of the metrics topic's payload (``docs/CONTRACTS.md``)."""
+    return {"$schema": SCHEMA_DIALECT, **schema_of(Metrics)}
+
+
 class Key:
     """The JSON keys, for readers of partial messages (equal to the fields: a test checks)."""
 
@@ -213,6 +316,8 @@ def _check(value: Any, hint: Any, rules: Mapping[str, Any], where: str) -> Any:
         if len(value) < rules.get("minItems", 0):
             raise MessageError(f"{where} must hold at least {rules['minItems']} item(s)")
         return tuple(_build(item, entry, f"{where}[{i}]") for i, entry in enumerate(value))
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
     if hint is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     elif hint is int:

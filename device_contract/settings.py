@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from device_contract.topics import DEFAULT_TOPIC_PREFIX, publish_topic
+from device_contract.topics import DEFAULT_TOPIC_PREFIX, metrics_topic, publish_topic
 
 Value = Union[str, int, float, None]
 
@@ -96,6 +96,20 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting(
         "PublishTopic", "publish_topic", TOPIC, publish_topic(DEFAULT_TOPIC_PREFIX),
         "--publish-topic", "T", "IoT Core topic with --ipc; {iot:thingName} is the thing name",
+    ),
+    Setting(
+        "MetricsTopic", "metrics_topic", TOPIC, metrics_topic(DEFAULT_TOPIC_PREFIX),
+        "--metrics-topic", "T",
+        "IoT Core topic of the per-window metrics with --ipc; {iot:thingName} as above",
+    ),
+    Setting(
+        "MetricsIntervalSeconds", "metrics_interval", NUMBER, 60.0, "--metrics-interval", "S",
+        "seconds per metrics window; 0: no metrics", low=0.0, high=86400.0, in_recipe=False,
+    ),
+    Setting(
+        "MetricsKeepWindows", "metrics_keep_windows", INTEGER, 1440, "--metrics-keep-windows",
+        "N", "unpublished metrics windows kept on disk, oldest dropped first", low=1,
+        high=1_000_000, in_recipe=False,
     ),
     Setting(
         "ProcessedRetentionDays", "processed_retention_days", NUMBER, 7.0,

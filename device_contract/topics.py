@@ -14,6 +14,8 @@ from __future__ import annotations
 THING_NAME_VARIABLE = "{iot:thingName}"
 THING_NAME_ENV = "AWS_IOT_THING_NAME"
 PREDICTIONS_SUFFIX = "predictions"
+#: The device's per-window numbers (``messages.Metrics``) go to ``<prefix>/<thing>/metrics``.
+METRICS_SUFFIX = "metrics"
 # The prefix a stage uses unless cdk.json says otherwise (the component's own default too).
 DEFAULT_TOPIC_PREFIX = "edge-ai"
 
@@ -21,6 +23,16 @@ DEFAULT_TOPIC_PREFIX = "edge-ai"
 def publish_topic(prefix: str) -> str:
     """``<prefix>/{iot:thingName}/predictions``: the component's ``PublishTopic`` template."""
     return f"{prefix}/{THING_NAME_VARIABLE}/{PREDICTIONS_SUFFIX}"
+
+
+def metrics_topic(prefix: str) -> str:
+    """``<prefix>/{iot:thingName}/metrics``: the component's ``MetricsTopic`` template."""
+    return f"{prefix}/{THING_NAME_VARIABLE}/{METRICS_SUFFIX}"
+
+
+def metrics_subscription_filter(prefix: str) -> str:
+    """``<prefix>/+/metrics``: every thing's metrics (an MQTT topic filter)."""
+    return f"{prefix}/+/{METRICS_SUFFIX}"
 
 
 def access_control_resource(topic: str) -> str:

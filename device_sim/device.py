@@ -20,8 +20,10 @@ files to the inference component and records what the device publishes:
   ``thing#2`` connection it does not, and statements using it do not match.
 
 Allowed messages are appended to ``<root>/mqtt/published.jsonl`` (one JSON object per line:
-``topic``, ``payload`` (the decoded JSON), ``qos``, ``client_id``, ``time``); denied ones go to
-the report.
+``topic``, ``payload`` (the decoded JSON), ``qos``, ``client_id``, ``time``), except the
+component's metrics windows (``<prefix>/<thing>/metrics``, ``device_contract.topics``), which go
+to ``<root>/mqtt/metrics.jsonl`` and ``Report.metrics``, so that ``published`` holds one answer
+per input; denied ones go to the report.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from device_contract import topics
 from device_sim import dataplane
 from device_sim.assembly import Cloud, Env, Stage, default_stand_ins, deploy_stage, load_stage
 from device_sim.deployment import (
@@ -116,6 +119,7 @@ class DeviceOptions:
 class Report:
     steps: list[tuple[str, bool, str]] = field(default_factory=list)
     published: list[dict[str, Any]] = field(default_factory=list)
+    metrics: list[dict[str, Any]] = field(default_factory=list)  # the metrics topic's windows
     denied: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     provision: ProvisionResult | None = None
@@ -468,10 +472,17 @@ class Device:
         }
         mqtt = self.paths.root / "mqtt"
         mqtt.mkdir(exist_ok=True)
+        is_metrics = request.topic.endswith("/" + topics.METRICS_SUFFIX)
         with self._lock:
-            self.report.published.append(line)
-            with (mqtt / "published.jsonl").open("a", encoding="utf-8") as out:
+            (self.report.metrics if is_metrics else self.report.published).append(line)
+            log = "metrics.jsonl" if is_metrics else "published.jsonl"
+            with (mqtt / log).open("a", encoding="utf-8") as out:
                 out.write(json.dumps(line, sort_keys=True) + "\n")
+
+    def _results_seen(self) -> int:
+        """Messages that answer an input: published results, or denied publishes."""
+        with self._lock:
+            return len(self.report.published) + len(self.report.denied)
 
     # ------------------------------------------------------------ boots
     def boot(
@@ -557,7 +568,7 @@ class Device:
         # Images are dropped in as the component's user would (its work folder is rwx------).
         if created and self.run_with is not None:
             self.ownership.set(input_dir, self.run_with)
-        before = len(self.report.published) + len(self.report.denied)
+        before = self._results_seen()
         for image in images:
             staging = input_dir.parent / f".{image.name}.part"
             shutil.copyfile(image, staging)
@@ -567,17 +578,14 @@ class Device:
         deadline = time.monotonic() + self.options.wait_seconds
         want = before + len(images)
         while time.monotonic() < deadline:
-            with self._lock:
-                seen = len(self.report.published) + len(self.report.denied)
-            if seen >= want:
+            if self._results_seen() >= want:
                 break
             boot = self.report.boots[-1]
             dead = [n for n, p in boot.processes.items() if p.poll() is not None]
             if dead:
                 break
             time.sleep(0.2)
-        with self._lock:
-            published = len(self.report.published) + len(self.report.denied) - before
+        published = self._results_seen() - before
         if self.report.denied:
             self.report.step(f"{label}: publish", False, self.report.denied[-1])
         elif published < len(images):

@@ -22,8 +22,9 @@ from edge_inference.config import (
     merge_config,
     resolve_path,
 )
+from edge_inference.metrics import MetricsReporter
 from edge_inference.model import LoadedModel, ModelError, load_model
-from edge_inference.outbox import Publisher, StdoutPublisher
+from edge_inference.outbox import Outbox, Publisher, StdoutPublisher
 from edge_inference.service import InferenceService
 from edge_inference.spool import Spool, SpoolLocked
 
@@ -183,6 +184,7 @@ def build_service(
         start, cwd=cwd, state_dir=state_dir, thing_name=thing_name, check_topic=args.ipc
     )
     publisher: Publisher = StdoutPublisher()
+    metrics_publisher: Optional[Publisher] = None  # local mode: windows stay in <state>/metrics
     config = start
     try:
         _check_ranges(start)
@@ -199,6 +201,7 @@ def build_service(
             config = store.parse(source.read())
             source.subscribe()
             publisher = ipc.IotCorePublisher(client, config, thing_name)
+            metrics_publisher = ipc.IotCorePublisher(client, config, thing_name, metrics=True)
         config = store.validate(config, None if args.ipc else FLAGS)
     except ConfigError as err:
         raise UsageError(str(err)) from err
@@ -223,6 +226,14 @@ def build_service(
     except BaseException:
         spool.close()
         raise
+    metrics = MetricsReporter(
+        Outbox(state_dir / "metrics"),
+        metrics_publisher,
+        interval=config.metrics_interval,
+        keep=config.metrics_keep_windows,
+        thing=thing_name or "local",
+        input_dir=config.input_dir,
+    )
     return InferenceService(
         config=config,
         model=model,
@@ -231,6 +242,7 @@ def build_service(
         stop=stop,
         store=store if args.ipc else None,
         model_loader=load,
+        metrics=metrics,
     )
 
 

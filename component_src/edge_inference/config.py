@@ -58,6 +58,9 @@ class Config:
     failed_retention_days: float = _default("FailedRetentionDays")
     processed_max_mb: float = _default("ProcessedMaxMB")
     failed_max_mb: float = _default("FailedMaxMB")
+    metrics_topic: str = _default("MetricsTopic")
+    metrics_interval: float = _default("MetricsIntervalSeconds")
+    metrics_keep_windows: int = _default("MetricsKeepWindows")
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
@@ -200,14 +203,13 @@ def merge_config(
     return base.replace(**changes)
 
 
-def resolve_topic(template: str, thing_name: Optional[str]) -> str:
-    """``template`` with ``{iot:thingName}`` replaced by ``thing_name``."""
+def resolve_topic(template: str, thing_name: Optional[str], key: str = "PublishTopic") -> str:
+    """``template`` (the value of ``key``) with ``{iot:thingName}`` replaced by
+    ``thing_name``."""
     if THING_NAME_PLACEHOLDER not in template:
         return template
     if not thing_name:
-        raise ConfigError(
-            f"PublishTopic uses {THING_NAME_PLACEHOLDER} but {THING_NAME_ENV} is not set"
-        )
+        raise ConfigError(f"{key} uses {THING_NAME_PLACEHOLDER} but {THING_NAME_ENV} is not set")
     topic = template.replace(THING_NAME_PLACEHOLDER, thing_name)
     return _as_topic(topic)
 
@@ -320,6 +322,7 @@ class ConfigStore:
     def validate(self, config: Config, names: Optional[Names] = None) -> Config:
         if self._check_topic:
             resolve_topic(config.publish_topic, self._thing_name)
+            resolve_topic(config.metrics_topic, self._thing_name, "MetricsTopic")
         check_folders(config, self._state_dir, names)
         try:
             check_model_files(config.model_dir, config.runtime)

@@ -55,18 +55,27 @@ def connect() -> Any:
 
 
 class IotCorePublisher:
-    """Publishes each result as JSON to AWS IoT Core, QoS 1, on the configured topic."""
+    """Publishes each message as JSON to AWS IoT Core, QoS 1, on the configured topic: the
+    results' ``PublishTopic``, or with ``metrics`` the ``MetricsTopic``."""
 
-    def __init__(self, client: Any, config: Config, thing_name: Optional[str]) -> None:
+    def __init__(
+        self, client: Any, config: Config, thing_name: Optional[str], *, metrics: bool = False
+    ) -> None:
         from awsiot.greengrasscoreipc.model import QOS
 
         self._client = client
         self._qos = QOS.AT_LEAST_ONCE
         self._thing_name = thing_name
-        self.topic = resolve_topic(config.publish_topic, thing_name)
+        self._metrics = metrics
+        self.topic = self._topic(config)
+
+    def _topic(self, config: Config) -> str:
+        if self._metrics:
+            return resolve_topic(config.metrics_topic, self._thing_name, "MetricsTopic")
+        return resolve_topic(config.publish_topic, self._thing_name)
 
     def apply_config(self, config: Config) -> None:
-        self.topic = resolve_topic(config.publish_topic, self._thing_name)
+        self.topic = self._topic(config)
 
     def publish(self, message: Dict[str, Any]) -> None:
         self._client.publish_to_iot_core(

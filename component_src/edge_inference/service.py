@@ -23,6 +23,7 @@ from device_contract.messages import Failure, Prediction, Score
 from edge_inference.config import Config, ConfigStore
 from edge_inference.durable import display_name
 from edge_inference.inputs import BadInput, InputDecoder
+from edge_inference.metrics import MetricsReporter
 from edge_inference.model import LoadedModel, ModelError, load_model
 from edge_inference.outbox import Drainer, Publisher
 from edge_inference.retention import Retention, RetentionPolicy
@@ -143,6 +144,7 @@ class InferenceService:
         model_loader: Callable[[Path, str], LoadedModel] = load_model,
         prefetch: bool = True,
         retry_backoff: Tuple[float, float] = (1.0, 60.0),
+        metrics: Optional[MetricsReporter] = None,
     ) -> None:
         self.config = config
         self.model = model
@@ -167,6 +169,7 @@ class InferenceService:
         self._claim_error: Optional[str] = None
         self.retention = Retention()
         self.counts: Dict[str, int] = {"processed": 0, "failed": 0}
+        self.metrics = metrics
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -183,6 +186,8 @@ class InferenceService:
         self.spool.open()
         backlog: Deque[Claim] = collections.deque(self.spool.recover())
         self._drainer.start()
+        if self.metrics is not None:
+            self.metrics.start()
         if self.prefetch:
             self._executor = concurrent.futures.ThreadPoolExecutor(1, "edge-prefetch")
         try:
@@ -190,6 +195,7 @@ class InferenceService:
                 self._apply_new_config()
                 self._sweep()
                 taken, waiting = self._process_available(backlog)
+                self._tick_metrics()
                 degraded = bool(self._unfinished)
                 if once and not (taken or waiting or backlog or self._outbox_full or degraded):
                     break
@@ -205,6 +211,9 @@ class InferenceService:
             if self._executor is not None:
                 self._executor.shutdown(wait=True)
             self._drainer.stop(flush=once, timeout=5.0 if once else 1.0)
+            if self.metrics is not None:
+                self.metrics.stop(model=self.model.info.model_id, runtime=self.model.runtime,
+                                  flush=once)  # fmt: skip
         LOG.info(
             "stopped: %d processed, %d failed, %d result(s) waiting in the outbox",
             self.counts["processed"],
@@ -234,6 +243,7 @@ class InferenceService:
                 self._feed(claims, in_flight, owed=owed)
             self._handle(claim, future.result())
             taken += 1
+            self._tick_metrics()  # a long backlog still gives one window per interval
         self._finisher.wait()
         self._hold_failures()
         for claim, future in in_flight:  # stopped or reconfigured with an input prefetched
@@ -243,6 +253,10 @@ class InferenceService:
             else:
                 backlog.appendleft(claim)
         return taken, waiting
+
+    def _tick_metrics(self) -> None:
+        if self.metrics is not None:
+            self.metrics.tick(model=self.model.info.model_id, runtime=self.model.runtime)
 
     def _sweep(self) -> None:
         config = self.config
@@ -345,6 +359,8 @@ class InferenceService:
             return
         self.spool.outbox.release(record_id)
         self.counts["failed"] += 1
+        if self.metrics is not None:
+            self.metrics.failure(reason)
         LOG.warning("%s failed and stays in the input folder: %s", name, message["error"])
 
     def _feed(self, claims: Iterator[Claim], in_flight: Deque[Pending], *, owed: int) -> None:
@@ -415,6 +431,8 @@ class InferenceService:
         )
         self.counts["processed"] += 1
         best = result.top[0]
+        if self.metrics is not None:
+            self.metrics.result(result.latency_ms, best.score, best.label)
         LOG.info(
             "%s: %s (%d) %.3f in %.1f ms",
             claim.display,
@@ -434,6 +452,8 @@ class InferenceService:
         ).to_dict()
         self._finisher.submit(claim, message, failed=True, folder=self.config.failed_dir)
         self.counts["failed"] += 1
+        if self.metrics is not None:
+            self.metrics.failure(reason)
         LOG.warning("%s failed: %s", claim.display, reason)
 
     # -- configuration -------------------------------------------------------------------------
@@ -462,6 +482,8 @@ class InferenceService:
         apply = getattr(self.publisher, "apply_config", None)
         if apply is not None:
             apply(new)
+        if self.metrics is not None:
+            self.metrics.configure(new)
         self.config = new
         LOG.info("configuration applied: %s", _describe_changes(old, new))
 

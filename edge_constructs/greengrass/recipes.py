@@ -177,7 +177,10 @@ def inference_configuration(
     defaults (device_contract/settings.py), with the stage's ``top_k``, topic and ``runtime``
     (``dlr`` or ``onnx``)."""
     return settings.default_configuration(
-        Runtime=runtime, TopK=top_k, PublishTopic=topics.publish_topic(topic_prefix)
+        Runtime=runtime,
+        TopK=top_k,
+        PublishTopic=topics.publish_topic(topic_prefix),
+        MetricsTopic=topics.metrics_topic(topic_prefix),
     )
 
 
@@ -221,7 +224,10 @@ def inference_recipe(
     architecture: str | None,
 ) -> dict[str, Any]:
     """The DLR inference component from component_src/ (see component_src/README.md)."""
-    resource = access_control_topic(configuration["PublishTopic"])
+    resources = [
+        access_control_topic(configuration["PublishTopic"]),
+        access_control_topic(configuration["MetricsTopic"]),
+    ]
     return {
         "RecipeFormatVersion": RECIPE_FORMAT,
         "ComponentName": name,
@@ -244,10 +250,10 @@ def inference_recipe(
                 "accessControl": {
                     "aws.greengrass.ipc.mqttproxy": {
                         f"{name}:mqttproxy:1": {
-                            "policyDescription": "Publish predictions; AWS IoT Core keeps each "
-                            "device to its own topic",
+                            "policyDescription": "Publish predictions and metrics; AWS IoT Core "
+                            "keeps each device to its own topics",
                             "operations": ["aws.greengrass#PublishToIoTCore"],
-                            "resources": [resource],
+                            "resources": resources,
                         }
                     }
                 },

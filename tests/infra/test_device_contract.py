@@ -217,6 +217,7 @@ def test_recipe_default_configuration_is_the_tables_recipe_keys() -> None:
         "TopK": 3,
         "Runtime": "onnx",
         "PublishTopic": topics.publish_topic("fleet"),
+        "MetricsTopic": topics.metrics_topic("fleet"),
     }
 
 
@@ -225,7 +226,7 @@ def test_synthesized_recipe_carries_the_table(dev) -> None:
     configuration = dict(recipe["ComponentConfiguration"]["DefaultConfiguration"])
     configuration.pop("accessControl")
     for key, value in configuration.items():
-        if key not in ("TopK", "PublishTopic"):  # the stage's values (cdk.json)
+        if key not in ("TopK", "PublishTopic", "MetricsTopic"):  # the stage's values (cdk.json)
             assert value == settings.setting(key).default, key
     assert [s.key for s in settings.SETTINGS if s.in_recipe] == list(configuration)
 
@@ -444,3 +445,41 @@ def test_one_edit_to_the_contract_reaches_every_side(tmp_path: Path) -> None:
     assert out["line"].endswith("tabby 0.910, tiger cat 0.050  12.0 ms")
     assert "total_ms" in out["schema_keys"] and "latency_ms" not in out["schema_keys"]
     assert "| `PollIntervalSeconds` | `--scan-every S` | 2.5 | > 0, <= 60 |" in out["table"]
+
+
+def test_synthesized_recipe_lets_the_component_publish_its_metrics_and_no_more(dev) -> None:
+    """The recipe's ``accessControl``, evaluated as the nucleus does (``device_sim.ipc.
+    authorization``, after aws-greengrass-nucleus ``authorization/AuthorizationHandler.java``),
+    authorizes ``PublishToIoTCore`` on the results topic and the metrics topic (issue 15), and
+    nothing beside them. Without the metrics resource every window would be refused."""
+    from device_sim.ipc.authorization import authorize, parse_access_control
+
+    recipe = component_recipes(dev.template_json("dev/Pipeline"))[f"{NAMESPACE}.dev.DlrInference"]
+    configuration = recipe["ComponentConfiguration"]["DefaultConfiguration"]
+    policies = parse_access_control(configuration["accessControl"])
+
+    def allowed(template: str) -> bool:
+        resource = template.replace(topics.THING_NAME_VARIABLE, "core-7")
+        return authorize(
+            policies,
+            destination="aws.greengrass.ipc.mqttproxy",
+            operation="aws.greengrass#PublishToIoTCore",
+            resource=resource,
+            mqtt=True,
+        ).allowed
+
+    assert allowed(configuration["PublishTopic"])
+    assert allowed(configuration["MetricsTopic"])
+    assert configuration["MetricsTopic"].endswith("/" + topics.METRICS_SUFFIX)
+    assert not allowed(configuration["MetricsTopic"].replace("/metrics", "/commands"))
+
+
+def test_contracts_doc_prints_the_metrics_schema() -> None:
+    block = generated_block(
+        REPO_ROOT / "docs" / "CONTRACTS.md", "device_contract.messages.metrics_schema"
+    )
+    text = block.strip().removeprefix("```json").removesuffix("```")
+    assert json.loads(text) == messages.metrics_schema(), (
+        "docs/CONTRACTS.md: paste the output of python -c 'import json, device_contract.messages "
+        "as m; print(json.dumps(m.metrics_schema(), indent=2))'"
+    )

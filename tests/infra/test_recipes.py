@@ -95,17 +95,19 @@ def test_no_step_requires_privilege_and_install_steps_time_out(recipes) -> None:
                         assert 0 < step["Timeout"] <= 900
 
 
-def test_inference_component_may_publish_only_under_the_predictions_topics(recipes) -> None:
+def test_inference_component_may_publish_only_its_predictions_and_metrics(recipes) -> None:
     """A wildcard, not {iot:thingName}: see recipes.access_control_topic and
-    test_publish_authorization.py; the IoT policy keeps each device to its own topic."""
+    test_publish_authorization.py; the IoT policy keeps each device to its own topic. The
+    metrics topic is the second resource (issue 15, docs/OBSERVABILITY.md)."""
     inference = next(r for r in recipes if r["ComponentName"].endswith(".DlrInference"))
     access = inference["ComponentConfiguration"]["DefaultConfiguration"]["accessControl"]
     assert set(access) == {"aws.greengrass.ipc.mqttproxy"}
     (policy,) = access["aws.greengrass.ipc.mqttproxy"].values()
     assert policy["operations"] == ["aws.greengrass#PublishToIoTCore"]
-    assert policy["resources"] == ["edge-ai/*/predictions"]
+    assert policy["resources"] == ["edge-ai/*/predictions", "edge-ai/*/metrics"]
     defaults = inference["ComponentConfiguration"]["DefaultConfiguration"]
     assert defaults["PublishTopic"] == "edge-ai/{iot:thingName}/predictions"
+    assert defaults["MetricsTopic"] == "edge-ai/{iot:thingName}/metrics"
 
 
 def test_bundled_runtime_installs_pinned_requirements_and_disables_phone_home(dev) -> None:

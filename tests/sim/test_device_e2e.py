@@ -133,3 +133,21 @@ def test_components_run_as_ggc_user_and_own_only_their_files(dev_run: Run) -> No
     model = next((root / "packages/artifacts-unarchived").glob("com.example.edgeai.dev.Model/*"))
     files = [p for p in model.rglob("*") if p.is_file()]
     assert files and all(p.stat().st_uid == 0 for p in files)
+
+
+def test_the_first_boots_metrics_window_is_published_after_the_reboot(dev_run: Run) -> None:
+    """The component writes its window in progress when Greengrass stops it (SIGTERM) and
+    publishes it at its next start (issue 15): boot 1's window, counting boot 1's results,
+    reaches IoT Core through the recipe's accessControl and the IoT policy (a denied publish
+    would be in ``report.denied``, which must stay empty)."""
+    from device_contract.messages import Metrics
+
+    assert dev_run.report.denied == [], dev_run.report.denied
+    assert dev_run.report.metrics, "no metrics window was published"
+    boot1 = [m for m in dev_run.report.published if m["payload"]["input"].startswith("boot1-")]
+    first = dev_run.report.metrics[0]
+    window = Metrics.from_dict(first["payload"])
+    prefix, thing, suffix = first["topic"].split("/")
+    assert (prefix, suffix) == ("edge-ai", "metrics") and thing == window.thing
+    assert window.processed + sum(c.count for c in window.failed) == len(boot1)
+    assert all("metrics" not in m["topic"] for m in dev_run.report.published)
