@@ -12,12 +12,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from device_contract import topics
 from main_job.errors import MainJobError
 from main_job.inputs import user_images
 from main_job.outdir import out_problem
 from main_job.pipeline import run
 from main_job.progress import Progress
-from main_job.report import subscriber_lines, table
+from main_job.report import TOPIC_PREFIX, subscriber_lines, table
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -96,7 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(table(job.results))
     print()
-    print(f"What a subscriber to edge-ai/+/predictions received ({len(job.messages)} messages):")
+    print(
+        f"What a subscriber to {topics.subscription_filter(TOPIC_PREFIX)} received ({len(job.messages)} messages):"
+    )
     for line in subscriber_lines(job.messages):
         print(f"  {line}")
     print()

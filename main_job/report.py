@@ -12,10 +12,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from device_contract import topics
 from edge_follow.render import printable, render, topic_filter, topic_matches
 from main_job.results import PhotoResult
 
-TOPIC_PREFIX = "edge-ai"  # the inference component's default topic prefix (cdk.json)
+TOPIC_PREFIX = topics.DEFAULT_TOPIC_PREFIX  # the stage's default prefix (device_contract)
 THUMBNAIL = 224
 
 
@@ -49,7 +50,7 @@ def table(results: Sequence[PhotoResult]) -> str:
 
 def subscriber_lines(messages: Iterable[dict[str, Any]]) -> list[str]:
     """The published messages as ``python -m edge_follow`` prints them for a subscriber to
-    ``edge-ai/+/predictions``."""
+    :func:`device_contract.topics.subscription_filter` of the default prefix."""
     wanted = topic_filter(TOPIC_PREFIX)
     lines = []
     for message in messages:

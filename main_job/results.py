@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from device_contract.messages import Key
 from main_job.outdir import write_atomically
 
 
@@ -35,19 +36,19 @@ def photo_results(staged: dict[str, Path], messages: list[dict[str, Any]]) -> li
     by_name: dict[str, dict[str, Any]] = {}
     for message in messages:
         payload = message.get("payload")
-        if isinstance(payload, dict) and isinstance(payload.get("input"), str):
-            by_name[payload["input"].split("-", 1)[1]] = payload  # "boot1-<name>"
+        if isinstance(payload, dict) and isinstance(payload.get(Key.INPUT), str):
+            by_name[payload[Key.INPUT].split("-", 1)[1]] = payload  # "boot1-<name>"
     results = []
     for name, source in staged.items():
         result = PhotoResult(name, source)
         payload = by_name.get(name)
         if payload is None:
             result.error = "no result from the device"
-        elif "error" in payload:
-            result.error = str(payload["error"])
+        elif Key.ERROR in payload:
+            result.error = str(payload[Key.ERROR])
         else:
-            result.top = list(payload.get("top", []))[:3]
-            result.latency_ms = payload.get("latency_ms")
+            result.top = list(payload.get(Key.TOP, []))[:3]
+            result.latency_ms = payload.get(Key.LATENCY_MS)
         results.append(result)
     return results
 

@@ -185,25 +185,10 @@ def inference_configuration(
 
 
 def access_control_topic(publish_topic: str) -> str:
-    """The accessControl resource that authorizes ``publish_topic`` on every nucleus >= 2.6.0.
-
-    Why a wildcard and not ``{iot:thingName}``: the nucleus substitutes recipe variables in a
-    component's configuration, where accessControl lives, only when its
-    ``interpolateComponentConfiguration`` is true, and that defaults to false
-    (deployment/DeviceConfiguration.java, getInterpolateComponentConfiguration().dflt(false);
-    componentmanager/KernelConfigResolver.java, shouldInterpolateConfiguration; developer guide,
-    "Recipe variables in authorization policies",
-    https://docs.aws.amazon.com/greengrass/v2/developerguide/component-recipe-reference.html).
-    On a default nucleus the resource would stay the literal text ``{iot:thingName}`` and every
-    PublishToIoTCore would be refused. Asking users to switch the option on (it exists only
-    from 2.6.0 too) changes a nucleus-wide setting for one component; the wildcard works on
-    the defaults. ``*`` matches any run of characters (authorization/WildcardTrie.java, add and
-    matchesMQTT, the lookup MqttProxyIPCAgent.doAuthorization uses), so locally the component
-    may publish under any thing's name; the cloud-side IoT policy allows each device only its
-    own ``<prefix>/<thing name>/...`` topics, so AWS IoT Core refuses anything else. The
-    component substitutes ``{iot:thingName}`` in PublishTopic itself, from the
-    ``AWS_IOT_THING_NAME`` variable the nucleus sets for every component
-    (DeviceConfiguration.getThingName).
+    """The accessControl resource that authorizes ``publish_topic`` on every nucleus >= 2.6.0:
+    a ``*`` wildcard in place of ``{iot:thingName}``, since the nucleus does not interpolate
+    configuration by default. Why, with the nucleus sources: docs/CORE_DEVICE.md, "The
+    component's accessControl wildcard".
     """
     return topics.access_control_resource(publish_topic)
 

@@ -377,6 +377,14 @@ _PROBE = textwrap.dedent(
     out["line"] = line.text
     out["schema_keys"] = list(messages.json_schema()["oneOf"][0]["properties"])
     out["table"] = __import__("device_contract.settings").settings.markdown_table()
+    from main_job import report, results
+    (read,) = results.photo_results(
+        {"cat.jpg": Path("cat.jpg")}, [{"topic": topic, "payload": payload}]
+    )
+    out["main_job_latency"] = read.latency_ms
+    out["main_job_lines"] = report.subscriber_lines(
+        [{"topic": "edge-ai/cam-1/results", "payload": payload}]
+    )
     print(json.dumps(out))
     """
 )
@@ -385,8 +393,8 @@ _PROBE = textwrap.dedent(
 def test_one_edit_to_the_contract_reaches_every_side(tmp_path: Path) -> None:
     """Edit a copy of the contract, as a developer would edit the file: one setting's row
     (default, bound, flag), the topic suffix, one message key (its field and its Key, the
-    documented pair). The recipe, the CLI, the validation, the README table, the follower and
-    the schema all change with it."""
+    documented pair). The recipe, the CLI, the validation, the README table, the follower,
+    the main job's results and subscriber lines and the schema all change with it."""
     copy = tmp_path / "device_contract"
     shutil.copytree(
         Path(messages.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__")
@@ -414,7 +422,8 @@ def test_one_edit_to_the_contract_reaches_every_side(tmp_path: Path) -> None:
     edit("messages.py", '    LATENCY_MS = "latency_ms"', '    LATENCY_MS = "total_ms"')
 
     payload = {
-        **{k: v for k, v in PREDICTION.to_dict().items() if k != "latency_ms"},
+        **{k: v for k, v in PREDICTION.to_dict().items() if k not in ("latency_ms", "input")},
+        "input": "boot1-cat.jpg",
         "total_ms": 12.0,
     }
     result = subprocess.run(
@@ -445,6 +454,8 @@ def test_one_edit_to_the_contract_reaches_every_side(tmp_path: Path) -> None:
     assert out["line"].endswith("tabby 0.910, tiger cat 0.050  12.0 ms")
     assert "total_ms" in out["schema_keys"] and "latency_ms" not in out["schema_keys"]
     assert "| `PollIntervalSeconds` | `--scan-every S` | 2.5 | > 0, <= 60 |" in out["table"]
+    assert out["main_job_latency"] == 12.0
+    assert len(out["main_job_lines"]) == 1 and out["main_job_lines"][0].endswith("12.0 ms")
 
 
 def test_synthesized_recipe_lets_the_component_publish_its_metrics_and_no_more(dev) -> None:
