@@ -97,9 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(table(job.results))
     print()
-    print(
-        f"What a subscriber to {topics.subscription_filter(TOPIC_PREFIX)} received ({len(job.messages)} messages):"
-    )
+    subscribed = topics.subscription_filter(TOPIC_PREFIX)
+    print(f"What a subscriber to {subscribed} received ({len(job.messages)} messages):")
     for line in subscriber_lines(job.messages):
         print(f"  {line}")
     print()
