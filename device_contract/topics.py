@@ -20,6 +20,24 @@ METRICS_SUFFIX = "metrics"
 DEFAULT_TOPIC_PREFIX = "edge-ai"
 
 
+# How the stack's ``PredictionsTopic`` output writes the thing's place (for people reading it).
+THING_NAME_PLACEHOLDER = "<thing name>"
+
+
+def predictions_output(prefix: str) -> str:
+    """``<prefix>/<thing name>/predictions``: the Pipeline stack's ``PredictionsTopic`` output,
+    from which tools that read a cloud assembly learn the stage's prefix."""
+    return f"{prefix}/{THING_NAME_PLACEHOLDER}/{PREDICTIONS_SUFFIX}"
+
+
+def prefix_of_predictions_output(value: str) -> str | None:
+    """The prefix in a ``PredictionsTopic`` output value; None when it is not one."""
+    tail = f"/{THING_NAME_PLACEHOLDER}/{PREDICTIONS_SUFFIX}"
+    if value.endswith(tail) and len(value) > len(tail):
+        return value[: -len(tail)]
+    return None
+
+
 def publish_topic(prefix: str) -> str:
     """``<prefix>/{iot:thingName}/predictions``: the component's ``PublishTopic`` template."""
     return f"{prefix}/{THING_NAME_VARIABLE}/{PREDICTIONS_SUFFIX}"

@@ -41,7 +41,15 @@ from typing import Any
 
 from device_contract import topics
 from device_sim import dataplane
-from device_sim.assembly import Cloud, Env, Stage, default_stand_ins, deploy_stage, load_stage
+from device_sim.assembly import (
+    AssemblyError,
+    Cloud,
+    Env,
+    Stage,
+    default_stand_ins,
+    deploy_stage,
+    load_stage,
+)
 from device_sim.deployment import (
     DEFAULT_NUCLEUS_VERSION,
     NUCLEUS,
@@ -61,6 +69,7 @@ from device_sim.provision import (
     parse_installer_command,
     provision,
 )
+from device_sim.run_record import ROOT_MARKER, RunRecord, write_run_record
 from device_sim.run_with import (
     Ownership,
     RunWith,
@@ -81,7 +90,6 @@ NUCLEUS_SUBSCRIPTIONS = len(dataplane.subscriptions("thing"))
 _PATH_IN_TEXT = re.compile(r"/[^\s'\"`;:|&<>(){}$,]+")
 # Written into every root the simulator creates: only such a root (or an empty or new folder) is
 # deleted and recreated by a run.
-ROOT_MARKER = ".device-sim-root"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -171,6 +179,7 @@ class Device:
         self.run_with: RunWith | None = None
         self.ownership = Ownership(self.paths.root)
         self.calls = dataplane.Transcript()
+        self._root_prepared = False
 
     # ------------------------------------------------------------ steps
     def deploy(self) -> tuple[Stage, Cloud]:
@@ -606,15 +615,44 @@ class Device:
         except StepFailed as failure:
             self.report.failure = failure
             self.report.step(failure.step, False, failure.reason)
+        finally:
+            self._record_run(finished=True)
         return self.report
+
+    def _record_run(self, *, finished: bool) -> None:
+        """The run record readers of the root use (device_sim/run_record.py); only in a root
+        this run prepared, so a refused --root is left as it was."""
+        root = self.paths.root
+        if not (root / ROOT_MARKER).is_file() or not self._root_prepared:
+            return
+        prefix = None
+        if self.cloud is not None:
+            try:
+                output = str(self.cloud.output("Pipeline", "PredictionsTopic"))
+            except AssemblyError:
+                output = ""
+            prefix = topics.prefix_of_predictions_output(output)
+        record = RunRecord(
+            stage=self.options.stage,
+            topic_prefix=prefix,
+            finished=finished,
+            ok=self.report.ok if finished else None,
+            published=len(self.report.published) if finished else None,
+        )
+        try:
+            write_run_record(root, record)
+        except OSError as error:  # the run's result stands; readers fall back to defaults
+            LOG.warning("cannot write the run record in %s: %s", root, error)
 
     def _run(self) -> None:
         o = self.options
         prepare_root(o.root)
+        self._root_prepared = True
         try:
             _, cloud = self.deploy()
         except (ValueError, RuntimeError) as error:
             raise StepFailed("deploy stacks", str(error)) from None
+        self._record_run(finished=False)
         self.provision(cloud)
         self.connect(cloud)
         self.cloud_calls(cloud)

@@ -15,7 +15,8 @@ from types import FrameType
 from typing import Optional, Sequence, TextIO
 
 from device_contract import topics
-from edge_follow import connections
+from device_sim import run_record
+from edge_follow import assembly, connections
 from edge_follow.render import render, topic_filter
 from edge_follow.sources import FollowError, LocalSource, MqttSource, Source
 
@@ -23,6 +24,8 @@ PROG = "python -m edge_follow"
 DEFAULT_PREFIX = topics.DEFAULT_TOPIC_PREFIX
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_LOCAL_ROOT = Path("build/device-sim")  # python -m device_sim's default --root
+DEFAULT_ASSEMBLY = Path("cdk.out")  # cdk synth's default output, device_sim's --assembly
+DEFAULT_STAGE = "dev"
 
 
 def _positive_int(text: str) -> int:
@@ -103,8 +106,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--topic-prefix",
         type=_prefix,
-        default=DEFAULT_PREFIX,
-        help=f"topic prefix of the devices' results (default: {DEFAULT_PREFIX})",
+        default=None,
+        help="topic prefix of the devices' results (default: the stage's publish_topic_prefix, "
+        "from the simulated device's run with --local, else from the cloud assembly; "
+        f"{DEFAULT_PREFIX} when neither is there)",
+    )
+    parser.add_argument(
+        "--assembly",
+        type=Path,
+        default=DEFAULT_ASSEMBLY,
+        help=f"cloud assembly to read the stage's prefix from (default: {DEFAULT_ASSEMBLY})",
+    )
+    parser.add_argument(
+        "--stage",
+        default=DEFAULT_STAGE,
+        help=f"stage whose prefix to follow (default: {DEFAULT_STAGE})",
     )
     parser.add_argument(
         "--count", type=_positive_int, help="stop after N messages (default: run until Ctrl-C)"
@@ -131,8 +147,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def local_root_problem(root: Path) -> Optional[str]:
+    """Why ``root`` is not a simulated device's root; None when it is (or may become one: a
+    folder that is still empty, which ``python -m device_sim --root`` is about to fill)."""
+    if not root.is_dir():
+        return "no such folder"
+    if run_record.is_device_root(root) or not any(root.iterdir()):
+        return None
+    return (
+        f"not a simulated device's root (no {run_record.ROOT_MARKER} in it); give the --root "
+        f"that python -m device_sim ran with (default {DEFAULT_LOCAL_ROOT})"
+    )
+
+
+def topic_prefix(args: argparse.Namespace, record: Optional[run_record.RunRecord]) -> str:
+    """The prefix to follow: the flag; else the simulated run's (--local); else the stage's
+    in the cloud assembly; else the default."""
+    if args.topic_prefix is not None:
+        return str(args.topic_prefix)
+    if record is not None and record.topic_prefix is not None:
+        return record.topic_prefix
+    prefix = assembly.stage_prefix(args.assembly, args.stage)
+    if prefix is not None:
+        return prefix
+    # No assembly: the default, which the "following <filter> ..." line then shows.
+    return DEFAULT_PREFIX
+
+
 def make_source(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Source:
-    wanted = topic_filter(args.topic_prefix)
     aws_only = [name for name in ("region", "endpoint") if getattr(args, name)]
     if (args.local or args.broker) and aws_only:
         parser.error(
@@ -141,9 +183,25 @@ def make_source(args: argparse.Namespace, parser: argparse.ArgumentParser) -> So
     if args.from_start and not args.local:
         parser.error("--from-start applies to --local only")
     if args.local is not None:
-        if not args.local.is_dir():
-            parser.error(f"--local {args.local}: no such folder")
-        return LocalSource(args.local, wanted, from_start=args.from_start)
+        problem = local_root_problem(args.local)
+        if problem:
+            parser.error(f"--local {args.local}: {problem}")
+        record = run_record.read_run_record(args.local)
+        args.topic_prefix = topic_prefix(args, record)
+        from_start = args.from_start
+        if record is not None and record.finished and not from_start:
+            # Nothing more will arrive until the next run: a follower that started at the end
+            # would wait in silence, so show what the finished run published first.
+            how = "ok" if record.ok else "failed"
+            print(
+                f"{PROG}: the simulated device's run has finished ({how}, {record.published} "
+                "results published): showing them, then waiting for the next run",
+                file=sys.stderr,
+            )
+            from_start = True
+        return LocalSource(args.local, topic_filter(args.topic_prefix), from_start=from_start)
+    args.topic_prefix = topic_prefix(args, None)
+    wanted = topic_filter(args.topic_prefix)
     if args.broker is not None:
         host, port = args.broker
         shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

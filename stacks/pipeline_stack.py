@@ -16,6 +16,7 @@ from constructs import Construct
 
 import device_contract
 from app_config import DEFAULT_CLASS, PipelineConfig
+from device_contract import topics
 from edge_constructs.bundles import build_source_zip, trusted_build_dir
 from edge_constructs.compilation_job.construct import CompilationService
 from edge_constructs.component_logs.construct import ComponentLogGroups
@@ -25,7 +26,6 @@ from edge_constructs.device_class.construct import (
     DeviceClassPipeline,
     TrainedModel,
 )
-from edge_constructs.greengrass import recipes
 from edge_constructs.limits import LOG_RETENTION_NAMES
 from edge_constructs.model_packaging.construct import ArtifactHandler
 from edge_constructs.training_job.construct import TrainingJob
@@ -144,7 +144,7 @@ class PipelineStack(Stack):
         CfnOutput(
             self,
             "PredictionsTopic",
-            value=f"{config.publish_topic_prefix}/<thing name>/{recipes.PREDICTIONS_SUFFIX}",
+            value=topics.predictions_output(config.publish_topic_prefix),
         )
 
     def thing_group_arn(self, name: str) -> str:

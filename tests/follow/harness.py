@@ -6,11 +6,15 @@ import os
 import selectors
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Optional
 
 ROOT = Path(__file__).resolve().parents[2]
+# The follower's working folder: empty, so no cloud assembly (cdk.out) a developer synthesized
+# in the repository decides the topic prefix; tests that want one pass --assembly.
+WORKDIR = Path(tempfile.mkdtemp(prefix="edge-follow-cwd-"))
 
 PREDICTION = (
     '{"input": "cat.jpg", "top": [{"index": 281, "label": "tabby", "score": 0.91}, '
@@ -35,7 +39,7 @@ class Follower:
     def __init__(self, *args: str, env: Optional[dict[str, str]] = None) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "edge_follow", *args],
-            cwd=ROOT,
+            cwd=WORKDIR,
             env=env or follow_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -73,6 +77,6 @@ class Follower:
 def run_follow(*args: str, env: Optional[dict[str, str]] = None, timeout: float = 60):
     return subprocess.run(
         [sys.executable, "-m", "edge_follow", *args],
-        cwd=ROOT, env=env or follow_env(), capture_output=True, text=True, timeout=timeout,
+        cwd=WORKDIR, env=env or follow_env(), capture_output=True, text=True, timeout=timeout,
         check=False,
     )  # fmt: skip

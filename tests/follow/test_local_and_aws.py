@@ -12,6 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from device_sim import run_record
 from edge_follow import cli, connections, render
 from edge_follow.sources import LocalSource
 from tests.follow.harness import PREDICTION, PREDICTION_LINE, Follower, follow_env, run_follow
@@ -34,6 +35,7 @@ def append(path: Path, text: str) -> None:
 
 # ------------------------------------------------------------------------------ --local
 def test_local_follows_new_records_of_the_simulated_device(tmp_path):
+    (tmp_path / run_record.ROOT_MARKER).write_text("")
     published = tmp_path / "mqtt" / "published.jsonl"
     published.parent.mkdir()
     append(published, record("edge-ai/thing-1/predictions", json.loads(PREDICTION)))  # old
@@ -64,6 +66,7 @@ def test_local_from_start_replays_and_waits_for_a_file_not_there_yet(tmp_path):
     result = run_follow("--local", str(tmp_path), "--timeout", "1")
     assert result.returncode == 0 and result.stdout == ""
     assert f"waiting for {tmp_path}/mqtt/published.jsonl" in result.stderr
+    (tmp_path / run_record.ROOT_MARKER).write_text("")
     published = tmp_path / "mqtt" / "published.jsonl"
     published.parent.mkdir()
     append(published, record("edge-ai/thing-1/predictions", json.loads(PREDICTION)))

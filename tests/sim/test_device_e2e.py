@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from device_sim import run_record
 from tests.sim.conftest import Run, run_device
 
 
@@ -151,3 +152,15 @@ def test_the_first_boots_metrics_window_is_published_after_the_reboot(dev_run: R
     assert (prefix, suffix) == ("edge-ai", "metrics") and thing == window.thing
     assert window.processed + sum(c.count for c in window.failed) == len(boot1)
     assert all("metrics" not in m["topic"] for m in dev_run.report.published)
+
+
+def test_the_run_record_tells_followers_the_stage_prefix_and_that_it_finished(
+    dev_run: Run,
+) -> None:
+    """What ``edge_follow --local`` reads (device_sim/run_record.py): the stage's prefix from
+    its PredictionsTopic output, and a finished run, so a late follower replays the log."""
+    record = run_record.read_run_record(dev_run.root)
+    assert record is not None
+    assert record.stage == "dev" and record.topic_prefix == "edge-ai"
+    assert record.finished and record.ok is dev_run.report.ok
+    assert record.published == len(dev_run.report.published) > 0
