@@ -18,7 +18,7 @@ python -m main_job --check-args "$@"  # a wrong --images fails now, not after th
 
 echo "== cdk synth (every stage; cdk-nag AwsSolutions runs during synth)"
 rm -rf cdk.out
-cdk synth --quiet -c stage=all
+scripts/synth.sh
 
 if [ -f cdk.out/validation-report.json ] && python3 -c "import json,sys
 report = json.load(open('cdk.out/validation-report.json'))
