@@ -69,7 +69,7 @@ from device_sim.provision import (
     parse_installer_command,
     provision,
 )
-from device_sim.run_record import ROOT_MARKER, RunRecord, write_run_record
+from device_sim.run_record import ROOT_MARKER, RunRecord, staged_input_name, write_run_record
 from device_sim.run_with import (
     Ownership,
     RunWith,
@@ -583,7 +583,7 @@ class Device:
             shutil.copyfile(image, staging)
             if self.run_with is not None:
                 self.ownership.set(staging, self.run_with)
-            staging.rename(input_dir / f"boot{len(self.report.boots)}-{image.name}")
+            staging.rename(input_dir / staged_input_name(len(self.report.boots), image.name))
         deadline = time.monotonic() + self.options.wait_seconds
         want = before + len(images)
         while time.monotonic() < deadline:

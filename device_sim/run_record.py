@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,23 @@ ROOT_MARKER = ".device-sim-root"
 RUN_RECORD = "device-sim.json"
 #: One JSON line per message the device published: {"topic", "payload", "qos", ...}.
 PUBLISHED = Path("mqtt") / "published.jsonl"
+
+
+# Each boot's inputs are dropped into the component's folder as boot<N>-<name>, so a reboot's
+# copy of a photo is a new input and not a duplicate the component already answered.
+_STAGED = re.compile(r"boot[0-9]+-(.+)", re.DOTALL)
+
+
+def staged_input_name(boot: int, name: str) -> str:
+    """The name under which boot ``boot`` drops the input ``name``."""
+    return f"boot{boot}-{name}"
+
+
+def original_input_name(staged: str) -> str:
+    """The user's file name of a staged input (``boot1-cat.jpg`` -> ``cat.jpg``); a name
+    that was not staged by device_sim comes back unchanged."""
+    match = _STAGED.fullmatch(staged)
+    return match.group(1) if match else staged
 
 
 @dataclasses.dataclass(frozen=True)

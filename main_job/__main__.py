@@ -18,7 +18,7 @@ from main_job.inputs import user_images
 from main_job.outdir import out_problem
 from main_job.pipeline import run
 from main_job.progress import Progress
-from main_job.report import TOPIC_PREFIX, subscriber_lines, table
+from main_job.report import TOPIC_PREFIX, outcome, subscriber_lines, table
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -112,8 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  results:    {job.out / 'results.jsonl'}")
     print(f"  report:     {job.report_html}")
     print(f"done in {time.monotonic() - start:.0f} s")
-    failed = [r for r in job.results if r.error is not None]
-    return 1 if failed or job.steps_failed else 0
+    code, why = outcome(job.results, job.steps_failed)
+    print(why)
+    return code
 
 
 if __name__ == "__main__":

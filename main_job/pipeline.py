@@ -117,8 +117,7 @@ def run(
     progress.step("writing results.jsonl and report.html")
     supported = ", ".join(supported_suffixes())
     results = photo_results(staged, report.published) + [
-        PhotoResult(p.name, p, error=f"skipped: not a supported type ({supported})")
-        for p in skipped
+        PhotoResult(p.name, p, skipped=f"not a supported type ({supported})") for p in skipped
     ]
     package_zip = copy_package(root, out / "package")
     # written last, each by rename: a run that fails before here leaves neither (prepare_out

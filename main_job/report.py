@@ -8,11 +8,14 @@ import datetime
 import html
 import io
 import json
+import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from device_contract import topics
+from device_contract.messages import Key
+from device_sim.run_record import original_input_name
 from edge_follow.render import printable, render, topic_filter, topic_matches
 from main_job.results import PhotoResult
 
@@ -24,28 +27,84 @@ def _top3(result: PhotoResult) -> list[str]:
     return [f"{t['label']} {float(t['score']):.3f}" for t in result.top[:3]]
 
 
+NAME_COLUMNS = 40  # a longer photo name is shortened in the middle (the full one is in the HTML)
+
+
+def width(text: str) -> int:
+    """Terminal columns ``text`` takes: East Asian wide and fullwidth characters take two,
+    combining marks none (Unicode Standard Annex #11, as ``unicodedata`` reports it)."""
+    return sum(
+        0 if unicodedata.combining(char) else 2 if unicodedata.east_asian_width(char) in "WF" else 1
+        for char in text
+    )
+
+
+def pad(text: str, columns: int) -> str:
+    return text + " " * max(0, columns - width(text))
+
+
+def shorten(text: str, columns: int) -> str:
+    """``text`` in at most ``columns`` terminal columns, its middle replaced by ``...``."""
+    if width(text) <= columns:
+        return text
+    keep = columns - 3
+    head, tail = "", ""
+    for char in text:  # the head gets the first half of the columns
+        if width(head + char) > (keep + 1) // 2:
+            break
+        head += char
+    for char in reversed(text):
+        if width(head) + width(char + tail) > keep:
+            break
+        tail = char + tail
+    return f"{head}...{tail}"
+
+
 def table(results: Sequence[PhotoResult]) -> str:
-    """One row per photo: name, top-3 labels with scores, latency (or the failure)."""
+    """One row per photo: name, top-3 labels with scores, latency; or why it failed or was
+    skipped. Columns line up in a terminal whatever the names hold."""
     rows = [("photo", "1st", "2nd", "3rd", "latency")]
+    notes: dict[int, str] = {}
     for result in results:
         # names, labels and errors may hold newlines or escapes: escaped, one row stays one line
-        photo = printable(result.photo)
-        if result.error is not None:
-            rows.append((photo, f"FAILED: {printable(result.error)}", "", "", ""))
-            continue
+        photo = shorten(printable(result.photo), NAME_COLUMNS)
+        if result.skipped is not None:
+            notes[len(rows)] = f"skipped: {printable(result.skipped)}"
+        elif result.error is not None:
+            notes[len(rows)] = f"FAILED: {printable(result.error)}"
         top = [printable(cell) for cell in [*_top3(result), "", "", ""][:3]]
         latency = f"{result.latency_ms:.1f} ms" if result.latency_ms is not None else "?"
         rows.append((photo, top[0], top[1], top[2], latency))
-    widths = [max(len(row[i]) for row in rows if not row[1].startswith("FAILED")) for i in range(5)]
+    widths = [
+        max(width(row[i]) for n, row in enumerate(rows) if i == 0 or n not in notes)
+        for i in range(5)
+    ]
     lines = []
     for index, row in enumerate(rows):
-        if row[1].startswith("FAILED"):
-            lines.append(f"{row[0].ljust(widths[0])}  {row[1]}")
+        if index in notes:
+            lines.append(f"{pad(row[0], widths[0])}  {notes[index]}")
         else:
-            lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+            lines.append("  ".join(pad(cell, widths[i]) for i, cell in enumerate(row)).rstrip())
         if index == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def outcome(results: Sequence[PhotoResult], steps_failed: Sequence[str]) -> tuple[int, str]:
+    """The main job's exit status and the last line that says why: 0 when every photo sent to
+    the device was classified (skipped files do not count against it), 1 otherwise."""
+    sent = [r for r in results if r.skipped is None]
+    failed = [r for r in sent if r.error is not None]
+    skipped = len(results) - len(sent)
+    also = f"; {skipped} skipped (not a supported type)" if skipped else ""
+    if failed or steps_failed:
+        why = []
+        if failed:
+            why.append(f"{len(failed)} of {len(sent)} photos failed (FAILED in the table)")
+        if steps_failed:
+            why.append(f"{len(steps_failed)} device step(s) failed (listed above)")
+        return 1, f"exit status 1: {' and '.join(why)}{also}"
+    return 0, f"exit status 0: all {len(sent)} photos classified on the simulated device{also}"
 
 
 def subscriber_lines(messages: Iterable[dict[str, Any]]) -> list[str]:
@@ -58,6 +117,9 @@ def subscriber_lines(messages: Iterable[dict[str, Any]]) -> list[str]:
         if not topic_matches(wanted, topic):
             continue
         payload = message.get("payload")
+        if isinstance(payload, dict) and isinstance(payload.get(Key.INPUT), str):
+            # the user's file name, not the name the simulator dropped it in as (boot1-...)
+            payload = {**payload, Key.INPUT: original_input_name(payload[Key.INPUT])}
         raw = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
         received = None
         if isinstance(message.get("time"), (int, float)):
@@ -93,7 +155,7 @@ h1 { font-size: 1.4rem; } p.note { color: #555; }
 .row { display: flex; align-items: center; gap: 6px; font-size: 0.9rem; margin: 3px 0; }
 .bar { height: 8px; background: #3b82f6; border-radius: 4px; }
 .label { flex: 1; } .score { width: 3.2rem; text-align: right; color: #555; }
-.error { color: #b91c1c; } .latency { color: #777; font-size: 0.8rem; }
+.error { color: #b91c1c; } .skipped { color: #777; } .latency { color: #777; font-size: 0.8rem; }
 .missing { width: 224px; height: 224px; display: flex; align-items: center;
   justify-content: center; background: #fee2e2; color: #b91c1c; }
 """
@@ -109,7 +171,9 @@ def write_report(target: Path, results: Sequence[PhotoResult], *, title: str) ->
             if uri
             else '<div class="missing">no thumbnail</div>'
         )
-        if result.error is not None:
+        if result.skipped is not None:
+            body = f'<div class="skipped">skipped: {html.escape(result.skipped)}</div>'
+        elif result.error is not None:
             body = f'<div class="error">failed: {html.escape(result.error)}</div>'
         else:
             rows = []

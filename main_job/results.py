@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from device_contract.messages import Key
+from device_sim.run_record import original_input_name
 from main_job.outdir import write_atomically
 
 
@@ -19,7 +20,8 @@ class PhotoResult:
     source: Path
     top: list[dict[str, Any]] = field(default_factory=list)
     latency_ms: float | None = None
-    error: str | None = None
+    error: str | None = None  # it failed: the device's reason, or that no result came
+    skipped: str | None = None  # never sent to the device: why (not a supported type)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -28,6 +30,7 @@ class PhotoResult:
             "top": self.top,
             "latency_ms": self.latency_ms,
             "error": self.error,
+            "skipped": self.skipped,
         }
 
 
@@ -37,7 +40,7 @@ def photo_results(staged: dict[str, Path], messages: list[dict[str, Any]]) -> li
     for message in messages:
         payload = message.get("payload")
         if isinstance(payload, dict) and isinstance(payload.get(Key.INPUT), str):
-            by_name[payload[Key.INPUT].split("-", 1)[1]] = payload  # "boot1-<name>"
+            by_name[original_input_name(payload[Key.INPUT])] = payload
     results = []
     for name, source in staged.items():
         result = PhotoResult(name, source)

@@ -19,7 +19,7 @@ import pytest
 
 from main_job.__main__ import main
 from main_job.pipeline import MainJob, run
-from main_job.report import subscriber_lines, table
+from main_job.report import outcome, subscriber_lines, table
 
 EXPECTED = {"grace_hopper.jpg": "military uniform", "china.jpg": "palace", "flower.jpg": "daisy"}
 
@@ -71,7 +71,9 @@ def test_table_and_subscriber_lines_show_each_photo(job: MainJob) -> None:
     assert "palace" in text and " ms" in text
     lines = subscriber_lines(job.messages)
     assert len(lines) == len(job.results)
-    assert any("edge-ai-dev-sim-1  boot1-china.jpg  palace" in line for line in lines), lines
+    # the user's file name, not the simulator's boot1- staging name (issue 18)
+    assert any("edge-ai-dev-sim-1  china.jpg  palace" in line for line in lines), lines
+    assert not any("boot1-" in line for line in lines), lines
 
 
 def test_digits_training_really_trained(job: MainJob) -> None:
@@ -93,10 +95,18 @@ def test_users_folder_an_undecodable_file_fails_alone(
     assert mine.brought.reused and mine.digits.reused
     by_name = {r.photo: r for r in mine.results}
     assert sorted(by_name) == ["broken.jpg", "notes.txt", "temple.jpg"]
-    assert str(by_name["notes.txt"].error).startswith("skipped: not a supported type (.jpg")
+    # skipped, not failed (issue 18): never sent, and not counted against the exit status
+    assert str(by_name["notes.txt"].skipped).startswith("not a supported type (.jpg")
+    assert by_name["notes.txt"].error is None
     assert by_name["broken.jpg"].error and not by_name["broken.jpg"].top
     assert "palace" in [t["label"] for t in by_name["temple.jpg"].top]
-    assert "FAILED" in table(mine.results)
+    text = table(mine.results)
+    assert "broken.jpg  FAILED: " in text and "notes.txt   skipped: not a supported type" in text
+    assert outcome(mine.results, mine.steps_failed) == (
+        1,
+        "exit status 1: 1 of 2 photos failed (FAILED in the table); 1 skipped (not a "
+        "supported type)",
+    )
 
 
 @pytest.mark.parametrize(
