@@ -52,6 +52,33 @@ class TrainedDigitsModel(NamedTuple):
     arch: str
 
 
+NO_AWS_FILE = "/nonexistent-edge-ai-tests/aws"
+
+
+@pytest.fixture(autouse=True)
+def no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reaches a real account through the developer's own credentials: the
+    environment's keys and profile are removed and the AWS CLI's files point at nothing
+    (botocore configprovider: AWS_SHARED_CREDENTIALS_FILE, AWS_CONFIG_FILE), and the instance
+    metadata service is not asked (AWS_EC2_METADATA_DISABLED). Fixtures that need fake
+    credentials (tests/handlers' ``aws_env``) set them after this."""
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", NO_AWS_FILE)
+    monkeypatch.setenv("AWS_CONFIG_FILE", NO_AWS_FILE)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
 @pytest.fixture(scope="session")
 def digits_folders(tmp_path_factory: pytest.TempPathFactory) -> DigitsFolders:
     return write_digits(tmp_path_factory.mktemp("digits"))
