@@ -28,6 +28,7 @@ from app_config import DEFAULTS, ConfigError, PipelineConfig, load_config
 from stacks.artifact_stack import ArtifactStack
 from stacks.demo_device_stack import DemoDeviceStack
 from stacks.device_stack import DeviceStack
+from stacks.fleet_stack import FleetStack
 from stacks.pipeline_stack import PipelineStack
 
 REPO_ROOT = Path(__file__).resolve().parent
@@ -79,6 +80,13 @@ def add_stage(app: cdk.App, config: PipelineConfig, env: cdk.Environment | None)
         stack_name=f"{name}-pipeline",
         description="Edge AI pipeline: training, Neo compilation, packaging, Greengrass",
     ).add_stack_dependency(devices)
+    FleetStack(
+        stage,
+        "Fleet",
+        config=config,
+        stack_name=f"{name}-fleet",
+        description="Edge AI pipeline: fleet metrics (IoT rule to CloudWatch), dashboard, alarms",
+    )
     if config.demo_device.enabled:
         DemoDeviceStack(
             stage,

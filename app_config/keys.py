@@ -20,6 +20,7 @@ from app_config.parse import VERSION_RE, as_bool, as_int, choice, matching
 from device_contract import topics
 from edge_constructs.greengrass.public_components import LOG_MANAGER_PIN, VARIANT_DLR_PIN
 from edge_constructs.limits import MAX_TRAINING_WAIT_SECONDS
+from edge_constructs.props import FleetAlarmsConfig
 
 # Compilation waits inside one custom-resource call, which must answer within an hour.
 MAX_COMPILATION_SECONDS = 3_000
@@ -217,6 +218,42 @@ KEYS: tuple[Key, ...] = (
         90,
         "keep overwritten/deleted artifact versions this long",
         maximum=3_650,
+    ),
+    # The fleet's alarms (edge_constructs/fleet_metrics; props.FleetAlarmsConfig).
+    Key(
+        "alarm_failure_rate_percent",
+        "int",
+        FleetAlarmsConfig.failure_rate_percent,
+        "fleet alarm: failed inputs past this %",
+        maximum=100,
+    ),
+    Key(
+        "alarm_latency_p95_ms",
+        "int",
+        FleetAlarmsConfig.latency_p95_ms,
+        "fleet alarm: a device's p95 latency past this, ms",
+        maximum=3_600_000,
+    ),
+    Key(
+        "alarm_low_confidence_percent",
+        "int",
+        FleetAlarmsConfig.low_confidence_percent,
+        "fleet alarm (drift-lite): results in the lowest confidence bucket past this %",
+        maximum=100,
+    ),
+    Key(
+        "alarm_period_minutes",
+        "int",
+        FleetAlarmsConfig.period_minutes,
+        "period each fleet alarm evaluates, minutes",
+        maximum=1_440,
+    ),
+    Key(
+        "alarm_evaluation_periods",
+        "int",
+        FleetAlarmsConfig.evaluation_periods,
+        "periods in a row past a threshold before ALARM",
+        maximum=100,
     ),
     Key("demo_device", "bool", False, "add the demo core device stack"),
     Key("demo_device_instance_type", "str", "t3.medium", "its instance type", section="demo"),

@@ -23,7 +23,7 @@ from app_config.neo import pytorch_version
 from app_config.parse import json_object, optional_s3
 from app_config.releases import check_component_names, check_releases
 from app_config.training import parse_channel_triple, parse_input_shape, parse_training
-from edge_constructs.props import PipelineConfig
+from edge_constructs.props import FleetAlarmsConfig, PipelineConfig
 
 
 def build_config(
@@ -68,6 +68,13 @@ def build_config(
         deployment=deployment,
         noncurrent_version_expiration_days=values["noncurrent_version_expiration_days"],
         demo_device=demo_device,
+        fleet_alarms=FleetAlarmsConfig(
+            failure_rate_percent=values["alarm_failure_rate_percent"],
+            latency_p95_ms=values["alarm_latency_p95_ms"],
+            low_confidence_percent=values["alarm_low_confidence_percent"],
+            period_minutes=values["alarm_period_minutes"],
+            evaluation_periods=values["alarm_evaluation_periods"],
+        ),
         settings=values,
     )
 

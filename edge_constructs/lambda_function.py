@@ -6,6 +6,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy, Size
@@ -24,8 +25,15 @@ RUNTIME = lambda_.Runtime.PYTHON_3_14
 RUNTIME_COMMON_DIR = Path(__file__).parent / "runtime_common"
 
 
-def stage_code(code_dir: Path, build_dir: Path, common_dir: Path = RUNTIME_COMMON_DIR) -> Path:
-    """A folder holding ``code_dir``'s files plus ``common_dir``'s, made at synth time.
+def stage_code(
+    code_dir: Path,
+    build_dir: Path,
+    common_dir: Path = RUNTIME_COMMON_DIR,
+    packages: Sequence[Path] = (),
+) -> Path:
+    """A folder holding ``code_dir``'s files plus ``common_dir``'s, made at synth time, and
+    each of ``packages`` as a folder of its name (``device_contract``, which a handler imports
+    as a package, as the component zip ships it: ``bundles.build_source_zip``).
 
     It is named by a digest of the relative paths and contents (``lambda-<sha256[:16]>`` under
     ``build_dir``, the cloud assembly's own folder) and written with fixed modes, so the asset
@@ -34,9 +42,10 @@ def stage_code(code_dir: Path, build_dir: Path, common_dir: Path = RUNTIME_COMMO
     """
     files: dict[str, bytes] = {}
     origin: dict[str, Path] = {}
-    for root in (code_dir, common_dir):
+    roots = [(code_dir, ""), (common_dir, ""), *((p, f"{p.name}/") for p in packages)]
+    for root, prefix in roots:
         for path in source_files(root, tuple(ASSET_EXCLUDES)):
-            name = path.relative_to(root).as_posix()
+            name = prefix + path.relative_to(root).as_posix()
             if name in files:
                 raise ValueError(
                     f"{name} is in both {origin[name]} and {root}: a Lambda asset root can hold "
@@ -93,6 +102,9 @@ class PythonFunction(Construct):
         log_retention: retention of the function's log group.
         memory_mb: memory (default 256).
         ephemeral_storage_mb: /tmp size (default 512).
+        packages: package folders shipped beside the code, each under its own name
+            (default none).
+        environment: the function's environment variables (default none).
     """
 
     def __init__(
@@ -107,10 +119,12 @@ class PythonFunction(Construct):
         memory_mb: int = 256,
         ephemeral_storage_mb: int = 512,
         description: str,
+        packages: Sequence[Path] = (),
+        environment: dict[str, str] | None = None,
     ) -> None:
         super().__init__(scope, id_)
         #: The staged folder the function's code asset is made from.
-        self.code_dir = stage_code(code_dir, trusted_build_dir(self))
+        self.code_dir = stage_code(code_dir, trusted_build_dir(self), packages=packages)
         self.log_group = logs.LogGroup(
             self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
         )
@@ -133,4 +147,5 @@ class PythonFunction(Construct):
             role=self.role,
             log_group=self.log_group,
             description=description,
+            environment=environment,
         )

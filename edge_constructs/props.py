@@ -77,6 +77,24 @@ class DemoDeviceConfig:
 
 
 @dataclass(frozen=True)
+class FleetAlarmsConfig:
+    """The stage's fleet alarms (``edge_constructs/fleet_metrics``): thresholds and periods.
+
+    failure_rate_percent: alarm past this share of failed inputs.
+    latency_p95_ms: alarm past this p95 latency on any device.
+    low_confidence_percent: alarm past this share of results in the lowest confidence bucket.
+    period_minutes: the period each alarm evaluates.
+    evaluation_periods: periods in a row past the threshold before ALARM.
+    """
+
+    failure_rate_percent: int = 5
+    latency_p95_ms: int = 2_000
+    low_confidence_percent: int = 30
+    period_minutes: int = 5
+    evaluation_periods: int = 3
+
+
+@dataclass(frozen=True)
 class ComponentPin:
     """One component of a promoted release: its exact version and the configuration to merge."""
 
@@ -143,6 +161,7 @@ class PipelineConfig:
     deployment: DeploymentConfig
     noncurrent_version_expiration_days: int
     demo_device: DemoDeviceConfig = DemoDeviceConfig(enabled=False, instance_type="t3.medium")
+    fleet_alarms: FleetAlarmsConfig = FleetAlarmsConfig()
     #: Every plain key (app_config/keys.py: a value checked on its own), parsed, by name: a
     #: key added to that table arrives here with no other change.
     settings: Mapping[str, Any] = field(default_factory=dict, compare=False)

@@ -28,6 +28,7 @@ RUNTIME_DIRS = [
         "greengrass",
         "component_logs",
         "core_device",
+        "fleet_metrics",
     )
 ]
 # PythonFunction copies runtime_common's modules into every runtime folder's asset.

@@ -150,7 +150,7 @@ def _readme_configuration_keys() -> set[str]:
     for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break
-        names.update(re.findall(r"`([a-z_]+)`", line.split("|")[1]))
+        names.update(re.findall(r"`([a-z][a-z0-9_]*)`", line.split("|")[1]))
     return names
 
 

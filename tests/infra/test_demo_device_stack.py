@@ -62,7 +62,7 @@ def test_off_by_default(dev: Synthesized, prod: Synthesized) -> None:
 
 def test_on_adds_one_stack_per_stage_named_after_it(demo: Synthesized) -> None:
     assert sorted(demo.stacks) == sorted(
-        ["dev/Artifacts", "dev/Devices", "dev/Pipeline", "dev/DemoDevice"]
+        ["dev/Artifacts", "dev/Devices", "dev/Pipeline", "dev/Fleet", "dev/DemoDevice"]
     )
     assert demo.stacks[STACK].stack_name == "edge-ai-dev-demo-device"
 
@@ -367,7 +367,7 @@ def test_cdk_nag_is_clean_and_acknowledgements_are_narrow(demo: Synthesized) -> 
 
 def test_cfn_lint_is_clean(demo: Synthesized) -> None:
     templates = sorted(str(p) for p in demo.assembly_dir.rglob("*.template.json"))
-    assert len(templates) == 4
+    assert len(templates) == 5  # artifacts, devices, pipeline, fleet, demo device
     result = subprocess.run(
         [CFN_LINT, "--format", "parseable", *templates],
         cwd=REPO_ROOT,

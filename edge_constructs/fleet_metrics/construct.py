@@ -1,0 +1,403 @@
+"""The fleet's metrics in CloudWatch: an IoT rule on every device's metrics topic, a Lambda that
+turns each window into CloudWatch metrics (``runtime/metrics_logic.py``), a dashboard and the
+stage's alarms. Metric and alarm names: ``device_contract/fleet_metrics.py``.
+
+Why a Lambda rather than the rule's own ``cloudwatchMetric`` action: that action puts one
+metric per action from substitution templates (AWS IoT developer guide, "CloudWatch metrics"
+rule action), so 20 datums a window would be 20 actions, with no validation of the payload and
+no check of the window's age against what PutMetricData accepts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+from aws_cdk import Aws, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_iot as iot
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+import device_contract
+from device_contract import fleet_metrics as fm
+from device_contract import topics
+from edge_constructs.lambda_function import PythonFunction
+from edge_constructs.nag import acknowledge_wildcards
+from edge_constructs.props import FleetAlarmsConfig
+
+RUNTIME_DIR = Path(__file__).parent / "runtime"
+NAMESPACE_ENV = "METRICS_NAMESPACE"  # metrics_handler.NAMESPACE_ENV (a test checks they agree)
+GROUPS_ENV = "THING_GROUPS"  # metrics_handler.GROUPS_ENV (same test)
+
+
+class Ring(NamedTuple):
+    """One release ring of one device class: the thing group its devices are in."""
+
+    device_class: str
+    ring: str  # fleet_metrics.FLEET_RING or CANARY_RING
+    thing_group: str
+
+
+# AWS IoT SQL version 2016-03-23, the current one (AWS IoT developer guide, "SQL versions").
+SQL_VERSION = "2016-03-23"
+
+
+def metrics_sql(topic_prefix: str) -> str:
+    """The rule's statement: the whole message, plus the thing name taken from the topic."""
+    level = fm.thing_topic_level(topic_prefix)
+    topic_filter = topics.metrics_subscription_filter(topic_prefix)
+    # Not injectable: publish_topic_prefix is letters, digits, _ and - in /-separated levels
+    # (app_config/components.py parse_topic_prefix), so it cannot close the quote.
+    return f"SELECT *, topic({level}) AS topic_thing FROM '{topic_filter}'"  # noqa: S608
+
+
+class FleetMetrics(Construct):
+    """Ingestion, dashboard and alarms of one stage's fleet metrics.
+
+    Props:
+        name_prefix: ``<prefix>-<stage>``; names the dashboard and the alarms.
+        stage: the stage; the metrics' namespace is ``EdgeAi/<stage>``.
+        topic_prefix: the devices' topic prefix (``publish_topic_prefix``).
+        rings: every class's rings with their thing groups; each gets its alarms and its lines
+            on the dashboard.
+        alarms: the alarms' thresholds and periods.
+        log_retention: retention of the Lambda's and the rule's error logs.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        name_prefix: str,
+        stage: str,
+        topic_prefix: str,
+        rings: Sequence[Ring],
+        alarms: FleetAlarmsConfig,
+        log_retention: logs.RetentionDays,
+    ) -> None:
+        super().__init__(scope, id_)
+        self.namespace = fm.namespace(stage)
+        self.name_prefix = name_prefix
+        self.stage = stage
+        self.config = alarms
+        self.rings = tuple(rings)
+        groups = {r.thing_group: [r.device_class, r.ring] for r in self.rings}
+        self.handler = PythonFunction(
+            self,
+            "Ingest",
+            code_dir=RUNTIME_DIR,
+            handler="metrics_handler.on_message",
+            timeout=Duration.seconds(30),
+            log_retention=log_retention,
+            description="Fleet metrics: one device's Metrics window (IoT rule) into CloudWatch",
+            packages=[Path(device_contract.__file__).parent],
+            environment={
+                NAMESPACE_ENV: self.namespace,
+                GROUPS_ENV: json.dumps(groups, sort_keys=True, separators=(",", ":")),
+            },
+        )
+        # A window counts for the class and ring of its thing's group: ListThingGroupsForThing
+        # on the thing (Service Authorization Reference, AWS IoT: resource type "thing").
+        stack = Stack.of(self)
+        self.handler.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadThingGroups",
+                actions=["iot:ListThingGroupsForThing"],
+                resources=[stack.format_arn(service="iot", resource="thing", resource_name="*")],
+            )
+        )
+        # PutMetricData has no resource type; the cloudwatch:namespace condition key narrows
+        # it (Service Authorization Reference, "Actions, resources, and condition keys for
+        # Amazon CloudWatch").
+        self.handler.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PutFleetMetrics",
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": self.namespace}},
+            )
+        )
+        acknowledge_wildcards(
+            self.handler.role,
+            "cloudwatch:PutMetricData has no resource type; the statement is limited to this "
+            "stage's namespace by the cloudwatch:namespace condition key.",
+            [
+                "Resource::*",
+                "Resource::arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:thing/*",
+            ],
+        )
+
+        # The rule's error action: failures to invoke the function land here (AWS IoT
+        # developer guide, "Error handling (error action)").
+        self.errors = logs.LogGroup(
+            self, "RuleErrors", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
+        )
+        error_role = iam.Role(
+            self, "RuleErrorRole", assumed_by=iam.ServicePrincipal("iot.amazonaws.com")
+        )
+        # The CloudWatch Logs rule action needs logs:CreateLogStream, DescribeLogStreams and
+        # PutLogEvents (AWS IoT developer guide, "CloudWatch Logs" rule action, Requirements).
+        error_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+                resources=[self.errors.log_group_arn],
+            )
+        )
+        self.rule = iot.CfnTopicRule(
+            self,
+            "Rule",
+            topic_rule_payload=iot.CfnTopicRule.TopicRulePayloadProperty(
+                sql=metrics_sql(topic_prefix),
+                aws_iot_sql_version=SQL_VERSION,
+                rule_disabled=False,
+                description=f"Fleet metrics of {stage} into CloudWatch ({self.namespace})",
+                actions=[
+                    iot.CfnTopicRule.ActionProperty(
+                        lambda_=iot.CfnTopicRule.LambdaActionProperty(
+                            function_arn=self.handler.function.function_arn
+                        )
+                    )
+                ],
+                error_action=iot.CfnTopicRule.ActionProperty(
+                    cloudwatch_logs=iot.CfnTopicRule.CloudwatchLogsActionProperty(
+                        log_group_name=self.errors.log_group_name,
+                        role_arn=error_role.role_arn,
+                    )
+                ),
+            ),
+        )
+        self.rule.node.add_dependency(error_role)
+        # IoT invokes the function as iot.amazonaws.com; only this rule may (Lambda developer
+        # guide, "Using AWS Lambda with AWS IoT": add-permission with --source-arn).
+        self.handler.function.add_permission(
+            "InvokedByRule",
+            principal=iam.ServicePrincipal("iot.amazonaws.com"),
+            source_arn=self.rule.attr_arn,
+            source_account=Aws.ACCOUNT_ID,
+        )
+
+        self.alarms = self._alarms()
+        self.dashboard = self._dashboard()
+
+    # ------------------------------------------------------------------------- metrics
+    def metric(self, name: str, statistic: str = "Sum", ring: Ring | None = None) -> cw.Metric:
+        """A stage-wide metric, or one class ring's, over the alarms' period."""
+        dimensions = None
+        if ring is not None:
+            dimensions = {
+                fm.CLASS_DIMENSION: ring.device_class,
+                fm.RING_DIMENSION: ring.ring,
+            }
+        return cw.Metric(
+            namespace=self.namespace,
+            metric_name=name,
+            statistic=statistic,
+            period=Duration.minutes(self.config.period_minutes),
+            dimensions_map=dimensions,
+        )
+
+    def line(self, name: str, statistic: str = "Sum", ring: Ring | None = None) -> cw.Metric:
+        """:meth:`metric`, labelled with its class and ring for a dashboard graph (an alarm on a
+        labelled metric renders as a metric-math alarm; the alarms use :meth:`metric`)."""
+        metric = self.metric(name, statistic, ring)
+        return metric.with_(label=_label(name, ring))
+
+    def failure_rate(self, ring: Ring | None = None, ids: str = "") -> cw.MathExpression:
+        """Failed / (Processed + Failed), in percent (0 with no traffic)."""
+        return cw.MathExpression(
+            expression=f"IF((p{ids} + f{ids}) > 0, 100 * f{ids} / (p{ids} + f{ids}), 0)",
+            using_metrics={
+                f"p{ids}": self.metric(fm.PROCESSED, ring=ring),
+                f"f{ids}": self.metric(fm.FAILED, ring=ring),
+            },
+            label=_label("failure rate (%)", ring),
+            period=Duration.minutes(self.config.period_minutes),
+        )
+
+    def low_confidence_rate(self, ring: Ring | None = None, ids: str = "") -> cw.MathExpression:
+        """Results in the lowest confidence bucket / results, in percent (0 with none)."""
+        return cw.MathExpression(
+            expression=f"IF(p{ids} > 0, 100 * l{ids} / p{ids}, 0)",
+            using_metrics={
+                f"p{ids}": self.metric(fm.PROCESSED, ring=ring),
+                f"l{ids}": self.metric(fm.LOW_CONFIDENCE, ring=ring),
+            },
+            label=_label(f"low-confidence rate (%, top-1 in {fm.low_confidence_bucket()})", ring),
+            period=Duration.minutes(self.config.period_minutes),
+        )
+
+    def _per_model(self, name: str, statistic: str) -> cw.MathExpression:
+        """One line per model id: a search expression over the Model dimension."""
+        period = self.config.period_minutes * 60
+        return cw.MathExpression(
+            expression=(
+                f"SEARCH('{{{self.namespace},{fm.MODEL_DIMENSION}}} "
+                f"MetricName=\"{name}\"', '{statistic}', {period})"
+            ),
+            using_metrics={},
+            label=f"{name} by model",
+            period=Duration.minutes(self.config.period_minutes),
+        )
+
+    # -------------------------------------------------------------------------- alarms
+    def _alarms(self) -> dict[tuple[str, str, str], cw.Alarm]:
+        """(class, ring, kind) -> alarm: every kind for every class's every ring."""
+        alarms: dict[tuple[str, str, str], cw.Alarm] = {}
+        for ring in self.rings:
+            for kind in fm.ALARM_KINDS:
+                alarms[(ring.device_class, ring.ring, kind)] = self._alarm(ring, kind)
+        return alarms
+
+    def _alarm(self, ring: Ring, kind: str) -> cw.Alarm:
+        config = self.config
+        evaluation = config.evaluation_periods
+        specs: dict[str, tuple[cw.IMetric, float, cw.ComparisonOperator, cw.TreatMissingData, str]]
+        specs = {
+            fm.FAILURE_RATE_ALARM: (
+                self.failure_rate(ring),
+                config.failure_rate_percent,
+                cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                cw.TreatMissingData.NOT_BREACHING,
+                f"more than {config.failure_rate_percent}% of the inputs failed",
+            ),
+            fm.LATENCY_ALARM: (
+                self.metric(fm.LATENCY_P95, "Maximum", ring),
+                config.latency_p95_ms,
+                cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                cw.TreatMissingData.NOT_BREACHING,
+                f"a device's p95 latency passed {config.latency_p95_ms} ms",
+            ),
+            fm.NO_DEVICES_ALARM: (
+                self.metric(fm.DEVICES_REPORTING, ring=ring),
+                1,
+                cw.ComparisonOperator.LESS_THAN_THRESHOLD,
+                # No data at all is the case this alarm exists for.
+                cw.TreatMissingData.BREACHING,
+                "no device reported metrics",
+            ),
+            fm.LOW_CONFIDENCE_ALARM: (
+                self.low_confidence_rate(ring),
+                config.low_confidence_percent,
+                cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                cw.TreatMissingData.NOT_BREACHING,
+                f"more than {config.low_confidence_percent}% of results had top-1 confidence "
+                f"in {fm.low_confidence_bucket()} (drift, or inputs the model finds hard)",
+            ),
+        }
+        metric, threshold, operator, missing, what = specs[kind]
+        alarm = cw.Alarm(
+            self,
+            "Alarm"
+            + ring.device_class.title()
+            + ring.ring.title()
+            + "".join(part.title() for part in kind.split("-")),
+            alarm_name=fm.alarm_name(self.name_prefix, ring.device_class, ring.ring, kind),
+            alarm_description=f"{ring.device_class} {ring.ring} ring (thing group "
+            f"{ring.thing_group}): {what}, {evaluation} periods of "
+            f"{config.period_minutes} min in a row (namespace {self.namespace})",
+            metric=metric,
+            threshold=threshold,
+            comparison_operator=operator,
+            evaluation_periods=evaluation,
+            treat_missing_data=missing,
+        )
+        alarm.node.default_child.cfn_options.metadata = {  # type: ignore[union-attr]
+            fm.ALARM_METADATA: {
+                "stage": self.stage,
+                "class": ring.device_class,
+                "ring": ring.ring,
+                "kind": kind,
+            }
+        }
+        return alarm
+
+    # ------------------------------------------------------------------------ dashboard
+    def _dashboard(self) -> cw.Dashboard:
+        width = 12
+        period = self.config
+        rings = self.rings
+
+        def graph(
+            title: str, lines: list[cw.IMetric], alarm_at: float | None = None
+        ) -> cw.GraphWidget:
+            annotations = [_line(alarm_at, "alarm")] if alarm_at is not None else None
+            return cw.GraphWidget(
+                title=title, left=lines, left_annotations=annotations, width=width
+            )
+
+        widgets: list[list[cw.IWidget]] = [
+            [
+                graph(
+                    "Inputs per period, by class and ring",
+                    [self.line(fm.PROCESSED, ring=r) for r in rings],
+                ),
+                graph("Inputs per period, by model", [self._per_model(fm.PROCESSED, "Sum")]),
+            ],
+            [
+                graph(
+                    "Failure rate (%)",
+                    [self.failure_rate(r, f"_{n}") for n, r in enumerate(rings)],
+                    period.failure_rate_percent,
+                ),
+                graph(
+                    "Latency p95 (ms, worst device)",
+                    [self.line(fm.LATENCY_P95, "Maximum", r) for r in rings],
+                    period.latency_p95_ms,
+                ),
+            ],
+            [
+                graph(
+                    "Low-confidence rate (%)",
+                    [self.low_confidence_rate(r, f"_{n}") for n, r in enumerate(rings)],
+                    period.low_confidence_percent,
+                ),
+                graph(
+                    "Devices reporting (device-windows per period)",
+                    [self.line(fm.DEVICES_REPORTING, ring=r) for r in rings],
+                ),
+            ],
+            [
+                graph(
+                    "Backlog: files waiting (max of devices)",
+                    [self.line(fm.BACKLOG_FILES, "Maximum", r) for r in rings],
+                ),
+                graph(
+                    "Backlog: oldest waiting input (s, max of devices)",
+                    [self.line(fm.BACKLOG_OLDEST_SECONDS, "Maximum", r) for r in rings],
+                ),
+            ],
+            [
+                graph(
+                    "Metrics windows dropped on devices (offline too long)",
+                    [self.line(fm.DROPPED_WINDOWS, ring=r) for r in rings],
+                ),
+                graph(
+                    "Free disk (bytes, least of devices)",
+                    [self.line(fm.DISK_FREE_BYTES, "Minimum", r) for r in rings],
+                ),
+            ],
+            [
+                cw.AlarmStatusWidget(
+                    title="Alarms", alarms=list(self.alarms.values()), width=2 * width
+                )
+            ],
+        ]
+        return cw.Dashboard(
+            self,
+            "Dashboard",
+            dashboard_name=f"{self.name_prefix}-fleet",
+            widgets=widgets,
+        )
+
+
+def _label(what: str, ring: Ring | None) -> str:
+    return f"{ring.device_class} {ring.ring}: {what}" if ring is not None else what
+
+
+def _line(value: float, label: str) -> cw.HorizontalAnnotation:
+    return cw.HorizontalAnnotation(value=value, label=label)

@@ -1,0 +1,239 @@
+"""The fleet stack: the IoT rule on the metrics topics, its Lambda, the dashboard and the alarms
+(``edge_constructs/fleet_metrics``), as synthesized."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Capture, Match, Template
+
+import device_contract
+from app_config import ConfigError, load_config
+from device_contract import fleet_metrics as fm
+from stacks.fleet_stack import FleetStack
+from tests.infra.conftest import CDK_JSON_CONTEXT
+
+
+def fleet_template(tmp_path: Path, **overrides: Any) -> Template:
+    """Only the fleet stack, for a configuration with ``overrides`` (as ``-c key=value``)."""
+    config = load_config({**CDK_JSON_CONTEXT, **overrides}, "dev")
+    app = cdk.App(outdir=str(tmp_path))
+    stack = FleetStack(app, "Fleet", config=config)
+    return Template.from_stack(stack)
+
+
+@pytest.fixture(scope="module")
+def fleet(dev: Any) -> Template:
+    return dev.template("dev/Fleet")  # type: ignore[no-any-return]
+
+
+def test_the_rule_takes_the_thing_from_the_topic_and_invokes_the_lambda(fleet: Template) -> None:
+    function = Capture()
+    fleet.has_resource_properties(
+        "AWS::IoT::TopicRule",
+        {
+            "TopicRulePayload": {
+                "Sql": "SELECT *, topic(2) AS topic_thing FROM 'edge-ai/+/metrics'",
+                "Actions": [{"Lambda": {"FunctionArn": {"Fn::GetAtt": [function, "Arn"]}}}],
+                "ErrorAction": {
+                    "CloudwatchLogs": Match.object_like({"LogGroupName": Match.any_value()})
+                },
+            }
+        },
+    )
+    functions = fleet.find_resources("AWS::Lambda::Function")
+    assert functions[function.as_string()]["Properties"]["Environment"]["Variables"] == {
+        "METRICS_NAMESPACE": "EdgeAi/dev",
+        "THING_GROUPS": '{"EdgeAiDevCoreDevices":["default","fleet"]}',
+    }
+
+
+def test_only_the_rule_may_invoke_the_lambda(fleet: Template) -> None:
+    rule = next(iter(fleet.find_resources("AWS::IoT::TopicRule")))
+    fleet.has_resource_properties(
+        "AWS::Lambda::Permission",
+        {
+            "Principal": "iot.amazonaws.com",
+            "SourceArn": {"Fn::GetAtt": [rule, "Arn"]},
+            "SourceAccount": {"Ref": "AWS::AccountId"},
+        },
+    )
+
+
+def test_the_lambda_may_put_metrics_only_in_its_stage_namespace(fleet: Template) -> None:
+    fleet.has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Action": "cloudwatch:PutMetricData",
+                                "Condition": {
+                                    "StringEquals": {"cloudwatch:namespace": "EdgeAi/dev"}
+                                },
+                            }
+                        )
+                    ]
+                )
+            }
+        },
+    )
+
+
+def test_the_lambda_asset_ships_device_contract_as_this_repo_has_it(dev: Any) -> None:
+    staged: Path = dev.stacks["dev/Fleet"].metrics.handler.code_dir  # the asset's folder
+    source = Path(device_contract.__file__).parent
+    for name in ("messages.py", "fleet_metrics.py", "__init__.py"):
+        assert (staged / "device_contract" / name).read_bytes() == (source / name).read_bytes()
+    assert (staged / "metrics_handler.py").is_file() and (staged / "lambda_entry.py").is_file()
+
+
+def alarms_by_name(template: Template) -> dict[str, dict[str, Any]]:
+    return {
+        a["Properties"]["AlarmName"]: a
+        for a in template.find_resources("AWS::CloudWatch::Alarm").values()
+    }
+
+
+def test_each_ring_has_its_alarms_by_contract_name_and_missing_data_rule(fleet: Template) -> None:
+    by_name = alarms_by_name(fleet)
+    assert set(by_name) == {
+        fm.alarm_name("edge-ai-dev", "default", "fleet", kind) for kind in fm.ALARM_KINDS
+    }
+    no_devices = by_name[fm.alarm_name("edge-ai-dev", "default", "fleet", fm.NO_DEVICES_ALARM)]
+    props = no_devices["Properties"]
+    assert props["TreatMissingData"] == "breaching"
+    assert props["ComparisonOperator"] == "LessThanThreshold"
+    assert props["MetricName"] == fm.DEVICES_REPORTING
+    assert props["Namespace"] == "EdgeAi/dev"
+    assert props["Dimensions"] == [
+        {"Name": "Class", "Value": "default"},
+        {"Name": "Ring", "Value": "fleet"},
+    ]
+    assert no_devices["Metadata"][fm.ALARM_METADATA] == {
+        "stage": "dev",
+        "class": "default",
+        "ring": "fleet",
+        "kind": fm.NO_DEVICES_ALARM,
+    }
+    failure = by_name[fm.alarm_name("edge-ai-dev", "default", "fleet", fm.FAILURE_RATE_ALARM)]
+    metrics = failure["Properties"]["Metrics"]
+    expressions = [m["Expression"] for m in metrics if "Expression" in m]
+    assert expressions == ["IF((p + f) > 0, 100 * f / (p + f), 0)"]
+    stats = {m["Id"]: m["MetricStat"]["Metric"] for m in metrics if "MetricStat" in m}
+    assert {k: v["MetricName"] for k, v in stats.items()} == {"p": fm.PROCESSED, "f": fm.FAILED}
+    assert all(v["Dimensions"] == props["Dimensions"] for v in stats.values())
+
+
+def test_every_class_and_canary_ring_gets_alarms_and_the_lambda_knows_their_groups(
+    three_classes: Any,
+) -> None:
+    """A class with a canary group has two rings; each ring's alarms watch its own dimensions,
+    and the ingestion Lambda maps each thing group to its class and ring."""
+    fleet = three_classes.template("dev/Fleet")
+    by_name = alarms_by_name(fleet)
+    rings = {
+        (m["class"], m["ring"])
+        for m in (a["Metadata"][fm.ALARM_METADATA] for a in by_name.values())
+    }
+    assert rings == {
+        ("gateway", "fleet"),
+        ("jetson", "fleet"),
+        ("jetson", "canary"),
+        ("onnx", "fleet"),
+    }
+    assert len(by_name) == 4 * len(fm.ALARM_KINDS)
+    canary = by_name[fm.alarm_name("edge-ai-dev", "jetson", "canary", fm.NO_DEVICES_ALARM)]
+    assert canary["Properties"]["Dimensions"] == fm.ring_dimensions("jetson", "canary")
+    assert "EdgeAiDevJetsonsCanary" in canary["Properties"]["AlarmDescription"]
+    (function,) = fleet.find_resources("AWS::Lambda::Function").values()
+    groups = json.loads(function["Properties"]["Environment"]["Variables"]["THING_GROUPS"])
+    assert groups == {
+        "EdgeAiDevGateways": ["gateway", "fleet"],
+        "EdgeAiDevJetsons": ["jetson", "fleet"],
+        "EdgeAiDevJetsonsCanary": ["jetson", "canary"],
+        "EdgeAiDevOnnx": ["onnx", "fleet"],
+    }
+
+
+def test_the_lambda_may_list_a_things_groups_and_nothing_more_of_iot(fleet: Template) -> None:
+    def actions(statement: dict[str, Any]) -> list[str]:
+        action = statement["Action"]
+        return [action] if isinstance(action, str) else list(action)
+
+    statements = [
+        statement
+        for policy in fleet.find_resources("AWS::IAM::Policy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if any(a.startswith("iot:") for a in actions(statement))
+    ]
+    assert [actions(s) for s in statements] == [["iot:ListThingGroupsForThing"]]
+    assert ":thing/*" in json.dumps(statements[0]["Resource"])
+
+
+def test_thresholds_and_periods_come_from_the_configuration(tmp_path: Path) -> None:
+    template = fleet_template(
+        tmp_path,
+        alarm_failure_rate_percent="12",
+        alarm_latency_p95_ms="750",
+        alarm_low_confidence_percent="40",
+        alarm_period_minutes="10",
+        alarm_evaluation_periods="2",
+    )
+    alarms = template.find_resources("AWS::CloudWatch::Alarm")
+    by_name = {a["Properties"]["AlarmName"]: a["Properties"] for a in alarms.values()}
+    threshold = {name.rsplit("default-fleet-", 1)[1]: p["Threshold"] for name, p in by_name.items()}
+    assert threshold == {
+        fm.FAILURE_RATE_ALARM: 12,
+        fm.LATENCY_ALARM: 750,
+        fm.NO_DEVICES_ALARM: 1,
+        fm.LOW_CONFIDENCE_ALARM: 40,
+    }
+    assert {p["EvaluationPeriods"] for p in by_name.values()} == {2}
+    latency = by_name[fm.alarm_name("edge-ai-dev", "default", "fleet", fm.LATENCY_ALARM)]
+    assert latency["Period"] == 600 and latency["Statistic"] == "Maximum"
+
+
+def test_a_prefix_of_several_levels_moves_the_thing_level(tmp_path: Path) -> None:
+    template = fleet_template(tmp_path, publish_topic_prefix="plant-7/line-2")
+    template.has_resource_properties(
+        "AWS::IoT::TopicRule",
+        {
+            "TopicRulePayload": Match.object_like(
+                {"Sql": "SELECT *, topic(3) AS topic_thing FROM 'plant-7/line-2/+/metrics'"}
+            )
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    "key, value", [("alarm_failure_rate_percent", "101"), ("alarm_period_minutes", "0")]
+)
+def test_an_out_of_range_threshold_is_refused_by_name(key: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=key):
+        load_config({**CDK_JSON_CONTEXT, key: value}, "dev")
+
+
+def test_the_dashboard_shows_each_asked_view(fleet: Template) -> None:
+    dashboards = fleet.find_resources("AWS::CloudWatch::Dashboard")
+    (dashboard,) = dashboards.values()
+    assert dashboard["Properties"]["DashboardName"] == "edge-ai-dev-fleet"
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    for title in (
+        "Inputs per period, by class and ring",
+        "Failure rate",
+        "Latency p95",
+        "Low-confidence rate",
+        "Devices reporting",
+        "Backlog",
+        "windows dropped",
+        "Free disk",
+    ):
+        assert title in body
+    assert "SEARCH('{EdgeAi/dev,Model}" in body
