@@ -10,6 +10,12 @@ It reads the canary deployment from the synthesized cloud assembly (``--assembly
 ``context.releases.<stage>.<class>`` in ``cdk.json``. The next synth deploys exactly those
 versions to the class's thing group. Rolling back is reverting that change: the component
 versions stay in Greengrass (they are retained), so an earlier release stays deployable.
+
+Before it writes, it checks the canary (``rollout/canary.py``): it refuses while one of the
+canary ring's fleet alarms is in ALARM, or the canary release has run for less than
+--min-canary-hours or processed fewer than --min-canary-images inputs; --force promotes anyway.
+Without AWS credentials it says plainly that it could not check, and promotes
+(--require-check refuses instead).
 """
 
 from __future__ import annotations
@@ -17,9 +23,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from rollout import canary as gate
 
 # Keep in step with edge_constructs.greengrass.construct's RING_METADATA and DEPLOYMENT_TYPE
 # (a test checks them); not imported, so this command needs no CDK.
@@ -29,6 +37,10 @@ DEPLOYMENT_TYPE = "Custom::GreengrassDeployment"
 
 class PromoteError(Exception):
     """Nothing was written; the message says why."""
+
+
+class Refused(Exception):
+    """The canary check refused; nothing was written (the check printed why)."""
 
 
 def find_canary(assembly: Path, stage: str, device_class: str) -> Mapping[str, Any]:
@@ -132,15 +144,26 @@ def release_of(deployment: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return release
 
 
-def promote(assembly: Path, cdk_json: Path, stage: str, device_class: str) -> list[str]:
-    """Write the canary's release into ``cdk_json``; return the lines describing the change."""
-    release = release_of(find_canary(assembly, stage, device_class))
+def promote(
+    assembly: Path,
+    cdk_json: Path,
+    stage: str,
+    device_class: str,
+    allowed: Callable[[Mapping[str, Any]], bool] = lambda deployment: True,
+) -> list[str]:
+    """Write the canary's release into ``cdk_json``; return the lines describing the change.
+    ``allowed`` (the canary check) is asked once everything else is known to be writable; it
+    gets the canary deployment resource, and :class:`Refused` follows a no."""
+    deployment = find_canary(assembly, stage, device_class)
+    release = release_of(deployment)
     document = read_cdk_json(cdk_json)
     releases = _object_at(document, ("context", "releases", stage), cdk_json)
     previous: Mapping[str, Any] = releases.get(device_class) or {}
     if not isinstance(previous, dict):
         where = f"context.releases.{stage}.{device_class}"
         raise PromoteError(f"{cdk_json}: {where} is {_kind(previous)}; expected an object")
+    if not allowed(deployment):
+        raise Refused()
     releases[device_class] = release
     cdk_json.write_text(json.dumps(document, indent=2) + "\n")
     lines = []
@@ -163,9 +186,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--class", dest="device_class", required=True, help="device class")
     parser.add_argument("--assembly", type=Path, default=Path("cdk.out"), help="cdk.out")
     parser.add_argument("--cdk-json", type=Path, default=Path("cdk.json"), help="cdk.json")
+    parser.add_argument(
+        "--min-canary-hours",
+        type=_non_negative(float),
+        default=gate.DEFAULT_MIN_HOURS,
+        help="refuse unless the canary release was deployed at least this long ago "
+        f"(default {gate.DEFAULT_MIN_HOURS:g})",
+    )
+    parser.add_argument(
+        "--min-canary-images",
+        type=_non_negative(int),
+        default=gate.DEFAULT_MIN_IMAGES,
+        help="refuse unless the canary ring processed at least this many inputs since "
+        f"(default {gate.DEFAULT_MIN_IMAGES})",
+    )
+    parser.add_argument("--region", help="the stage's AWS region (default: the AWS CLI's)")
+    parser.add_argument(
+        "--force", action="store_true", help="promote even when the canary check refuses"
+    )
+    parser.add_argument(
+        "--require-check",
+        action="store_true",
+        help="refuse when the canary cannot be checked (no credentials, no alarms)",
+    )
     args = parser.parse_args(argv)
     try:
-        lines = promote(args.assembly, args.cdk_json, args.stage, args.device_class)
+        lines = promote(
+            args.assembly,
+            args.cdk_json,
+            args.stage,
+            args.device_class,
+            allowed=lambda deployment: _gate_allows(args, deployment),
+        )
+    except Refused:
+        return 1
     except (PromoteError, OSError, json.JSONDecodeError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -173,6 +227,64 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\n".join(lines))
     print(f"Review with `git diff {args.cdk_json}` and `cdk diff`; roll back by reverting it.")
     return 0
+
+
+def _non_negative(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{text} is negative")
+        return value
+
+    return parse
+
+
+def _gate_allows(args: argparse.Namespace, deployment: Mapping[str, Any]) -> bool:
+    """Check the canary; print what was checked and why it refuses. False: do not promote."""
+    try:
+        canary = gate.find_canary(args.assembly, deployment, args.stage, args.device_class)
+        cloudwatch, greengrass, arn_parts = gate.aws_clients(args.region)
+        now = gate.utc_now()
+        checked, reasons = gate.check(
+            canary,
+            cloudwatch=cloudwatch,
+            greengrass=greengrass,
+            arn_parts=arn_parts,
+            now=now,
+            min_hours=args.min_canary_hours,
+            min_images=args.min_canary_images,
+        )
+    except gate.CannotCheck as error:
+        print(f"The {args.device_class} canary was NOT checked: {error}.", file=sys.stderr)
+        if args.require_check and not args.force:
+            print("Refused (--require-check); --force promotes unchecked.", file=sys.stderr)
+            return False
+        print("Promoting unchecked: look at its alarms and numbers yourself.", file=sys.stderr)
+        return True
+    except gate.CheckFailed as error:
+        print(f"The {args.device_class} canary check failed: {error}", file=sys.stderr)
+        if args.force:
+            print("Promoting anyway (--force).", file=sys.stderr)
+            return True
+        print("Refused; --force promotes anyway.", file=sys.stderr)
+        return False
+    print(f"Checked the {args.device_class} canary of stage {args.stage}:")
+    print("\n".join(checked))
+    if not reasons:
+        return True
+    print(
+        "It may not be promoted yet:" if not args.force else "Promoting anyway (--force):",
+        file=sys.stderr,
+    )
+    for reason in reasons:
+        print(f"  - {reason}", file=sys.stderr)
+    if args.force:
+        return True
+    print("Fix it or wait; --force promotes anyway.", file=sys.stderr)
+    return False
 
 
 if __name__ == "__main__":
