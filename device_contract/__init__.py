@@ -11,4 +11,10 @@ beside ``edge_inference/`` (``edge_constructs/bundles.py`` ``build_source_zip``)
 * :mod:`device_contract.messages`: what the device publishes, with its JSON schema.
 * :mod:`device_contract.settings`: the component's settings table.
 * :mod:`device_contract.names`: the Greengrass component names.
+* :mod:`device_contract.fleet_metrics`: what the cloud makes of a device's metrics (metric and
+  alarm names). Cloud only (:data:`CLOUD_ONLY`): the device zip leaves it out, so a dashboard
+  or alarm change never makes a new inference component version for the fleet.
 """
+
+#: Modules the device never imports; the inference component's zip leaves them out.
+CLOUD_ONLY = ("fleet_metrics.py",)

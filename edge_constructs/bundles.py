@@ -102,16 +102,23 @@ def build_source_tarball(source_dir: Path, out_dir: Path) -> Path:
 
 
 def build_source_zip(
-    source_dir: Path, out_dir: Path, stem: str, *, packages: Sequence[Path] = ()
+    source_dir: Path,
+    out_dir: Path,
+    stem: str,
+    *,
+    packages: Sequence[Path] = (),
+    package_exclude: tuple[str, ...] = (),
 ) -> Path:
     """Write ``<out_dir>/<stem>-<sha256[:16]>.zip`` (``source_dir``'s files at the zip's root,
     each of ``packages`` as a folder of its name beside them) and return it.
 
     ``packages``: folders that ship with the source, such as ``device_contract``, which the
-    device imports from the same ``PYTHONPATH`` (the unarchived zip) as the component's code."""
+    device imports from the same ``PYTHONPATH`` (the unarchived zip) as the component's code;
+    ``package_exclude``: file name patterns left out of them (``device_contract.CLOUD_ONLY``)."""
     entries: dict[str, Path] = {}
-    for folder, prefix in [(source_dir, ""), *((p, f"{p.name}/") for p in packages)]:
-        for path in source_files(folder):
+    roots = [(source_dir, (), ""), *((p, package_exclude, f"{p.name}/") for p in packages)]
+    for folder, extra, prefix in roots:
+        for path in source_files(folder, EXCLUDE + extra):
             name = prefix + path.relative_to(folder).as_posix()
             if name in entries:
                 raise ValueError(f"{name} is both in {entries[name]} and in {path}")

@@ -118,6 +118,7 @@ class PipelineStack(Stack):
                 build_dir,
                 "edge-inference",
                 packages=[Path(device_contract.__file__).parent],
+                package_exclude=device_contract.CLOUD_ONLY,
             ),
             dlr_requirements=repo_root / "component_src" / "requirements.txt",
             onnx_requirements=repo_root / "component_src" / "requirements-onnx.txt",

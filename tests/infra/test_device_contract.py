@@ -7,6 +7,7 @@ edited in ONE place, in a copy on a fresh interpreter's path, and every side fol
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import re
@@ -20,6 +21,7 @@ from typing import Any
 
 import pytest
 
+import device_contract
 from device_contract import messages, names, settings, topics
 from edge_constructs.greengrass import recipes
 from edge_follow import render
@@ -338,8 +340,34 @@ def test_component_zip_ships_this_contract_beside_the_component(dev) -> None:
         }
         assert "edge_inference/__main__.py" in archive.namelist()
     assert shipped == {
-        f"device_contract/{p.name}": p.read_bytes() for p in sorted(package.glob("*.py"))
+        f"device_contract/{p.name}": p.read_bytes()
+        for p in sorted(package.glob("*.py"))
+        if p.name not in device_contract.CLOUD_ONLY
     }
+    # the cloud-only modules stay out: a dashboard change makes no new device component
+    assert device_contract.CLOUD_ONLY and not any(
+        f"device_contract/{name}" in shipped for name in device_contract.CLOUD_ONLY
+    )
+
+
+def test_no_module_the_device_imports_is_left_out_of_its_zip() -> None:
+    """A cloud-only module imported by the component or by a module the zip ships would be an
+    ImportError on the device; the imports are read from the sources' syntax trees."""
+    package = Path(messages.__file__).parent
+    shipped_sources = [
+        *sorted((REPO_ROOT / "component_src").rglob("*.py")),
+        *(p for p in sorted(package.glob("*.py")) if p.name not in device_contract.CLOUD_ONLY),
+    ]
+    cloud_only = {name.removesuffix(".py") for name in device_contract.CLOUD_ONLY}
+    for source in shipped_sources:
+        for node in ast.walk(ast.parse(source.read_text())):
+            imported: set[str] = set()
+            if isinstance(node, ast.Import):
+                imported = {alias.name.rsplit(".", 1)[-1] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                imported = {alias.name for alias in node.names}
+                imported.add((node.module or "").rsplit(".", 1)[-1])
+            assert not imported & cloud_only, (source, node.lineno)
 
 
 # -- one place -------------------------------------------------------------------------------
