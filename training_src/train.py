@@ -9,6 +9,9 @@ Runs unchanged outside SageMaker with ``SM_MODEL_DIR`` / ``SM_CHANNEL_*`` set, e
 
     SM_MODEL_DIR=out SM_CHANNEL_TRAIN=data/train python train.py --arch resnet18 --epochs 3
 
+On a SageMaker job of several hosts (``SM_HOSTS``) it trains data-parallel with DDP, each host
+on its shard, and only the leader writes the model (edge_training/distributed.py).
+
 Bad data or hyperparameters end with one logged ``ERROR`` line and exit code 2.
 Python 3.6 compatible (the PyTorch 1.8 image that traces models for Neo edge targets).
 """
@@ -25,6 +28,16 @@ from edge_training.data import (
     scan_image_folder,
     split_holdout,
     train_transform,
+)
+from edge_training.distributed import (
+    SINGLE,
+    device_for,
+    eval_sampler,
+    initialize,
+    shutdown,
+    topology_from_env,
+    train_sampler,
+    weights_digest,
 )
 from edge_training.engine import Checkpoints, fit, seed_everything, seed_worker
 from edge_training.errors import TrainingInputError, one_line
@@ -66,15 +79,24 @@ def load_data(args):
     return class_names, train_samples, val_samples
 
 
-def make_loader(samples, class_to_index, transform, args, shuffle):
+def make_loader(samples, class_to_index, transform, args, shuffle, topology=SINGLE):
+    """``--batch-size`` images per step on each host; on several hosts each reads its shard
+    (training: ``DistributedSampler``, evaluation: an unpadded shard)."""
     dataset = ImageSamples(samples, class_to_index, transform)
+    if shuffle:
+        sampler = train_sampler(dataset, topology, args.seed)
+    else:
+        sampler = eval_sampler(dataset, topology)
+    shard = len(sampler) if sampler is not None else len(dataset)
     return torch.utils.data.DataLoader(
         dataset,
         batch_size=args.batch_size,
-        shuffle=shuffle,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
         # A last batch of one image breaks BatchNorm on 1x1 feature maps; it is a different
-        # image every epoch, so dropping it loses nothing.
-        drop_last=shuffle and len(dataset) > args.batch_size,
+        # image every epoch, so dropping it loses nothing. Every host's shard has the same
+        # length, so every host drops alike and runs the same number of steps.
+        drop_last=shuffle and shard > args.batch_size,
         num_workers=args.num_workers,
         worker_init_fn=seed_worker,
         # Shuffling draws from torch's global RNG: seeded at start, saved in checkpoints, so
@@ -83,7 +105,7 @@ def make_loader(samples, class_to_index, transform, args, shuffle):
     )
 
 
-def train_model(args):
+def train_model(args, topology=SINGLE):
     """Fine-tune on the train channel; return (trained model, class names)."""
     class_names, train_samples, val_samples = load_data(args)
     built = build_model(args.arch, args.pretrained)
@@ -101,13 +123,19 @@ def train_model(args):
         train_transform(shape, resize, args.horizontal_flip),
         args,
         shuffle=True,
+        topology=topology,
     )
     val_loader = None
     if val_samples:
         val_loader = make_loader(
-            val_samples, class_to_index, eval_transform(shape, resize), args, shuffle=False
+            val_samples,
+            class_to_index,
+            eval_transform(shape, resize),
+            args,
+            shuffle=False,
+            topology=topology,
         )
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = device_for(topology)
     model.to(device)
     optimizer = torch.optim.SGD(
         [parameter for parameter in model.parameters() if parameter.requires_grad],
@@ -122,7 +150,14 @@ def train_model(args):
         "freeze_features": args.freeze_features,
     }
     checkpoints = Checkpoints(args.checkpoint_dir, identity)
-    LOGGER.info("training %s on %s for %d epochs", args.arch, device, args.epochs)
+    LOGGER.info(
+        "training %s on %s for %d epochs (%d of %d training images on this host)",
+        args.arch,
+        device,
+        args.epochs,
+        len(train_loader.sampler),
+        len(train_samples),
+    )
     fit(
         model,
         train_loader,
@@ -132,7 +167,10 @@ def train_model(args):
         args.epochs,
         checkpoints,
         args.lr_schedule,
+        topology,
     )
+    if topology.distributed:
+        LOGGER.info("weights digest %s", weights_digest(model))
     return model, class_names
 
 
@@ -151,12 +189,16 @@ def stock_model(args):
     return model, class_names
 
 
-def run(args):
+def run(args, topology=SINGLE):
     seed_everything(args.seed)
     if args.train:
-        model, class_names = train_model(args)
+        model, class_names = train_model(args, topology)
     else:
         model, class_names = stock_model(args)
+    if not topology.is_leader:
+        # Every host holds the same weights (DDP): the leader alone writes them.
+        LOGGER.info("host %s is not the leader: writes nothing", topology.current_host)
+        return
     model_path = write_model_dir(model, class_names, args.input_shape, args.model_dir)
     if args.output_data_dir:
         write_output_data_dir(
@@ -186,10 +228,19 @@ def main(argv=None):
     """Return the exit code: 0, or 2 for bad data / hyperparameters."""
     configure_logging()
     try:
-        run(parse_args(argv))
+        args = parse_args(argv)
+        topology = topology_from_env()
     except TrainingInputError as exc:
         LOGGER.error("%s", one_line(exc))
         return 2
+    initialize(topology)
+    try:
+        run(args, topology)
+    except TrainingInputError as exc:
+        LOGGER.error("%s", one_line(exc))
+        return 2
+    finally:
+        shutdown(topology)
     return 0
 
 

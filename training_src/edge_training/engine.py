@@ -7,6 +7,7 @@ import random
 
 import torch
 
+from .distributed import SINGLE, agree_on_epoch, sum_over_hosts, wrap
 from .models import logits_of
 
 try:  # numpy is optional: seed it when it is there
@@ -55,8 +56,9 @@ def epoch_lr(base_lr, schedule, epoch, epochs):
     return base_lr
 
 
-def run_epoch(model, loader, criterion, device, optimizer=None):
-    """One pass over ``loader``; trains when an optimizer is given. Returns (loss, accuracy)."""
+def run_epoch(model, loader, criterion, device, optimizer=None, topology=SINGLE):
+    """One pass over ``loader``; trains when an optimizer is given. Returns (loss, accuracy),
+    over every host's shard when distributed (so every host logs the same numbers)."""
     training = optimizer is not None
     model.train(training)
     total_loss, correct, seen = 0.0, 0, 0
@@ -72,6 +74,7 @@ def run_epoch(model, loader, criterion, device, optimizer=None):
             total_loss += float(loss.item()) * targets.size(0)
             correct += int((logits.argmax(dim=1) == targets).sum().item())
             seen += targets.size(0)
+    total_loss, correct, seen = sum_over_hosts([total_loss, correct, seen], topology, device)
     return total_loss / max(seen, 1), correct / max(seen, 1)
 
 
@@ -113,6 +116,7 @@ class Checkpoints:
         return int(state["epoch"])
 
     def save(self, model, optimizer, epoch):
+        """Write the checkpoint (the caller makes sure only one host does)."""
         if not self.path:
             return
         state = dict(self.identity)
@@ -128,17 +132,40 @@ class Checkpoints:
         os.replace(partial, self.path)
 
 
-def fit(model, train_loader, val_loader, optimizer, device, epochs, checkpoints, schedule):
-    """Train from the checkpointed epoch to ``epochs``; log a metrics line per epoch."""
+def fit(
+    model,
+    train_loader,
+    val_loader,
+    optimizer,
+    device,
+    epochs,
+    checkpoints,
+    schedule,
+    topology=SINGLE,
+):
+    """Train from the checkpointed epoch to ``epochs``; log a metrics line per epoch.
+
+    Distributed (``topology``, see distributed.py): every host restores the same checkpoint,
+    trains a DDP wrapper of ``model`` on its shard, evaluates ``model`` itself on its
+    validation shard (DDP's forward syncs buffers: hosts with unequal shards would wait on
+    each other), and only the leader writes checkpoints. ``model`` stays the bare module.
+    """
     criterion = torch.nn.CrossEntropyLoss()
-    start = checkpoints.load(model, optimizer)
+    start = agree_on_epoch(checkpoints.load(model, optimizer), topology, device)
+    trained = wrap(model, device, topology)
     base_lr = optimizer.defaults["lr"]
     for epoch in range(start + 1, epochs + 1):
         for group in optimizer.param_groups:
             group["lr"] = epoch_lr(base_lr, schedule, epoch, epochs)
-        train_loss, train_acc = run_epoch(model, train_loader, criterion, device, optimizer)
+        sampler = getattr(train_loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):  # DistributedSampler: a new shuffle every epoch
+            sampler.set_epoch(epoch)
+        train_loss, train_acc = run_epoch(
+            trained, train_loader, criterion, device, optimizer, topology
+        )
         val_loss = val_acc = None
         if val_loader is not None:
-            val_loss, val_acc = run_epoch(model, val_loader, criterion, device)
+            val_loss, val_acc = run_epoch(model, val_loader, criterion, device, None, topology)
         LOGGER.info(format_metrics(epoch, train_loss, train_acc, val_loss, val_acc))
-        checkpoints.save(model, optimizer, epoch)
+        if topology.is_leader:
+            checkpoints.save(model, optimizer, epoch)
