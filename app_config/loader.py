@@ -21,7 +21,7 @@ from app_config.names import (
 )
 from app_config.neo import pytorch_version
 from app_config.parse import json_object, optional_s3
-from app_config.releases import check_component_names, check_releases
+from app_config.releases import check_component_names, check_release_topics, check_releases
 from app_config.training import parse_channel_triple, parse_input_shape, parse_training
 from edge_constructs.props import FleetAlarmsConfig, PipelineConfig
 
@@ -44,6 +44,8 @@ def build_config(
     component_namespace = parse_namespace(raw["component_namespace"])
     check_component_names(component_namespace, stage, device_classes)
     check_releases(component_namespace, stage, device_classes)
+    publish_topic_prefix = parse_topic_prefix(raw["publish_topic_prefix"])
+    check_release_topics(stage, device_classes, publish_topic_prefix)
     check_prefix_names(prefix, component_namespace, device_classes)
     demo_device = parse_demo_device(raw, device_classes, values["demo_device"])
     return PipelineConfig(
@@ -64,7 +66,7 @@ def build_config(
         nucleus_version=nucleus_version,
         log_retention_days=retention,
         inference_top_k=values["inference_top_k"],
-        publish_topic_prefix=parse_topic_prefix(raw["publish_topic_prefix"]),
+        publish_topic_prefix=publish_topic_prefix,
         deployment=deployment,
         noncurrent_version_expiration_days=values["noncurrent_version_expiration_days"],
         demo_device=demo_device,

@@ -12,6 +12,10 @@ from device_contract.names import COMPONENT_NAME_MAX as COMPONENT_NAME_MAX
 from edge_constructs.greengrass.public_components import LOG_MANAGER, NUCLEUS
 from edge_constructs.props import ComponentPin, DeviceClass
 
+#: The key of a release's inference component that records the topic prefix it was promoted
+#: with (``rollout.promote`` writes it from the canary deployment's metadata).
+PROMOTED_PREFIX = "publish_topic_prefix"
+
 
 def _component_name(namespace: str, stage: str, device_class: str, part: str) -> str:
     """A component of ours, named as the device class construct names it."""
@@ -81,6 +85,31 @@ def check_releases(namespace: str, stage: str, device_classes: tuple[DeviceClass
                 )
 
 
+def check_release_topics(
+    stage: str, device_classes: tuple[DeviceClass, ...], publish_topic_prefix: str
+) -> None:
+    """A release's inference component publishes where its recipe says: on the topic prefix it
+    was promoted with (its ``DefaultConfiguration`` ``PublishTopic``/``MetricsTopic`` and the
+    ``accessControl`` derived from them). The core-device IoT policy allows only the stage's
+    current prefix (``core_device``: ``iot:Publish`` on ``topic/<prefix>/${iot:Connection.
+    Thing.ThingName}/*``), so a release promoted under another prefix would publish into a
+    denied topic: the nucleus's PublishToIoTCore fails, and results pile up in the outbox."""
+    for device_class in device_classes:
+        for component, pin in (device_class.release or {}).items():
+            promoted = pin.publish_topic_prefix
+            if promoted is None or promoted == publish_topic_prefix:
+                continue
+            raise ConfigError(
+                f"releases.{stage}.{device_class.name}.{component}.{PROMOTED_PREFIX}",
+                promoted,
+                f"the promoted release publishes under {promoted}/<thing>/..., but "
+                f"publish_topic_prefix is now {publish_topic_prefix}: the core-device IoT "
+                "policy would deny the fleet's results and metrics. Restore "
+                f'publish_topic_prefix={promoted}, or move the release: README, "Move a '
+                'release across a topic change"',
+            )
+
+
 def parse_release(key: str, value: object, canary: str) -> Mapping[str, ComponentPin] | None:
     """A promoted release as the promote command writes it: component -> version (+ merge)."""
     if value is None:
@@ -99,8 +128,13 @@ def parse_release(key: str, value: object, canary: str) -> Mapping[str, Componen
         merge = spec.get("merge")
         if merge is not None and not isinstance(merge, Mapping):
             raise ConfigError(f"{key}.{component}.merge", merge, "expected a JSON object")
-        unknown = sorted(set(spec) - {"version", "merge"})
+        unknown = sorted(set(spec) - {"version", "merge", PROMOTED_PREFIX})
         if unknown:
             raise ConfigError(f"{key}.{component}", spec, f"unknown keys {', '.join(unknown)}")
-        pins[str(component)] = ComponentPin(version=str(spec["version"]), merge=merge)
+        prefix = spec.get(PROMOTED_PREFIX)
+        if prefix is not None and not isinstance(prefix, str):
+            raise ConfigError(f"{key}.{component}.{PROMOTED_PREFIX}", prefix, "expected a string")
+        pins[str(component)] = ComponentPin(
+            version=str(spec["version"]), merge=merge, publish_topic_prefix=prefix
+        )
     return pins

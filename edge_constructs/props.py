@@ -96,10 +96,14 @@ class FleetAlarmsConfig:
 
 @dataclass(frozen=True)
 class ComponentPin:
-    """One component of a promoted release: its exact version and the configuration to merge."""
+    """One component of a promoted release: its exact version and the configuration to merge;
+    for the inference component, the topic prefix it was promoted with (its recipe's
+    ``PublishTopic`` and ``accessControl`` name it; None in a release promoted before it was
+    recorded)."""
 
     version: str
     merge: Mapping[str, Any] | None = None
+    publish_topic_prefix: str | None = None
 
 
 @dataclass(frozen=True)

@@ -27,12 +27,17 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from device_contract import names
 from rollout import canary as gate
 
 # Keep in step with edge_constructs.greengrass.construct's RING_METADATA and DEPLOYMENT_TYPE
 # (a test checks them); not imported, so this command needs no CDK.
 RING_METADATA = "EdgeAiRing"
 DEPLOYMENT_TYPE = "Custom::GreengrassDeployment"
+# app_config.releases.PROMOTED_PREFIX (a test checks they agree).
+PROMOTED_PREFIX = "publish_topic_prefix"
+#: The inference component's name ends with one of these (device_contract.names).
+INFERENCE_PARTS = (f".{names.inference_part(True)}", f".{names.inference_part(False)}")
 
 
 class PromoteError(Exception):
@@ -128,7 +133,11 @@ def _object_at(document: dict[str, Any], keys: Sequence[str], path: Path) -> dic
 
 
 def release_of(deployment: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """component -> {"version", "merge"?} of a synthesized deployment."""
+    """component -> {"version", "merge"?} of a synthesized deployment; the inference component
+    also records the topic prefix it publishes under (``publish_topic_prefix``, from the
+    deployment's ring metadata), so that synth can refuse the release once the stage's prefix
+    moves (app_config/releases.py)."""
+    prefix = ((deployment.get("Metadata") or {}).get(RING_METADATA) or {}).get("topic_prefix")
     release: dict[str, dict[str, Any]] = {}
     for name, spec in sorted(deployment["Properties"]["Components"].items()):
         pin: dict[str, Any] = {"version": spec["ComponentVersion"]}
@@ -140,6 +149,8 @@ def release_of(deployment: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
                     "release cannot record"
                 )
             pin["merge"] = json.loads(merge)
+        if isinstance(prefix, str) and name.endswith(INFERENCE_PARTS):
+            pin[PROMOTED_PREFIX] = prefix
         release[name] = pin
     return release
 

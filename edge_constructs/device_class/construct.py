@@ -357,7 +357,14 @@ class DeviceClassPipeline(Construct):
             target_arn=target_arn,
             components=components,
             policy=config.deployment,
-            ring={"stage": config.stage, "class": device_class.name, "ring": ring},
+            ring={
+                "stage": config.stage,
+                "class": device_class.name,
+                "ring": ring,
+                # rollout.promote records it with the release: synth then refuses the release
+                # once the stage's prefix moves (app_config/releases.py check_releases)
+                "topic_prefix": config.publish_topic_prefix,
+            },
             log_retention=self.log_retention,
         )
         if ring != "fleet":  # a promoted release's versions exist already (retained)

@@ -330,8 +330,8 @@ class ThingGroupDeployment(Construct):
         target_arn: thing group ARN.
         components: name -> :class:`app_config.ComponentPin` (version, configuration to merge).
         policy: the stage's :class:`app_config.DeploymentConfig`, used as is.
-        ring: ``{"stage": ..., "class": ..., "ring": "canary" | "fleet" | "all"}``, recorded in
-            the resource's metadata for ``rollout.promote``.
+        ring: ``{"stage": ..., "class": ..., "ring": "canary" | "fleet" | "all",
+            "topic_prefix": ...}``, recorded in the resource's metadata for ``rollout.promote``.
         log_retention: retention of the stack's deployment handler's logs (default one month).
     """
 

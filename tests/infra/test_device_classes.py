@@ -304,7 +304,8 @@ def test_the_required_release_components_are_those_the_canary_deploys(three_clas
     (canary,) = [
         d
         for d in resources_of_type(template, "Custom::GreengrassDeployment").values()
-        if d["Metadata"]["EdgeAiRing"] == {"stage": "dev", "class": "jetson", "ring": "canary"}
+        if d["Metadata"]["EdgeAiRing"]
+        == {"stage": "dev", "class": "jetson", "ring": "canary", "topic_prefix": "edge-ai"}
     ]
     assert set(release_components(config.component_namespace, "dev", jetson)) == set(
         canary["Properties"]["Components"]

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from app_config import ConfigError
+from app_config import ConfigError, load_config
+from app_config.releases import PROMOTED_PREFIX
 from rollout import promote
-from tests.infra.conftest import CDK_JSON_CONTEXT, REPO_ROOT, THREE_CLASSES
+from tests.infra.conftest import CDK_JSON_CONTEXT, JETSON_RELEASE, REPO_ROOT, THREE_CLASSES
 from tests.infra.fast import pipeline_template
 from tests.infra.rendering import resources_of_type
 
@@ -246,3 +247,51 @@ def test_the_custom_deployment_takes_a_new_logical_id(tmp_path) -> None:
     )
     assert resource["Type"] == "Custom::GreengrassDeployment"
     assert logical != cdk.Stack.of(native).get_logical_id(native)
+
+
+def test_a_promoted_release_records_its_topic_prefix_and_synth_refuses_it_once_the_prefix_moves(
+    tmp_path,
+) -> None:
+    """Issue 18, block 2: after promoting, ``-c publish_topic_prefix=acme/cams`` moves the
+    core-device policy to ``acme/cams/...`` while the promoted inference version still
+    publishes under ``edge-ai`` (its recipe's DefaultConfiguration): synth must refuse, naming
+    the key; the same release with the prefix it was promoted under still synthesizes."""
+    cdk_json = write_cdk_json(tmp_path / "cdk.json")
+    synth(tmp_path / "r1", cdk_json)
+    promote.promote(tmp_path / "r1", cdk_json, "dev", "jetson")
+    release = json.loads(cdk_json.read_text())["context"]["releases"]["dev"]["jetson"]
+    inference = "com.example.edgeai.dev.jetson.DlrInference"
+    assert release[inference][promote.PROMOTED_PREFIX] == "edge-ai"
+    assert [n for n, pin in release.items() if promote.PROMOTED_PREFIX in pin] == [inference]
+    assert promote.PROMOTED_PREFIX == PROMOTED_PREFIX
+
+    context = json.loads(cdk_json.read_text())["context"]
+    with pytest.raises(ConfigError) as refused:
+        load_config({**context, "publish_topic_prefix": "acme/cams"}, "dev")
+    message = str(refused.value)
+    assert f"releases.dev.jetson.{inference}.publish_topic_prefix='edge-ai'" in message
+    assert "publish_topic_prefix is now acme/cams" in message
+    assert "Move a release across a topic change" in message
+    load_config(context, "dev")  # unchanged prefix: fine
+
+
+def test_a_release_promoted_before_prefixes_were_recorded_still_synthesizes(tmp_path) -> None:
+    """A cdk.json promoted by an earlier version has no publish_topic_prefix: nothing to check
+    it against, so it is taken as it is (it cannot be told apart from a coherent one)."""
+    context = {**CDK_JSON_CONTEXT, "device_classes": CLASSES}
+    context["releases"] = {"dev": {"jetson": JETSON_RELEASE}}
+    assert load_config({**context, "publish_topic_prefix": "acme/cams"}, "dev")
+
+
+def test_a_recorded_prefix_that_is_not_a_string_is_named() -> None:
+    release = json.loads(json.dumps(JETSON_RELEASE))
+    release["com.example.edgeai.dev.jetson.DlrInference"]["publish_topic_prefix"] = 7
+    context = {
+        **CDK_JSON_CONTEXT,
+        "device_classes": CLASSES,
+        "releases": {"dev": {"jetson": release}},
+    }
+    with pytest.raises(
+        ConfigError, match=r"DlrInference\.publish_topic_prefix=7.*expected a string"
+    ):
+        load_config(context, "dev")
