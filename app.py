@@ -24,7 +24,7 @@ from typing import Any
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-from app_config import DEFAULTS, ConfigError, PipelineConfig, load_config
+from app_config import DEFAULTS, ConfigError, PipelineConfig, did_you_mean, load_config
 from stacks.artifact_stack import ArtifactStack
 from stacks.demo_device_stack import DemoDeviceStack
 from stacks.device_stack import DeviceStack
@@ -35,6 +35,10 @@ REPO_ROOT = Path(__file__).resolve().parent
 # Context keys this app reads besides the configuration keys in app_config.DEFAULTS.
 APP_KEYS = {"stage", "stages", "pipeline", "account", "region", "releases"}
 _PLAIN_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+# A key a user may have meant as one of ours: letters, digits, - and _ ("Pipeline",
+# "device-classes"). The CDK's own context keys start with "@" or hold ":" ("@aws-cdk/...",
+# "aws:cdk:..."), and lookups cached in cdk.context.json hold ":" too.
+_WORD_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 
 
 def _environment(context: Mapping[str, Any]) -> cdk.Environment | None:
@@ -46,10 +50,22 @@ def _environment(context: Mapping[str, Any]) -> cdk.Environment | None:
 
 
 def _check_keys(context: Mapping[str, Any]) -> None:
-    """A mistyped ``-c key=value`` must fail, not be silently ignored."""
+    """A mistyped ``-c key=value`` or top-level cdk.json context key (a section such as
+    ``pipline``) must fail, naming what was probably meant, not be silently ignored."""
+    known = [*APP_KEYS, *DEFAULTS]
     for key, value in context.items():
-        if _PLAIN_KEY.match(key) and key not in APP_KEYS and key not in DEFAULTS:
-            raise ConfigError(key, value, f"unknown key; known keys: {', '.join(sorted(DEFAULTS))}")
+        if key in APP_KEYS or key in DEFAULTS or not _WORD_KEY.match(key):
+            continue
+        hint = did_you_mean(key, known)
+        if not hint and not _PLAIN_KEY.match(key):
+            continue  # "SomeTool" context of another tool: not ours to refuse
+        what = "section" if isinstance(value, Mapping) else "key"
+        raise ConfigError(
+            key,
+            value,
+            f"unknown {what} (a -c key or a top-level cdk.json context entry){hint}; the "
+            "sections are pipeline, stages and releases; the keys: README, Configuration",
+        )
 
 
 def add_stage(app: cdk.App, config: PipelineConfig, env: cdk.Environment | None) -> cdk.Stage:

@@ -33,7 +33,7 @@ from app_config.components import (
     TOPIC_SUFFIX_MAX,
 )
 from app_config.demo import DEMO_DEVICE_INSTANCE_MEMORY_GIB, DEMO_DEVICE_MIN_MEMORY_GIB
-from app_config.errors import ConfigError
+from app_config.errors import ConfigError, did_you_mean
 from app_config.keys import DEFAULTS, KEYS, MAX_COMPILATION_SECONDS, UPDATE_POLICIES, Key
 from app_config.loader import build_config, load_config, merge_context
 from app_config.names import S3_RESERVED_PREFIXES, prefix_names
@@ -118,6 +118,7 @@ __all__ = [
     "TrainingConfig",
     "build_config",
     "check_hyperparameters",
+    "did_you_mean",
     "load_config",
     "merge_context",
     "parse_channel_triple",

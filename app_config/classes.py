@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from app_config.errors import ConfigError
+from app_config.errors import ConfigError, did_you_mean
 from app_config.keys import DEFAULTS
 from app_config.neo import parse_compiler_options, parse_neo_target, target_architecture
 from app_config.parse import THING_GROUP_RE, choice, matching
@@ -142,7 +142,8 @@ def parse_device_classes(
                 raise ConfigError(
                     f"{prefix}{unknown}",
                     entry[unknown],
-                    f"unknown key; known: {', '.join(CLASS_KEYS)}",
+                    f"unknown key{did_you_mean(unknown, CLASS_KEYS)}; a class's keys: "
+                    f"{', '.join(CLASS_KEYS)}",
                 )
             entries[name] = (entry, prefix)
     if not isinstance(releases, Mapping):

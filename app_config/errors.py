@@ -1,6 +1,9 @@
-"""The one error the configuration raises."""
+"""The one error the configuration raises, and the "did you mean" every unknown key gets."""
 
 from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
 
 
 class ConfigError(ValueError):
@@ -9,3 +12,15 @@ class ConfigError(ValueError):
     def __init__(self, key: str, value: object, allowed: str) -> None:
         super().__init__(f"invalid configuration {key}={value!r}: {allowed}")
         self.key = key
+
+
+def did_you_mean(key: str, known: Iterable[str]) -> str:
+    """`` (did you mean a, b?)`` for a mistyped ``key``: the known keys that read most like it
+    (``difflib``'s ratio of at least 0.75: a swapped, missing or extra letter or two), else
+    those sharing its first word (``inference_`` ...); "" when nothing is close."""
+    candidates = sorted(set(known))
+    close = difflib.get_close_matches(key, candidates, n=3, cutoff=0.75)
+    if not close:
+        first = key.replace("-", "_").lower().split("_")[0]
+        close = [k for k in candidates if k.split("_")[0] == first][:5]
+    return f" (did you mean {', '.join(close)}?)" if close else ""

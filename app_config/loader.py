@@ -11,7 +11,7 @@ from app_config.classes import check_single_target_keys, parse_device_classes
 from app_config.components import parse_log_retention, parse_nucleus_version, parse_topic_prefix
 from app_config.demo import parse_demo_device
 from app_config.deployment import parse_deployment
-from app_config.errors import ConfigError
+from app_config.errors import ConfigError, did_you_mean
 from app_config.names import (
     check_prefix_names,
     derive_names,
@@ -82,8 +82,7 @@ def build_config(
 
 
 def _hint(key: str) -> str:
-    close = [k for k in keys.defaults() if k.split("_")[0] == key.split("_")[0]]
-    return f" (did you mean {', '.join(close)}?)" if close else ""
+    return did_you_mean(key, keys.defaults())
 
 
 def merge_context(
