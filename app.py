@@ -25,6 +25,7 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from app_config import DEFAULTS, ConfigError, PipelineConfig, did_you_mean, load_config
+from stacks import synth_stamp
 from stacks.artifact_stack import ArtifactStack
 from stacks.demo_device_stack import DemoDeviceStack
 from stacks.device_stack import DeviceStack
@@ -181,13 +182,29 @@ def main() -> int:
             "note: run without the CDK CLI: using cdk.json's context, output in cdk.out",
             file=sys.stderr,
         )
+    outdir = str(Path.cwd() / "cdk.out") if context is not None else None
+    # The folder the templates go to (the CLI names it in CDK_OUTDIR), stamped so that a failed
+    # synth is not mistaken for the previous one's templates (stacks/synth_stamp.py).
+    stamped = Path(outdir or os.environ.get("CDK_OUTDIR") or "")
+    cdk_json = Path.cwd() / "cdk.json"
+    if stamped != Path(""):
+        synth_stamp.write(stamped, synth_stamp.RUNNING)
     try:
-        outdir = str(Path.cwd() / "cdk.out") if context is not None else None
         app = create_app(context, outdir=outdir)
+        app.synth()
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
+        if stamped != Path(""):
+            synth_stamp.write(stamped, synth_stamp.FAILED, error=str(error))
         return 2
-    app.synth()
+    except BaseException as error:
+        if stamped != Path(""):
+            synth_stamp.write(stamped, synth_stamp.FAILED, error=f"{type(error).__name__}: {error}")
+        raise
+    if stamped != Path(""):
+        synth_stamp.write(
+            stamped, synth_stamp.COMPLETE, cdk_json=cdk_json if cdk_json.is_file() else None
+        )
     return 0
 
 

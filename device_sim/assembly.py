@@ -43,6 +43,7 @@ from device_sim.cloud.greengrass import ComponentVersion
 from device_sim.cloud.iam import Role
 from device_sim.cloud.lambda_ import import_from
 from device_sim.cloud.standins import ONNX_FILE, StandIns
+from stacks import synth_stamp
 
 __all__ = [
     "NO_VALUE",
@@ -77,6 +78,9 @@ def load_stage(assembly_dir: Path, stage: str) -> Stage:
         raise AssemblyError(f"cloud assembly {assembly_dir} does not exist (run cdk synth first)")
     if not manifest_path.is_file():
         raise AssemblyError(f"{assembly_dir} is not a cloud assembly: no manifest.json")
+    stale = synth_stamp.problem(assembly_dir)
+    if stale is not None:
+        raise AssemblyError(stale)
     manifest = _read_json(manifest_path)
     nested = {
         a.get("properties", {}).get("displayName", aid): a["properties"]["directoryName"]

@@ -16,6 +16,7 @@ from typing import Any
 
 from device_contract import topics
 from edge_follow.sources import FollowError
+from stacks import synth_stamp
 
 OUTPUT = "PredictionsTopic"
 
@@ -34,6 +35,9 @@ def stage_prefix(assembly: Path, stage: str) -> str | None:
     there. :class:`FollowError` when there is one without that stage or without the output."""
     if not (assembly / "manifest.json").is_file():
         return None
+    stale = synth_stamp.problem(assembly)
+    if stale is not None:
+        raise FollowError(f"{stale}; or pass --topic-prefix")
     manifest = _json(assembly / "manifest.json")
     nested = {
         a.get("properties", {}).get("displayName", a.get("displayName", name)): a.get(

@@ -29,6 +29,7 @@ from typing import Any
 
 from device_contract import names
 from rollout import canary as gate
+from stacks import synth_stamp
 
 # Keep in step with edge_constructs.greengrass.construct's RING_METADATA and DEPLOYMENT_TYPE
 # (a test checks them); not imported, so this command needs no CDK.
@@ -50,6 +51,10 @@ class Refused(Exception):
 
 def find_canary(assembly: Path, stage: str, device_class: str) -> Mapping[str, Any]:
     """The canary deployment resource of ``device_class`` in ``stage``'s templates."""
+    # promote writes cdk.json itself, so a cdk.json newer than the assembly is expected here
+    stale = synth_stamp.problem(assembly, check_cdk_json=False)
+    if stale is not None:
+        raise PromoteError(stale)
     templates = sorted(assembly.rglob("*.template.json"))
     if not templates:
         raise PromoteError(f"no templates under {assembly}: run {_synth(assembly, stage)}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -106,3 +107,74 @@ def test_cdk_diff_reports_a_change_and_fails(cli_assembly, tmp_path) -> None:
     assert result.returncode == 1, result.stdout + result.stderr
     assert "[+] Custom::GreengrassDeployment" in result.stdout + result.stderr
     assert removed in result.stdout + result.stderr
+
+
+def test_a_failed_synth_marks_the_assembly_and_nothing_reads_its_old_templates(
+    cli_assembly, tmp_path
+) -> None:
+    """Issue 18: a failed ``cdk synth`` leaves the earlier templates in cdk.out (the app never
+    reaches ``app.synth()``); device_sim, rollout.promote and edge_follow used them silently.
+    The good synth above left a ``complete`` stamp; a failing one into a copy of that folder
+    (the real CLI, a mistyped -c key) marks it ``failed`` with the error, and each reader
+    refuses it, naming the error."""
+    from device_sim.assembly import load_stage
+    from device_sim.cloud.errors import AssemblyError
+    from edge_follow.assembly import stage_prefix
+    from edge_follow.sources import FollowError
+    from rollout import promote
+    from stacks import synth_stamp
+
+    assembly, env = cli_assembly
+    assert json.loads((assembly / synth_stamp.STAMP).read_text())["status"] == "complete"
+    assert synth_stamp.problem(assembly) is None
+    load_stage(assembly, "dev")  # the good synth is readable
+
+    stale = tmp_path / "cdk.out"
+    shutil.copytree(assembly, stale)
+    result = subprocess.run(
+        [str(REPO_ROOT / "scripts" / "synth.sh"), "--output", str(stale), "--no-notices",
+         "-c", "inference_topk=3"],
+        cwd=tmp_path, env={**env, "PATH": f"{CDK.parent}{os.pathsep}{env['PATH']}"},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "did you mean inference_top_k" in result.stdout + result.stderr
+    stamp = json.loads((stale / synth_stamp.STAMP).read_text())
+    assert stamp["status"] == "failed" and "inference_topk" in stamp["error"]
+    assert template_of(stale, "dev", "Pipeline").is_file()  # the old templates are still there
+    with pytest.raises(AssemblyError, match=r"the last synth into .* failed \(invalid config"):
+        load_stage(stale, "dev")
+    with pytest.raises(promote.PromoteError, match="inference_topk"):
+        promote.find_canary(stale, "dev", "jetson")
+    with pytest.raises(FollowError, match="failed"):
+        stage_prefix(stale, "dev")
+
+
+def test_an_assembly_older_than_cdk_json_is_refused_by_the_simulator(tmp_path) -> None:
+    """cdk.json edited after the synth (a key changed, a release promoted): the simulator would
+    run the old configuration; promote, which writes cdk.json itself, does not mind."""
+    from device_sim.assembly import load_stage
+    from device_sim.cloud.errors import AssemblyError
+    from stacks import synth_stamp
+
+    cdk_json = tmp_path / "cdk.json"
+    cdk_json.write_text('{"context": {}}')
+    assembly = tmp_path / "cdk.out"
+    synth_stamp.write(assembly, synth_stamp.COMPLETE, cdk_json=cdk_json)
+    (assembly / "manifest.json").write_text("{}")
+    assert synth_stamp.problem(assembly) is None
+    cdk_json.write_text('{"context": {"inference_top_k": 3}}')
+    assert "changed since" in str(synth_stamp.problem(assembly))
+    assert synth_stamp.problem(assembly, check_cdk_json=False) is None
+    with pytest.raises(AssemblyError, match="changed since"):
+        load_stage(assembly, "dev")
+
+
+def test_a_synth_that_never_finished_or_no_stamp(tmp_path) -> None:
+    from stacks import synth_stamp
+
+    assert synth_stamp.problem(tmp_path) is None  # an assembly without a stamp: not ours to judge
+    synth_stamp.write(tmp_path, synth_stamp.RUNNING)
+    assert "did not finish" in str(synth_stamp.problem(tmp_path))
+    (tmp_path / synth_stamp.STAMP).write_text("{not json")
+    assert "unreadable" in str(synth_stamp.problem(tmp_path))
