@@ -237,3 +237,54 @@ def test_digest_exclusions_name_real_properties() -> None:
 
     with pytest.raises(ValueError, match="absent properties: Gone"):
         without({"Kept": 1}, {"Gone": "why"})
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"inference_top_k": "3"}, {"publish_topic_prefix": "acme/cams"}],
+    ids=["top_k", "topic_prefix"],
+)
+def test_a_component_setting_key_gives_a_new_inference_version_only(
+    tmp_path, baseline, overrides
+) -> None:
+    """Issue 18, "settings that are settings": a ``-c`` component setting is written into the
+    inference recipe's DefaultConfiguration, so it makes a new inference component version (and
+    deployment), not a configuration update of the running version; nothing upstream moves. The
+    README's diff table says so."""
+    after = identities(pipeline_template(tmp_path, **overrides))
+    assert after[INFERENCE] != baseline[INFERENCE]
+    for same in ("train", "neo", MODEL, RUNTIME):
+        assert after[same] == baseline[same], same
+
+
+def test_a_fleet_alarm_key_leaves_the_pipeline_alone(tmp_path) -> None:
+    """The alarms live in the fleet stack: a threshold change touches no pipeline resource."""
+    before = pipeline_template(tmp_path / "a")
+    after = pipeline_template(tmp_path / "b", alarm_failure_rate_percent="9")
+    assert json.dumps(after["Resources"], sort_keys=True) == json.dumps(
+        before["Resources"], sort_keys=True
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "moved"),
+    [
+        ({"rollout_max_per_minute": "20"}, {"Custom::GreengrassDeployment"}),
+        ({"component_update_timeout_seconds": "90"}, {"Custom::GreengrassDeployment"}),
+        ({"log_retention_days": "60"}, {"AWS::Logs::LogGroup", "Custom::GreengrassLogGroup"}),
+    ],
+    ids=["rollout", "update-timeout", "log-retention"],
+)
+def test_deployment_and_retention_keys_move_only_what_the_readme_says(
+    tmp_path, overrides, moved
+) -> None:
+    """The README's diff table rows for the deployment keys and log_retention_days."""
+    before = pipeline_template(tmp_path / "a")["Resources"]
+    after = pipeline_template(tmp_path / "b", **overrides)["Resources"]
+    assert set(after) == set(before)
+    changed = {
+        after[lid]["Type"]
+        for lid in after
+        if json.dumps(after[lid], sort_keys=True) != json.dumps(before[lid], sort_keys=True)
+    }
+    assert changed == moved
