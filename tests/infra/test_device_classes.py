@@ -377,3 +377,27 @@ def test_a_bad_class_name_says_what_is_wrong_with_the_name(name: str, message: s
         )
     assert message in str(raised.value)
     assert "thing_group" not in str(raised.value)  # the name is the problem, not the settings
+
+
+def test_moving_a_fleet_to_device_classes_keeps_it_only_under_the_name_default(
+    tmp_path,
+) -> None:
+    """Issue 18, "moving to device classes": the same devices and target written as a class
+    called ``default`` synthesize the single-target app's pipeline exactly (same logical IDs,
+    component names and versions); any other name gives the fleet new component names and a new
+    deployment resource (the old one is deleted), as the README warns."""
+    from tests.infra.fast import pipeline_template
+
+    single = pipeline_template(tmp_path / "single")
+    same = {"thing_group": "EdgeAiDevCoreDevices", "neo_target_platform": "LINUX/X86_64"}
+    as_default = pipeline_template(tmp_path / "default", device_classes={"default": same})
+    renamed = pipeline_template(tmp_path / "cams", device_classes={"cams": same})
+    assert json.dumps(as_default["Resources"], sort_keys=True) == json.dumps(
+        single["Resources"], sort_keys=True
+    )
+
+    def deployments(template: dict) -> set[str]:
+        return set(resources_of_type(template, "Custom::GreengrassDeployment"))
+
+    assert deployments(renamed).isdisjoint(deployments(single))
+    assert set(component_recipes(renamed)).isdisjoint(component_recipes(single))
