@@ -239,17 +239,18 @@ def aws_clients(region: str | None) -> tuple[Any, Any, str]:
         from botocore.exceptions import BotoCoreError, ClientError
     except ImportError:
         raise CannotCheck("boto3 is not installed (scripts/setup.sh installs it)") from None
-    session = boto3.Session(region_name=region)
-    if session.region_name is None:
-        # botocore configprovider: the region comes from AWS_DEFAULT_REGION or the config file
-        raise CannotCheck("no AWS region: pass --region or set AWS_DEFAULT_REGION")
-    if session.get_credentials() is None:
-        raise CannotCheck("no AWS credentials: run `aws configure` or set AWS_PROFILE")
     try:
+        session = boto3.Session(region_name=region)
+        if session.region_name is None:
+            # botocore configprovider: the region comes from AWS_DEFAULT_REGION or the config
+            raise CannotCheck("no AWS region: pass --region or set AWS_DEFAULT_REGION")
+        if session.get_credentials() is None:
+            raise CannotCheck("no AWS credentials: run `aws configure` or set AWS_PROFILE")
         account = session.client("sts").get_caller_identity()["Account"]
+        partition = session.get_partition_for_region(session.region_name)
     except (BotoCoreError, ClientError) as error:
-        raise CannotCheck(f"cannot call AWS with these credentials: {error}") from None
-    partition = session.get_partition_for_region(session.region_name)
+        # a profile that does not exist (ProfileNotFound), no network, expired credentials
+        raise CannotCheck(f"cannot call AWS: {error}") from None
     prefix = f"{partition}:{session.region_name}:{account}"
     return session.client("cloudwatch"), session.client("greengrassv2"), prefix
 

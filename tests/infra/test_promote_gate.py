@@ -322,3 +322,19 @@ def test_without_a_region_it_names_where_to_set_one(
     code, document = run(tmp_path, three_classes.assembly_dir)
     assert code == 0 and promoted(document)
     assert "no AWS region: pass --region or set AWS_DEFAULT_REGION" in capsys.readouterr().err
+
+
+def test_a_profile_that_does_not_exist_is_named_not_a_traceback(
+    tmp_path: Path,
+    three_classes: Any,
+    no_credentials: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """botocore raises ProfileNotFound lazily, from the first credential lookup."""
+    monkeypatch.setenv("AWS_PROFILE", "nope")
+    code, document = run(tmp_path, three_classes.assembly_dir, "--require-check")
+    assert code == 1 and not promoted(document)
+    assert "cannot call AWS: The config profile (nope) could not be found" in (
+        capsys.readouterr().err
+    )
