@@ -185,23 +185,24 @@ def main() -> int:
     outdir = str(Path.cwd() / "cdk.out") if context is not None else None
     # The folder the templates go to (the CLI names it in CDK_OUTDIR), stamped so that a failed
     # synth is not mistaken for the previous one's templates (stacks/synth_stamp.py).
-    stamped = Path(outdir or os.environ.get("CDK_OUTDIR") or "")
+    stamp_dir = outdir or os.environ.get("CDK_OUTDIR")
+    stamped = Path(stamp_dir) if stamp_dir else None
     cdk_json = Path.cwd() / "cdk.json"
-    if stamped != Path(""):
+    if stamped is not None:
         synth_stamp.write(stamped, synth_stamp.RUNNING)
     try:
         app = create_app(context, outdir=outdir)
         app.synth()
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
-        if stamped != Path(""):
+        if stamped is not None:
             synth_stamp.write(stamped, synth_stamp.FAILED, error=str(error))
         return 2
     except BaseException as error:
-        if stamped != Path(""):
+        if stamped is not None:
             synth_stamp.write(stamped, synth_stamp.FAILED, error=f"{type(error).__name__}: {error}")
         raise
-    if stamped != Path(""):
+    if stamped is not None:
         synth_stamp.write(
             stamped, synth_stamp.COMPLETE, cdk_json=cdk_json if cdk_json.is_file() else None
         )
