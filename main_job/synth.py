@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from main_job.errors import MainJobError
 from main_job.paths import ROOT
 
 STAGE = "dev"
@@ -31,14 +32,27 @@ BROUGHT_MODEL_CONTEXT: dict[str, Any] = {
 }
 
 
-def synthesize_stage(outdir: Path) -> Path:
-    """The ``dev`` stage with :data:`BROUGHT_MODEL_CONTEXT` over ``cdk.json``'s context.
+def synthesize_stage(outdir: Path, context: dict[str, Any] | None = None) -> Path:
+    """The ``dev`` stage with :data:`BROUGHT_MODEL_CONTEXT` over ``cdk.json``'s context
+    (``context``: that context, for tests).
+
+    The job's stage is its own: one ONNX class of its own, nothing promoted. So the promoted
+    releases in ``cdk.json`` (``releases``, written by ``rollout.promote`` for the user's own
+    classes) are left out: they name classes this stage does not have, and synth would refuse
+    them. A configuration this stage still cannot use is a :class:`MainJobError` naming it.
 
     ``app`` is the repository's top-level module, importable wherever ``main_job`` is (both sit
     at the repository root, which ``python -m main_job`` from there puts on the path)."""
     import app as cdk_app
+    from app_config import ConfigError
 
-    context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    if context is None:
+        context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    own = {key: value for key, value in context.items() if key != "releases"}
     shutil.rmtree(outdir, ignore_errors=True)
-    cdk_app.create_app(context={**context, **BROUGHT_MODEL_CONTEXT}, outdir=str(outdir)).synth()
+    try:
+        app = cdk_app.create_app(context={**own, **BROUGHT_MODEL_CONTEXT}, outdir=str(outdir))
+    except ConfigError as error:
+        raise MainJobError(f"cdk.json does not fit the main job's dev stage: {error}") from None
+    app.synth()
     return outdir
