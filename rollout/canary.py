@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from device_contract import fleet_metrics as fm
+from rollout.assembly import templates as assembly_templates
 
 DEFAULT_MIN_HOURS = 1.0
 DEFAULT_MIN_IMAGES = 100
@@ -74,7 +75,7 @@ class Evidence:
 
 
 def _templates(assembly: Path) -> Iterable[Mapping[str, Any]]:
-    for path in sorted(assembly.rglob("*.template.json")):
+    for path in assembly_templates(assembly):
         resources = json.loads(path.read_text()).get("Resources", {})
         if isinstance(resources, dict):
             yield from (r for r in resources.values() if isinstance(r, dict))

@@ -29,6 +29,7 @@ from typing import Any
 
 from device_contract import names
 from rollout import canary as gate
+from rollout.assembly import templates as assembly_templates
 from stacks import synth_stamp
 
 # Keep in step with edge_constructs.greengrass.construct's RING_METADATA and DEPLOYMENT_TYPE
@@ -55,7 +56,7 @@ def find_canary(assembly: Path, stage: str, device_class: str) -> Mapping[str, A
     stale = synth_stamp.problem(assembly, check_cdk_json=False)
     if stale is not None:
         raise PromoteError(stale)
-    templates = sorted(assembly.rglob("*.template.json"))
+    templates = assembly_templates(assembly)
     if not templates:
         raise PromoteError(f"no templates under {assembly}: run {_synth(assembly, stage)}")
     rings: dict[str, set[str]] = {}

@@ -93,3 +93,20 @@ def test_help_keeps_the_example_lines(capsys: pytest.CaptureFixture[str]) -> Non
     assert "\n    python -m rollout.promote --stage dev --class jetson    # writes cdk.json\n" in (
         capsys.readouterr().out
     )
+
+
+def test_a_stage_the_last_synth_did_not_write_is_not_read_from_its_leftovers(tmp_path) -> None:
+    """Found by the hostile review: after a dev synth, ``cdk synth -c stage=prod`` into the
+    same folder leaves ``assembly-dev/`` behind, unlisted by the new manifest; promote read it
+    as current and promoted the old build. It reads only what the manifest lists now."""
+    from rollout.assembly import templates
+    from tests.infra.conftest import THREE_CLASSES, synthesize
+
+    out = tmp_path / "cdk.out"
+    synthesize(out, device_classes=THREE_CLASSES, stage="dev")
+    assert promote.find_canary(out, "dev", "jetson")
+    synthesize(out, device_classes=THREE_CLASSES, stage="prod")
+    assert (out / "assembly-dev").is_dir()  # the leftovers are there
+    assert all("assembly-prod" in str(path) for path in templates(out))
+    with pytest.raises(promote.PromoteError, match=r"stage dev is not in .*stages there: prod"):
+        promote.find_canary(out, "dev", "jetson")
