@@ -237,3 +237,33 @@ def test_the_dashboard_shows_each_asked_view(fleet: Template) -> None:
     ):
         assert title in body
     assert "SEARCH('{EdgeAi/dev,Model}" in body
+
+
+@pytest.mark.parametrize(
+    ("period", "count", "fits"),
+    [
+        ("1440", "7", True),  # 7 days exactly
+        ("1440", "8", False),  # past 604,800 s
+        ("120", "84", True),  # 2 h periods: the 7-day limit, not the 1-day one
+        ("30", "48", True),  # 1 day exactly
+        ("30", "49", False),  # under an hour's period: the 1-day limit
+    ],
+)
+def test_the_alarm_window_cloudwatch_refuses_is_refused_at_synth(
+    period: str, count: str, fits: bool
+) -> None:
+    """Found by the hostile review: each key was bounded alone, so 1440 min x 100 periods
+    synthesized and would fail at deploy (PutMetricAlarm ``Period`` documentation, botocore:
+    at most 604,800 s, or 86,400 s below an hour's period)."""
+    context = {
+        **CDK_JSON_CONTEXT,
+        "alarm_period_minutes": period,
+        "alarm_evaluation_periods": count,
+    }
+    if fits:
+        assert load_config(context, "dev").fleet_alarms.evaluation_periods == int(count)
+    else:
+        with pytest.raises(
+            ConfigError, match=r"alarm_evaluation_periods=.*CloudWatch allows at most"
+        ):
+            load_config(context, "dev")
