@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -247,11 +248,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _non_negative(kind: type) -> Any:
+    """A finite number >= 0 of ``kind`` (``nan`` would make every comparison false and turn
+    the check off; ``inf`` would make it refuse for ever)."""
+    what = "a whole number" if kind is int else "a number"
+
     def parse(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
         if value < 0:
             raise argparse.ArgumentTypeError(f"{text} is negative")
         return value
@@ -279,6 +286,8 @@ def _gate_allows(args: argparse.Namespace, deployment: Mapping[str, Any]) -> boo
         if args.require_check and not args.force:
             print("Refused (--require-check); --force promotes unchecked.", file=sys.stderr)
             return False
+        if args.require_check:
+            print("--force overrides --require-check.", file=sys.stderr)
         print("Promoting unchecked: look at its alarms and numbers yourself.", file=sys.stderr)
         return True
     except gate.CheckFailed as error:

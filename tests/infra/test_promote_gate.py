@@ -338,3 +338,30 @@ def test_a_profile_that_does_not_exist_is_named_not_a_traceback(
     assert "cannot call AWS: The config profile (nope) could not be found" in (
         capsys.readouterr().err
     )
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_a_threshold_that_is_not_finite_is_refused(
+    tmp_path: Path, three_classes: Any, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found by the hostile review: ``nan`` passed and turned the hours check off (every
+    comparison with it is false)."""
+    with pytest.raises(SystemExit):
+        run(tmp_path, three_classes.assembly_dir, f"--min-canary-hours={value}")
+    assert "is not a finite number" in capsys.readouterr().err
+
+
+def test_force_says_it_overrides_require_check(
+    tmp_path: Path, three_classes: Any, no_credentials: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, document = run(tmp_path, three_classes.assembly_dir, "--require-check", "--force")
+    assert code == 0 and promoted(document)
+    assert "--force overrides --require-check" in capsys.readouterr().err
+
+
+def test_a_fraction_of_an_image_is_named_as_such(
+    tmp_path: Path, three_classes: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        run(tmp_path, three_classes.assembly_dir, "--min-canary-images", "1.5")
+    assert "'1.5' is not a whole number" in capsys.readouterr().err
