@@ -4,10 +4,11 @@ components a class deploys, and the checks that the two agree."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from app_config.errors import ConfigError
 from app_config.parse import VERSION_RE
-from device_contract import names
+from device_contract import names, topics
 from device_contract.names import COMPONENT_NAME_MAX as COMPONENT_NAME_MAX
 from edge_constructs.greengrass.public_components import LOG_MANAGER, NUCLEUS
 from edge_constructs.props import ComponentPin, DeviceClass
@@ -94,20 +95,38 @@ def check_release_topics(
     current prefix (``core_device``: ``iot:Publish`` on ``topic/<prefix>/${iot:Connection.
     Thing.ThingName}/*``), so a release promoted under another prefix would publish into a
     denied topic: the nucleus's PublishToIoTCore fails, and results pile up in the outbox."""
+    problems: list[tuple[str, str]] = []
     for device_class in device_classes:
         for component, pin in (device_class.release or {}).items():
-            promoted = pin.publish_topic_prefix
+            promoted, where = pin.publish_topic_prefix, PROMOTED_PREFIX
+            if promoted is None:
+                # promoted before the prefix was recorded: its merge may still name the topic
+                promoted, where = _merged_prefix(pin.merge), "merge.PublishTopic"
             if promoted is None or promoted == publish_topic_prefix:
                 continue
-            raise ConfigError(
-                f"releases.{stage}.{device_class.name}.{component}.{PROMOTED_PREFIX}",
-                promoted,
-                f"the promoted release publishes under {promoted}/<thing>/..., but "
-                f"publish_topic_prefix is now {publish_topic_prefix}: the core-device IoT "
-                "policy would deny the fleet's results and metrics. Restore "
-                f'publish_topic_prefix={promoted}, or move the release: README, "Move a '
-                'release across a topic change"',
-            )
+            problems.append((f"releases.{stage}.{device_class.name}.{component}.{where}", promoted))
+    if problems:
+        (key, promoted), others = problems[0], [k for k, _ in problems[1:]]
+        also = f" (also: {', '.join(others)})" if others else ""
+        raise ConfigError(
+            key,
+            promoted,
+            f"the promoted release publishes under {promoted}/<thing>/..., but "
+            f"publish_topic_prefix is now {publish_topic_prefix}: the core-device IoT "
+            "policy would deny the fleet's results and metrics. Restore "
+            f'publish_topic_prefix={promoted}, or move the release: README, "Move a '
+            f'release across a topic change"{also}',
+        )
+
+
+def _merged_prefix(merge: Mapping[str, Any] | None) -> str | None:
+    """The prefix of a release's merged ``PublishTopic`` (``<prefix>/{iot:thingName}/
+    predictions``, ``device_contract.topics.publish_topic``), or None when it sets none."""
+    topic = (merge or {}).get("PublishTopic")
+    suffix = topics.publish_topic("")
+    if not isinstance(topic, str) or not topic.endswith(suffix) or topic == suffix:
+        return None
+    return topic[: -len(suffix)]
 
 
 def parse_release(key: str, value: object, canary: str) -> Mapping[str, ComponentPin] | None:

@@ -295,3 +295,39 @@ def test_a_recorded_prefix_that_is_not_a_string_is_named() -> None:
         ConfigError, match=r"DlrInference\.publish_topic_prefix=7.*expected a string"
     ):
         load_config(context, "dev")
+
+
+def test_a_legacy_release_is_checked_by_its_merged_topic_and_every_class_is_named() -> None:
+    """Found by the hostile review: a release without a recorded prefix was not checked though
+    its merge names the topic, and the check stopped at the first class."""
+    inference = "com.example.edgeai.dev.{}.DlrInference"
+    release = json.loads(json.dumps(JETSON_RELEASE))
+    release[inference.format("jetson")]["merge"] = {
+        "TopK": 5,
+        "PublishTopic": "edge-ai/{iot:thingName}/predictions",
+    }
+    pi = {
+        name.replace(".jetson.", ".pi."): spec
+        for name, spec in json.loads(json.dumps(release)).items()
+    }
+    classes = {
+        "jetson": CLASSES["jetson"],
+        "pi": {
+            **CLASSES["jetson"],
+            "thing_group": "EdgeAiDevPis",
+            "canary_thing_group": "EdgeAiDevPisCanary",
+        },
+    }
+    context = {
+        **CDK_JSON_CONTEXT,
+        "device_classes": classes,
+        "releases": {"dev": {"jetson": release, "pi": pi}},
+    }
+    assert load_config(context, "dev")  # the prefix it was promoted under: fine
+    with pytest.raises(ConfigError) as refused:
+        load_config({**context, "publish_topic_prefix": "fleet-ai"}, "dev")
+    message = str(refused.value)
+    assert (
+        f"releases.dev.jetson.{inference.format('jetson')}.merge.PublishTopic='edge-ai'" in message
+    )
+    assert f"(also: releases.dev.pi.{inference.format('pi')}.merge.PublishTopic)" in message
