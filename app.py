@@ -63,7 +63,7 @@ def _check_keys(context: Mapping[str, Any]) -> None:
         what = "section" if isinstance(value, Mapping) else "key"
         raise ConfigError(
             key,
-            value,
+            "{...}" if isinstance(value, Mapping) else value,
             f"unknown {what} (a -c key or a top-level cdk.json context entry){hint}; the "
             "sections are pipeline, stages and releases; the keys: README, Configuration",
         )

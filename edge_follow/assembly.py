@@ -35,7 +35,8 @@ def stage_prefix(assembly: Path, stage: str) -> str | None:
     there. :class:`FollowError` when there is one without that stage or without the output."""
     if not (assembly / "manifest.json").is_file():
         return None
-    stale = synth_stamp.problem(assembly)
+    # only a failed synth matters here: the topic prefix, not the rest of cdk.json, is read
+    stale = synth_stamp.problem(assembly, check_cdk_json=False)
     if stale is not None:
         raise FollowError(f"{stale}; or pass --topic-prefix")
     manifest = _json(assembly / "manifest.json")

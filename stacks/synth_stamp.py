@@ -47,6 +47,8 @@ def write(outdir: Path, status: str, *, cdk_json: Path | None = None, error: str
 def problem(assembly: Path, *, check_cdk_json: bool = True) -> str | None:
     """Why ``assembly`` should not be used as it is, in words a user can act on; None when it
     can (or when it has no stamp: made by an earlier version, or by a test's own synth)."""
+    if assembly.exists() and not assembly.is_dir():
+        return f"{assembly} is a file, not a cloud assembly folder (cdk.out)"
     try:
         stamp = json.loads((assembly / STAMP).read_text())
     except FileNotFoundError:
@@ -57,12 +59,12 @@ def problem(assembly: Path, *, check_cdk_json: bool = True) -> str | None:
     if status == FAILED:
         return (
             f"the last synth into {assembly} failed ({stamp.get('error') or 'no error recorded'}); "
-            "its templates are an earlier synth's: fix that and synthesize again (cdk synth)"
+            "any templates there are an earlier synth's: fix that and synthesize again (cdk synth)"
         )
     if status != COMPLETE:
         return (
-            f"the last synth into {assembly} did not finish; its templates may be an earlier "
-            "synth's: synthesize again (cdk synth)"
+            f"the last synth into {assembly} did not finish; any templates there may be an "
+            "earlier synth's: synthesize again (cdk synth)"
         )
     recorded = stamp.get("cdk_json")
     changed = (

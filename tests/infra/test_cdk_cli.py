@@ -178,3 +178,13 @@ def test_a_synth_that_never_finished_or_no_stamp(tmp_path) -> None:
     assert "did not finish" in str(synth_stamp.problem(tmp_path))
     (tmp_path / synth_stamp.STAMP).write_text("{not json")
     assert "unreadable" in str(synth_stamp.problem(tmp_path))
+
+
+def test_a_file_named_as_the_assembly_is_said_to_be_a_file(tmp_path) -> None:
+    from stacks import synth_stamp
+
+    readme = tmp_path / "README.md"
+    readme.write_text("not a folder")
+    assert (
+        synth_stamp.problem(readme) == f"{readme} is a file, not a cloud assembly folder (cdk.out)"
+    )

@@ -35,8 +35,10 @@ def test_a_mistyped_c_key_or_section_names_what_was_meant(
     assert f"did you mean {meant}" in message.split("?")[0] + "?"
 
 
-def test_a_section_is_called_a_section() -> None:
-    with pytest.raises(ConfigError, match=r"unknown section .*did you mean pipeline\?"):
+def test_a_section_is_called_a_section_and_not_printed_whole() -> None:
+    with pytest.raises(
+        ConfigError, match=r"pipline='\{\.\.\.\}': unknown section .*did you mean pipeline\?"
+    ):
         cdk_app._check_keys({"pipline": {"epochs": 3}})
 
 
