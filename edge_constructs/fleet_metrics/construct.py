@@ -319,7 +319,7 @@ class FleetMetrics(Construct):
     # ------------------------------------------------------------------------ dashboard
     def _dashboard(self) -> cw.Dashboard:
         width = 12
-        period = self.config
+        config = self.config
         rings = self.rings
 
         def graph(
@@ -342,19 +342,19 @@ class FleetMetrics(Construct):
                 graph(
                     "Failure rate (%)",
                     [self.failure_rate(r, f"_{n}") for n, r in enumerate(rings)],
-                    period.failure_rate_percent,
+                    config.failure_rate_percent,
                 ),
                 graph(
                     "Latency p95 (ms, worst device)",
                     [self.line(fm.LATENCY_P95, "Maximum", r) for r in rings],
-                    period.latency_p95_ms,
+                    config.latency_p95_ms,
                 ),
             ],
             [
                 graph(
                     "Low-confidence rate (%)",
                     [self.low_confidence_rate(r, f"_{n}") for n, r in enumerate(rings)],
-                    period.low_confidence_percent,
+                    config.low_confidence_percent,
                 ),
                 graph(
                     "Devices reporting (device-windows per period)",
