@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from device_sim.assembly import AssemblyError, Env
+from device_sim.assembly import AssemblyError, Env, onnx_model_folder
 from device_sim.deployment import DEFAULT_NUCLEUS_VERSION, PLATFORMS
 from device_sim.device import Device, DeviceOptions, StepFailed, root_problem
 from device_sim.samples import write_sample_images
@@ -70,8 +70,9 @@ def _parser() -> argparse.ArgumentParser:
         "--onnx-model",
         type=Path,
         default=None,
-        help="folder with model.onnx and labels.json: the training stand-in's ONNX export "
-        "(required when the stage has an ONNX device class)",
+        help="folder (or .tar.gz) with model.onnx and labels.json at its root: the training "
+        "stand-in's ONNX export, or the model you bring (required when the stage has an ONNX "
+        "device class)",
     )
     parser.add_argument(
         "--thing-group",
@@ -123,6 +124,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if error:
         print(f"device_sim: error: {error}", file=sys.stderr)
         return 2
+    if args.onnx_model is not None:
+        try:
+            unpacked = args.root.parent / f".{args.root.name}-onnx-model"
+            args.onnx_model = onnx_model_folder(args.onnx_model, unpacked)
+        except AssemblyError as error:
+            print(f"device_sim: error: {error}", file=sys.stderr)
+            return 2
     images = args.images
     if images is None and not args.resolve_only:
         images = write_sample_images(args.root.parent / f".{args.root.name}-images")
@@ -192,7 +200,11 @@ def _check(args: argparse.Namespace) -> str | None:
         return f"--region {args.region!r}: not an AWS Region name (e.g. eu-west-1)"
     if args.model is not None and not args.model.is_dir():
         return f"--model {args.model}: no such folder"
-    if args.onnx_model is not None and not (args.onnx_model / "model.onnx").is_file():
+    if (
+        args.onnx_model is not None
+        and args.onnx_model.is_dir()
+        and not (args.onnx_model / "model.onnx").is_file()
+    ):
         return f"--onnx-model {args.onnx_model}: no model.onnx in that folder"
     if args.images is not None and not args.images.is_dir():
         return f"--images {args.images}: no such folder"

@@ -22,6 +22,7 @@ import contextlib
 import json
 import re
 import shutil
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -66,6 +67,7 @@ __all__ = [
     "deploy_stage",
     "handler_module",
     "load_stage",
+    "onnx_model_folder",
     "read_onnx_model",
     "split_s3",
 ]
@@ -156,6 +158,40 @@ def split_s3(uri: str) -> tuple[str, str]:
     if not match:
         raise AssemblyError(f"not an s3://bucket/key URI: {uri!r}")
     return match.group(1), match.group(2)
+
+
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
+
+
+def onnx_model_folder(given: Path, workdir: Path) -> Path:
+    """``--onnx-model`` as a folder: the folder given, or a ``model.tar.gz`` as a user who
+    brings a model has it (``model.onnx`` and ``labels.json`` at its root, as packaging reads
+    the brought archive) unpacked into ``workdir``. The archive is unpacked with tarfile's
+    ``data`` filter (Python docs, "Extraction filters"): no absolute paths, no ``..``, no
+    links out of the folder, no device files."""
+    if given.is_dir():
+        return given
+    if not given.is_file() or not given.name.endswith(ARCHIVE_SUFFIXES):
+        raise AssemblyError(
+            f"--onnx-model {given}: not a folder or a .tar.gz archive with {ONNX_FILE} and "
+            "labels.json"
+        )
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    try:
+        with tarfile.open(given, "r:*") as archive:
+            archive.extractall(workdir, filter="data")
+    except (tarfile.TarError, OSError, EOFError) as error:
+        raise AssemblyError(f"--onnx-model {given}: not a readable .tar.gz ({error})") from None
+    if not (workdir / ONNX_FILE).is_file():
+        found = sorted(p.relative_to(workdir).as_posix() for p in workdir.rglob("*") if p.is_file())
+        raise AssemblyError(
+            f"--onnx-model {given}: no {ONNX_FILE} at the archive's root (files: "
+            f"{', '.join(found[:10]) or 'none'}); make it with "
+            f"tar -C <folder> -czf model.tar.gz {ONNX_FILE} labels.json"
+        )
+    return workdir
 
 
 def read_onnx_model(folder: Path) -> dict[str, str]:

@@ -44,7 +44,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
         (["--device-name", "../../x"], "--device-name '../../x': a thing name may hold only"),
         (["--device-name", ""], "--device-name '': a thing name may hold only"),
         (["--device-name", "x" * 129], "is 129 characters; a thing name has at most 128"),
-        (["--onnx-model", "/no/such/dir"], "--onnx-model /no/such/dir: no model.onnx in"),
+        (["--onnx-model", "/no/such/dir"], "--onnx-model /no/such/dir: not a folder or a .tar.gz"),
     ],
 )
 def test_bad_argument_is_one_line(dev_assembly: Path, args: list[str], message: str) -> None:
@@ -205,3 +205,50 @@ def test_unknown_thing_group_fails_at_provision(tmp_path: Path, dev_assembly: Pa
     assert result.returncode == 1
     assert "--thing-group Nope: the stage has no such thing group" in result.stderr
     assert "EdgeAiDevCoreDevices" in result.stderr
+
+
+def _tar(path: Path, members: dict[str, bytes]) -> Path:
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as archive:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_an_onnx_model_archive_as_a_user_has_it_is_unpacked(tmp_path: Path) -> None:
+    """Issue 18: ``--onnx-model`` took a folder only and refused the ``model.tar.gz`` a user who
+    brings a model has. The archive's root holds what the folder would."""
+    from device_sim.assembly import onnx_model_folder, read_onnx_model
+
+    archive = _tar(tmp_path / "model.tar.gz", {"model.onnx": b"onnx", "labels.json": b'["a","b"]'})
+    folder = onnx_model_folder(archive, tmp_path / "unpacked")
+    assert (folder / "model.onnx").read_bytes() == b"onnx"
+    assert read_onnx_model(folder) == {"0": "a", "1": "b"}
+    assert onnx_model_folder(folder, tmp_path / "other") == folder  # a folder stays a folder
+
+
+@pytest.mark.parametrize(
+    ("members", "message"),
+    [
+        (
+            {"model/model.onnx": b"x"},
+            "no model.onnx at the archive's root (files: model/model.onnx)",
+        ),
+        ({"../evil.onnx": b"x", "model.onnx": b"x"}, "not a readable .tar.gz"),
+    ],
+    ids=["nested", "escapes"],
+)
+def test_an_archive_that_is_not_a_model_is_one_line(
+    tmp_path: Path, dev_assembly: Path, members: dict[str, bytes], message: str
+) -> None:
+    archive = _tar(tmp_path / "model.tar.gz", members)
+    result = cli("--assembly", str(dev_assembly), "--root", str(tmp_path / "gg"),
+                 "--onnx-model", str(archive), "--resolve-only")  # fmt: skip
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"device_sim: error: --onnx-model {archive}: ") and message in line
+    assert not (tmp_path / "evil.onnx").exists()
