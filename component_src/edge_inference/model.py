@@ -213,6 +213,9 @@ class OnnxRunner:
             raise ModelError(f"ONNX Runtime cannot load {path}: {err}") from err
         names = [i.name for i in self._session.get_inputs()]
         self.input_name = _pick_input(names, input_name)
+        shape = self._session.get_outputs()[0].shape
+        # the class axis, when the graph states it (a symbolic one is a str, e.g. "batch")
+        self.classes = shape[-1] if shape and isinstance(shape[-1], int) else None
 
     def run(self, tensor: np.ndarray) -> np.ndarray:
         outputs = self._session.run(None, {self.input_name: tensor})
@@ -267,6 +270,19 @@ class LoadedModel:
         ]
 
 
+def check_labels(labels: Dict[int, str], classes: Optional[int], target: Path) -> None:
+    """``labels.json`` names one class per score the model outputs, in order: with fewer
+    names, a result would show some classes by number, and with more, names no score has
+    (issue 18: 3 names for a 4-class model were accepted). Checked where the model states its
+    class count (an ONNX graph's output shape); no labels at all means numbered classes."""
+    if not labels or classes is None or len(labels) == classes:
+        return
+    raise ModelError(
+        f"labels.json names {len(labels)} classes but {target.name} outputs {classes} scores: "
+        "give one name per output, in the model's order"
+    )
+
+
 def load_model(model_dir: Path, runtime: str) -> LoadedModel:
     """Load the model once; raises :class:`ModelError` with the reason."""
     target = check_model_files(model_dir, runtime)
@@ -277,5 +293,6 @@ def load_model(model_dir: Path, runtime: str) -> LoadedModel:
         runner = DlrRunner(target, info.input_name)
     else:
         runner = OnnxRunner(target, info.input_name)
+        check_labels(labels, runner.classes, target)
     LOG.info("loaded model %s from %s with %s", info.model_id, target, runtime)
     return LoadedModel(model_dir=model_dir, info=info, labels=labels, runner=runner)
