@@ -35,7 +35,6 @@ from rollout.assembly import templates as assembly_templates
 
 DEFAULT_MIN_HOURS = 1.0
 DEFAULT_MIN_IMAGES = 100
-DEPLOYMENT_TYPE = "Custom::GreengrassDeployment"  # promote.DEPLOYMENT_TYPE
 ALARM_TYPE = "AWS::CloudWatch::Alarm"
 #: GetMetricStatistics returns at most 1,440 data points per call (its documentation); the
 #: period is the shortest of these that keeps the window under that.
@@ -227,13 +226,9 @@ def utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
 
-def thing_group_arn(partition: str, region: str, account: str, group: str) -> str:
-    """``arn:<partition>:iot:<region>:<account>:thinggroup/<group>`` (AWS IoT ARN format)."""
-    return f"arn:{partition}:iot:{region}:{account}:thinggroup/{group}"
-
-
 def aws_clients(region: str | None) -> tuple[Any, Any, str]:
-    """CloudWatch and Greengrass clients and the canary's thing group ARN prefix parts; or
+    """CloudWatch and Greengrass clients, and this account's AWS IoT ARN prefix
+    (``arn:<partition>:iot:<region>:<account>``, AWS IoT ARN format); or
     :class:`CannotCheck` naming what is missing (boto3, credentials, a region)."""
     try:
         import boto3
@@ -252,8 +247,8 @@ def aws_clients(region: str | None) -> tuple[Any, Any, str]:
     except (BotoCoreError, ClientError) as error:
         # a profile that does not exist (ProfileNotFound), no network, expired credentials
         raise CannotCheck(f"cannot call AWS: {error}") from None
-    prefix = f"{partition}:{session.region_name}:{account}"
-    return session.client("cloudwatch"), session.client("greengrassv2"), prefix
+    iot_arn = f"arn:{partition}:iot:{session.region_name}:{account}"
+    return session.client("cloudwatch"), session.client("greengrassv2"), iot_arn
 
 
 def check(
@@ -261,21 +256,21 @@ def check(
     *,
     cloudwatch: Any,
     greengrass: Any,
-    arn_parts: str,
+    iot_arn: str,
     now: datetime.datetime,
     min_hours: float,
     min_images: int,
 ) -> tuple[list[str], list[str]]:
-    """(what was checked, why it may not be promoted)."""
+    """(what was checked, why it may not be promoted). ``iot_arn``: as :func:`aws_clients`
+    gives it."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    partition, region, account = arn_parts.split(":")
     try:
         evidence = gather(
             canary,
             cloudwatch=cloudwatch,
             greengrass=greengrass,
-            thing_group_arn=thing_group_arn(partition, region, account, canary.thing_group),
+            thing_group_arn=f"{iot_arn}:thinggroup/{canary.thing_group}",
             now=now,
         )
     except (BotoCoreError, ClientError) as error:

@@ -270,13 +270,13 @@ def _gate_allows(args: argparse.Namespace, deployment: Mapping[str, Any]) -> boo
     """Check the canary; print what was checked and why it refuses. False: do not promote."""
     try:
         canary = gate.find_canary(args.assembly, deployment, args.stage, args.device_class)
-        cloudwatch, greengrass, arn_parts = gate.aws_clients(args.region)
+        cloudwatch, greengrass, iot_arn = gate.aws_clients(args.region)
         now = gate.utc_now()
         checked, reasons = gate.check(
             canary,
             cloudwatch=cloudwatch,
             greengrass=greengrass,
-            arn_parts=arn_parts,
+            iot_arn=iot_arn,
             now=now,
             min_hours=args.min_canary_hours,
             min_images=args.min_canary_images,

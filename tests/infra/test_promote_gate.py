@@ -105,7 +105,7 @@ def aws(session: boto3.Session, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(
         gate,
         "aws_clients",
-        lambda region: (stubbed.cloudwatch, stubbed.greengrass, f"aws:{REGION}:{ACCOUNT}"),
+        lambda region: (stubbed.cloudwatch, stubbed.greengrass, f"arn:aws:iot:{REGION}:{ACCOUNT}"),
     )
     monkeypatch.setattr(gate, "utc_now", lambda: NOW)
     with stubbed.cw_stub, stubbed.gg_stub:
