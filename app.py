@@ -186,26 +186,24 @@ def main() -> int:
     # The folder the templates go to (the CLI names it in CDK_OUTDIR), stamped so that a failed
     # synth is not mistaken for the previous one's templates (stacks/synth_stamp.py).
     stamp_dir = outdir or os.environ.get("CDK_OUTDIR")
-    stamped = Path(stamp_dir) if stamp_dir else None
-    cdk_json = Path.cwd() / "cdk.json"
-    if stamped is not None:
-        synth_stamp.write(stamped, synth_stamp.RUNNING)
+
+    def stamp(status: str, **details: Any) -> None:
+        if stamp_dir:
+            synth_stamp.write(Path(stamp_dir), status, **details)
+
+    stamp(synth_stamp.RUNNING)
     try:
         app = create_app(context, outdir=outdir)
         app.synth()
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
-        if stamped is not None:
-            synth_stamp.write(stamped, synth_stamp.FAILED, error=str(error))
+        stamp(synth_stamp.FAILED, error=str(error))
         return 2
     except BaseException as error:
-        if stamped is not None:
-            synth_stamp.write(stamped, synth_stamp.FAILED, error=f"{type(error).__name__}: {error}")
+        stamp(synth_stamp.FAILED, error=f"{type(error).__name__}: {error}")
         raise
-    if stamped is not None:
-        synth_stamp.write(
-            stamped, synth_stamp.COMPLETE, cdk_json=cdk_json if cdk_json.is_file() else None
-        )
+    cdk_json = Path.cwd() / "cdk.json"
+    stamp(synth_stamp.COMPLETE, cdk_json=cdk_json if cdk_json.is_file() else None)
     return 0
 
 
