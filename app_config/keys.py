@@ -81,9 +81,10 @@ KEYS: tuple[Key, ...] = (
         "architecture",
         "str",
         "vgg16",
-        "torchvision model to fine-tune",
+        "torchvision model to fine-tune; with model_artifact_uri, your model's name (required)",
         pattern=re.compile(r"^[a-z][a-z0-9_]{1,40}$"),
-        allowed="a torchvision model name such as vgg16, resnet18, mobilenet_v3_small",
+        allowed="lower-case letters, digits and _ (2-41, a letter first): a torchvision model "
+        "name such as vgg16, resnet18, mobilenet_v3_small, or your brought model's name",
     ),
     Key("neo_target_device", "str", "", "Neo TargetDevice", section="neo"),
     Key("neo_target_platform", "str", "LINUX/X86_64", "Neo TargetPlatform", section="neo"),

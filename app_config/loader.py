@@ -121,6 +121,15 @@ def merge_context(
             merged[key] = value
     check_single_target_keys((("pipeline", base), ("stage", stage_overrides), ("-c", cli)))
     given = {key for source in (base, stage_overrides, cli) for key in source}
+    if merged["model_artifact_uri"] and "architecture" not in given:
+        # architecture names the package, the model id and the Neo job; its default would
+        # label a brought model "vgg16" in every prediction and on every device
+        raise ConfigError(
+            "architecture",
+            merged["architecture"],
+            "model_artifact_uri brings a model, so name it: set architecture to your model's "
+            "name (e.g. -c architecture=resnet18); the default vgg16 is what training fine-tunes",
+        )
     derive_names(merged, given)
     return merged
 

@@ -75,6 +75,14 @@ def _parser() -> argparse.ArgumentParser:
         "device class)",
     )
     parser.add_argument(
+        "--brought-model",
+        type=Path,
+        default=None,
+        help="your model.tar.gz (or its folder) for a stage synthesized with "
+        "model_artifact_uri: the simulated account holds it there instead of a stand-in, and "
+        "it is checked first (python -m model_check)",
+    )
+    parser.add_argument(
         "--thing-group",
         default=None,
         help="provision into this thing group (a device class's group or canary group; "
@@ -131,6 +139,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         except AssemblyError as error:
             print(f"device_sim: error: {error}", file=sys.stderr)
             return 2
+    brought = None
+    if args.brought_model is not None:
+        from device_sim.assembly import load_stage
+        from device_sim.brought import read_brought_model
+        from device_sim.device import model_input_shape
+
+        shape = model_input_shape(load_stage(args.assembly, args.stage))
+        try:
+            brought = read_brought_model(
+                args.brought_model,
+                args.root.parent / f".{args.root.name}-brought-model",
+                (shape[0], shape[1], shape[2], shape[3]),
+            )
+        except AssemblyError as error:
+            print(f"device_sim: error: {error}", file=sys.stderr)
+            return 2
     images = args.images
     if images is None and not args.resolve_only:
         images = write_sample_images(args.root.parent / f".{args.root.name}-images")
@@ -144,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         env=Env(account=args.account, region=args.region),
         model_dir=args.model,
         onnx_model=args.onnx_model,
+        brought_model=brought,
         thing_group=args.thing_group,
         images=images,
         interpolate_component_configuration=args.interpolate_component_configuration == "true",
@@ -198,6 +223,8 @@ def _check(args: argparse.Namespace) -> str | None:
         return f"--nucleus-version {args.nucleus_version!r}: expected X.Y.Z, e.g. 2.18.2"
     if not REGION.fullmatch(args.region):
         return f"--region {args.region!r}: not an AWS Region name (e.g. eu-west-1)"
+    if args.brought_model is not None and args.onnx_model is not None:
+        return "--brought-model and --onnx-model: give one (the brought archive holds the model)"
     if args.model is not None and not args.model.is_dir():
         return f"--model {args.model}: no such folder"
     if (

@@ -26,7 +26,7 @@ import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from device_sim.cloud.account import Cloud
 from device_sim.cloud.cloudformation.engine import CloudFormation, Failure
@@ -45,6 +45,9 @@ from device_sim.cloud.iam import Role
 from device_sim.cloud.lambda_ import import_from
 from device_sim.cloud.standins import ONNX_FILE, StandIns
 from stacks import synth_stamp
+
+if TYPE_CHECKING:
+    from device_sim.brought import BroughtModel
 
 __all__ = [
     "NO_VALUE",
@@ -244,24 +247,31 @@ def default_stand_ins(
     num_classes: int = 10,
     model_dir: Path | None = None,
     onnx_model: Path | None = None,
+    brought: BroughtModel | None = None,
 ) -> StandIns:
     """The model folder Neo would have produced; default: the tiny Neo-layout classifier built
     for the real ``libdlr.so`` (``stand_ins/neo_model.py``) at the stack's input shape.
     With ``onnx_model`` (a folder with ``model.onnx`` and ``labels.json``), the labels are
     that model's (one training job feeds every class, so they are the tiny model's too, with
-    as many classes) and the training stand-in writes it as ``output/output.tar.gz``."""
+    as many classes) and the training stand-in writes it as ``output/output.tar.gz``.
+    With ``brought`` (``--brought-model``), its archive is what ``model_artifact_uri`` holds,
+    and Neo's stand-in scores as many classes as the user's model."""
     labels = {str(i): f"class-{i}" for i in range(num_classes)}
     if onnx_model is not None:
         labels = read_onnx_model(onnx_model)
         num_classes = len(labels)
+    archive = None
+    if brought is not None:
+        labels, archive = dict(brought.labels), brought.archive
+        num_classes = len(labels)
     if model_dir is not None:
         if not model_dir.is_dir() or not any(model_dir.iterdir()):
             raise AssemblyError(f"--model {model_dir} is not a folder with a compiled model")
-        return StandIns(model_dir=model_dir, labels=labels, onnx_model=onnx_model)
+        return StandIns(model_dir, labels, onnx_model, archive)
     from stand_ins.neo_model import build_tiny_classifier
 
     target = workdir / "neo-model"
     if target.exists():
         shutil.rmtree(target)
     build_tiny_classifier(target, input_shape=input_shape, num_classes=num_classes)
-    return StandIns(model_dir=target, labels=labels, onnx_model=onnx_model)
+    return StandIns(target, labels, onnx_model, archive)

@@ -50,6 +50,7 @@ from device_sim.assembly import (
     deploy_stage,
     load_stage,
 )
+from device_sim.brought import BroughtModel, brought_uris
 from device_sim.deployment import (
     DEFAULT_NUCLEUS_VERSION,
     NUCLEUS,
@@ -113,6 +114,8 @@ class DeviceOptions:
     env: Env = field(default_factory=Env)
     model_dir: Path | None = None
     onnx_model: Path | None = None
+    # the user's model.tar.gz (device_sim.brought), put at the stage's model_artifact_uri
+    brought_model: BroughtModel | None = None
     thing_group: str | None = None
     images: Path | None = None
     interpolate_component_configuration: bool = False
@@ -186,13 +189,34 @@ class Device:
         o = self.options
         stage = load_stage(o.assembly, o.stage)
         shape = model_input_shape(stage)
+        if o.brought_model is not None and not brought_uris(stage):
+            raise StepFailed(
+                "deploy stacks",
+                f"--brought-model {o.brought_model.given}: stage {stage.name} trains its own "
+                "model (no model_artifact_uri); synth it with "
+                "-c model_artifact_uri=s3://<bucket>/<key>/model.tar.gz -c architecture=<name>",
+            )
         stand_ins = default_stand_ins(
-            self.paths.root / "sim", shape, model_dir=o.model_dir, onnx_model=o.onnx_model
+            self.paths.root / "sim",
+            shape,
+            model_dir=o.model_dir,
+            onnx_model=o.onnx_model,
+            brought=o.brought_model,
         )
         cloud = deploy_stage(stage, o.env, stand_ins)
         if o.cloud_patch is not None:
             o.cloud_patch(cloud)
         self.report.notes.extend(cloud.notes)
+        if o.brought_model is not None and any(
+            r.get("Type") == "Custom::CompilationJob"
+            for s in stage.stacks
+            for r in s.template.get("Resources", {}).values()
+        ):
+            self.report.notes.append(
+                "neo classes: Neo does not run here, so they run a stand-in compiled model "
+                f"with your {len(o.brought_model.labels)} labels and random weights; an onnx "
+                "class runs your model itself (model_check lists what only Neo checks)"
+            )
         self.cloud = cloud
         self.report.step("deploy stacks", True, ", ".join(s.display_name for s in stage.stacks))
         return stage, cloud

@@ -16,9 +16,11 @@ from device_contract import topics
 from main_job.errors import MainJobError
 from main_job.inputs import user_images
 from main_job.outdir import out_problem
+from main_job.own_model import quick_check
 from main_job.pipeline import run
 from main_job.progress import Progress
 from main_job.report import TOPIC_PREFIX, outcome, subscriber_lines, table
+from model_check import ONLY_NEO
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -46,6 +48,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=5,
         help="epochs of the short digits training run (default: 5)",
     )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="your own model: a model.tar.gz, or the folder it is made from, with a traced "
+        "model.pth and/or model.onnx at its root, labels.json, optionally metadata.json "
+        "(README: Bring an already-trained model); default: the pretrained EfficientNet-Lite0",
+    )
+    parser.add_argument(
+        "--model-name",
+        default=None,
+        help="your model's name (the stage's architecture key; default: metadata.json's arch, "
+        "else the file or folder name)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(
         "--check-args",
@@ -60,14 +76,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.images = caller / args.images
     if args.out_given is not None:
         args.out = caller / args.out_given
+    if args.model is not None:
+        args.model = caller / args.model
     try:
         if args.digits_epochs < 1:
             raise MainJobError("--digits-epochs must be at least 1")
         if args.images is not None:
             user_images(args.images)
-        problem = out_problem(args.out, args.images)
+        problem = out_problem(args.out, args.images, args.model)
         if problem is not None:
             raise MainJobError(f"--out {args.out}: {problem}")
+        if args.model is not None:
+            quick_check(args.model, args.model_name, args.out.parent / f".{args.out.name}-check")
+        elif args.model_name is not None:
+            raise MainJobError("--model-name names the model given with --model; give --model")
     except MainJobError as error:
         print(f"main_job: error: {error}", file=sys.stderr)
         return 2
@@ -82,7 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.out,
             images=args.images,
             digits_epochs=args.digits_epochs,
-            progress=Progress(6, enabled=not args.no_progress),
+            progress=Progress(6 if args.model is None else 5, enabled=not args.no_progress),
+            model=args.model,
+            model_name=args.model_name,
         )
     except MainJobError as error:
         print(f"main_job: error: {error}", file=sys.stderr)
@@ -102,11 +126,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     for line in subscriber_lines(job.messages):
         print(f"  {line}")
     print()
-    print(f"digits training (proves training works): {job.digits.metrics}")
+    if job.digits is not None:
+        print(f"digits training (proves training works): {job.digits.metrics}")
+    if job.own is not None:
+        print(f"your model {job.own.checked.name}: checked, packaged and run on the device")
+        if job.own.checked.neo:
+            for line in ONLY_NEO:
+                print(f"  only Neo can check {line}")
+        for note in job.own.notes:
+            print(f"  note: {note}")
+        print(f"  deploy it: upload {job.own.archive}, then")
+        print(f"    {job.own.deploy_command()}")
     for step in job.steps_failed:
         print(f"device step failed: {step}", file=sys.stderr)
     print(f"Output folder: {job.out}")
-    print(f"  model:      {job.out / 'model'}  (model.tar.gz, model/, onnx/)")
+    kept = "model.tar.gz: your files, as uploaded" if job.own else "model.tar.gz, model/, onnx/"
+    print(f"  model:      {job.out / 'model'}  ({kept})")
     print(f"  package:    {job.package_zip or 'none (the device got no package)'}")
     print(f"  device:     {job.out / 'device'}  (mqtt/published.jsonl, logs/)")
     print(f"  results:    {job.out / 'results.jsonl'}")

@@ -11,13 +11,15 @@ from main_job.progress import Progress
 from main_job.synth import STAGE
 
 if TYPE_CHECKING:
+    from device_sim.brought import BroughtModel
     from device_sim.device import Report
 
 
 def classify_on_device(
     *,
     assembly: Path,
-    onnx_model: Path,
+    onnx_model: Path | None,
+    brought_model: BroughtModel | None = None,
     photos: Path,
     count: int,
     root: Path,
@@ -43,6 +45,7 @@ def classify_on_device(
                 stage=STAGE,
                 root=root,
                 onnx_model=onnx_model,
+                brought_model=brought_model,
                 images=photos,
                 wheelhouse=wheelhouse,
                 reboot=False,

@@ -12,7 +12,7 @@ OUT_MARKER = ".main-job-out"
 REPLACED = ("photos", "model", "package", "cdk.out", "device", "results.jsonl", "report.html")
 
 
-def out_problem(out: Path, images: Path | None = None) -> str | None:
+def out_problem(out: Path, images: Path | None = None, model: Path | None = None) -> str | None:
     """Why ``out`` must not be the output folder (a run replaces :data:`REPLACED` in it); None
     when it may. ``device_sim``'s :func:`~device_sim.device.root_problem` decides, with the
     main job's own marker :data:`OUT_MARKER` (which :func:`prepare_out` writes)."""
@@ -32,15 +32,19 @@ def out_problem(out: Path, images: Path | None = None) -> str | None:
             problem = f"--images {images} is inside --out (a run replaces what is in --out)"
         elif source in resolved.parents:
             problem = f"it is inside --images {images}; give a folder outside it"
+    if problem is None and model is not None:
+        source = model.resolve()
+        if source == resolved or resolved in source.parents:
+            problem = f"--model {model} is inside --out (a run replaces what is in --out)"
     return problem
 
 
-def prepare_out(out: Path, images: Path | None = None) -> None:
+def prepare_out(out: Path, images: Path | None = None, model: Path | None = None) -> None:
     """Check ``out`` (:func:`out_problem`), create it with its marker, and remove the previous
     run's results and report so a failed run never leaves them looking current. The check
     comes first: the marker is what makes a folder acceptable, so writing it first would make
     any folder acceptable."""
-    problem = out_problem(out, images)
+    problem = out_problem(out, images, model)
     if problem is not None:
         raise MainJobError(f"--out {out}: {problem}")
     out.mkdir(parents=True, exist_ok=True)

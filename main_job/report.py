@@ -21,6 +21,11 @@ from main_job.results import PhotoResult
 
 TOPIC_PREFIX = topics.DEFAULT_TOPIC_PREFIX  # the stage's default prefix (device_contract)
 THUMBNAIL = 224
+DEFAULT_NOTE = (
+    "EfficientNet-Lite0 (ImageNet) packaged by the packaging custom resource, deployed with the "
+    "synthesized dev stage's recipes, run by the inference component under ONNX Runtime on the "
+    "simulated core device. Top 3 per photo."
+)
 
 
 def _top3(result: PhotoResult) -> list[str]:
@@ -161,8 +166,11 @@ h1 { font-size: 1.4rem; } p.note { color: #555; }
 """
 
 
-def write_report(target: Path, results: Sequence[PhotoResult], *, title: str) -> Path:
-    """``report.html``: one card per photo, its thumbnail embedded, top-3 with score bars."""
+def write_report(
+    target: Path, results: Sequence[PhotoResult], *, title: str, note: str | None = None
+) -> Path:
+    """``report.html``: one card per photo, its thumbnail embedded, top-3 with score bars.
+    ``note``: what ran (default: the pretrained EfficientNet-Lite0)."""
     cards = []
     for result in results:
         uri = thumbnail_data_uri(result.source)
@@ -199,9 +207,7 @@ def write_report(target: Path, results: Sequence[PhotoResult], *, title: str) ->
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
         f"<h1>{html.escape(title)}</h1>"
-        '<p class="note">EfficientNet-Lite0 (ImageNet) packaged by the packaging custom '
-        "resource, deployed with the synthesized dev stage's recipes, run by the inference "
-        "component under ONNX Runtime on the simulated core device. Top 3 per photo.</p>"
+        f'<p class="note">{html.escape(note or DEFAULT_NOTE)}</p>'
         f'<div class="grid">{"".join(cards)}</div></body></html>\n'
     )
     scratch = target.with_name(f".{target.name}.tmp")  # renamed into place: never half a report

@@ -32,9 +32,25 @@ BROUGHT_MODEL_CONTEXT: dict[str, Any] = {
 }
 
 
-def synthesize_stage(outdir: Path, context: dict[str, Any] | None = None) -> Path:
-    """The ``dev`` stage with :data:`BROUGHT_MODEL_CONTEXT` over ``cdk.json``'s context
-    (``context``: that context, for tests).
+def own_model_context(uri: str, keys: dict[str, Any]) -> dict[str, Any]:
+    """:data:`BROUGHT_MODEL_CONTEXT` for the user's own model (``--model``): its URI and its
+    ``keys`` (name, and normalization and input shape when the model states them; otherwise
+    ``cdk.json``'s apply, not EfficientNet-Lite's)."""
+    own = {
+        k: v
+        for k, v in BROUGHT_MODEL_CONTEXT.items()
+        if k not in ("input_mean", "input_std", "architecture")
+    }
+    return {**own, "model_artifact_uri": uri, **keys}
+
+
+def synthesize_stage(
+    outdir: Path,
+    context: dict[str, Any] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Path:
+    """The ``dev`` stage with ``overrides`` (default :data:`BROUGHT_MODEL_CONTEXT`) over
+    ``cdk.json``'s context (``context``: that context, for tests).
 
     The job's stage is its own: one ONNX class of its own, nothing promoted. So the promoted
     releases in ``cdk.json`` (``releases``, written by ``rollout.promote`` for the user's own
@@ -51,7 +67,9 @@ def synthesize_stage(outdir: Path, context: dict[str, Any] | None = None) -> Pat
     own = {key: value for key, value in context.items() if key != "releases"}
     shutil.rmtree(outdir, ignore_errors=True)
     try:
-        app = cdk_app.create_app(context={**own, **BROUGHT_MODEL_CONTEXT}, outdir=str(outdir))
+        app = cdk_app.create_app(
+            context={**own, **(overrides or BROUGHT_MODEL_CONTEXT)}, outdir=str(outdir)
+        )
     except ConfigError as error:
         raise MainJobError(f"cdk.json does not fit the main job's dev stage: {error}") from None
     app.synth()

@@ -19,11 +19,14 @@ class StandIns:
     training job's ``model.tar.gz`` holds only ``labels.json``), and, when the caller has one,
     a real ONNX model for the training job's ``output/output.tar.gz`` (what ``train.py``
     exports to ``SM_OUTPUT_DATA_DIR``; ONNX device classes package it). ``onnx_model`` is None
-    when no ONNX model was given: a stage with an ONNX class then fails to deploy, naming it."""
+    when no ONNX model was given: a stage with an ONNX class then fails to deploy, naming it.
+    ``brought_archive``: the user's own ``model.tar.gz`` (``device_sim --brought-model``), put
+    at the stage's ``model_artifact_uri`` instead of a stand-in."""
 
     model_dir: Path
     labels: Mapping[str, str]
     onnx_model: Path | None = None
+    brought_archive: bytes | None = None
 
 
 def tar_folder(folder: Path) -> bytes:

@@ -469,10 +469,15 @@ def test_onnx_class_packages_the_training_jobs_model_onnx(client: Any) -> None:
 
 
 def test_onnx_archive_without_model_onnx_names_the_fix(client: Any) -> None:
-    client.put_object(Bucket=BUCKET, Key=ONNX_KEY, Body=tar_gz({"labels.json": LABELS}))
-    fix = r"no model\.onnx .*--export-onnx true"
-    with pytest.raises(packaging_logic.PackagingError, match=fix):
+    """Both routes to the archive get their fix: a training job (export-onnx) and a brought
+    model (issue 18: a user with no training job was told only to train with --export-onnx)."""
+    client.put_object(Bucket=BUCKET, Key=ONNX_KEY, Body=tar_gz({"model.pth": b"x"}))
+    with pytest.raises(packaging_logic.PackagingError) as raised:
         package(onnx_props())
+    message = str(raised.value)
+    assert "no model.onnx at its root (files: model.pth)" in message
+    assert "export-onnx true" in message  # the training route
+    assert "model_artifact_uri" in message and "python -m model_check" in message
 
 
 def test_neo_and_onnx_sources_are_exclusive(client: Any) -> None:

@@ -68,6 +68,7 @@ def byo_jetson(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     return synthesize(
         tmp_path_factory.mktemp("byo"),
         model_artifact_uri="s3://my-models/vgg16/model.tar.gz",
+        architecture="vgg16",  # a brought model is named (app_config refuses the default)
         neo_target_device="jetson_nano",
         neo_target_platform="",
         runtime_component="variant.DLR",

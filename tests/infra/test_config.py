@@ -77,7 +77,13 @@ def test_defaults_are_valid_and_typed() -> None:
         ({"training_instance_type": "m5.xlarge"}, "training_instance_type", "ml.m5.xlarge"),
         ({"training_data_uri": "https://bucket/data"}, "training_data_uri", "s3://"),
         ({"validation_data_uri": "s3://bucket/val"}, "validation_data_uri", "training channel"),
-        ({"model_artifact_uri": "/local/model.tar.gz"}, "model_artifact_uri", "s3://"),
+        (
+            {"model_artifact_uri": "/local/model.tar.gz", "architecture": "mine"},
+            "model_artifact_uri",
+            "s3://",
+        ),
+        # a brought model named by the default would be "vgg16" in its model id (issue 18)
+        ({"model_artifact_uri": "s3://b/m/model.tar.gz"}, "architecture", "name it"),
         ({"prefix": "Edge_AI"}, "prefix", "lower-case"),
         ({"component_namespace": "edgeai"}, "component_namespace", "dotted"),
         ({"runtime_component": "tflite"}, "runtime_component", "bundled"),

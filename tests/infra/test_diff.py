@@ -181,10 +181,14 @@ def test_training_src_renames_the_training_job(tmp_path, baseline) -> None:
 
 def test_upstream_model_renames_the_compilation_job(tmp_path) -> None:
     one = identities(
-        pipeline_template(tmp_path / "a", model_artifact_uri="s3://models-a/m/model.tar.gz")
+        pipeline_template(
+            tmp_path / "a", model_artifact_uri="s3://models-a/m/model.tar.gz", architecture="mine"
+        )
     )
     two = identities(
-        pipeline_template(tmp_path / "b", model_artifact_uri="s3://models-a/n/model.tar.gz")
+        pipeline_template(
+            tmp_path / "b", model_artifact_uri="s3://models-a/n/model.tar.gz", architecture="mine"
+        )
     )
     assert "train" not in one
     assert one["neo"] != two["neo"]

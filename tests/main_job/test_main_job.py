@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -410,3 +411,82 @@ def test_prepare_out_refuses_a_users_folder_before_writing_its_marker(tmp_path: 
     assert not (home / OUT_MARKER).exists()
     assert (home / "report.html").read_text() == "the user's own report"
     assert out_problem(home) is not None  # still refused on the next run
+
+
+# ---------------------------------------------------------------- --model (issue 18)
+def test_your_own_resnet18_archive_runs_on_the_device_with_its_4_labels(
+    tmp_path: Path, cache: Path, job: MainJob, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What ``scripts/main.sh --model model.tar.gz`` ends with (``python -m main_job``): a
+    user's traced ResNet-18 with 4 classes (made here) is checked, gets a ``model.onnx``
+    exported from its ``model.pth``, is put at the stage's ``model_artifact_uri`` and packaged
+    by the stage's own packaging handler, and the device predicts the user's 4 labels, not the
+    simulator's ``class-0``.. stand-in. The cache (wheelhouse) is the module's, copied in."""
+    from main_job.outdir import prepare_out
+    from tests.own_model import LABELS, labels_json, tar_gz, traced_resnet18
+
+    pth = traced_resnet18(tmp_path / "src" / "model.pth")
+    archive = tar_gz(
+        tmp_path / "resnet18-pets.tar.gz", {"model.pth": pth, "labels.json": labels_json()}
+    )
+    out = tmp_path / "out"
+    prepare_out(out)
+    shutil.copytree(cache, out / "cache", ignore=shutil.ignore_patterns("pretrained", "digits*"))
+    assert main(["--model", str(archive), "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    results = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert results and all(r.get("error") is None for r in results)
+    for result in results:
+        assert {t["label"] for t in result["top"]} <= set(LABELS), result["top"]
+    seen = {t["label"] for r in results for t in r["top"]}
+    assert len(seen) >= 3  # top 3 of 4 labels per photo: the user's names, not class-N
+    # the package the device ran: the user's labels and model, named for it
+    package = next((out / "device").glob("packages/artifacts-unarchived/*/*/*/labels.json"))
+    assert json.loads(package.read_text()) == LABELS
+    metadata = json.loads((package.parent / "metadata.json").read_text())
+    assert metadata["architecture"] == "resnet18_pets"
+    assert metadata["model_id"].startswith("resnet18_pets-")
+    with tarfile.open(out / "model" / "model.tar.gz") as uploaded:
+        assert sorted(uploaded.getnames()) == ["labels.json", "model.onnx", "model.pth"]
+    assert "your model resnet18_pets: checked, packaged and run on the device" in printed
+    assert "only Neo can check" in printed
+    assert "cdk deploy --all -c architecture=resnet18_pets" in printed
+    assert "digits training" not in printed  # a brought model skips training
+
+
+def test_a_wrong_model_fails_before_the_long_steps_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.own_model import tar_gz
+
+    nested = tar_gz(tmp_path / "model.tar.gz", {"resnet/model.onnx": b"x"})
+    assert main(["--model", str(nested), "--out", str(tmp_path / "out"), "--check-args"]) == 2
+    assert "under resnet/, not at the archive's root" in _one_line_error(capsys)
+    assert main(["--model", str(tmp_path / "absent"), "--check-args"]) == 2
+    assert "no such file or folder" in _one_line_error(capsys)
+    assert main(["--model-name", "x", "--check-args"]) == 2
+    assert "give --model" in _one_line_error(capsys)
+    inside = tmp_path / "out2"
+    inside.mkdir()
+    (inside / "m.tar.gz").write_bytes(b"x")
+    assert main(["--model", str(inside / "m.tar.gz"), "--out", str(inside), "--check-args"]) == 2
+    assert "--out" in _one_line_error(capsys)
+
+
+def test_main_sh_passes_model_to_the_job(tmp_path: Path) -> None:
+    """``scripts/main.sh --model`` reaches the job's argument check before any long step."""
+    import subprocess
+
+    from main_job.paths import ROOT
+
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "main.sh"), "--model", "no-such-model.tar.gz"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert f"--model {tmp_path / 'no-such-model.tar.gz'}: no such file" in result.stderr
+    assert "cdk synth" not in result.stdout

@@ -175,8 +175,10 @@ class CustomResource:
 
 def _bring(ctx: Context, uri: str) -> None:
     """A brought model (``model_artifact_uri``) lives in the user's own bucket, outside the
-    stage: put the stand-in there once. With an ONNX model it is the archive an ONNX class
-    packages (``model.onnx`` + ``labels.json`` at the root), else ``labels.json`` alone."""
+    stage: put it there once. The user's own archive when given (``--brought-model``);
+    otherwise a stand-in, said plainly in the notes: with an ONNX model it is the archive an
+    ONNX class packages (``model.onnx`` + ``labels.json`` at the root), else ``labels.json``
+    alone, and the device then runs a stand-in, not the user's model."""
     if not uri.startswith("s3://") or ctx.stand_ins is None:
         return
     s3 = ctx.cloud.s3_backend
@@ -184,15 +186,22 @@ def _bring(ctx: Context, uri: str) -> None:
     if bucket in s3.bucket_regions and (bucket not in ctx.brought or s3.exists(bucket, key)):
         return  # a stage bucket (the training stand-in writes there), or written already
     onnx = ctx.stand_ins.onnx_model
-    data = (
-        onnx_archive(onnx, ctx.stand_ins.labels)
-        if onnx is not None
-        else training_archive(ctx.stand_ins.labels)
-    )
+    if ctx.stand_ins.brought_archive is not None:
+        data = ctx.stand_ins.brought_archive
+        note = f"model_artifact_uri {uri}: holds your archive (--brought-model)"
+    elif onnx is not None:
+        data = onnx_archive(onnx, ctx.stand_ins.labels)
+        note = f"model_artifact_uri {uri}: holds an archive of --onnx-model"
+    else:
+        data = training_archive(ctx.stand_ins.labels)
+        note = (
+            f"model_artifact_uri {uri}: holds a STAND-IN (labels class-0.., random weights), "
+            "not your model; give --brought-model model.tar.gz to run yours"
+        )
     s3.ensure_bucket(bucket)
     s3.put(bucket, key, data)
     ctx.brought.add(bucket)
-    ctx.cloud.notes.append(f"brought-model stand-in wrote {uri}")
+    ctx.cloud.notes.append(note)
 
 
 def _require_onnx(ctx: Context, uri: str) -> None:

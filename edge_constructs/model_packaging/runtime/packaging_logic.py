@@ -437,8 +437,11 @@ def extract_onnx(s3: Any, uri: str, workdir: Path, model_root: Path) -> None:
     if not source.is_file():
         files = list_files(extracted)
         raise PackagingError(
-            f"{uri} holds no {ONNX_FILE} at its root (files: {', '.join(files[:10]) or 'none'}); "
-            "train with --export-onnx true"
+            f"{uri} holds no {ONNX_FILE} at its root (files: {', '.join(files[:10]) or 'none'}):"
+            f" an onnx device class runs {ONNX_FILE} from this archive. A training job writes it"
+            " with export-onnx true (the default); a model you bring (model_artifact_uri) needs"
+            f" {ONNX_FILE} beside model.pth: python -m model_check checks the archive, and"
+            " python -m main_job --model exports one from a traced model.pth"
         )
     model_root.mkdir(parents=True, exist_ok=True)
     source.rename(model_root / ONNX_FILE)

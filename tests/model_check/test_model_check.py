@@ -1,0 +1,181 @@
+"""``model_check``: a brought model checked as the pipeline will use it (issue 18, "Bring your
+own model"). Each refusal names the file and the fix; a model that passes runs for real (ONNX
+Runtime on the exported ONNX computes what TorchScript computes)."""
+
+from __future__ import annotations
+
+import json
+import re
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model_check import ModelCheckError, check_model, model_name, open_model
+from model_check.__main__ import main
+from tests.own_model import LABELS, labels_json, tar_gz, traced_resnet18
+
+SHAPE = (1, 3, 224, 224)
+
+
+@pytest.fixture(scope="module")
+def pth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return traced_resnet18(tmp_path_factory.mktemp("r18") / "model.pth")
+
+
+def _check(given: Path, tmp_path: Path, name: str | None = None):  # type: ignore[no-untyped-def]
+    opened = open_model(given, tmp_path / "unpacked")
+    return check_model(opened, input_shape=SHAPE, workdir=tmp_path / "export", given_name=name)
+
+
+def test_a_traced_resnet18_archive_passes_and_its_onnx_export_computes_the_same(
+    tmp_path: Path, pth: Path
+) -> None:
+    import onnxruntime as ort
+    import torch
+
+    archive = tar_gz(
+        tmp_path / "resnet18-pets.tar.gz", {"model.pth": pth, "labels.json": labels_json()}
+    )
+    checked = _check(archive, tmp_path)
+    assert checked.name == "resnet18_pets"  # the file's name, not a defaulted vgg16
+    assert checked.labels == LABELS and checked.outputs == 4 and checked.neo
+    assert checked.exported_onnx and checked.onnx is not None
+    probe = np.random.default_rng(0).random(SHAPE, dtype=np.float32)
+    session = ort.InferenceSession(str(checked.onnx), providers=["CPUExecutionProvider"])
+    (onnx_out,) = session.run(None, {"input0": probe})
+    with torch.no_grad():
+        torch_out = torch.jit.load(str(pth))(torch.from_numpy(probe)).numpy()
+    np.testing.assert_allclose(onnx_out, torch_out, rtol=1e-3, atol=1e-4)
+
+
+def test_three_labels_for_four_outputs_is_refused(tmp_path: Path, pth: Path) -> None:
+    archive = tar_gz(
+        tmp_path / "model.tar.gz", {"model.pth": pth, "labels.json": labels_json(LABELS[:3])}
+    )
+    with pytest.raises(ModelCheckError, match="names 3 classes and the model scores 4"):
+        _check(archive, tmp_path)
+
+
+def test_a_model_under_a_folder_is_refused_with_the_tar_command(tmp_path: Path, pth: Path) -> None:
+    archive = tar_gz(tmp_path / "model.tar.gz", {"resnet/model.pth": pth})
+    with pytest.raises(ModelCheckError, match=r"under resnet/.*tar -C resnet -czf model\.tar\.gz"):
+        _check(archive, tmp_path)
+
+
+def test_a_state_dict_is_not_a_traced_model(tmp_path: Path) -> None:
+    import torch
+    import torchvision
+
+    saved = tmp_path / "weights.pth"
+    torch.save(torchvision.models.resnet18(num_classes=4).state_dict(), saved)
+    archive = tar_gz(tmp_path / "model.tar.gz", {"model.pth": saved})
+    with pytest.raises(ModelCheckError, match=r"model\.tar\.gz: model\.pth: a torch\.save\(\)d"):
+        _check(archive, tmp_path)
+
+
+def test_pth_and_onnx_of_different_models_are_refused(tmp_path: Path, pth: Path) -> None:
+    from model_check.checks import check_torchscript
+
+    other = traced_resnet18(tmp_path / "other.pth", classes=5)
+    check_torchscript(other, SHAPE, tmp_path / "other.onnx", "other")
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "model.pth").write_bytes(pth.read_bytes())
+    (folder / "model.onnx").write_bytes((tmp_path / "other.onnx").read_bytes())
+    with pytest.raises(ModelCheckError, match=re.escape("scores 4 classes and model.onnx 5")):
+        _check(folder, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        ({"0": "a", "2": "b"}, "without gaps; 1 is missing"),
+        ({"0": "a", "x": "b"}, "class indices"),
+        ([], "non-empty"),
+        (["a", ""], "non-empty string"),
+    ],
+)
+def test_bad_labels_are_named(tmp_path: Path, labels: object, message: str) -> None:
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "model.onnx").write_bytes(b"not read: labels are checked first")
+    (folder / "labels.json").write_text(json.dumps(labels))
+    with pytest.raises(ModelCheckError, match=message):
+        _check(folder, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("metadata", "message"),
+    [
+        ({"mean": [127, 127, 127], "std": [128, 128, 128]}, "looks like the 0-255 scale"),
+        ({"mean": [0.5, 0.5, 0.5]}, "without std"),
+        ({"mean": [0.5, 0.5], "std": [0.5, 0.5, 0.5]}, "expected 3 numbers"),
+        ({"mean": [0.5, 0.5, 0.5], "std": [0.5, 0, 0.5]}, "must be finite and > 0"),
+    ],
+)
+def test_bad_normalization_is_named(tmp_path: Path, metadata: object, message: str) -> None:
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "model.onnx").write_bytes(b"x")
+    (folder / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(ModelCheckError, match=f"metadata.json (mean|std).*{message}|{message}"):
+        _check(folder, tmp_path)
+
+
+def test_an_unsafe_archive_member_is_refused(tmp_path: Path) -> None:
+    archive = tmp_path / "model.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        link = tarfile.TarInfo("model.onnx")
+        link.type = tarfile.SYMTYPE
+        link.linkname = "/etc/passwd"
+        tar.addfile(link)
+    with pytest.raises(ModelCheckError, match="unsafe archive member"):
+        open_model(archive, tmp_path / "unpacked")
+
+
+def test_what_is_not_a_model_is_named(tmp_path: Path, pth: Path) -> None:
+    with pytest.raises(ModelCheckError, match="no such file or folder"):
+        open_model(tmp_path / "absent.tar.gz", tmp_path / "u")
+    with pytest.raises(
+        ModelCheckError, match=re.escape("tar -czf model.tar.gz model.pth labels.json")
+    ):
+        open_model(pth, tmp_path / "u")
+    empty = tar_gz(tmp_path / "e.tar.gz", {"README": b"x"})
+    with pytest.raises(ModelCheckError, match=r"no model\.pth .* or model\.onnx .*files: README"):
+        open_model(empty, tmp_path / "u")
+    broken = tmp_path / "broken.tar.gz"
+    broken.write_bytes(b"\x1f\x8b not gzip")
+    with pytest.raises(ModelCheckError, match=re.escape("not a readable .tar.gz")):
+        open_model(broken, tmp_path / "u")
+
+
+def test_the_name_names_the_model(tmp_path: Path) -> None:
+    folder = tmp_path / "Pets-Classifier v2"
+    folder.mkdir()
+    (folder / "model.onnx").write_bytes(b"x")
+    opened = open_model(folder, tmp_path / "u")
+    assert model_name(opened) == "pets_classifier_v2"
+    assert model_name(opened, "mine") == "mine"
+    (folder / "metadata.json").write_text(json.dumps({"arch": "resnet18"}))
+    assert model_name(open_model(folder, tmp_path / "u")) == "resnet18"
+    plain = tar_gz(tmp_path / "models" / "model.tar.gz", {"model.onnx": b"x"})
+    assert model_name(open_model(plain, tmp_path / "u")) == "models"  # its folder's name
+    with pytest.raises(ModelCheckError, match="--model-name"):
+        model_name(opened, "???")
+
+
+def test_the_command_prints_the_deploy_keys_or_one_error_line(
+    tmp_path: Path, pth: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    archive = tar_gz(tmp_path / "pets.tar.gz", {"model.pth": pth, "labels.json": labels_json()})
+    assert main([str(archive)]) == 0
+    out = capsys.readouterr().out
+    assert "ok   labels.json: 4 names, one per output" in out
+    assert "only Neo can check" in out
+    assert "-c architecture=pets" in out
+    bad = tar_gz(tmp_path / "bad.tar.gz", {"model.pth": pth, "labels.json": labels_json(["a"])})
+    assert main([str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "names 1 classes and the model scores 4" in err[0]

@@ -1,0 +1,98 @@
+"""``device_sim --brought-model``: the user's own archive at the stage's ``model_artifact_uri``
+instead of a stand-in (issue 18, block 1: "every step says ok, but the simulator writes its own
+stand-in at that URI and the device predicts class-0..class-9 with random weights").
+
+Resolve-only runs (deploy, provision, resolve, download): what the device downloads is what the
+stage's own packaging handler built from the archive the simulated account holds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from device_sim.__main__ import main
+from device_sim.brought import BroughtModel, read_brought_model
+from tests.own_model import LABELS, labels_json, tar_gz, traced_resnet18
+from tests.sim.conftest import run_device
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("own")
+    pth = traced_resnet18(folder / "src" / "model.pth")
+    return tar_gz(folder / "model.tar.gz", {"model.pth": pth, "labels.json": labels_json()})
+
+
+@pytest.fixture(scope="module")
+def brought(archive: Path, tmp_path_factory: pytest.TempPathFactory) -> BroughtModel:
+    return read_brought_model(archive, tmp_path_factory.mktemp("read"), (1, 3, 224, 224))
+
+
+def _downloaded_labels(root: Path) -> list[str]:
+    found = sorted(root.glob("packages/artifacts-unarchived/*Model/*/*/labels.json"))
+    assert len(found) == 1, found
+    raw = json.loads(found[0].read_text())
+    return list(raw) if isinstance(raw, list) else [raw[str(i)] for i in range(len(raw))]
+
+
+def test_the_users_archive_is_what_the_stage_packages(
+    tmp_path: Path, variant_dlr_assembly: Path, brought: BroughtModel, archive: Path
+) -> None:
+    run = run_device(
+        tmp_path / "gg",
+        variant_dlr_assembly,
+        "dev",
+        platform="linux/aarch64",
+        brought_model=brought,
+        run_lifecycle=False,
+    )
+    assert run.report.ok, run.report.steps
+    assert _downloaded_labels(tmp_path / "gg") == LABELS
+    notes = "\n".join(run.report.notes)
+    assert "s3://my-models/vgg16/model.tar.gz: holds your archive (--brought-model)" in notes
+    assert "STAND-IN" not in notes
+    # a neo class cannot run the user's model here, and says so
+    assert "run a stand-in compiled model with your 4 labels" in notes
+
+
+def test_without_it_the_stand_in_is_said_plainly(
+    tmp_path: Path, variant_dlr_assembly: Path
+) -> None:
+    run = run_device(
+        tmp_path / "gg", variant_dlr_assembly, "dev", platform="linux/aarch64", run_lifecycle=False
+    )
+    assert run.report.ok, run.report.steps
+    assert _downloaded_labels(tmp_path / "gg")[0] == "class-0"
+    notes = "\n".join(run.report.notes)
+    assert "holds a STAND-IN" in notes and "give --brought-model model.tar.gz" in notes
+
+
+def test_a_stage_that_trains_its_own_model_refuses_a_brought_one(
+    tmp_path: Path, dev_assembly: Path, brought: BroughtModel
+) -> None:
+    run = run_device(tmp_path / "gg", dev_assembly, "dev", brought_model=brought)
+    assert run.report.failure is not None
+    assert run.report.failure.step == "deploy stacks"
+    assert "trains its own model (no model_artifact_uri)" in run.report.failure.reason
+
+
+def test_the_command_checks_the_archive_first(
+    tmp_path: Path,
+    variant_dlr_assembly: Path,
+    archive: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    wrong = tar_gz(
+        tmp_path / "wrong.tar.gz",
+        {"model.pth": archive.parent / "src" / "model.pth", "labels.json": labels_json(["a"])},
+    )
+    argv = ["--assembly", str(variant_dlr_assembly), "--root", str(tmp_path / "gg")]
+    argv += ["--platform", "linux/aarch64"]
+    assert main([*argv, "--brought-model", str(wrong), "--resolve-only"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "labels.json names 1 classes and the model scores 4" in err[0]
+    both = ["--brought-model", str(archive), "--onnx-model", str(tmp_path)]
+    assert main([*argv, *both]) == 2
+    assert "give one" in capsys.readouterr().err
