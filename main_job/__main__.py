@@ -1,6 +1,6 @@
-"""``python -m main_job [--images DIR] [--out DIR]``: the main job's local pipeline (see
-:mod:`main_job.pipeline`). Exit 0 when every photo was classified, 1 when some failed or a
-device step failed, 2 when the job could not run (one line on stderr says why)."""
+"""``python -m main_job [--images DIR] [--out DIR] [--model PATH]``: the main job's local
+pipeline (see :mod:`main_job.pipeline`). Exit 0 when every photo was classified, 1 when some
+failed or a device step failed, 2 when the job could not run (one line on stderr says why)."""
 
 from __future__ import annotations
 

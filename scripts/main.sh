@@ -7,6 +7,8 @@
 #
 #   scripts/main.sh                 # the photos that ship in installed packages
 #   scripts/main.sh --images DIR    # your own photos
+#   scripts/main.sh --model PATH    # your own model (model.tar.gz or its folder; README:
+#                                   # "Bring an already-trained model"), checked, then run
 set -euo pipefail
 # relative --images/--out mean the caller's folder, not the repository this script cds to
 export MAIN_JOB_CWD="$PWD"
