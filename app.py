@@ -17,7 +17,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -117,8 +117,15 @@ def add_stage(app: cdk.App, config: PipelineConfig, env: cdk.Environment | None)
     return stage
 
 
-def create_app(context: Mapping[str, Any] | None = None, outdir: str | None = None) -> cdk.App:
-    """The app with every selected stage; ``context`` is for tests (as if from cdk.json)."""
+def create_app(
+    context: Mapping[str, Any] | None = None,
+    outdir: str | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> cdk.App:
+    """The app with every selected stage; ``context`` is for tests (as if from cdk.json).
+    ``warn`` receives each stage's configuration warnings (``PipelineConfig.warnings``), which
+    are also the pipeline stack's synth warnings: the CDK CLI prints those only for the stacks
+    a command selects, and ``cdk synth`` of this app selects none."""
     # aws-cdk-lib's built-in CloudFormation validation (a WASM schema checker run at every
     # synth) is off: it took 3.1 of the 6 CPU-seconds of Node synth for one stage (node
     # --cpu-prof, bench/synth.py --profile), and it repeats what the pinned cfn-lint already
@@ -138,6 +145,9 @@ def create_app(context: Mapping[str, Any] | None = None, outdir: str | None = No
     check_stages_apart(configs)
     for config in configs:
         add_stage(app, config, env)
+        for warning in config.warnings:
+            if warn is not None:
+                warn(f"stage {config.stage}: {warning}")
     return app
 
 
@@ -193,7 +203,9 @@ def main() -> int:
 
     stamp(synth_stamp.RUNNING)
     try:
-        app = create_app(context, outdir=outdir)
+        app = create_app(
+            context, outdir=outdir, warn=lambda text: print(f"warning: {text}", file=sys.stderr)
+        )
         app.synth()
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -161,6 +161,27 @@ def parse_device_classes(
     return result
 
 
+def class_move_warnings(
+    raw: Mapping[str, Any], classes: tuple[DeviceClass, ...], namespace: str, stage: str
+) -> tuple[str, ...]:
+    """What synth says when a named class takes the stage's ``thing_group``, where a
+    single-target fleet runs as the class ``default``: under any other name the fleet's
+    deployment resource and component names change, so the stack creates a new deployment to
+    that group and deletes the old one, and every device there reinstalls its components
+    (README, "Moving a running fleet to device classes"). Synth cannot see whether devices run
+    there; the group is where they would."""
+    single = str(raw.get("thing_group") or "")
+    return tuple(
+        f"device_classes.{c.name}: thing group {single} is the stage's thing_group, where a "
+        f"single-target fleet runs as class default. Named {c.name}, the class replaces the "
+        f"deployment of the fleet already there and renames its components "
+        f"({namespace}.{stage}.{c.name}.Model, ...): every device reinstalls them. To keep "
+        "them, name the class default (README: Moving a running fleet to device classes)"
+        for c in classes
+        if c.name != DEFAULT_CLASS and c.thing_group == single
+    )
+
+
 def _thing_group_resource_name(group: str, first: bool) -> str:
     """The part of its CDK construct name the devices stack derives from a thing group's name
     (edge_constructs/core_device: ``ThingGroup`` for the first group, ``ThingGroup`` + the

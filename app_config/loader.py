@@ -7,7 +7,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from app_config import keys
-from app_config.classes import check_single_target_keys, parse_device_classes
+from app_config.classes import (
+    check_single_target_keys,
+    class_move_warnings,
+    parse_device_classes,
+)
 from app_config.components import parse_log_retention, parse_nucleus_version, parse_topic_prefix
 from app_config.demo import parse_demo_device
 from app_config.deployment import parse_deployment
@@ -72,6 +76,7 @@ def build_config(
         demo_device=demo_device,
         fleet_alarms=parse_fleet_alarms(values),
         settings=values,
+        warnings=class_move_warnings(raw, device_classes, component_namespace, stage),
     )
 
 

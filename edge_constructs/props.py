@@ -169,6 +169,9 @@ class PipelineConfig:
     #: Every plain key (app_config/keys.py: a value checked on its own), parsed, by name: a
     #: key added to that table arrives here with no other change.
     settings: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    #: What synth warns about (``cdk synth`` prints each): configuration that is valid but
+    #: likely not what the user meant, e.g. app_config.classes.class_move_warnings.
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def trains(self) -> bool:

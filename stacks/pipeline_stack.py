@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import Annotations, CfnOutput, Stack
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -51,6 +51,8 @@ class PipelineStack(Stack):
     ):
         super().__init__(scope, id_, **kwargs)
         name_prefix = f"{config.prefix}-{config.stage}"
+        for index, warning in enumerate(config.warnings):
+            Annotations.of(self).add_warning_v2(f"edge-ai:config-{index}", warning)
         retention = retention_days(config.log_retention_days)
 
         # 1. Train once (or take the model the user brings); every class builds from it.

@@ -16,6 +16,17 @@ from stacks.pipeline_stack import PipelineStack
 from tests.infra.conftest import CDK_JSON_CONTEXT, REPO_ROOT
 
 
+def pipeline_warnings(outdir: Path, **overrides: Any) -> list[str]:
+    """The warnings synth gives for the dev stage's pipeline stack (what ``cdk synth`` prints
+    as ``[Warning at /Pipeline] ...``), with ``overrides`` as ``-c key=value``."""
+    artifact = _synth(outdir, REPO_ROOT, None, overrides)
+    return [
+        str(message.entry.data)
+        for message in artifact.messages
+        if message.level == cdk.cx_api.SynthesisMessageLevel.WARNING
+    ]
+
+
 def pipeline_template(
     outdir: Path,
     *,
@@ -25,6 +36,12 @@ def pipeline_template(
 ) -> dict[str, Any]:
     """The dev stage's pipeline template with cdk.json's context, ``context`` merged over it
     (e.g. ``releases``) and ``overrides`` as ``-c key=value``."""
+    return _synth(outdir, repo_root, context, overrides).template  # type: ignore[no-any-return]
+
+
+def _synth(
+    outdir: Path, repo_root: Path, context: dict[str, Any] | None, overrides: dict[str, Any]
+) -> Any:
     merged = {**CDK_JSON_CONTEXT, **(context or {}), **overrides}
     config = load_config(merged, "dev")
     app = cdk.App(outdir=str(outdir))
@@ -39,4 +56,4 @@ def pipeline_template(
         bucket=bucket,
         repo_root=repo_root,
     )
-    return app.synth().get_stack_artifact(stack.artifact_id).template  # type: ignore[no-any-return]
+    return app.synth().get_stack_artifact(stack.artifact_id)

@@ -401,3 +401,47 @@ def test_moving_a_fleet_to_device_classes_keeps_it_only_under_the_name_default(
 
     assert deployments(renamed).isdisjoint(deployments(single))
     assert set(component_recipes(renamed)).isdisjoint(component_recipes(single))
+
+
+def test_synth_warns_when_a_class_takes_the_fleets_group_under_another_name(tmp_path) -> None:
+    """Issue 18: "warn at synth when a class change would replace a running fleet's
+    deployment". A class other than ``default`` on the stage's ``thing_group`` (where the
+    single-target fleet runs) replaces that fleet's deployment and renames its components
+    (the test above): synth says so, naming the class, the group and the fix. Under the name
+    ``default``, on another group, or with no classes, nothing is said."""
+    from tests.infra.fast import pipeline_warnings
+
+    same = {"thing_group": "EdgeAiDevCoreDevices", "neo_target_platform": "LINUX/X86_64"}
+    (warning,) = [
+        w
+        for w in pipeline_warnings(tmp_path / "cams", device_classes={"cams": same})
+        if "EdgeAiDevCoreDevices" in w
+    ]
+    assert "device_classes.cams" in warning
+    assert "replaces the deployment of the fleet already there" in warning
+    assert "com.example.edgeai.dev.cams.Model" in warning and "name the class default" in warning
+    quiet = [
+        pipeline_warnings(tmp_path / "default", device_classes={"default": same}),
+        pipeline_warnings(
+            tmp_path / "other", device_classes={"cams": {**same, "thing_group": "EdgeAiCams"}}
+        ),
+        pipeline_warnings(tmp_path / "single"),
+    ]
+    assert not [w for warnings in quiet for w in warnings if "device_classes" in w], quiet
+
+
+def test_app_hands_the_warning_to_its_caller(tmp_path) -> None:
+    """``python app.py`` (what ``cdk synth`` runs) prints each configuration warning on stderr:
+    the CLI shows stack warnings only for the stacks a command selects, and ``cdk synth`` of
+    this app selects none."""
+    import app as cdk_app
+    from tests.infra.conftest import CDK_JSON_CONTEXT
+
+    said: list[str] = []
+    same = {"thing_group": "EdgeAiDevCoreDevices", "neo_target_platform": "LINUX/X86_64"}
+    cdk_app.create_app(
+        {**CDK_JSON_CONTEXT, "device_classes": {"cams": same}},
+        outdir=str(tmp_path),
+        warn=said.append,
+    )
+    assert len(said) == 1 and said[0].startswith("stage dev: device_classes.cams: thing group")
