@@ -15,7 +15,7 @@ import pytest
 from device_sim.__main__ import main
 from device_sim.brought import BroughtModel, read_brought_model
 from tests.own_model import LABELS, labels_json, tar_gz, traced_resnet18
-from tests.sim.conftest import run_device
+from tests.sim.conftest import Run, run_device
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +30,14 @@ def brought(archive: Path, tmp_path_factory: pytest.TempPathFactory) -> BroughtM
     return read_brought_model(archive, tmp_path_factory.mktemp("read"), (1, 3, 224, 224))
 
 
+def _resolve(tmp_path: Path, assembly: Path, **options: object) -> Run:
+    """The variant.DLR stage (a brought model, a jetson_nano Neo class: aarch64) deployed,
+    provisioned, resolved and downloaded; no lifecycle."""
+    return run_device(
+        tmp_path / "gg", assembly, "dev", platform="linux/aarch64", run_lifecycle=False, **options
+    )
+
+
 def _downloaded_labels(root: Path) -> list[str]:
     found = sorted(root.glob("packages/artifacts-unarchived/*Model/*/*/labels.json"))
     assert len(found) == 1, found
@@ -40,14 +48,7 @@ def _downloaded_labels(root: Path) -> list[str]:
 def test_the_users_archive_is_what_the_stage_packages(
     tmp_path: Path, variant_dlr_assembly: Path, brought: BroughtModel, archive: Path
 ) -> None:
-    run = run_device(
-        tmp_path / "gg",
-        variant_dlr_assembly,
-        "dev",
-        platform="linux/aarch64",
-        brought_model=brought,
-        run_lifecycle=False,
-    )
+    run = _resolve(tmp_path, variant_dlr_assembly, brought_model=brought)
     assert run.report.ok, run.report.steps
     assert _downloaded_labels(tmp_path / "gg") == LABELS
     notes = "\n".join(run.report.notes)
@@ -60,9 +61,7 @@ def test_the_users_archive_is_what_the_stage_packages(
 def test_without_it_the_stand_in_is_said_plainly(
     tmp_path: Path, variant_dlr_assembly: Path
 ) -> None:
-    run = run_device(
-        tmp_path / "gg", variant_dlr_assembly, "dev", platform="linux/aarch64", run_lifecycle=False
-    )
+    run = _resolve(tmp_path, variant_dlr_assembly)
     assert run.report.ok, run.report.steps
     assert _downloaded_labels(tmp_path / "gg")[0] == "class-0"
     notes = "\n".join(run.report.notes)
