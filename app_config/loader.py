@@ -106,6 +106,29 @@ def parse_fleet_alarms(values: Mapping[str, Any]) -> FleetAlarmsConfig:
     )
 
 
+def check_brought_model_named(layers: tuple[tuple[str, Mapping[str, Any]], ...]) -> None:
+    """The layer that brings a model (``model_artifact_uri``) names it (``architecture``), or
+    a higher one does. architecture names the package, the model id and the Neo job; the
+    value of a lower layer (cdk.json's ``pipeline.architecture``, vgg16, is what training
+    fine-tunes) would label the brought model as that model on every device."""
+    brought = None
+    for index, (_, source) in enumerate(layers):
+        if "model_artifact_uri" in source:
+            brought = index if str(source["model_artifact_uri"] or "").strip() else None
+    if brought is None:
+        return
+    if any("architecture" in source for _, source in layers[brought:]):
+        return
+    where = layers[brought][0]
+    raise ConfigError(
+        "architecture",
+        next((s["architecture"] for _, s in reversed(layers) if "architecture" in s), "vgg16"),
+        f"model_artifact_uri ({where}) brings a model, so name it there too: set architecture "
+        "to your model's name (e.g. -c architecture=resnet18); this value is the one training "
+        "fine-tunes, and would name your model's package and model id",
+    )
+
+
 def _hint(key: str) -> str:
     return did_you_mean(key, keys.defaults())
 
@@ -126,15 +149,7 @@ def merge_context(
             merged[key] = value
     check_single_target_keys((("pipeline", base), ("stage", stage_overrides), ("-c", cli)))
     given = {key for source in (base, stage_overrides, cli) for key in source}
-    if merged["model_artifact_uri"] and "architecture" not in given:
-        # architecture names the package, the model id and the Neo job; its default would
-        # label a brought model "vgg16" in every prediction and on every device
-        raise ConfigError(
-            "architecture",
-            merged["architecture"],
-            "model_artifact_uri brings a model, so name it: set architecture to your model's "
-            "name (e.g. -c architecture=resnet18); the default vgg16 is what training fine-tunes",
-        )
+    check_brought_model_named((("pipeline", base), ("stage", stage_overrides), ("-c", cli)))
     derive_names(merged, given)
     return merged
 

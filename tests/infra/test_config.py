@@ -449,3 +449,32 @@ def test_a_component_namespace_too_long_for_greengrass_names_is_refused() -> Non
     with pytest.raises(ConfigError, match=r"component_namespace.*Greengrass allows 128"):
         load_config({**CDK_JSON_CONTEXT, "component_namespace": namespace}, "dev")
     assert load_config({**CDK_JSON_CONTEXT, "component_namespace": "com.example.x"}, "dev")
+
+
+def test_a_brought_model_is_named_in_its_own_layer() -> None:
+    """cdk.json's ``pipeline.architecture`` (vgg16, what training fine-tunes) does not name a
+    model brought with ``-c model_artifact_uri`` (the hostile review found synth accepting
+    it): the layer that brings the model, or a higher one, names it."""
+    uri = {"model_artifact_uri": "s3://my-bucket/m/model.tar.gz"}
+    with pytest.raises(ConfigError, match=r"model_artifact_uri \(-c\) brings a model"):
+        merge_context({"architecture": "vgg16"}, {}, uri)
+    with pytest.raises(ConfigError, match=r"model_artifact_uri \(stage\)"):
+        merge_context({"architecture": "vgg16"}, uri, {})
+    merge_context({"architecture": "vgg16"}, {}, {**uri, "architecture": "pets"})
+    merge_context({}, uri, {"architecture": "pets"})  # a higher layer names it
+    merge_context({**uri, "architecture": "pets"}, {}, {})
+    merge_context({**uri, "architecture": "pets"}, {}, {"model_artifact_uri": ""})  # cleared
+
+
+def test_cdk_json_architecture_does_not_name_a_model_brought_with_c(tmp_path) -> None:
+    """The hostile review's command: ``cdk synth -c model_artifact_uri=...`` with the shipped
+    cdk.json (which sets pipeline.architecture) synthesized a "vgg16" model."""
+    import app as cdk_app
+    from tests.infra.conftest import CDK_JSON_CONTEXT
+
+    assert CDK_JSON_CONTEXT["pipeline"].get("architecture")  # the trap is real
+    with pytest.raises(ConfigError, match="architecture="):
+        cdk_app.create_app(
+            {**CDK_JSON_CONTEXT, "model_artifact_uri": "s3://my-bucket/models/model.tar.gz"},
+            outdir=str(tmp_path),
+        )
