@@ -140,7 +140,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for step in job.steps_failed:
         print(f"device step failed: {step}", file=sys.stderr)
     print(f"Output folder: {job.out}")
-    kept = "model.tar.gz: your files, as uploaded" if job.own else "model.tar.gz, model/, onnx/"
+    kept = "model.tar.gz, model/, onnx/"
+    if job.own is not None:
+        kept = "model.tar.gz: the archive to upload" + (
+            ", your files plus model.onnx" if job.own.checked.exported_onnx else ", your files"
+        )
     print(f"  model:      {job.out / 'model'}  ({kept})")
     print(f"  package:    {job.package_zip or 'none (the device got no package)'}")
     print(f"  device:     {job.out / 'device'}  (mqtt/published.jsonl, logs/)")

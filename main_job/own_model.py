@@ -12,6 +12,7 @@ class needs that ``model.onnx`` in the uploaded archive, which the job then says
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import tarfile
 from dataclasses import dataclass, field
@@ -29,9 +30,8 @@ from model_check import (
     read_normalization,
 )
 from model_check.archive import MODEL_ONNX, OpenedModel
-from model_check.checks import read_metadata
+from model_check.checks import DEFAULT_SHAPE, model_input_shape
 
-DEFAULT_SHAPE = (1, 3, 224, 224)
 BUCKET = "edge-ai-local-models"  # the simulated account's bucket for the brought archive
 
 
@@ -44,22 +44,15 @@ class OwnModel:
     notes: list[str] = field(default_factory=list)
 
     def deploy_command(self) -> str:
+        """The keys that deploy the uploaded archive. Without ``model.pth`` only onnx classes
+        can build from it (Neo compiles ``model.pth``), so the command names one, as the job's
+        own stage has it."""
         keys = {**self.context, "model_artifact_uri": "s3://<your-bucket>/<key>/model.tar.gz"}
+        if not self.checked.neo:
+            keys["device_classes"] = (
+                "'" + json.dumps({"onnx": {"thing_group": "<your-group>", "build": "onnx"}}) + "'"
+            )
         return "cdk deploy --all " + " ".join(f"-c {k}={v}" for k, v in keys.items())
-
-
-def _input_shape(opened: OpenedModel) -> tuple[int, int, int, int]:
-    """``metadata.json``'s ``input_shape`` (what the model was traced at), else 1,3,224,224."""
-    from app_config import ConfigError
-    from app_config.training import parse_input_shape
-
-    raw = read_metadata(opened).get("input_shape")
-    if raw is None:
-        return DEFAULT_SHAPE
-    try:
-        return parse_input_shape(raw)
-    except ConfigError as error:
-        raise MainJobError(f"--model {opened.given}: metadata.json {error}") from None
 
 
 def quick_check(given: Path, name: str | None, scratch: Path) -> None:
@@ -70,7 +63,7 @@ def quick_check(given: Path, name: str | None, scratch: Path) -> None:
         read_labels(opened)
         read_normalization(opened)
         model_name(opened, name)
-        _input_shape(opened)
+        model_input_shape(opened)
     except ModelCheckError as error:
         raise MainJobError(f"--model {error}") from None
     finally:
@@ -84,7 +77,9 @@ def _write_archive(opened: OpenedModel, exported: Path | None, target: Path) -> 
         shutil.copyfile(opened.given, target)
         return
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+    # dereference: a symlinked model file (DVC, a cache) goes in as the file it points to;
+    # packaging refuses links in an archive (packaging_logic._member_path)
+    with tarfile.open(fileobj=buffer, mode="w:gz", dereference=True) as tar:
         for name in opened.files:
             tar.add(opened.root / name, arcname=name)
         if exported is not None:
@@ -97,12 +92,7 @@ def bring_own(given: Path, name: str | None, out_model: Path, scratch: Path) -> 
     shutil.rmtree(scratch, ignore_errors=True)
     try:
         opened = open_model(given, scratch / "unpacked")
-        checked = check_model(
-            opened,
-            input_shape=_input_shape(opened),
-            workdir=scratch / "export",
-            given_name=name,
-        )
+        checked = check_model(opened, workdir=scratch / "export", given_name=name)
     except ModelCheckError as error:
         raise MainJobError(f"--model {error}") from None
     shutil.rmtree(out_model, ignore_errors=True)
@@ -119,6 +109,11 @@ def bring_own(given: Path, name: str | None, out_model: Path, scratch: Path) -> 
             f"your archive has no {MODEL_ONNX}: the job exported one from model.pth into "
             f"{archive}; upload that archive to deploy onnx classes (neo classes compile "
             "model.pth)"
+        )
+    if not checked.neo:
+        notes.append(
+            "your archive has no model.pth: neo device classes (SageMaker Neo compiles "
+            "model.pth) cannot build from it; deploy it to onnx classes (build: onnx)"
         )
     if checked.normalization is None:
         notes.append(

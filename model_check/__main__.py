@@ -40,16 +40,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("model", type=Path, help="model.tar.gz, or the folder it is made from")
     parser.add_argument(
         "--input-shape",
-        default="1,3,224,224",
-        help="the stage's input_shape (default: 1,3,224,224)",
+        default=None,
+        help="the stage's input_shape (default: metadata.json's input_shape, else 1,3,224,224)",
     )
     parser.add_argument("--model-name", default=None, help="the model's name (architecture)")
     args = parser.parse_args(argv)
     from app_config import ConfigError
     from app_config.training import parse_input_shape
 
+    shape = None
     try:
-        shape = parse_input_shape(args.input_shape)
+        if args.input_shape is not None:
+            shape = parse_input_shape(args.input_shape)
     except ConfigError as error:
         print(f"model_check: error: --input-shape: {error}", file=sys.stderr)
         return 2
@@ -58,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             opened = open_model(args.model, Path(scratch) / "unpacked")
             checked = check_model(
                 opened,
-                input_shape=(shape[0], shape[1], shape[2], shape[3]),
+                input_shape=shape,
                 workdir=Path(scratch) / "export",
                 given_name=args.model_name,
             )

@@ -68,7 +68,8 @@ def open_model(given: Path, workdir: Path) -> OpenedModel:
         except tarfile.FilterError as error:
             raise ModelCheckError(f"{given}: refused an unsafe archive member ({error})") from None
         except (tarfile.TarError, OSError, EOFError) as error:
-            raise ModelCheckError(f"{given}: not a readable .tar.gz ({error})") from None
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise ModelCheckError(f"{given}: not a readable .tar.gz ({first})") from None
         root = workdir
     files = _files(root)
     opened = OpenedModel(given, root, files)

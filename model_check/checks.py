@@ -160,7 +160,7 @@ def model_name(opened: OpenedModel, given_name: str | None = None) -> str:
     candidates.append(("the file name", stem))
     source, raw = candidates[0]
     name = re.sub(r"[^a-z0-9_]+", "_", raw.strip().lower()).strip("_")
-    if name[:1].isdigit():
+    if name[:1].isdigit() or len(name) == 1:  # the key's pattern: a letter first, 2+ chars
         name = f"model_{name}"
     name = name[:41]
     if not NAME_PATTERN.fullmatch(name):
@@ -177,7 +177,18 @@ def _class_count(shape: Any, where: str) -> int:
             f"{where}: output shape {list(shape) if isinstance(shape, (list, tuple)) else shape}"
             " is not (batch, classes): the component reads one score per class"
         )
+    if shape[-1] < 2:
+        # the component ranks classes (top-k of the scores), and packaging's stand-ins and
+        # the Neo input both expect a classifier's scores
+        raise ModelCheckError(
+            f"{where}: scores 1 class; the component ranks at least 2. For a yes/no model, "
+            "output both scores (e.g. torch.cat([1 - p, p], dim=1)) with two labels"
+        )
     return int(shape[-1])
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "es" if word.endswith("s") else "s")
 
 
 def _input_shape(raw: Any, fallback: tuple[int, int, int, int], where: str) -> tuple[int, ...]:
@@ -185,10 +196,22 @@ def _input_shape(raw: Any, fallback: tuple[int, int, int, int], where: str) -> t
     if not isinstance(raw, (list, tuple)) or len(raw) != 4:
         raise ModelCheckError(f"{where}: input shape {raw} is not NCHW (4 axes)")
     shape = tuple(v if isinstance(v, int) and v > 0 else fallback[i] for i, v in enumerate(raw))
+    if shape[1] != 3 and shape[3] == 3:
+        raise ModelCheckError(
+            f"{where}: input shape {list(raw)} is channels-last (NHWC); the pipeline feeds "
+            "NCHW, (1, 3, H, W): export the model with its input transposed"
+        )
     if shape[1] != 3:
         raise ModelCheckError(
             f"{where}: input shape {list(raw)} has {shape[1]} channels; the component feeds "
             "3 (RGB, NCHW)"
+        )
+    if shape[2] != shape[3]:
+        # app_config's input_shape: the training script, packaging and the device derive the
+        # resize from one square crop
+        raise ModelCheckError(
+            f"{where}: input shape {list(raw)} is not square; the pipeline's input_shape is "
+            "(1, 3, S, S)"
         )
     return shape
 
@@ -219,6 +242,13 @@ def check_onnx(
             f"{where}: does not run on a {list(probe.shape)} input ({error})"
         ) from None
     return shape, _class_count(list(np.asarray(output).shape), where)
+
+
+def _last_line(error: BaseException) -> str:
+    """The line of a TorchScript interpreter error that says what failed: its last one (the
+    first says only "The following operation failed in the TorchScript interpreter.")."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1][:300] if lines else type(error).__name__
 
 
 def _torchscript_problem(path: Path) -> str:
@@ -264,10 +294,10 @@ def check_torchscript(
             with torch.no_grad():
                 output = model(probe)
         except Exception as error:
-            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
             raise ModelCheckError(
-                f"{where}: does not run on input_shape {list(input_shape)} ({first}); set "
-                "input_shape to the shape it was traced with"
+                f"{where}: does not run on a {list(input_shape)} input ({_last_line(error)}). "
+                "The pipeline feeds RGB NCHW, (1, 3, S, S): a model traced at another square "
+                "size names it in metadata.json input_shape (or model_check --input-shape)"
             ) from None
         if not isinstance(output, torch.Tensor):
             raise ModelCheckError(
@@ -289,15 +319,36 @@ def check_torchscript(
     return classes
 
 
+DEFAULT_SHAPE = (1, 3, 224, 224)
+
+
+def model_input_shape(opened: OpenedModel) -> tuple[int, int, int, int]:
+    """``metadata.json``'s ``input_shape`` (what the model was traced at), else 1,3,224,224;
+    refused unless it is one the pipeline can feed (app_config's input_shape rule)."""
+    from app_config import ConfigError
+    from app_config.training import parse_input_shape
+
+    raw = read_metadata(opened).get("input_shape")
+    if raw is None:
+        return DEFAULT_SHAPE
+    try:
+        return parse_input_shape(raw)
+    except ConfigError as error:
+        raise ModelCheckError(f"{opened.given}: {METADATA} {error}") from None
+
+
 def check_model(
     opened: OpenedModel,
     *,
-    input_shape: tuple[int, int, int, int],
     workdir: Path,
+    input_shape: tuple[int, int, int, int] | None = None,
     given_name: str | None = None,
 ) -> CheckedModel:
-    """Every check this machine can make (module docstring). ``workdir`` receives an ONNX
-    export of ``model.pth`` when the model has no ``model.onnx``."""
+    """Every check this machine can make (module docstring), at ``input_shape`` (default:
+    :func:`model_input_shape`). ``workdir`` receives an ONNX export of ``model.pth`` when the
+    model has no ``model.onnx``."""
+    if input_shape is None:
+        input_shape = model_input_shape(opened)
     labels = read_labels(opened)
     normalization = read_normalization(opened)
     name = model_name(opened, given_name)
@@ -313,7 +364,7 @@ def check_model(
         )
         checked.append(
             f"{MODEL_PTH}: TorchScript, float32, runs on {list(input_shape)}, "
-            f"{counts[MODEL_PTH]} classes"
+            f"{_plural(counts[MODEL_PTH], 'class')}"
         )
         if onnx_out is not None:
             onnx, exported = onnx_out, True
@@ -321,7 +372,8 @@ def check_model(
         onnx = opened.root / MODEL_ONNX
         shape, counts[MODEL_ONNX] = check_onnx(onnx, input_shape, f"{opened.given}: {MODEL_ONNX}")
         checked.append(
-            f"{MODEL_ONNX}: ONNX Runtime runs it on {[1, *shape[1:]]}, {counts[MODEL_ONNX]} classes"
+            f"{MODEL_ONNX}: ONNX Runtime runs it on {[1, *shape[1:]]}, "
+            f"{_plural(counts[MODEL_ONNX], 'class')}"
         )
     if len(set(counts.values())) > 1:
         raise ModelCheckError(
@@ -331,11 +383,11 @@ def check_model(
     outputs = next(iter(counts.values()))
     if labels is not None and len(labels) != outputs:
         raise ModelCheckError(
-            f"{opened.given}: {LABELS} names {len(labels)} classes and the model scores "
-            f"{outputs}: one name per model output"
+            f"{opened.given}: {LABELS} names {_plural(len(labels), 'class')} and the model "
+            f"scores {outputs}: one name per model output"
         )
     checked.append(
-        f"{LABELS}: {len(labels)} names, one per output"
+        f"{LABELS}: {_plural(len(labels), 'name')}, one per output"
         if labels is not None
         else f"{LABELS}: none (predictions are numbered 0..{outputs - 1})"
     )

@@ -24,6 +24,8 @@ checkpoint prefix another job used resumes from that job's state: the stand-in r
 from __future__ import annotations
 
 import copy
+import io
+import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -158,9 +160,14 @@ class SageMakerBackend:
             self.env.arn("sagemaker", f"compilation-job/{name}"),
             artifact_uri=uri,
         )
-        bucket, key = _split(uri)
-        self.s3.put(bucket, key, tar_folder(self._stand_ins().model_dir))
-        self.notes.append(f"SageMaker Neo stand-in wrote {uri}")
+        missing = _no_pytorch_model(self.s3, request.get("InputConfig", {}))
+        if missing:
+            job.status, job.failure_reason, job.artifact_uri = "FAILED", missing, ""
+            self.notes.append(f"SageMaker Neo stand-in failed {name}: {missing}")
+        else:
+            bucket, key = _split(uri)
+            self.s3.put(bucket, key, tar_folder(self._stand_ins().model_dir))
+            self.notes.append(f"SageMaker Neo stand-in wrote {uri}")
         self.jobs[("Compilation", name)] = job
         return job
 
@@ -219,3 +226,30 @@ class SageMakerClient:
     def stop_compilation_job(self, *, CompilationJobName: str) -> dict[str, Any]:
         self.backend.stop("Compilation", CompilationJobName)
         return {}
+
+
+def _no_pytorch_model(s3: Any, input_config: dict[str, Any]) -> str:
+    """Why Neo cannot compile the archive at ``InputConfig.S3Uri``, "" when it can, as far as
+    the stand-in can tell: a PyTorch model is a ``.pt``/``.pth`` file in the ``.tar.gz``
+    ("Saving Models for SageMaker Neo", PyTorch: "save ... as model.pth ... compress it",
+    https://docs.aws.amazon.com/sagemaker/latest/dg/neo-compilation-preparing-model.html).
+    A brought archive without one (an ONNX-only model) fails the job, as Neo would; the
+    stand-in does not guess Neo's exact message."""
+    uri = str(input_config.get("S3Uri", ""))
+    if input_config.get("Framework") != "PYTORCH" or not uri.startswith("s3://"):
+        return ""
+    bucket, key = _split(uri)
+    data = s3.get(bucket, key)
+    if data is None:
+        return f"ClientError: {uri} does not exist"
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as archive:
+            names = [m.name.lstrip("./") for m in archive.getmembers() if m.isfile()]
+    except (tarfile.TarError, EOFError) as error:
+        return f"ClientError: {uri} is not a readable tar.gz ({error})"
+    if any(n.endswith((".pth", ".pt")) and "/" not in n for n in names):
+        return ""
+    return (
+        f"ClientError: {uri} holds no .pth or .pt model at its root (files: "
+        f"{', '.join(sorted(names)[:10]) or 'none'}): Neo compiles a traced PyTorch model"
+    )

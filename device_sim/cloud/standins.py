@@ -30,21 +30,30 @@ class StandIns:
 
 
 def tar_folder(folder: Path) -> bytes:
+    """``folder``'s files at the archive's root; a symlinked file goes in as its target."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+    with tarfile.open(fileobj=buffer, mode="w:gz", dereference=True) as tar:
         for path in sorted(folder.rglob("*")):
             if path.is_file():
                 tar.add(path, arcname=path.relative_to(folder).as_posix())
     return buffer.getvalue()
 
 
+# Where SageMaker training writes the traced model: the stand-in's model.tar.gz has the file
+# (so that Neo's stand-in finds a PyTorch model, as Neo checks), not a model in it.
+STAND_IN_MODEL_PTH = b"stand-in: the training job's traced model.pth would be here\n"
+
+
 def training_archive(labels: Mapping[str, str]) -> bytes:
+    """``model.tar.gz`` as training leaves it (``model.pth`` and ``labels.json``), with a
+    stand-in ``model.pth``."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         data = json.dumps(dict(labels), sort_keys=True).encode()
-        info = tarfile.TarInfo("labels.json")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
+        for name, content in (("labels.json", data), ("model.pth", STAND_IN_MODEL_PTH)):
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
     return buffer.getvalue()
 
 

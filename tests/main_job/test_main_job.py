@@ -490,3 +490,68 @@ def test_main_sh_passes_model_to_the_job(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr[-2000:]
     assert f"--model {tmp_path / 'no-such-model.tar.gz'}: no such file" in result.stderr
     assert "cdk synth" not in result.stdout
+
+
+def _tiny_onnx(folder: Path) -> Path:
+    """A small 3-class ONNX classifier at ``folder/model.onnx`` (average pool + linear)."""
+    import torch
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.AdaptiveAvgPool2d(4), torch.nn.Flatten(), torch.nn.Linear(48, 3)
+    ).eval()
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(
+        model,
+        (torch.zeros(1, 3, 224, 224),),
+        str(folder / "model.onnx"),
+        input_names=["input0"],
+        output_names=["output0"],
+        opset_version=17,
+        dynamo=False,
+    )
+    return folder / "model.onnx"
+
+
+def test_out_inside_the_model_folder_or_with_a_space_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The hostile review: ``--out`` inside ``--model`` packed the job's own output into the
+    archive, then deleted it on the next run; a space in ``--out`` failed after 85 s at the
+    device's install script ({work:path} unquoted)."""
+    folder = tmp_path / "mf"
+    folder.mkdir()
+    (folder / "model.onnx").write_bytes(b"x")
+    assert main(["--model", str(folder), "--out", str(folder / "out"), "--check-args"]) == 2
+    assert "inside --model" in _one_line_error(capsys)
+    assert main(["--out", str(tmp_path / "my out"), "--check-args"]) == 2
+    assert "holds a space" in _one_line_error(capsys)
+
+
+def test_a_symlinked_model_file_is_archived_as_the_file(tmp_path: Path) -> None:
+    """Symlinked weights (DVC, a cache) go into the archive as files: packaging refuses links
+    (the review found the job failing at packaging, after synth and deploy)."""
+    from main_job.own_model import bring_own
+
+    real = _tiny_onnx(tmp_path / "store")
+    folder = tmp_path / "linked"
+    folder.mkdir()
+    (folder / "model.onnx").symlink_to(real)
+    (folder / "labels.json").write_text('["a", "b", "c"]')
+    own = bring_own(folder, None, tmp_path / "out" / "model", tmp_path / "scratch")
+    with tarfile.open(own.archive) as archive:
+        members = {m.name: m for m in archive.getmembers()}
+    assert members["model.onnx"].isfile() and members["model.onnx"].size == real.stat().st_size
+
+
+def test_an_onnx_only_model_is_deployed_to_onnx_classes(tmp_path: Path) -> None:
+    """The review: the job printed a deploy command for the default (Neo) stage, which cannot
+    compile an archive without model.pth."""
+    from main_job.own_model import bring_own
+
+    folder = tmp_path / "onnxonly"
+    _tiny_onnx(folder)
+    own = bring_own(folder, None, tmp_path / "out" / "model", tmp_path / "scratch")
+    assert any("no model.pth" in note for note in own.notes)
+    command = own.deploy_command()
+    assert '"build": "onnx"' in command and "-c device_classes=" in command

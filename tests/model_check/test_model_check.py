@@ -178,4 +178,87 @@ def test_the_command_prints_the_deploy_keys_or_one_error_line(
     bad = tar_gz(tmp_path / "bad.tar.gz", {"model.pth": pth, "labels.json": labels_json(["a"])})
     assert main([str(bad)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "names 1 classes and the model scores 4" in err[0]
+    assert len(err) == 1 and "names 1 class and the model scores 4" in err[0]
+
+
+# ---------------------------------------------------------------- the hostile review's cases
+def _onnx(tmp_path: Path, module: object, shape: tuple[int, ...], name: str = "m") -> Path:
+    import torch
+
+    folder = tmp_path / name
+    folder.mkdir()
+    module(torch.zeros(*shape))  # type: ignore[operator]  # LazyLinear takes its input size
+    torch.onnx.export(
+        module,  # type: ignore[arg-type]
+        (torch.zeros(*shape),),
+        str(folder / "model.onnx"),
+        input_names=["input0"],
+        output_names=["output0"],
+        opset_version=17,
+        dynamo=False,
+    )
+    return folder
+
+
+def test_a_one_output_model_is_refused_with_the_two_score_fix(tmp_path: Path) -> None:
+    import torch
+
+    folder = _onnx(tmp_path, torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(1)), SHAPE)
+    with pytest.raises(ModelCheckError, match=r"scores 1 class; .*torch\.cat\(\[1 - p, p\]"):
+        _check(folder, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("shape", "message"),
+    [
+        ((1, 3, 192, 256), "is not square"),
+        ((1, 224, 224, 3), "channels-last (NHWC)"),
+        ((1, 1, 224, 224), "has 1 channels"),
+    ],
+)
+def test_onnx_inputs_the_pipeline_cannot_feed_are_refused(
+    tmp_path: Path, shape: tuple[int, ...], message: str
+) -> None:
+    import torch
+
+    pool = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(4))
+    folder = _onnx(tmp_path, pool, shape)
+    with pytest.raises(ModelCheckError) as raised:
+        open_and_check = open_model(folder, tmp_path / "u")
+        check_model(open_and_check, workdir=tmp_path / "x")
+    assert message in str(raised.value)
+
+
+def test_metadata_input_shape_is_the_shape_checked(tmp_path: Path, pth: Path) -> None:
+    """model_check and main_job agree: metadata.json's input_shape is what the model runs at
+    (the review found model_check ignoring it), and the deploy keys carry it."""
+    import torch
+
+    flat = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 160 * 160, 4))
+    traced = torch.jit.trace(flat.eval(), torch.zeros(1, 3, 160, 160))
+    folder = tmp_path / "m160"
+    folder.mkdir()
+    traced.save(str(folder / "model.pth"))
+    with pytest.raises(ModelCheckError, match=r"does not run on a \[1, 3, 224, 224\] input"):
+        check_model(open_model(folder, tmp_path / "u"), workdir=tmp_path / "x")
+    (folder / "metadata.json").write_text(json.dumps({"input_shape": [1, 3, 160, 160]}))
+    checked = check_model(open_model(folder, tmp_path / "u"), workdir=tmp_path / "x")
+    assert checked.input_shape == (1, 3, 160, 160)
+    (folder / "metadata.json").write_text(json.dumps({"input_shape": [1, 3, 160, 200]}))
+    with pytest.raises(ModelCheckError, match=r"metadata\.json .*square"):
+        check_model(open_model(folder, tmp_path / "u"), workdir=tmp_path / "x")
+
+
+def test_the_error_of_a_failing_torchscript_says_what_failed(tmp_path: Path) -> None:
+    import torch
+
+    conv = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.AdaptiveAvgPool2d(1))
+    traced = torch.jit.trace(conv.eval(), torch.zeros(1, 1, 64, 64))
+    folder = tmp_path / "gray"
+    folder.mkdir()
+    traced.save(str(folder / "model.pth"))
+    with pytest.raises(ModelCheckError) as raised:
+        check_model(open_model(folder, tmp_path / "u"), workdir=tmp_path / "x")
+    message = str(raised.value)
+    assert "The following operation failed" not in message  # the useless first line
+    assert "channels" in message and "RGB NCHW" in message

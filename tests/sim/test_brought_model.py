@@ -91,7 +91,33 @@ def test_the_command_checks_the_archive_first(
     argv += ["--platform", "linux/aarch64"]
     assert main([*argv, "--brought-model", str(wrong), "--resolve-only"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "labels.json names 1 classes and the model scores 4" in err[0]
+    assert len(err) == 1 and "labels.json names 1 class and the model scores 4" in err[0]
     both = ["--brought-model", str(archive), "--onnx-model", str(tmp_path)]
     assert main([*argv, *both]) == 2
     assert "give one" in capsys.readouterr().err
+
+
+def test_neo_refuses_an_archive_without_a_pytorch_model(
+    tmp_path: Path, variant_dlr_assembly: Path
+) -> None:
+    """An ONNX-only archive on a stage with a neo class: the compilation job fails, as Neo's
+    would (the review found every step "ok" and predictions published)."""
+    import torch
+
+    folder = tmp_path / "onnxonly"
+    folder.mkdir()
+    model = torch.nn.Sequential(
+        torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten(), torch.nn.Linear(12, 3)
+    )
+    torch.onnx.export(
+        model.eval(),
+        (torch.zeros(1, 3, 224, 224),),
+        str(folder / "model.onnx"),
+        input_names=["input0"],
+        opset_version=17,
+        dynamo=False,
+    )
+    brought = read_brought_model(folder, tmp_path / "read", (1, 3, 224, 224))
+    run = _resolve(tmp_path, variant_dlr_assembly, brought_model=brought)
+    assert run.report.failure is not None and run.report.failure.step == "deploy stacks"
+    assert "holds no .pth or .pt model at its root (files: model.onnx)" in run.report.failure.reason
