@@ -29,7 +29,10 @@ CLASS_KEYS = (
     "runtime_component",
     "platform_architecture",
     "canary_thing_group",
+    "quantize",
+    "int8_format",
 )
+QUANTIZE = ("none", "int8")
 # The single-target keys: without device_classes they make the class "default".
 SINGLE_TARGET_KEYS = tuple(k for k in CLASS_KEYS if k in DEFAULTS)
 
@@ -94,6 +97,7 @@ def _device_class(
         architecture = choice(
             key("platform_architecture"), arch_text or "amd64", ONNX_ARCHITECTURES
         )
+    quantize, int8_format = _quantize(entry, build, key)
     return DeviceClass(
         name=name,
         thing_group=thing_group,
@@ -104,7 +108,32 @@ def _device_class(
         architecture=architecture,
         canary_thing_group=canary,
         release=parse_release(f"releases.{stage}.{name}", release, canary),
+        quantize=quantize,
+        int8_format=int8_format,
     )
+
+
+def _quantize(entry: Mapping[str, Any], build: str, key: Any) -> tuple[str, str]:
+    """``quantize`` and ``int8_format`` of one class. The formats are train.py's
+    (``--int8-format``, read from training_src at synth); the default, S8S8 QDQ, is what ONNX
+    Runtime's guide calls "the default setting ... It should be the first choice" ("Quantize
+    ONNX Models", Data type selection); an x86 device without VNNI may do better with
+    ``u8s8-reduce-range`` (same guide, FAQ)."""
+    from app_config.training import int8_formats
+
+    quantize = choice(key("quantize"), str(entry.get("quantize") or "none").lower(), QUANTIZE)
+    text = str(entry.get("int8_format") or "").strip().lower()
+    if quantize == "int8" and build != "onnx":
+        raise ConfigError(
+            key("quantize"),
+            entry["quantize"],
+            "Neo compiles the FP32 model.pth; int8 models are built for onnx classes (build: onnx)",
+        )
+    if text and quantize != "int8":
+        raise ConfigError(key("int8_format"), text, "only with quantize: int8")
+    if quantize != "int8":
+        return quantize, ""
+    return quantize, choice(key("int8_format"), text or "s8s8", int8_formats())
 
 
 def parse_device_classes(

@@ -97,6 +97,13 @@ KEYS: tuple[Key, ...] = (
     Key("input_mean", "str", "0.485,0.456,0.406", "input mean per RGB channel", section="training"),
     Key("input_std", "str", "0.229,0.224,0.225", "input std per RGB channel", section="training"),
     Key(
+        "max_int8_top1_drop",
+        "str",
+        "1.0",
+        "top-1 points an int8 class's model may lose against FP32 (0-100)",
+        section="training",
+    ),
+    Key(
         "training_instance_type",
         "str",
         "ml.m5.xlarge",

@@ -39,6 +39,18 @@ def parse_training(
         except ImageUriError as error:
             raise ConfigError("training_image_uri", image_uri, str(error)) from None
     hyperparameters = string_mapping("hyperparameters", raw["hyperparameters"])
+    for name in INT8_HYPERPARAMETERS:
+        if name in hyperparameters:
+            raise ConfigError(
+                f"hyperparameters.{name}",
+                hyperparameters[name],
+                "set by the pipeline: a device class's quantize and int8_format, and "
+                "max_int8_top1_drop",
+            )
+    hyperparameters = {
+        **hyperparameters,
+        **int8_hyperparameters(raw, hyperparameters, device_classes),
+    }
     reserved = sorted(k for k in hyperparameters if k.startswith("sagemaker_"))
     if reserved or "arch" in hyperparameters or "input-shape" in hyperparameters:
         raise ConfigError(
@@ -91,6 +103,66 @@ _TRAINING_PACKAGE = "_edge_training_at_synth"
 # the pipeline (architecture, input_shape): not hyperparameters a user sets.
 SAGEMAKER_ARGUMENTS = ("model-dir", "train", "validation", "output-data-dir", "checkpoint-dir")
 PIPELINE_HYPERPARAMETERS = ("arch", "input-shape")
+# Set from the device classes (quantize, int8_format) and max_int8_top1_drop.
+INT8_HYPERPARAMETERS = ("quantize", "int8-format", "max-int8-top1-drop")
+
+
+def int8_formats() -> tuple[str, ...]:
+    """train.py's ``--int8-format`` choices (training_src/edge_training/config.py)."""
+    return tuple(_training_config_module().INT8_FORMATS)
+
+
+def int8_hyperparameters(
+    raw: Mapping[str, Any], hyperparameters: Mapping[str, str], classes: tuple[DeviceClass, ...]
+) -> dict[str, str]:
+    """What the int8 classes add to the training job's hyperparameters; {} without one.
+
+    One training job builds one int8 model (``model.int8.onnx`` beside ``model.onnx`` in
+    ``output/output.tar.gz``), calibrated on the training channel and gated on held-out
+    images (a validation channel, or ``val-fraction``): so the classes share one format, the
+    stage trains (no ``model_artifact_uri``) on a training channel, and images are held out."""
+    int8 = [c for c in classes if c.int8]
+    if not int8:
+        return {}
+    first = int8[0]
+    for other in int8[1:]:
+        if other.int8_format != first.int8_format:
+            raise ConfigError(
+                f"device_classes.{other.name}.int8_format",
+                other.int8_format,
+                f"one training job builds one int8 model: class {first.name} uses "
+                f"{first.int8_format}",
+            )
+    where = f"device_classes.{first.name}.quantize"
+    if str(raw["model_artifact_uri"] or "").strip():
+        raise ConfigError(
+            where,
+            "int8",
+            "the training job builds the int8 model; with model_artifact_uri nothing is trained "
+            "(bring model.onnx quantized yourself in an onnx class instead)",
+        )
+    if not str(raw["training_data_uri"] or "").strip():
+        raise ConfigError(
+            where, "int8", "int8 is calibrated on the training channel: set training_data_uri"
+        )
+    held_out = str(raw["validation_data_uri"] or "").strip() or (
+        float(hyperparameters.get("val-fraction", "0") or 0) > 0
+    )
+    if not held_out:
+        raise ConfigError(
+            where,
+            "int8",
+            "the int8 accuracy gate runs on held-out images: set validation_data_uri or "
+            "hyperparameters val-fraction (e.g. 0.1)",
+        )
+    text = str(raw["max_int8_top1_drop"]).strip()
+    try:
+        drop = float(text)
+    except ValueError:
+        drop = math.nan
+    if not 0.0 <= drop <= 100.0:  # nan fails too
+        raise ConfigError("max_int8_top1_drop", raw["max_int8_top1_drop"], "0-100 (points)")
+    return {"quantize": "int8", "int8-format": first.int8_format, "max-int8-top1-drop": f"{drop:g}"}
 
 
 @functools.cache

@@ -82,11 +82,12 @@ def _write_once(payload: bytes, out_dir: Path, stem: str, suffix: str) -> Path:
     return target
 
 
-def build_source_tarball(source_dir: Path, out_dir: Path) -> Path:
-    """Write ``<out_dir>/sourcedir-<sha256[:16]>.tar.gz`` and return its path."""
+def build_source_tarball(source_dir: Path, out_dir: Path, exclude: tuple[str, ...] = ()) -> Path:
+    """Write ``<out_dir>/sourcedir-<sha256[:16]>.tar.gz`` and return its path; ``exclude``:
+    file name patterns left out beside :data:`EXCLUDE`."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path in source_files(source_dir):
+        for path in source_files(source_dir, EXCLUDE + exclude):
             data = path.read_bytes()
             info = tarfile.TarInfo(path.relative_to(source_dir).as_posix())
             info.size = len(data)

@@ -121,6 +121,10 @@ class DeviceClass:
     architecture: the Greengrass platform architecture (``amd64``, ``aarch64``, ``arm``), or
         None when the Neo target does not say (the manifests then match any Linux).
     canary_thing_group: the canary ring ("" = none: every change goes to the whole class).
+    quantize: ``none``, or ``int8`` (onnx classes): the class runs the training job's int8
+        model (ONNX Runtime static QDQ, gated against FP32; training_src/edge_training/
+        quantize.py) instead of its FP32 export.
+    int8_format: the int8 types (``s8s8``, ``u8s8``, ``u8s8-reduce-range``), "" unless int8.
     release: the promoted release the rest of the class runs (canary classes only; None =
         nothing promoted yet, so the fleet gets no deployment from this stack).
     """
@@ -134,6 +138,12 @@ class DeviceClass:
     architecture: str | None
     canary_thing_group: str = ""
     release: Mapping[str, ComponentPin] | None = None
+    quantize: str = "none"
+    int8_format: str = ""
+
+    @property
+    def int8(self) -> bool:
+        return self.quantize == "int8"
 
     @property
     def dlr(self) -> bool:

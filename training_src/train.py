@@ -17,6 +17,7 @@ Python 3.6 compatible (the PyTorch 1.8 image that traces models for Neo edge tar
 """
 
 import logging
+import os
 import sys
 
 import torch
@@ -41,7 +42,13 @@ from edge_training.distributed import (
 )
 from edge_training.engine import Checkpoints, fit, seed_everything, seed_worker
 from edge_training.errors import TrainingInputError, one_line
-from edge_training.export import write_model_dir, write_output_data_dir
+from edge_training.export import (
+    INPUT_NAME,
+    METADATA_FILE,
+    ONNX_FILE,
+    write_model_dir,
+    write_output_data_dir,
+)
 from edge_training.models import build_model, check_forward, freeze_all_but, replace_head
 
 LOGGER = logging.getLogger("train")
@@ -105,9 +112,9 @@ def make_loader(samples, class_to_index, transform, args, shuffle, topology=SING
     )
 
 
-def train_model(args, topology=SINGLE):
+def train_model(args, topology=SINGLE, data=None):
     """Fine-tune on the train channel; return (trained model, class names)."""
-    class_names, train_samples, val_samples = load_data(args)
+    class_names, train_samples, val_samples = data or load_data(args)
     built = build_model(args.arch, args.pretrained)
     model = built.model
     head = replace_head(model, len(class_names))
@@ -189,10 +196,81 @@ def stock_model(args):
     return model, class_names
 
 
+def check_int8_inputs(args):
+    """Before any training: --quantize int8 calibrates on the train channel and gates on
+    validation images, so both must be there."""
+    if args.quantize != "int8":
+        return
+    if not args.train:
+        raise TrainingInputError(
+            "--quantize int8 calibrates on the training data: it needs a train channel"
+        )
+    if not args.validation and not args.val_fraction > 0:
+        raise TrainingInputError(
+            "--quantize int8 is gated on held-out images: it needs a validation channel or "
+            "--val-fraction > 0"
+        )
+
+
+def quantize_and_gate(args, class_names, data):
+    """int8 ONNX beside the FP32 one, its numbers in metadata.json, then the gate."""
+    from edge_training import quantize  # numpy + onnxruntime, needed only here
+
+    _, train_samples, val_samples = data
+    settings = quantize.settings_for(args.int8_format)
+    transform = eval_transform(args.input_shape, args.resize_shorter)
+    class_to_index = {name: index for index, name in enumerate(class_names)}
+
+    def tensors(samples):
+        dataset = ImageSamples(samples, class_to_index, transform)
+        return [dataset[i][0].unsqueeze(0).numpy() for i in range(len(dataset))]
+
+    calibration = quantize.sample_calibration(
+        train_samples, args.int8_calibration_images, args.seed
+    )
+    fp32_path = os.path.join(args.output_data_dir, ONNX_FILE)
+    int8_path = os.path.join(args.output_data_dir, quantize.INT8_ONNX_FILE)
+    LOGGER.info(
+        "int8: static QDQ %s, per-channel, calibrated on %d training images",
+        args.int8_format,
+        len(calibration),
+    )
+    quantize.quantize_model(fp32_path, int8_path, tensors(calibration), settings, INPUT_NAME)
+    report = quantize.compare(
+        fp32_path,
+        int8_path,
+        tensors(val_samples),
+        [class_to_index[name] for _, name in val_samples],
+        INPUT_NAME,
+    )
+    record = quantize.gate_record(
+        report,
+        settings,
+        args.int8_format,
+        fp32_path,
+        int8_path,
+        len(calibration),
+        args.max_int8_top1_drop,
+    )
+    # Written before the verdict: a failed gate leaves its numbers behind.
+    quantize.record_in_metadata(os.path.join(args.output_data_dir, METADATA_FILE), record)
+    LOGGER.info(
+        "int8_top1=%.4f fp32_top1=%.4f int8_top1_drop=%.4f int8_top1_agreement=%.4f",
+        report.int8_top1,
+        report.fp32_top1,
+        report.top1_drop,
+        report.top1_agreement,
+    )
+    quantize.enforce(report, args.max_int8_top1_drop)
+
+
 def run(args, topology=SINGLE):
     seed_everything(args.seed)
+    check_int8_inputs(args)
+    data = None
     if args.train:
-        model, class_names = train_model(args, topology)
+        data = load_data(args)
+        model, class_names = train_model(args, topology, data)
     else:
         model, class_names = stock_model(args)
     if not topology.is_leader:
@@ -210,6 +288,8 @@ def run(args, topology=SINGLE):
             args.output_data_dir,
             args.export_onnx,
         )
+    if args.quantize == "int8":
+        quantize_and_gate(args, class_names, data)
     LOGGER.info("wrote %s", args.model_dir)
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import CfnOutput
+from aws_cdk import CfnOutput, Fn
 from constructs import Construct, IDependable
 
 from device_contract import names
@@ -34,11 +34,13 @@ from edge_constructs.greengrass.construct import (
     log_manager_configuration,
 )
 from edge_constructs.model_packaging.construct import (
+    INT8_ONNX_FILE,
     ArtifactHandler,
     ModelPackage,
     PublishedArtifact,
 )
 from edge_constructs.props import DEFAULT_CLASS, ComponentPin, DeviceClass, PipelineConfig
+from edge_constructs.runtime_common.cr_names import Package
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,11 @@ def package_metadata(
         "framework_version": config.pytorch_version,
         "target": target.slug if target is not None else f"onnx-{device_class.architecture}",
         ("compilation_job" if target is not None else "built_by"): built_by,
+        **(
+            {"precision": "int8", "int8_format": device_class.int8_format}
+            if device_class.int8
+            else {}
+        ),
     }
 
 
@@ -188,6 +195,11 @@ class DeviceClassPipeline(Construct):
             after = model.after
             built_by = "training ONNX export"
             summary = f"exported to ONNX for linux/{architecture}"
+            if device_class.int8:
+                # the training job's int8 model (train.py --quantize int8), gated against FP32
+                source["onnx_file"] = INT8_ONNX_FILE
+                built_by = f"training int8 export ({device_class.int8_format}, QDQ)"
+                summary = f"quantized to int8 ({device_class.int8_format}) for linux/{architecture}"
 
         # 2. Package for Greengrass.
         metadata = package_metadata(config, device_class, built_by)
@@ -314,6 +326,27 @@ class DeviceClassPipeline(Construct):
 
         label = "" if device_class.name == DEFAULT_CLASS else device_class.name
         CfnOutput(self, "ModelPackageUri", value=self.package.artifact_uri)
+        if device_class.int8:
+            att = self.package.resource.get_att_string
+            CfnOutput(
+                self,
+                "Int8AccuracyGate",
+                value=Fn.join(
+                    "",
+                    [
+                        "int8 top-1 ",
+                        att(Package.INT8_TOP1),
+                        "% vs FP32 ",
+                        att(Package.FP32_TOP1),
+                        "% (drop ",
+                        att(Package.INT8_TOP1_DROP),
+                        " points, top-1 agreement ",
+                        att(Package.INT8_TOP1_AGREEMENT),
+                        "%)",
+                    ],
+                ),
+                description=f"device class {label or DEFAULT_CLASS}: the int8 accuracy gate",
+            )
         for part, component_version in (
             ("Model", self.model_component),
             ("Inference", self.inference_component),

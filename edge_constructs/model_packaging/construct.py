@@ -108,6 +108,11 @@ class ArtifactHandler(Construct):
         grant_read_object(self.role, uri)
 
 
+# What train.py --quantize int8 writes beside model.onnx (training_src/edge_training/
+# quantize.py INT8_ONNX_FILE; a test holds the two equal).
+INT8_ONNX_FILE = "model.int8.onnx"
+
+
 class ModelPackage(Construct):
     """The Greengrass-ready model package for one compiled model.
 
@@ -139,6 +144,7 @@ class ModelPackage(Construct):
         after: Sequence[IDependable],
         compiled_artifact_uri: str = "",
         onnx_artifact_uri: str = "",
+        onnx_file: str = "",
     ) -> None:
         super().__init__(scope, id_)
         if bool(compiled_artifact_uri) == bool(onnx_artifact_uri):
@@ -146,7 +152,10 @@ class ModelPackage(Construct):
         source = (
             {Package.COMPILED_ARTIFACT_URI: compiled_artifact_uri}
             if compiled_artifact_uri
-            else {Package.ONNX_ARTIFACT_URI: onnx_artifact_uri}
+            else {
+                Package.ONNX_ARTIFACT_URI: onnx_artifact_uri,
+                **({Package.ONNX_FILE: onnx_file} if onnx_file else {}),
+            }
         )
         properties = {
             Package.BUCKET: handler.bucket.bucket_name,

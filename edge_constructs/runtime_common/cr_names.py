@@ -62,6 +62,9 @@ class Package:
     MODEL_NAME = "ModelName"
     COMPILED_ARTIFACT_URI = "CompiledArtifactUri"
     ONNX_ARTIFACT_URI = "OnnxArtifactUri"
+    # The ONNX file to package from OnnxArtifactUri's root (default model.onnx): an int8
+    # class packages the training job's model.int8.onnx, whose gate record is in metadata.json.
+    ONNX_FILE = "OnnxFile"
     TRAINING_ARTIFACT_URI = "TrainingArtifactUri"
     METADATA = "Metadata"
     HANDLER_CODE_DIGEST = "HandlerCodeDigest"
@@ -70,6 +73,11 @@ class Package:
     ARCHIVE_NAME = "ArchiveName"
     SHA256 = "Sha256"
     MODEL_ID = "ModelId"
+    # int8 packages only: the accuracy gate's numbers (percent, and points for the drop).
+    INT8_TOP1 = "Int8Top1"
+    FP32_TOP1 = "Fp32Top1"
+    INT8_TOP1_DROP = "Int8Top1Drop"
+    INT8_TOP1_AGREEMENT = "Int8Top1Agreement"
 
 
 class Published:

@@ -121,7 +121,15 @@ class TrainingJob(Construct):
         if not RUN_ID_RE.match(training.run_id):
             raise ValueError(f"run_id {training.run_id!r}: expected 1-32 letters, digits or -")
         props = training
-        tarball = build_source_tarball(source_dir, trusted_build_dir(self))
+        # SageMaker's training toolkit pip-installs the source folder's requirements.txt
+        # before the script runs (aws/sagemaker-training-toolkit, entry_point.py ``install``:
+        # modules.has_requirements, modules.install_requirements). It holds what only int8
+        # quantization needs (onnxruntime, onnx), so it ships only with an int8 class: other
+        # jobs install nothing and need no network for it.
+        int8 = training.hyperparameters.get("quantize") == "int8"
+        tarball = build_source_tarball(
+            source_dir, trusted_build_dir(self), exclude=() if int8 else ("requirements.txt",)
+        )
         source = s3_assets.Asset(self, "SourceBundle", path=str(tarball))
 
         self.role = iam.Role(

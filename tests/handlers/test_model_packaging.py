@@ -488,3 +488,76 @@ def test_neo_and_onnx_sources_are_exclusive(client: Any) -> None:
     del neither["CompiledArtifactUri"]
     with pytest.raises(packaging_logic.PackagingError, match="CompiledArtifactUri is required"):
         package(neither)
+
+
+# ---------------------------------------------------------------- int8 classes (issue 16)
+INT8 = b"int8 QDQ graph bytes"
+
+
+def int8_output(**record: Any) -> bytes:
+    """output.tar.gz as train.py --quantize int8 leaves it: both models, and metadata.json's
+    gate record (training_src/edge_training/quantize.py gate_record)."""
+    gate = {
+        "file": "model.int8.onnx",
+        "sha256": hashlib.sha256(INT8).hexdigest(),
+        "fp32_top1": 91.5,
+        "int8_top1": 91.0,
+        "top1_drop": 0.5,
+        "top1_agreement": 97.25,
+        "max_top1_drop": 1.0,
+        "passed": True,
+        **record,
+    }
+    return tar_gz(
+        {
+            **ONNX_OUTPUT,
+            "model.int8.onnx": INT8,
+            "metadata.json": json.dumps({"int8": gate}).encode(),
+        }
+    )
+
+
+def test_int8_class_packages_the_int8_model_as_model_onnx_with_its_gate(client: Any) -> None:
+    client.put_object(Bucket=BUCKET, Key=ONNX_KEY, Body=int8_output())
+    result = package(onnx_props(OnnxFile="model.int8.onnx", Metadata=json.dumps({"a": 1})))
+    archive = fetch_zip(client, result["Data"]["Key"])
+    assert archive.read("model/model.onnx") == INT8  # the component loads model/model.onnx
+    assert "model/model.int8.onnx" not in archive.namelist()
+    metadata = json.loads(archive.read("metadata.json"))
+    assert metadata["a"] == 1 and metadata["int8"]["top1_agreement"] == 97.25
+    data = result["Data"]
+    assert (data["Int8Top1"], data["Fp32Top1"], data["Int8Top1Drop"]) == ("91.0", "91.5", "0.5")
+    assert data["Int8Top1Agreement"] == "97.25"
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        (
+            {"passed": False, "top1_drop": 3.5, "int8_top1": 88.0},
+            "failed its accuracy gate: int8 top-1 88.00% vs FP32 91.50%, a drop of 3.50 points "
+            "(max_int8_top1_drop 1): the class is not deployed",
+        ),
+        ({"sha256": "0" * 64}, "describes another file"),
+        ({"file": "other.onnx"}, "describes another file"),
+        ({"int8_top1": "n/a"}, "no readable int8 gate record"),
+    ],
+)
+def test_an_ungated_or_failed_int8_model_is_refused(
+    client: Any, record: dict[str, Any], message: str
+) -> None:
+    client.put_object(Bucket=BUCKET, Key=ONNX_KEY, Body=int8_output(**record))
+    with pytest.raises(packaging_logic.PackagingError) as raised:
+        package(onnx_props(OnnxFile="model.int8.onnx"))
+    assert message in str(raised.value)
+
+
+def test_int8_output_without_the_int8_model_names_the_option(client: Any) -> None:
+    client.put_object(Bucket=BUCKET, Key=ONNX_KEY, Body=tar_gz(ONNX_OUTPUT))
+    with pytest.raises(packaging_logic.PackagingError, match="quantize: int8 sets"):
+        package(onnx_props(OnnxFile="model.int8.onnx"))
+
+
+def test_onnx_file_must_name_an_onnx_file(client: Any) -> None:
+    with pytest.raises(packaging_logic.PackagingError, match=r"ending \.onnx"):
+        package(onnx_props(OnnxFile="../x.onnx"))

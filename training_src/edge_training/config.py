@@ -12,6 +12,11 @@ from typing import List, Optional, Tuple
 
 from .errors import TrainingInputError
 
+# Kept in step with quantize.py (which needs numpy; this module only argparse and os, so the
+# CDK app can import it at synth).
+QUANTIZE_MODES = ("none", "int8")
+INT8_FORMATS = ("s8s8", "u8s8", "u8s8-reduce-range")
+
 DEFAULT_CHECKPOINT_DIR = "/opt/ml/checkpoints"
 PRETRAINED_MODES = ("auto", "true", "false")
 LR_SCHEDULES = ("constant", "cosine")
@@ -93,6 +98,11 @@ def build_parser():
     add("--seed", type=int, default=0)
     add("--num-workers", type=int, default=0)
     add("--export-onnx", type=parse_bool, default=False)
+    # int8 (edge_training/quantize.py): after the FP32 ONNX export, with an accuracy gate.
+    add("--quantize", default="none", type=str.lower, choices=QUANTIZE_MODES)
+    add("--int8-format", default="s8s8", type=str.lower, choices=INT8_FORMATS)
+    add("--max-int8-top1-drop", type=float, default=1.0, help="points of top-1 int8 may lose")
+    add("--int8-calibration-images", type=int, default=64, help="training images to calibrate")
     return parser
 
 
@@ -113,6 +123,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         raise TrainingInputError("--export-onnx true needs --output-data-dir or SM_OUTPUT_DATA_DIR")
     if args.epochs < 0 or args.batch_size < 1 or args.num_workers < 0:
         raise TrainingInputError("--epochs must be >= 0, --batch-size >= 1, --num-workers >= 0")
+    if args.quantize == "int8" and not args.export_onnx:
+        raise TrainingInputError("--quantize int8 needs --export-onnx true (it quantizes that)")
+    if not 0.0 <= args.max_int8_top1_drop <= 100.0:  # also refuses nan
+        raise TrainingInputError(
+            f"--max-int8-top1-drop must be 0-100 points, got {args.max_int8_top1_drop}"
+        )
+    if args.int8_calibration_images < 1:
+        raise TrainingInputError("--int8-calibration-images must be >= 1")
     if not 0.0 <= args.val_fraction < 1.0:
         raise TrainingInputError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
     return args

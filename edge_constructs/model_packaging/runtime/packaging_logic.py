@@ -31,6 +31,8 @@ from cr_properties import PropertyError, json_object, split_s3_uri, string
 LOGGER = logging.getLogger(__name__)
 
 MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+ONNX_FILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.onnx$")
+INT8_RECORD = "int8"  # metadata.json's gate record (training_src/edge_training/quantize.py)
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 FILE_MODE = 0o100644
 DIR_MODE = 0o040755
@@ -69,6 +71,7 @@ class PackageProps:
     # An archive holding model.onnx at its root (the training job's output.tar.gz): packaged
     # instead of Neo output for ONNX Runtime devices. Exactly one of the two is set.
     onnx_artifact_uri: str = ""
+    onnx_file: str = "model.onnx"  # the file packaged from onnx_artifact_uri's root
 
 
 def parse_package_props(props: Mapping[str, Any]) -> PackageProps:
@@ -92,6 +95,13 @@ def parse_package_props(props: Mapping[str, Any]) -> PackageProps:
             compiled or onnx,
             Package.COMPILED_ARTIFACT_URI if compiled else Package.ONNX_ARTIFACT_URI,
         )
+        onnx_file = string(props, Package.ONNX_FILE, required=False) or ONNX_FILE
+        if not ONNX_FILE_RE.match(onnx_file):
+            raise PackagingError(
+                f"Property OnnxFile must be a file name ending .onnx, got {onnx_file!r}"
+            )
+        if onnx_file != ONNX_FILE and not onnx:
+            raise PackagingError(f"Property OnnxFile needs {Package.ONNX_ARTIFACT_URI}")
         training = string(props, Package.TRAINING_ARTIFACT_URI, required=False)
         if training:
             split_s3_uri(training, "TrainingArtifactUri")
@@ -103,6 +113,7 @@ def parse_package_props(props: Mapping[str, Any]) -> PackageProps:
             training_artifact_uri=training,
             metadata=json_object(props, Package.METADATA),
             onnx_artifact_uri=onnx,
+            onnx_file=onnx_file,
         )
 
 
@@ -380,8 +391,12 @@ def upload_if_absent(s3: Any, bucket: str, key: str, zip_path: Path, sha256: str
 def make_package(s3: Any, props: Mapping[str, Any], workdir: Path) -> dict[str, Any]:
     p = parse_package_props(props)
     model_root = workdir / "extracted"
+    metadata = dict(p.metadata)
+    gate: dict[str, Any] = {}
     if p.onnx_artifact_uri:
-        extract_onnx(s3, p.onnx_artifact_uri, workdir, model_root)
+        gate = extract_onnx(s3, p.onnx_artifact_uri, workdir, model_root, p.onnx_file)
+        if gate:
+            metadata[INT8_RECORD] = gate
     else:
         neo_tar = workdir / "compiled.tar.gz"
         download(s3, p.compiled_artifact_uri, Package.COMPILED_ARTIFACT_URI, neo_tar)
@@ -402,7 +417,7 @@ def make_package(s3: Any, props: Mapping[str, Any], workdir: Path) -> dict[str, 
     else:
         LOGGER.warning("No TrainingArtifactUri: the package carries no %s", LABELS)
 
-    built = build_package(model_root, labels, p.metadata, p.model_name, workdir / "package.zip")
+    built = build_package(model_root, labels, metadata, p.model_name, workdir / "package.zip")
     key = package_key(p.key_prefix, p.model_name, built.sha256)
     upload_if_absent(s3, p.bucket, key, built.zip_path, built.sha256)
     return {
@@ -414,12 +429,26 @@ def make_package(s3: Any, props: Mapping[str, Any], workdir: Path) -> dict[str, 
             "ArchiveName": archive_name(p.model_name, built.sha256),
             "Sha256": built.sha256,
             "ModelId": built.model_id,
+            **(
+                {
+                    Package.INT8_TOP1: str(gate["int8_top1"]),
+                    Package.FP32_TOP1: str(gate["fp32_top1"]),
+                    Package.INT8_TOP1_DROP: str(gate["top1_drop"]),
+                    Package.INT8_TOP1_AGREEMENT: str(gate["top1_agreement"]),
+                }
+                if gate
+                else {}
+            ),
         },
     }
 
 
-def extract_onnx(s3: Any, uri: str, workdir: Path, model_root: Path) -> None:
-    """``model.onnx`` from the root of the archive at ``uri``, alone in ``model_root``.
+def extract_onnx(
+    s3: Any, uri: str, workdir: Path, model_root: Path, onnx_file: str = ONNX_FILE
+) -> dict[str, Any]:
+    """``onnx_file`` from the root of the archive at ``uri``, alone in ``model_root`` as
+    ``model.onnx`` (what the component loads); for any other file than ``model.onnx`` (an int8
+    class's ``model.int8.onnx``) also its gate record (:func:`int8_gate`), else ``{}``.
 
     The training script writes model.onnx, labels.json and metadata.json to
     ``SM_OUTPUT_DATA_DIR``; SageMaker uploads that folder as ``output/output.tar.gz`` beside
@@ -433,7 +462,12 @@ def extract_onnx(s3: Any, uri: str, workdir: Path, model_root: Path) -> None:
     download(s3, uri, Package.ONNX_ARTIFACT_URI, archive)
     extract_archive(archive, extracted, uri)
     archive.unlink()
-    source = extracted / ONNX_FILE
+    source = extracted / onnx_file
+    if onnx_file != ONNX_FILE:
+        gate = int8_gate(extracted, onnx_file, uri)
+        model_root.mkdir(parents=True, exist_ok=True)
+        source.rename(model_root / ONNX_FILE)
+        return gate
     if not source.is_file():
         files = list_files(extracted)
         raise PackagingError(
@@ -445,6 +479,46 @@ def extract_onnx(s3: Any, uri: str, workdir: Path, model_root: Path) -> None:
         )
     model_root.mkdir(parents=True, exist_ok=True)
     source.rename(model_root / ONNX_FILE)
+    return {}
+
+
+def int8_gate(extracted: Path, onnx_file: str, uri: str) -> dict[str, Any]:
+    """The training job's int8 record (metadata.json ``"int8"``, written by
+    training_src/edge_training/quantize.py) for ``onnx_file``: the file is there, is the one
+    the record describes (sha256), and passed the accuracy gate. The training job fails when
+    the gate fails; this refuses a package built from anything else, with both numbers."""
+    files = list_files(extracted)
+    if not (extracted / onnx_file).is_file():
+        raise PackagingError(
+            f"{uri} holds no {onnx_file} at its root (files: {', '.join(files[:10]) or 'none'}):"
+            " an int8 class packages the training job's int8 model (quantize: int8 sets "
+            "--quantize int8 on the job)"
+        )
+    try:
+        record = json.loads((extracted / METADATA).read_text(encoding="utf-8"))[INT8_RECORD]
+        numbers = {
+            k: float(record[k]) for k in ("fp32_top1", "int8_top1", "top1_drop", "max_top1_drop")
+        }
+        float(record["top1_agreement"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise PackagingError(
+            f"{uri}: {METADATA} has no readable int8 gate record for {onnx_file} ({error!r})"
+        ) from None
+    if record.get("file") != onnx_file or record.get("sha256") != file_sha256(
+        extracted / onnx_file
+    ):
+        raise PackagingError(
+            f"{uri}: {METADATA}'s int8 record describes another file than {onnx_file} "
+            "(file name or sha256 differ): refusing an ungated model"
+        )
+    if record.get("passed") is not True or numbers["top1_drop"] > numbers["max_top1_drop"]:
+        raise PackagingError(
+            f"{uri}: the int8 model failed its accuracy gate: int8 top-1 "
+            f"{numbers['int8_top1']:.2f}% vs FP32 {numbers['fp32_top1']:.2f}%, a drop of "
+            f"{numbers['top1_drop']:.2f} points (max_int8_top1_drop {numbers['max_top1_drop']:g})"
+            ": the class is not deployed"
+        )
+    return dict(record)
 
 
 def publish_artifact(s3: Any, props: Mapping[str, Any]) -> dict[str, Any]:
