@@ -219,7 +219,8 @@ def build_service(
 
     def load(model_dir: Path, runtime: str) -> LoadedModel:
         with terminate_at_once():
-            return load_model(model_dir, runtime)
+            # the work folder survives restarts and reboots: a later start skips optimizing
+            return load_model(model_dir, runtime, cache_dir=state_dir / "optimized-models")
 
     try:
         model = load(config.model_dir, config.runtime)

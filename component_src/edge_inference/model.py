@@ -9,10 +9,12 @@ imported only when a model for them is loaded.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import inspect
 import json
 import logging
 import os
+import platform
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -188,29 +190,123 @@ class DlrRunner:
         return np.asarray(outputs[0])
 
 
+# Optimized models kept in the cache folder (the newest by use): the current model, and the
+# ones a rollback or a canary switch would load next.
+OPTIMIZED_KEEP = 3
+
+
+def optimized_model_path(cache_dir: Path, model: Path, ort_version: str) -> Path:
+    """Where the optimized form of ``model`` is cached: keyed by the model's bytes, the ONNX
+    Runtime version and the machine, since an ``ORT_ENABLE_ALL`` graph holds layout and
+    kernel choices for the hardware and the runtime that made it (ONNX Runtime docs, "Graph
+    Optimizations", Online/Offline mode: use the optimized model with "the exact same options
+    ... and hardware")."""
+    digest = hashlib.sha256()
+    with model.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    digest.update(f"|ort={ort_version}|machine={platform.machine()}|ORT_ENABLE_ALL".encode())
+    return cache_dir / f"{digest.hexdigest()[:32]}.onnx"
+
+
+def _prune(cache_dir: Path, keep: Path) -> None:
+    """At most :data:`OPTIMIZED_KEEP` cached models, ``keep`` among them: the cache is bounded."""
+    try:
+        cached = sorted(
+            (p for p in cache_dir.glob("*.onnx") if p != keep),
+            key=lambda p: p.stat().st_mtime,
+            reverse=True,
+        )
+    except OSError:
+        return
+    try:
+        for stale in cached[OPTIMIZED_KEEP - 1 :]:
+            stale.unlink(missing_ok=True)
+    except OSError as err:  # a read-only folder: the cache stays as it is
+        LOG.warning("cannot prune the optimized models in %s: %s", cache_dir, err)
+
+
 class OnnxRunner:
-    """``model.onnx`` under ONNX Runtime, on CPU, tuned for batch-1 latency."""
+    """``model.onnx`` under ONNX Runtime, on CPU, tuned for batch-1 latency.
+
+    Cold start: with ``cache_dir``, the first load optimizes the graph (``ORT_ENABLE_ALL``) and
+    ONNX Runtime writes the result (``SessionOptions.optimized_model_filepath``); a later load
+    of the same model (the next boot, a restart) opens that file with graph optimizations off.
+    This is ONNX Runtime's "offline mode": "we can reduce startup time by using the already
+    optimized model and disabling all optimizations" (docs, "Graph Optimizations in ONNX
+    Runtime", Online/offline mode). A cached file that does not load is deleted and the model
+    optimized again. ``startup`` says which happened (``optimized``, ``cached``, ``uncached``).
+    """
 
     name = "onnx"
 
-    def __init__(self, path: Path, input_name: str, threads: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        input_name: str,
+        threads: Optional[int] = None,
+        cache_dir: Optional[Path] = None,
+    ) -> None:
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.inter_op_num_threads = 1
-        # One intra-op thread per core: the preprocessing thread overlaps with inference, so
-        # threads must not spin-wait on cores it needs between runs.
-        options.intra_op_num_threads = threads or (os.cpu_count() or 1)
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(
-                str(path), sess_options=options, providers=["CPUExecutionProvider"]
+        def options(level: Any) -> Any:
+            opts = ort.SessionOptions()
+            opts.graph_optimization_level = level
+            opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+            opts.inter_op_num_threads = 1
+            # One intra-op thread per core: the preprocessing thread overlaps with inference,
+            # so threads must not spin-wait on cores it needs between runs.
+            opts.intra_op_num_threads = threads or (os.cpu_count() or 1)
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            opts.log_severity_level = 3
+            return opts
+
+        def session(model: Path, opts: Any) -> Any:
+            return ort.InferenceSession(
+                str(model), sess_options=opts, providers=["CPUExecutionProvider"]
             )
-        except Exception as err:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise ModelError(f"ONNX Runtime cannot load {path}: {err}") from err
+
+        self._session: Any = None
+        self.startup = "uncached"
+        cached = None
+        if cache_dir is not None:
+            try:
+                cached = optimized_model_path(cache_dir, path, ort.__version__)
+            except OSError as err:
+                raise ModelError(f"cannot read {path}: {err}") from err
+            if cached.is_file():
+                try:
+                    self._session = session(
+                        cached, options(ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+                    )
+                    self.startup = "cached"
+                    os.utime(cached)  # most recently used: kept by _prune
+                except Exception as err:  # a truncated or foreign file: optimize again
+                    LOG.warning(
+                        "optimized model %s does not load (%s); optimizing again", cached, err
+                    )
+                    cached.unlink(missing_ok=True)
+        if self._session is None:
+            full = options(ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+            partial = None
+            if cached is not None:
+                try:
+                    cached.parent.mkdir(parents=True, exist_ok=True)
+                    partial = cached.with_name(f".{cached.stem}.{os.getpid()}.partial")
+                    full.optimized_model_filepath = str(partial)
+                except OSError as err:  # a full or read-only disk: run without the cache
+                    LOG.warning("cannot cache the optimized model in %s: %s", cached.parent, err)
+            try:
+                self._session = session(path, full)
+            except Exception as err:  # onnxruntime raises its own Fail/InvalidGraph types
+                raise ModelError(f"ONNX Runtime cannot load {path}: {err}") from err
+            if cached is not None and partial is not None:
+                try:
+                    os.replace(partial, cached)  # whole or absent: never half a model
+                    self.startup = "optimized"
+                    _prune(cached.parent, cached)
+                except OSError as err:
+                    LOG.warning("cannot cache the optimized model at %s: %s", cached, err)
         names = [i.name for i in self._session.get_inputs()]
         self.input_name = _pick_input(names, input_name)
         shape = self._session.get_outputs()[0].shape
@@ -283,8 +379,10 @@ def check_labels(labels: Dict[int, str], classes: Optional[int], target: Path) -
     )
 
 
-def load_model(model_dir: Path, runtime: str) -> LoadedModel:
-    """Load the model once; raises :class:`ModelError` with the reason."""
+def load_model(model_dir: Path, runtime: str, cache_dir: Optional[Path] = None) -> LoadedModel:
+    """Load the model once; raises :class:`ModelError` with the reason. ``cache_dir``: where
+    an ONNX model's optimized graph is kept between loads (:class:`OnnxRunner`); DLR loads
+    Neo's already-compiled library and has nothing to cache."""
     target = check_model_files(model_dir, runtime)
     info = read_metadata(model_dir)
     labels = read_labels(model_dir)
@@ -292,7 +390,7 @@ def load_model(model_dir: Path, runtime: str) -> LoadedModel:
     if runtime == "dlr":
         runner = DlrRunner(target, info.input_name)
     else:
-        runner = OnnxRunner(target, info.input_name)
+        runner = OnnxRunner(target, info.input_name, cache_dir=cache_dir)
         check_labels(labels, runner.classes, target)
     LOG.info("loaded model %s from %s with %s", info.model_id, target, runtime)
     return LoadedModel(model_dir=model_dir, info=info, labels=labels, runner=runner)
