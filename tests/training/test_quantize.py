@@ -284,9 +284,7 @@ def test_training_requirements_give_each_image_python_one_onnxruntime(python):
     requirements = [Requirement(line) for line in lines if line.strip() and line[0] != "#"]
     env = {"python_version": python, "python_full_version": python + ".0"}
     chosen = {
-        r.name: str(r.specifier)
-        for r in requirements
-        if r.marker is None or r.marker.evaluate(env)
+        r.name: str(r.specifier) for r in requirements if r.marker is None or r.marker.evaluate(env)
     }
     applying = [r.name for r in requirements if r.marker is None or r.marker.evaluate(env)]
     assert sorted(applying) == ["onnx", "onnxruntime"], (python, applying)

@@ -82,9 +82,7 @@ def _onnxruntime():
         from onnxruntime import quantization
     except ImportError as exc:
         raise TrainingInputError(
-            "--quantize int8 needs onnxruntime and onnx (training_src/requirements.txt): {}".format(
-                exc
-            )
+            f"--quantize int8 needs onnxruntime and onnx (training_src/requirements.txt): {exc}"
         ) from None
     return onnxruntime, quantization
 
@@ -285,15 +283,9 @@ def record_in_metadata(metadata_path: str, record: dict) -> None:
 def enforce(report: Int8Report, max_drop: float) -> None:
     """Fail the build when int8 lost more than ``max_drop`` top-1 points."""
     message = (
-        "int8 top-1 {:.2f}% vs FP32 top-1 {:.2f}% on {} validation images: a drop of {:.2f} "
-        "points (agreement {:.2f}%), max_int8_top1_drop is {:g}"
-    ).format(
-        report.int8_top1,
-        report.fp32_top1,
-        report.validation_images,
-        report.top1_drop,
-        report.top1_agreement,
-        max_drop,
+        f"int8 top-1 {report.int8_top1:.2f}% vs FP32 top-1 {report.fp32_top1:.2f}% on "
+        f"{report.validation_images} validation images: a drop of {report.top1_drop:.2f} "
+        f"points (agreement {report.top1_agreement:.2f}%), max_int8_top1_drop is {max_drop:g}"
     )
     if report.top1_drop > max_drop:
         raise Int8GateError("int8 accuracy gate failed: " + message)
