@@ -38,13 +38,6 @@ def out_problem(out: Path, images: Path | None = None, model: Path | None = None
             problem = f"--model {model} is inside --out (a run replaces what is in --out)"
         elif source.is_dir() and source in resolved.parents:
             problem = f"it is inside --model {model}; the job would pack its own output"
-    if problem is None and any(char.isspace() for char in str(resolved)):
-        # The simulated device's Greengrass root is <out>/device, and the runtime component's
-        # Install script uses {work:path} unquoted (edge_constructs/greengrass/recipes.py):
-        # the nucleus substitutes the path as it is, so the shell splits it at the space.
-        problem = (
-            "its path holds a space, which the device's install scripts split; give one without"
-        )
     return problem
 
 

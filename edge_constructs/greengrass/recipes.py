@@ -115,7 +115,12 @@ def runtime_recipe(
     version (new requirements) rebuilds. The venv's path does not change, so the inference
     component's launcher (:func:`bundled_launcher`) keeps pointing at the right interpreter.
     """
-    venv = "{work:path}/venv"
+    # Every path is quoted: the nucleus substitutes {work:path} and {artifacts:path} as they
+    # are, and runs the script with sh -c, so a Greengrass root with a space would split
+    # (tests/sim/test_root_with_space.py). Skipif takes the rest of its line as the path
+    # (GenericExternalService SKIP_COMMAND_REGEX "(exists|onpath) +(.+)"): it stays unquoted.
+    venv = '"{work:path}/venv"'
+    python = '"{work:path}/venv/bin/python"'
     runtime_label = "DLR" if dlr else "ONNX Runtime"
     install = " && ".join(
         [
@@ -123,11 +128,11 @@ def runtime_recipe(
             " || (echo 'DLR runtime needs python3 >= 3.9 on the device' >&2; exit 1)",
             f"rm -rf {venv}",
             f"python3 -m venv {venv}",
-            f"{venv}/bin/python -m pip install --disable-pip-version-check --no-cache-dir "
-            f"-r {{artifacts:path}}/{requirements_file}",
+            f"{python} -m pip install --disable-pip-version-check --no-cache-dir "
+            f'-r "{{artifacts:path}}/{requirements_file}"',
         ]
-        + ([f'{venv}/bin/python -c "{_DISABLE_PHONE_HOME}"'] if dlr else [])
-        + [f"touch {runtime_marker(version)}"]
+        + ([f'{python} -c "{_DISABLE_PHONE_HOME}"'] if dlr else [])
+        + [f'touch "{runtime_marker(version)}"']
     )
     return {
         "RecipeFormatVersion": RECIPE_FORMAT,
@@ -155,7 +160,7 @@ def runtime_recipe(
 
 def bundled_launcher(runtime_name: str) -> str:
     """Shell prefix that runs the bundled runtime's interpreter (``exec``: SIGTERM reaches it)."""
-    return f"exec {{{runtime_name}:work:path}}/venv/bin/python"
+    return f'exec "{{{runtime_name}:work:path}}/venv/bin/python"'
 
 
 def variant_dlr_launcher(architecture: str | None) -> str:
@@ -164,9 +169,9 @@ def variant_dlr_launcher(architecture: str | None) -> str:
     installed there; .npy input works as is."""
     root = "{variant.DLR:configuration:/MLRootPath}"
     if architecture == "amd64":
-        activate = f". {root}/greengrass_ml_dlr_conda/bin/activate greengrass_ml_dlr_conda"
+        activate = f'. "{root}/greengrass_ml_dlr_conda/bin/activate" greengrass_ml_dlr_conda'
     else:
-        activate = f". {root}/greengrass_ml_dlr_venv/bin/activate"
+        activate = f'. "{root}/greengrass_ml_dlr_venv/bin/activate"'
     return f"{activate} && exec python3"
 
 
@@ -257,7 +262,7 @@ def inference_recipe(
                     },
                     "Run": {
                         "Script": f"{launcher} -m edge_inference --ipc "
-                        f"--model-dir {model_dir} --state-dir {{work:path}}/state",
+                        f'--model-dir "{model_dir}" --state-dir "{{work:path}}/state"',
                         "RequiresPrivilege": False,
                     },
                 },

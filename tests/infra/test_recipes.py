@@ -121,18 +121,18 @@ def test_bundled_runtime_installs_pinned_requirements_and_disables_phone_home(de
     )
     install = manifest["Lifecycle"]["Install"]["Script"]
     file_name = artifact["Uri"].rsplit("/", 1)[1]
-    assert f"-r {{artifacts:path}}/{file_name}" in install
+    assert f'-r "{{artifacts:path}}/{file_name}"' in install
     assert "enable_phone_home=False" in install
     # Installed once per version: Skipif on a marker the script writes last.
     version = runtime["ComponentVersion"]
     marker = f"{{work:path}}/venv/.installed-{version}"
     assert manifest["Lifecycle"]["Install"]["Skipif"] == f"exists {marker}"
-    assert install.endswith(f"&& touch {marker}")
-    assert install.index("rm -rf {work:path}/venv") < install.index("-m venv")
+    assert install.endswith(f'&& touch "{marker}"')
+    assert install.index('rm -rf "{work:path}/venv"') < install.index("-m venv")
     inference = recipes["com.example.edgeai.dev.DlrInference"]
     run = inference["Manifests"][0]["Lifecycle"]["Run"]["Script"]
-    assert run.startswith("exec {com.example.edgeai.dev.DlrRuntime:work:path}/venv/bin/python")
-    assert "--model-dir {com.example.edgeai.dev.Model:artifacts:decompressedPath}/" in run
+    assert run.startswith('exec "{com.example.edgeai.dev.DlrRuntime:work:path}/venv/bin/python"')
+    assert '--model-dir "{com.example.edgeai.dev.Model:artifacts:decompressedPath}/' in run
 
 
 def test_shell_braces_would_be_caught() -> None:

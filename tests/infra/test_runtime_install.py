@@ -149,7 +149,7 @@ def test_runtime_installs_once_per_version_and_boots_offline(runtime_recipe, tmp
     newer = _other_version(runtime_recipe, "1.0.999")
     assert device.launch(newer, requirements) == "installed"
     assert device.launch(newer, requirements) == "skipped"
-    assert recipes.bundled_launcher(RUNTIME) == f"exec {{{RUNTIME}:work:path}}/venv/bin/python"
+    assert recipes.bundled_launcher(RUNTIME) == f'exec "{{{RUNTIME}:work:path}}/venv/bin/python"'
     assert python.exists()
 
 

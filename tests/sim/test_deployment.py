@@ -211,6 +211,6 @@ def test_variant_dlr_on_an_older_nucleus(tmp_path: Path, variant_dlr_assembly: P
     ]
     # variant.DLR is a direct dependency: its configuration is interpolated into the launcher
     assert run_script.startswith(
-        ". ../variant.DLR/greengrass_ml/greengrass_ml_dlr_venv/bin/activate"
+        '. "../variant.DLR/greengrass_ml/greengrass_ml_dlr_venv/bin/activate"'
     )
     assert any("variant.DLR@" in n and "public component" in n for n in run.report.notes)
