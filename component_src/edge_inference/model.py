@@ -205,8 +205,53 @@ def optimized_model_path(cache_dir: Path, model: Path, ort_version: str) -> Path
     with model.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    digest.update(f"|ort={ort_version}|machine={platform.machine()}|ORT_ENABLE_ALL".encode())
+    machine = f"{platform.machine()}|{_cpu_flags()}"
+    digest.update(f"|ort={ort_version}|machine={machine}|ORT_ENABLE_ALL".encode())
     return cache_dir / f"{digest.hexdigest()[:32]}.onnx"
+
+
+def _cpu_flags() -> str:
+    """The CPU's model name and instruction-set flags (``/proc/cpuinfo``): ONNX Runtime picks
+    NCHWc block sizes and kernels for the CPU it runs on, so a disk image moved to another CPU
+    must not load a graph optimized on this one."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return "unknown"
+    wanted = ("model name", "flags", "Features", "CPU part")
+    lines = {}
+    for line in text.splitlines():
+        key = line.split(":", 1)[0].strip()
+        if key in wanted and key not in lines:
+            lines[key] = line
+    joined = "\n".join(lines.get(k, "") for k in wanted)
+    return hashlib.sha256(joined.encode()).hexdigest()[:16]
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _discard(path: Path) -> None:
+    """Remove a partial file if it can be: what is left is removed by the next prune."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as err:
+        LOG.warning("cannot remove %s: %s", path, err)
+
+
+def _intact(cached: Path) -> bool:
+    """The cached graph is byte for byte what was written: its ``.sha256`` sidecar (written
+    after it) names its digest. A file damaged in place (a bad block, a bit flip) can still
+    parse and compute wrong scores, so parsing is not enough."""
+    try:
+        return cached.with_suffix(".sha256").read_text().strip() == _file_sha256(cached)
+    except OSError:
+        return False
 
 
 def _prune(cache_dir: Path, keep: Path) -> None:
@@ -222,6 +267,9 @@ def _prune(cache_dir: Path, keep: Path) -> None:
     try:
         for stale in cached[OPTIMIZED_KEEP - 1 :]:
             stale.unlink(missing_ok=True)
+            stale.with_suffix(".sha256").unlink(missing_ok=True)
+        for partial in cache_dir.glob(".*.partial"):  # left by a crash or a full disk
+            _discard(partial)
     except OSError as err:  # a read-only folder: the cache stays as it is
         LOG.warning("cannot prune the optimized models in %s: %s", cache_dir, err)
 
@@ -274,14 +322,17 @@ class OnnxRunner:
                 cached = optimized_model_path(cache_dir, path, ort.__version__)
             except OSError as err:
                 raise ModelError(f"cannot read {path}: {err}") from err
-            if cached.is_file():
+            if cached.is_file() and not _intact(cached):
+                LOG.warning("optimized model %s is damaged; optimizing again", cached)
+                cached.unlink(missing_ok=True)
+            elif cached.is_file():
                 try:
                     self._session = session(
                         cached, options(ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
                     )
                     self.startup = "cached"
                     os.utime(cached)  # most recently used: kept by _prune
-                except Exception as err:  # a truncated or foreign file: optimize again
+                except Exception as err:  # a foreign file: optimize again
                     LOG.warning(
                         "optimized model %s does not load (%s); optimizing again", cached, err
                     )
@@ -299,14 +350,31 @@ class OnnxRunner:
             try:
                 self._session = session(path, full)
             except Exception as err:  # onnxruntime raises its own Fail/InvalidGraph types
-                raise ModelError(f"ONNX Runtime cannot load {path}: {err}") from err
-            if cached is not None and partial is not None:
+                if partial is None:
+                    raise ModelError(f"ONNX Runtime cannot load {path}: {err}") from err
+                # Writing the optimized graph failed (a full disk, a read-only folder): the
+                # cache is an optimization, so the model loads without it.
+                LOG.warning("cannot write %s (%s); loading the model uncached", partial, err)
+                _discard(partial)
+                partial = None
                 try:
+                    self._session = session(
+                        path, options(ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+                    )
+                except Exception as again:
+                    raise ModelError(f"ONNX Runtime cannot load {path}: {again}") from again
+            if cached is not None and partial is not None:
+                sidecar = cached.with_suffix(".sha256")
+                try:
+                    sidecar.unlink(missing_ok=True)
                     os.replace(partial, cached)  # whole or absent: never half a model
+                    sidecar.write_text(_file_sha256(cached) + "\n")  # last: marks it complete
                     self.startup = "optimized"
                     _prune(cached.parent, cached)
                 except OSError as err:
                     LOG.warning("cannot cache the optimized model at %s: %s", cached, err)
+                    _discard(partial)
+        LOG.info("ONNX model %s: %s start", path, self.startup)
         names = [i.name for i in self._session.get_inputs()]
         self.input_name = _pick_input(names, input_name)
         shape = self._session.get_outputs()[0].shape

@@ -5,6 +5,7 @@ replaced, never trusted; the cache keeps at most a few models."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -97,3 +98,41 @@ def test_an_unwritable_cache_folder_only_costs_the_cache(tmp_path: Path, resnet:
     cache.write_text("not a folder")
     runner = OnnxRunner(resnet, "input0", cache_dir=cache)
     assert runner.startup == "uncached" and runner.run(_probe()).shape == (1, 5)
+
+
+def test_a_cache_file_damaged_in_place_is_not_used(tmp_path: Path, resnet: Path) -> None:
+    """The hostile review: bytes zeroed in the middle of the cached graph still parsed and
+    changed the scores, silently, on every start. The sidecar digest catches it."""
+    import onnxruntime as ort
+
+    cache = tmp_path / "optimized-models"
+    OnnxRunner(resnet, "input0", cache_dir=cache)
+    cached = optimized_model_path(cache, resnet, ort.__version__)
+    data = bytearray(cached.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 4096] = bytes(4096)
+    cached.write_bytes(bytes(data))
+    runner = OnnxRunner(resnet, "input0", cache_dir=cache)
+    assert runner.startup == "optimized"
+    plain = OnnxRunner(resnet, "input0")
+    np.testing.assert_allclose(runner.run(_probe()), plain.run(_probe()), rtol=1e-4, atol=1e-5)
+
+
+def test_a_cache_that_cannot_be_written_leaves_the_model_running(
+    tmp_path: Path, resnet: Path
+) -> None:
+    """The review: on a full disk ONNX Runtime's write of the optimized graph failed the whole
+    load (INVALID_PROTOBUF), and each restart left another partial file. Here the partial
+    file's path is taken by a folder, so the write fails as on a full disk."""
+    import onnxruntime as ort
+
+    cache = tmp_path / "optimized-models"
+    cached = optimized_model_path(cache, resnet, ort.__version__)
+    cache.mkdir()
+    (cache / f".{cached.stem}.{os.getpid()}.partial").mkdir()
+    runner = OnnxRunner(resnet, "input0", cache_dir=cache)
+    assert runner.startup == "uncached" and runner.run(_probe()).shape == (1, 5)
+    (cache / f".{cached.stem}.{os.getpid()}.partial").rmdir()
+    (cache / ".crashed.123.partial").write_bytes(b"left by a crash")
+    assert OnnxRunner(resnet, "input0", cache_dir=cache).startup == "optimized"
+    assert not list(cache.glob(".*.partial"))
