@@ -162,7 +162,7 @@ def int8_hyperparameters(
         drop = math.nan
     if not 0.0 <= drop <= 100.0:  # nan fails too
         raise ConfigError("max_int8_top1_drop", raw["max_int8_top1_drop"], "0-100 (points)")
-    return {"quantize": "int8", "int8-format": first.int8_format, "max-int8-top1-drop": f"{drop:g}"}
+    return {"quantize": "int8", "int8-format": first.int8_format, "max-int8-top1-drop": repr(drop)}
 
 
 @functools.cache

@@ -11,6 +11,7 @@ the file and the problem otherwise.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -28,6 +29,9 @@ def deploy_keys(checked: CheckedModel, uri: str) -> list[str]:
     shape = ",".join(str(v) for v in checked.input_shape)
     if shape != "1,3,224,224":
         keys["input_shape"] = shape
+    if not checked.neo:
+        onnx_class = {"onnx": {"thing_group": "<your-group>", "build": "onnx"}}
+        keys["device_classes"] = "'" + json.dumps(onnx_class) + "'"
     return [f"-c {key}={value}" for key, value in keys.items()]
 
 
@@ -72,6 +76,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if checked.neo:
         for line in ONLY_NEO:
             print(f"NEO  only Neo can check {line}")
+    if not checked.neo:
+        print(
+            "note no model.pth: neo classes (SageMaker Neo compiles model.pth) cannot build from "
+            "it; deploy it to onnx classes (device_classes with build: onnx)"
+        )
     if checked.exported_onnx:
         print(
             f"note no {MODEL_ONNX}: neo classes compile model.pth; an onnx class needs "

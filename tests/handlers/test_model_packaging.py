@@ -536,7 +536,7 @@ def test_int8_class_packages_the_int8_model_as_model_onnx_with_its_gate(client: 
         (
             {"passed": False, "top1_drop": 3.5, "int8_top1": 88.0},
             "failed its accuracy gate: int8 top-1 88.00% vs FP32 91.50%, a drop of 3.50 points "
-            "(max_int8_top1_drop 1): the class is not deployed",
+            "(max_int8_top1_drop 1): the stack operation fails and rolls back",
         ),
         ({"sha256": "0" * 64}, "describes another file"),
         ({"file": "other.onnx"}, "describes another file"),

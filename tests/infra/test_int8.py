@@ -50,7 +50,7 @@ def test_the_training_job_builds_the_int8_model_with_the_gate(
     hyper = json.loads(render(job["Properties"]["Hyperparameters"]))
     assert hyper["quantize"] == "int8"
     assert hyper["int8-format"] == "s8s8"  # ORT's guide: S8S8 QDQ is the first choice
-    assert hyper["max-int8-top1-drop"] == "1"
+    assert hyper["max-int8-top1-drop"] == "1.0"
     assert hyper["export-onnx"] == "true"
 
 
@@ -184,3 +184,12 @@ def test_the_int8_file_name_is_the_one_training_writes() -> None:
         and isinstance(node.value, ast.Constant)
     }
     assert written["INT8_ONNX_FILE"] == INT8_ONNX_FILE
+
+
+def test_the_drop_reaches_the_job_as_written(tmp_path: Path) -> None:
+    """The second review: 1.2345678 reached train.py as 1.23457 (``:g``)."""
+    template = pipeline_template(tmp_path, **DATA, **_classes(), max_int8_top1_drop="1.2345678")
+    (job,) = resources_of_type(template, "Custom::TrainingJob").values()
+    assert json.loads(render(job["Properties"]["Hyperparameters"]))["max-int8-top1-drop"] == (
+        "1.2345678"
+    )

@@ -262,3 +262,19 @@ def test_the_error_of_a_failing_torchscript_says_what_failed(tmp_path: Path) -> 
     message = str(raised.value)
     assert "The following operation failed" not in message  # the useless first line
     assert "channels" in message and "RGB NCHW" in message
+
+
+def test_the_command_sends_an_onnx_only_model_to_onnx_classes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The second review: the printed keys deployed an ONNX-only model to the default (neo)
+    class, whose compilation then failed."""
+    import torch
+
+    pool = torch.nn.Sequential(
+        torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten(), torch.nn.Linear(12, 3)
+    )
+    folder = _onnx(tmp_path, pool, SHAPE, name="onnxonly")
+    assert main([str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "note no model.pth" in out and '"build": "onnx"' in out

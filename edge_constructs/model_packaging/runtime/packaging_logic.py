@@ -516,7 +516,7 @@ def int8_gate(extracted: Path, onnx_file: str, uri: str) -> dict[str, Any]:
             f"{uri}: the int8 model failed its accuracy gate: int8 top-1 "
             f"{numbers['int8_top1']:.2f}% vs FP32 {numbers['fp32_top1']:.2f}%, a drop of "
             f"{numbers['top1_drop']:.2f} points (max_int8_top1_drop {numbers['max_top1_drop']:g})"
-            ": the class is not deployed"
+            ": the stack operation fails and rolls back"
         )
     return dict(record)
 
