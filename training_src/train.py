@@ -222,8 +222,9 @@ def quantize_and_gate(args, class_names, data):
     class_to_index = {name: index for index, name in enumerate(class_names)}
 
     def tensors(samples):
+        """One preprocessed image at a time: the gate's validation set can be large."""
         dataset = ImageSamples(samples, class_to_index, transform)
-        return [dataset[i][0].unsqueeze(0).numpy() for i in range(len(dataset))]
+        return (dataset[i][0].unsqueeze(0).numpy() for i in range(len(dataset)))
 
     calibration = quantize.sample_calibration(
         train_samples, args.int8_calibration_images, args.seed
@@ -235,7 +236,8 @@ def quantize_and_gate(args, class_names, data):
         args.int8_format,
         len(calibration),
     )
-    quantize.quantize_model(fp32_path, int8_path, tensors(calibration), settings, INPUT_NAME)
+    calibration_tensors = list(tensors(calibration))  # a few dozen: ORT's reader rewinds
+    quantize.quantize_model(fp32_path, int8_path, calibration_tensors, settings, INPUT_NAME)
     report = quantize.compare(
         fp32_path,
         int8_path,

@@ -299,3 +299,27 @@ def test_the_dev_venv_runs_the_pins_its_python_gets():
         if r.marker is None or r.marker.evaluate()
     }
     assert pins == {"onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__}
+
+
+def test_the_gate_streams_its_validation_images(quantize_module, channel_model, tmp_path):
+    """The second review: every validation tensor was held in memory at once (about 0.5 MB per
+    224x224 image: 50,000 images would not fit a training instance). ``compare`` takes them
+    one at a time from any iterable, and gives what it gives for a list."""
+    calibration, _ = _channel_images(12, seed=1)
+    int8_path = tmp_path / "model.int8.onnx"
+    settings = quantize_module.settings_for("s8s8")
+    quantize_module.quantize_model(str(channel_model), str(int8_path), calibration, settings)
+    tensors, targets = _channel_images(30, seed=2)
+    listed = quantize_module.compare(str(channel_model), str(int8_path), tensors, targets)
+    alive = []
+
+    def one_at_a_time():
+        for tensor in tensors:
+            alive.append(tensor)
+            yield tensor
+            alive.pop()  # the consumer asks for the next only when done with this one
+
+    streamed = quantize_module.compare(str(channel_model), str(int8_path), one_at_a_time(), targets)
+    assert streamed == listed and streamed.validation_images == 30
+    with pytest.raises(quantize_module.TrainingInputError, match="needs validation images"):
+        quantize_module.compare(str(channel_model), str(int8_path), iter(()), [])

@@ -41,7 +41,7 @@ import os
 import random
 import shutil
 import tempfile
-from typing import List, NamedTuple, Sequence
+from typing import Iterable, List, NamedTuple, Sequence
 
 import numpy as np
 
@@ -202,23 +202,30 @@ def top1_classes(session, input_name: str, tensors: Sequence[np.ndarray]) -> Lis
 def compare(
     fp32_path: str,
     int8_path: str,
-    tensors: Sequence[np.ndarray],
+    tensors: Iterable[np.ndarray],
     targets: Sequence[int],
     input_name: str = "input0",
 ) -> Int8Report:
-    """Top-1 of both models on the validation tensors, the drop and their agreement."""
-    if not tensors:
-        raise TrainingInputError("the int8 accuracy gate needs validation images")
+    """Top-1 of both models on the validation tensors, the drop and their agreement. The
+    tensors are taken one at a time (any iterable): each runs through both models before the
+    next is asked for, so memory does not grow with the validation set."""
     onnxruntime, _ = _onnxruntime()
     sessions = [
         onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
         for path in (fp32_path, int8_path)
     ]
-    fp32, int8 = (top1_classes(s, input_name, tensors) for s in sessions)
-    count = len(tensors)
-    fp32_top1 = 100.0 * sum(p == t for p, t in zip(fp32, targets)) / count
-    int8_top1 = 100.0 * sum(p == t for p, t in zip(int8, targets)) / count
-    agreement = 100.0 * sum(a == b for a, b in zip(fp32, int8)) / count
+    count = fp32_hits = int8_hits = agree = 0
+    for tensor, target in zip(tensors, targets):
+        fp32, int8 = (top1_classes(s, input_name, [tensor])[0] for s in sessions)
+        count += 1
+        fp32_hits += fp32 == target
+        int8_hits += int8 == target
+        agree += fp32 == int8
+    if not count:
+        raise TrainingInputError("the int8 accuracy gate needs validation images")
+    fp32_top1 = 100.0 * fp32_hits / count
+    int8_top1 = 100.0 * int8_hits / count
+    agreement = 100.0 * agree / count
     return Int8Report(
         fp32_top1=round(fp32_top1, 4),
         int8_top1=round(int8_top1, 4),
