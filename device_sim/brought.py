@@ -41,11 +41,10 @@ def read_brought_model(
         checked = check_model(opened, input_shape=input_shape, workdir=workdir / "export")
     except ModelCheckError as error:
         raise AssemblyError(f"--brought-model {error}") from None
-    names = checked.labels or [str(i) for i in range(checked.outputs)]
     return BroughtModel(
         given=given,
         archive=given.read_bytes() if opened.is_archive else tar_folder(opened.root),
-        labels={str(i): name for i, name in enumerate(names)},
+        labels=checked.label_map(),
         has_onnx=opened.has(MODEL_ONNX),
         has_pth=opened.has(MODEL_PTH),
     )

@@ -164,11 +164,10 @@ def _brought_model(own: OwnModel) -> BroughtModel:
     """What the simulated account holds at the stage's ``model_artifact_uri``."""
     from device_sim.brought import BroughtModel
 
-    names = own.checked.labels or [str(i) for i in range(own.checked.outputs)]
     return BroughtModel(
         given=own.archive,
         archive=own.archive.read_bytes(),
-        labels={str(i): name for i, name in enumerate(names)},
+        labels=own.checked.label_map(),
         has_onnx=True,
         has_pth=own.checked.neo,
     )

@@ -62,6 +62,12 @@ class CheckedModel:
     def neo(self) -> bool:
         return self.opened.has(MODEL_PTH)
 
+    def label_map(self) -> dict[str, str]:
+        """Class index -> name, as ``labels.json`` maps them: the model's labels, or its
+        outputs numbered when it has none."""
+        names = self.labels or [str(i) for i in range(self.outputs)]
+        return {str(i): name for i, name in enumerate(names)}
+
 
 def _json_file(opened: OpenedModel, name: str) -> Any:
     try:
