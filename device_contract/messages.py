@@ -186,6 +186,24 @@ class Metrics:
             minimum=0,
         )
     )
+    # Added with capture: optional (a device on an older component version sends none of them).
+    captured: int = dataclasses.field(
+        default=0,
+        metadata=_doc("inputs captured in the window (CaptureBelowConfidence, ...)", minimum=0),
+    )
+    capture_dropped: int = dataclasses.field(
+        default=0,
+        metadata=_doc(
+            "captures dropped in the window (CaptureMaxMB, a disk that refused them)", minimum=0
+        ),
+    )
+    capture_uploaded: int = dataclasses.field(
+        default=0, metadata=_doc("captures uploaded to S3 in the window", minimum=0)
+    )
+    capture_waiting: int = dataclasses.field(
+        default=0,
+        metadata=_doc("captures on the device waiting for upload at the window's end", minimum=0),
+    )
 
     def to_dict(self) -> Dict[str, Any]:
         plain: Dict[str, Any] = _plain(self)
@@ -281,9 +299,13 @@ def _type_schema(hint: Any) -> Dict[str, Any]:
 
 
 def schema_of(cls: Type[Any]) -> Dict[str, Any]:
-    """The JSON schema of one message dataclass: every field required, nothing else allowed."""
+    """The JSON schema of one message dataclass: every field without a default required,
+    nothing else allowed."""
     properties = {}
+    required = []
     for field, hint in _fields(cls):
+        if _required(field):
+            required.append(field.name)
         properties[field.name] = {
             **_type_schema(hint),
             **field.metadata.get("schema", {}),
@@ -294,7 +316,7 @@ def schema_of(cls: Type[Any]) -> Dict[str, Any]:
         "description": (cls.__doc__ or "").strip(),
         "type": "object",
         "properties": properties,
-        "required": list(properties),
+        "required": required,
         "additionalProperties": False,
     }
 
@@ -338,7 +360,7 @@ def _build(cls: Type[T], raw: Any, where: str) -> T:
         raise MessageError(f"{where} must be an object, got {type(raw).__name__}")
     fields = _fields(cls)
     names = [field.name for field, _ in fields]
-    missing = [name for name in names if name not in raw]
+    missing = [field.name for field, _ in fields if field.name not in raw and _required(field)]
     extra = sorted(str(key) for key in raw if key not in names)
     if missing or extra:
         problems = [f"missing {', '.join(missing)}"] if missing else []
@@ -347,5 +369,11 @@ def _build(cls: Type[T], raw: Any, where: str) -> T:
     values = {
         field.name: _check(raw[field.name], hint, field.metadata["schema"], f"{where}.{field.name}")
         for field, hint in fields
+        if field.name in raw
     }
     return cls(**values)
+
+
+def _required(field: dataclasses.Field[Any]) -> bool:
+    """A field without a default must be in every message; one with a default came later."""
+    return field.default is dataclasses.MISSING

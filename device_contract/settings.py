@@ -17,13 +17,19 @@ from device_contract.topics import DEFAULT_TOPIC_PREFIX, metrics_topic, publish_
 
 Value = Union[str, int, float, None]
 
+#: Where captures go when the recipe does not say (the stack's recipe sets
+#: ``captures/<stage>/<class>/{iot:thingName}/``).
+CAPTURE_PREFIX_DEFAULT = "captures/{iot:thingName}/"
+
 # Kinds: how a value is parsed and checked (edge_inference/config.py has one parser per kind).
 PATH = "path"  # a folder; relative to the component's work folder
 CHOICE = "choice"  # one of ``choices`` (case-insensitive)
 INTEGER = "integer"  # between ``low`` and ``high``
 NUMBER = "number"  # a finite number between ``low`` (exclusive with ``low_open``) and ``high``
 TOPIC = "topic"  # an MQTT topic name: no wildcards, at most 256 bytes
-KINDS = (PATH, CHOICE, INTEGER, NUMBER, TOPIC)
+BUCKET = "bucket"  # an S3 bucket name, or empty for none
+KEY_PREFIX = "key-prefix"  # an S3 key prefix ending in "/"; {iot:thingName} is the thing name
+KINDS = (PATH, CHOICE, INTEGER, NUMBER, TOPIC, BUCKET, KEY_PREFIX)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,6 +140,30 @@ SETTINGS: Tuple[Setting, ...] = (
         low=0.0, high=1e9, in_recipe=False,
     ),
     Setting(
+        "CaptureBelowConfidence", "capture_below_confidence", NUMBER, 0.5,
+        "--capture-below-confidence", "X",
+        "capture inputs whose top-1 confidence is below X; 0: none", low=0.0, high=1.0,
+    ),
+    Setting(
+        "CaptureSampleRate", "capture_sample_rate", NUMBER, 0.0, "--capture-sample-rate", "X",
+        "capture this fraction of the other inputs at random; 0: none", low=0.0, high=1.0,
+    ),
+    Setting(
+        "CaptureMaxMB", "capture_max_mb", NUMBER, 200.0, "--capture-max-mb", "X",
+        "MB of captures kept on the device until uploaded, oldest dropped first; "
+        "0: capture nothing (failed inputs included)", low=0.0, high=1e9,
+    ),
+    Setting(
+        "CaptureBucket", "capture_bucket", BUCKET, "", "--capture-bucket", "NAME",
+        "S3 bucket captures are uploaded to (with the token-exchange role's credentials); "
+        "empty: they stay on the device",
+    ),
+    Setting(
+        "CapturePrefix", "capture_prefix", KEY_PREFIX, CAPTURE_PREFIX_DEFAULT,
+        "--capture-prefix", "P",
+        "key prefix of the uploads, then yyyy/mm/dd/; {iot:thingName} is the thing name",
+    ),
+    Setting(
         "ModelDir", "model_dir", PATH, None, "--model-dir", "DIR",
         "model package folder (metadata.json); as a key, empty means the flag's",
         in_recipe=False,
@@ -168,6 +198,8 @@ def default_configuration(**overrides: Any) -> Dict[str, Any]:
 def _text(value: Value) -> str:
     if value is None:
         return "required"
+    if value == "":
+        return "empty"
     return f"`{value}`" if isinstance(value, str) else repr(value)
 
 
@@ -183,6 +215,10 @@ def bounds(s: Setting) -> str:
         return "no `#` or `+`, at most 256 bytes"
     if s.kind == PATH:
         return "folder"
+    if s.kind == BUCKET:
+        return "an S3 bucket name, or empty"
+    if s.kind == KEY_PREFIX:
+        return "ends in `/`, at most 512 bytes"
     low, high = _bound(s.low), _bound(s.high)
     return f"{'>' if s.low_open else '>='} {low}, <= {high}"
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, NoReturn, Optional
 
 from device_contract import settings
+from edge_inference.capture import Capturer
 from edge_inference.config import (
     STATE_DIR,
     THING_NAME_ENV,
@@ -235,6 +236,7 @@ def build_service(
         thing=thing_name or "local",
         input_dir=config.input_dir,
     )
+    capture = Capturer(state_dir / "captures", config, thing_name=thing_name)
     return InferenceService(
         config=config,
         model=model,
@@ -244,6 +246,7 @@ def build_service(
         store=store if args.ipc else None,
         model_loader=load,
         metrics=metrics,
+        capture=capture,
     )
 
 

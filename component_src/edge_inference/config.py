@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import math
 import os
+import re
 import stat
 import threading
 from pathlib import Path
@@ -61,6 +62,11 @@ class Config:
     metrics_topic: str = _default("MetricsTopic")
     metrics_interval: float = _default("MetricsIntervalSeconds")
     metrics_keep_windows: int = _default("MetricsKeepWindows")
+    capture_below_confidence: float = _default("CaptureBelowConfidence")
+    capture_sample_rate: float = _default("CaptureSampleRate")
+    capture_max_mb: float = _default("CaptureMaxMB")
+    capture_bucket: str = _default("CaptureBucket")
+    capture_prefix: str = _default("CapturePrefix")
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
@@ -127,12 +133,44 @@ def _as_topic(value: Any) -> str:
     return text
 
 
+# S3 User Guide, "General purpose bucket naming rules": 3-63 characters; lowercase letters,
+# numbers, dots and hyphens; begin and end with a letter or number; not an IP address.
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_IP = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+KEY_PREFIX_BYTES = 512  # S3 keys: at most 1024 bytes; the rest is yyyy/mm/dd/<id>-<name>
+
+
+def _as_bucket(value: Any) -> str:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return ""
+    text = _as_text(value)
+    if not _BUCKET.match(text) or _IP.match(text) or ".." in text:
+        raise ValueError(
+            f"must be an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens), "
+            f"got {_short(value)}"
+        )
+    return text
+
+
+def _as_key_prefix(value: Any) -> str:
+    text = _as_text(value)
+    if not text.endswith("/") or text.startswith("/"):
+        raise ValueError(f"must end with / and not start with one, got {_short(value)}")
+    if len(text.encode("utf-8")) > KEY_PREFIX_BYTES:
+        raise ValueError(f"must be at most {KEY_PREFIX_BYTES} bytes")
+    return text
+
+
 def _parser(row: settings.Setting) -> Callable[[Any], Any]:
     """How a value of ``row`` is parsed and held to its bounds (paths: :func:`resolve_path`)."""
     if row.kind == settings.CHOICE:
         return lambda v: _as_choice(v, row.choices)
     if row.kind == settings.TOPIC:
         return _as_topic
+    if row.kind == settings.BUCKET:
+        return _as_bucket
+    if row.kind == settings.KEY_PREFIX:
+        return _as_key_prefix
     low, high = row.low, row.high
     if low is None or high is None:
         raise ValueError(f"{row.key}: a number needs both bounds in the settings table")
@@ -201,6 +239,17 @@ def merge_config(
     if problems:
         raise ConfigError("; ".join(problems))
     return base.replace(**changes)
+
+
+def resolve_prefix(template: str, thing_name: Optional[str]) -> str:
+    """``CapturePrefix`` with ``{iot:thingName}`` replaced by ``thing_name``."""
+    if THING_NAME_PLACEHOLDER not in template:
+        return template
+    if not thing_name:
+        raise ConfigError(
+            f"CapturePrefix uses {THING_NAME_PLACEHOLDER} but {THING_NAME_ENV} is not set"
+        )
+    return _as_key_prefix(template.replace(THING_NAME_PLACEHOLDER, thing_name))
 
 
 def resolve_topic(template: str, thing_name: Optional[str], key: str = "PublishTopic") -> str:
@@ -323,6 +372,8 @@ class ConfigStore:
         if self._check_topic:
             resolve_topic(config.publish_topic, self._thing_name)
             resolve_topic(config.metrics_topic, self._thing_name, "MetricsTopic")
+        if config.capture_bucket:
+            resolve_prefix(config.capture_prefix, self._thing_name)
         check_folders(config, self._state_dir, names)
         try:
             check_model_files(config.model_dir, config.runtime)

@@ -124,6 +124,7 @@ class Window:
         backlog: Tuple[int, float],
         disk_free: int,
         dropped: int,
+        capture: Tuple[int, int, int, int] = (0, 0, 0, 0),
     ) -> Metrics:
         ordered = sorted(self.latencies)
         return Metrics(
@@ -145,6 +146,10 @@ class Window:
             backlog_oldest_seconds=round(backlog[1], 3),
             disk_free_bytes=disk_free,
             dropped_windows=dropped,
+            captured=capture[0],
+            capture_dropped=capture[1],
+            capture_uploaded=capture[2],
+            capture_waiting=capture[3],
         )
 
 
@@ -208,6 +213,8 @@ class MetricsReporter:
         self._dropped = 0
         self._sequence = 0
         self.publisher = publisher
+        #: (captured, dropped, uploaded, waiting) since the last window; set by the service.
+        self.capture_counts: Optional[Callable[[], Tuple[int, int, int, int]]] = None
         self._drainer = (
             Drainer(outbox, publisher, min_backoff=backoff[0], max_backoff=backoff[1])
             if publisher is not None
@@ -283,6 +290,7 @@ class MetricsReporter:
                 backlog=backlog_of(self.input_dir, now),
                 disk_free=disk_free_of(self.input_dir),
                 dropped=self._dropped,
+                capture=self._capture_counts(),
             )
             record_id = f"{int(window.start * 1000):015d}-{self._sequence:06d}"
             self._sequence += 1
@@ -297,6 +305,14 @@ class MetricsReporter:
                 return None
             self._dropped = 0
         return message
+
+    def _capture_counts(self) -> Tuple[int, int, int, int]:
+        if self.capture_counts is None:
+            return (0, 0, 0, 0)
+        try:
+            return self.capture_counts()
+        except OSError:
+            return (0, 0, 0, 0)
 
     def _make_room(self) -> None:
         waiting = self.outbox.released_ids()

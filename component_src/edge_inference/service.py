@@ -20,6 +20,7 @@ from typing import Callable, Deque, Dict, Iterator, List, Optional, Tuple, Union
 import numpy as np
 
 from device_contract.messages import Failure, Prediction, Score
+from edge_inference.capture import Capturer
 from edge_inference.config import Config, ConfigStore
 from edge_inference.durable import display_name
 from edge_inference.inputs import BadInput, InputDecoder
@@ -76,8 +77,15 @@ class _Finisher:
     that fails with ``OSError`` (disk full, a folder that cannot be written) goes to
     :attr:`failed` with its error, for the service to retry; its input stays in progress."""
 
-    def __init__(self, spool: Spool, *, threaded: bool) -> None:
+    def __init__(
+        self,
+        spool: Spool,
+        *,
+        threaded: bool,
+        after: Optional[Callable[[Claim, Dict[str, object], bool, Path], None]] = None,
+    ) -> None:
         self._spool = spool
+        self._after = after
         self._executor = (
             concurrent.futures.ThreadPoolExecutor(1, "edge-finish") if threaded else None
         )
@@ -93,14 +101,23 @@ class _Finisher:
             self._settle(*self._pending.popleft())
         if self._executor is None:
             try:
-                self._spool.complete(claim, message, failed=failed, folder=folder)
+                self._complete(claim, message, failed, folder)
             except OSError as err:
                 self.failed.append((job, err))
             return
-        future = self._executor.submit(
-            self._spool.complete, claim, message, failed=failed, folder=folder
-        )
+        future = self._executor.submit(self._complete, claim, message, failed, folder)
         self._pending.append((job, future))
+
+    def _complete(
+        self, claim: Claim, message: Dict[str, object], failed: bool, folder: Path
+    ) -> Path:
+        dest = self._spool.complete(claim, message, failed=failed, folder=folder)
+        if self._after is not None:
+            try:  # after the result is recorded: nothing here may fail or redo the input
+                self._after(claim, message, failed, dest)
+            except Exception:
+                LOG.exception("after recording %s", claim.display)
+        return dest
 
     def _settle(self, job: Job, future: concurrent.futures.Future[Path]) -> None:
         try:
@@ -145,6 +162,7 @@ class InferenceService:
         prefetch: bool = True,
         retry_backoff: Tuple[float, float] = (1.0, 60.0),
         metrics: Optional[MetricsReporter] = None,
+        capture: Optional[Capturer] = None,
     ) -> None:
         self.config = config
         self.model = model
@@ -160,7 +178,10 @@ class InferenceService:
             spool.outbox, publisher, min_backoff=retry_backoff[0], max_backoff=retry_backoff[1]
         )
         self._executor: Optional[concurrent.futures.ThreadPoolExecutor] = None
-        self._finisher = _Finisher(spool, threaded=prefetch)
+        self.capture = capture
+        self._finisher = _Finisher(
+            spool, threaded=prefetch, after=self._captured if capture is not None else None
+        )
         self._outbox_full = False
         self._backoff = retry_backoff
         self._unfinished: List[Job] = []  # results that could not be recorded yet
@@ -170,6 +191,12 @@ class InferenceService:
         self.retention = Retention()
         self.counts: Dict[str, int] = {"processed": 0, "failed": 0}
         self.metrics = metrics
+        if metrics is not None and capture is not None:
+            metrics.capture_counts = capture.counts
+
+    def _captured(self, claim: Claim, message: Dict[str, object], failed: bool, dest: Path) -> None:
+        assert self.capture is not None
+        self.capture.offer(dest, claim.id, dict(message), failed)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -188,6 +215,8 @@ class InferenceService:
         self._drainer.start()
         if self.metrics is not None:
             self.metrics.start()
+        if self.capture is not None:
+            self.capture.start()
         if self.prefetch:
             self._executor = concurrent.futures.ThreadPoolExecutor(1, "edge-prefetch")
         try:
@@ -211,6 +240,8 @@ class InferenceService:
             if self._executor is not None:
                 self._executor.shutdown(wait=True)
             self._drainer.stop(flush=once, timeout=5.0 if once else 1.0)
+            if self.capture is not None:
+                self.capture.stop(flush=once)
             if self.metrics is not None:
                 self.metrics.stop(model=self.model.info.model_id, runtime=self.model.runtime,
                                   flush=once)  # fmt: skip
@@ -484,6 +515,8 @@ class InferenceService:
             apply(new)
         if self.metrics is not None:
             self.metrics.configure(new)
+        if self.capture is not None:
+            self.capture.configure(new)
         self.config = new
         LOG.info("configuration applied: %s", _describe_changes(old, new))
 
