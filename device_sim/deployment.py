@@ -38,7 +38,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from device_sim.assembly import Cloud
-from edge_constructs.greengrass.public_components import CURRENT_NUCLEUS, PINS, admits
+from edge_constructs.greengrass.public_components import (
+    CURRENT_NUCLEUS,
+    PINS,
+    TOKEN_EXCHANGE,
+    admits,
+)
 from edge_constructs.greengrass.public_components import parse_version as _parse_version
 
 NUCLEUS = "aws.greengrass.Nucleus"
@@ -346,6 +351,8 @@ def _resolve_one(
             dependencies=dict(_ci_get(recipe, "ComponentDependencies") or {}),
             artifacts=list(manifest.get("Artifacts") or []),
         )
+    if name == TOKEN_EXCHANGE:
+        return _token_exchange(requirements, notes)
     public = PINS.get(name)
     if public is None:
         raise DeploymentFailed(
@@ -368,3 +375,30 @@ def _resolve_one(
         }
         notes.append(f"{name}@{version}: nucleus range {public.nucleus_range} ({public.source})")
     return ResolvedComponent(name, version, True, None, None, {}, {}, dependencies, [])
+
+
+#: The token-exchange service's versions in the public catalog: the developer guide's
+#: token-exchange-service-component page lists "2.0.x"; the simulator takes the lowest.
+TOKEN_EXCHANGE_VERSION = "2.0.0"  # noqa: S105 (a version)
+
+
+def _token_exchange(requirements: Mapping[str, str], notes: list[str]) -> ResolvedComponent:
+    """``aws.greengrass.TokenExchangeService``: a service built into the nucleus
+    (``tes/TokenExchangeService.java``, ``@ImplementsService``, whose running version is the
+    annotation's default ``0.0.0``, so the cloud's 2.0.x version is the one resolved and the
+    nucleus uses its built-in service for it: ``ComponentManager.getBuiltinComponentMetadata``).
+    No artifacts, no lifecycle; the device starts its credential endpoint when it is deployed."""
+    bad = {k: r for k, r in requirements.items() if not satisfies(TOKEN_EXCHANGE_VERSION, r)}
+    if bad:
+        who = "; ".join(f"{k} requires {r}" for k, r in sorted(bad.items()))
+        raise DeploymentFailed(
+            f"no version of {TOKEN_EXCHANGE} satisfies {who} (the catalog has 2.0.x) "
+            "(NoAvailableComponentVersionException)"
+        )
+    notes.append(
+        f"{TOKEN_EXCHANGE}@{TOKEN_EXCHANGE_VERSION}: built into the nucleus (its credential "
+        "endpoint runs while the network is up)"
+    )
+    return ResolvedComponent(
+        TOKEN_EXCHANGE, TOKEN_EXCHANGE_VERSION, True, None, None, {}, {}, {}, []
+    )

@@ -51,6 +51,7 @@ from device_sim.assembly import (
     load_stage,
 )
 from device_sim.brought import BroughtModel, brought_uris
+from device_sim.cloud.s3_http import Put, S3Endpoint, Sessions, TokenExchangeEndpoint
 from device_sim.deployment import (
     DEFAULT_NUCLEUS_VERSION,
     NUCLEUS,
@@ -81,6 +82,7 @@ from device_sim.run_with import (
     setup_run_with,
     update_owner,
 )
+from edge_constructs.greengrass.public_components import TOKEN_EXCHANGE
 
 LOG = logging.getLogger(__name__)
 HOST_PLATFORM = "linux/amd64"
@@ -133,6 +135,8 @@ class Report:
     metrics: list[dict[str, Any]] = field(default_factory=list)  # the metrics topic's windows
     denied: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: every PutObject a component sent to the simulated S3 (captures), with S3's answer
+    uploads: list[Put] = field(default_factory=list)
     provision: ProvisionResult | None = None
     resolution: Resolution | None = None
     services: dict[str, ResolvedService] = field(default_factory=dict)
@@ -146,6 +150,32 @@ class Report:
     @property
     def ok(self) -> bool:
         return self.failure is None and all(ok for _, ok, _ in self.steps)
+
+
+@dataclass
+class CloudEndpoints:
+    """A boot's token-exchange service and S3 (device_sim/cloud/s3_http.py)."""
+
+    tes: TokenExchangeEndpoint
+    s3: S3Endpoint
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """What every component gets: the nucleus sets the credentials URI in its ``setenv``
+        namespace (``TokenExchangeService.setEnvVariablesForDependencies``); the S3 endpoint
+        variable is the simulator's, standing in for ``https://<bucket>.s3.<region>...``."""
+        return {
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI": self.tes.full_uri,
+            "AWS_ENDPOINT_URL_S3": self.s3.url,
+        }
+
+    def start(self) -> None:
+        self.tes.start()
+        self.s3.start()
+
+    def stop(self) -> None:
+        self.tes.stop()
+        self.s3.stop()
 
 
 class _DenialLog(logging.Handler):
@@ -174,6 +204,7 @@ class Device:
         self.paths = NucleusPaths(options.root.resolve())
         self.report = Report()
         self.cloud: Cloud | None = None
+        self.sessions = Sessions()  # credentials the token-exchange service issued
         self.thing_name = ""
         self.thing_group = ""
         self.certificate_policies: list[Policy] = []
@@ -546,6 +577,9 @@ class Device:
         if network and self.options.wheelhouse is not None:
             extra = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(self.options.wheelhouse)}
         assert self.cloud is not None
+        endpoints = self.cloud_endpoints(resolution, set(tokens.values()))
+        if endpoints is not None:
+            extra.update(endpoints.environment)
         runner = LifecycleRunner(
             self.paths,
             thing_name=self.thing_name,
@@ -565,6 +599,8 @@ class Device:
         previous_level = ipc_log.level
         ipc_log.setLevel(logging.INFO)
         server.start()
+        if endpoints is not None:
+            endpoints.start()
         boot = runner.boot(label, services, resolution.order, dependencies)
         self.report.boots.append(boot)
         try:
@@ -578,14 +614,54 @@ class Device:
             if boot.broken:
                 return boot
             self.feed_and_wait(label, services, images)
+            if endpoints is not None and network:
+                self.wait_for_uploads(services)
         finally:
             codes = shutdown(boot)
             server.stop()
+            if endpoints is not None:
+                endpoints.stop()
+                self.report.uploads.extend(endpoints.s3.puts)
             ipc_log.removeHandler(handler)
             ipc_log.setLevel(previous_level)
             for name, code in codes.items():
                 LOG.info("%s: %s exited with %s", label, name, code)
         return boot
+
+    def cloud_endpoints(self, resolution: Resolution, tokens: set[str]) -> CloudEndpoints | None:
+        """The token-exchange service and S3 for the components, when the deployment has the
+        token-exchange service (the nucleus runs it only then)."""
+        if TOKEN_EXCHANGE not in resolution.components:
+            return None
+        assert self.cloud is not None
+        alias = str(self.cloud.output("Devices", "TokenExchangeRoleAlias"))
+        role_arn = self.cloud.role_aliases.get(alias, "")
+        tes = TokenExchangeEndpoint(
+            self.sessions,
+            tokens=lambda: tokens,
+            role=role_arn.rsplit("/", 1)[-1],
+            thing_name=self.thing_name,
+            policies=tes_role_policies(self.cloud, alias),
+        )
+        s3 = S3Endpoint(
+            sessions=self.sessions,
+            region=self.cloud.env.region,
+            partition=self.cloud.env.partition,
+            objects=self.cloud.s3,
+            bucket_policies=self.cloud.bucket_policies,
+            folder=self.paths.root / "cloud" / "s3",
+        )
+        return CloudEndpoints(tes, s3)
+
+    def wait_for_uploads(self, services: Mapping[str, ResolvedService]) -> None:
+        """Give the components' capture uploads time to finish (they run in the background)."""
+        folders = [self.paths.work(name) / "state" / "captures" for name in services]
+        deadline = time.monotonic() + min(30.0, self.options.wait_seconds)
+        while time.monotonic() < deadline:
+            waiting = [f for f in folders if f.is_dir() and any(f.glob("*.json"))]
+            if not waiting:
+                return
+            time.sleep(0.2)
 
     def feed_and_wait(
         self, label: str, services: Mapping[str, ResolvedService], images: list[Path]
@@ -704,6 +780,14 @@ class Device:
                     "boot 2 (reboot, offline)",
                     "; ".join(f"{k}: {v}" for k, v in second.broken.items()),
                 )
+            if TOKEN_EXCHANGE in resolution.components:
+                # what the offline boot kept (captures, metrics windows) goes out now
+                third = self.boot("boot 3 (network back)", True, resolution, services, [])
+                if third.broken:
+                    raise StepFailed(
+                        "boot 3 (network back)",
+                        "; ".join(f"{k}: {v}" for k, v in third.broken.items()),
+                    )
 
 
 def _runs_a_command(lifecycle: Mapping[str, Any]) -> bool:

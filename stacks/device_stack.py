@@ -9,6 +9,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from app_config import PipelineConfig
+from device_contract import captures
 from edge_constructs.artifact_bucket.construct import Prefixes
 from edge_constructs.core_device.construct import CoreDevicePrerequisites
 from stacks.pipeline_stack import retention_days
@@ -33,6 +34,9 @@ class DeviceStack(Stack):
             more_thing_group_names=config.thing_groups[1:],
             bucket=bucket,
             device_prefixes=Prefixes.DEVICE_READABLE,
+            capture_prefixes=[
+                captures.iam_prefix(config.stage, c.name) for c in config.device_classes
+            ],
             publish_topic_prefix=config.publish_topic_prefix,
             log_retention=retention_days(config.log_retention_days),
         )

@@ -205,7 +205,10 @@ class S3Endpoint(_Server):
     def authorize(self, session: Session, bucket: str, key: str) -> str | None:
         """Why S3 refuses ``s3:PutObject`` on ``bucket/key`` for ``session``, or None."""
         arn = f"arn:{self.partition}:s3:::{bucket}/{key}"
-        context = {"aws:SecureTransport": True, THING_NAME_KEY: session.thing_name}
+        context: dict[str, str | bool] = {
+            "aws:SecureTransport": True,
+            THING_NAME_KEY: session.thing_name,
+        }
         request = Request("s3:PutObject", arn, context)
         decision = evaluate(session.policies, request)
         if not decision.allowed:

@@ -39,6 +39,7 @@ class CoreDevicePrerequisites(Construct):
             installer may add a new device to any of them.
         bucket: the artifact bucket; the token-exchange role may read ``device_prefixes`` only.
         device_prefixes: key prefixes holding what devices download.
+        capture_prefixes: key prefixes devices may upload captures to (default: none).
         publish_topic_prefix: results go to ``<prefix>/<thing name>/...``; the IoT policy allows
             a device to publish only under its own thing name.
         log_retention: retention of the policy-release handler's logs (default one month).
@@ -54,6 +55,7 @@ class CoreDevicePrerequisites(Construct):
         bucket: s3.IBucket,
         device_prefixes: Sequence[str],
         publish_topic_prefix: str,
+        capture_prefixes: Sequence[str] = (),
         more_thing_group_names: Sequence[str] = (),
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
     ) -> None:
@@ -78,6 +80,7 @@ class CoreDevicePrerequisites(Construct):
             name_prefix=name_prefix,
             bucket=bucket,
             device_prefixes=device_prefixes,
+            capture_prefixes=capture_prefixes,
         )
         keep_flat_logical_ids(tes)
         self.token_exchange_role_name = tes.role_name

@@ -26,6 +26,9 @@ class TokenExchange(Construct):
         name_prefix: prefix of the role, policy and alias names.
         bucket: the artifact bucket.
         device_prefixes: the only key prefixes of ``bucket`` the role may read.
+        capture_prefixes: the only key prefixes of ``bucket`` the role may write
+            (``device_contract.captures.iam_prefix``: each class's, down to the thing's own
+            folder through ``${credentials-iot:ThingName}``). Default: none.
     """
 
     def __init__(
@@ -36,6 +39,7 @@ class TokenExchange(Construct):
         name_prefix: str,
         bucket: s3.IBucket,
         device_prefixes: Sequence[str],
+        capture_prefixes: Sequence[str] = (),
     ) -> None:
         super().__init__(scope, id_)
         if not device_prefixes:
@@ -92,6 +96,16 @@ class TokenExchange(Construct):
                 resources=[bucket.arn_for_objects(f"{prefix}*") for prefix in device_prefixes],
             )
         )
+        if capture_prefixes:
+            # The inference component's capture uploads (component_src/edge_inference/
+            # s3_upload.py): PutObject only, each device into its own folder.
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="CaptureUploads",
+                    actions=["s3:PutObject"],
+                    resources=[bucket.arn_for_objects(f"{prefix}*") for prefix in capture_prefixes],
+                )
+            )
         NagSuppressions.add_resource_suppressions(
             self.role,
             [
@@ -99,7 +113,8 @@ class TokenExchange(Construct):
                     "id": "AwsSolutions-IAM5",
                     "reason": "Scoped to the /aws/greengrass/ log groups the log manager writes "
                     "(one per component, named at run time) and to the content-addressed "
-                    "artifact prefixes this app writes; object keys are content hashes.",
+                    "artifact prefixes this app writes; object keys are content hashes; "
+                    "captures go under each device's own captures/<stage>/<class>/<thing>/.",
                 }
             ],
             apply_to_children=True,

@@ -10,7 +10,7 @@ adding a class adds resources and changes none of the others'.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 from aws_cdk import CfnOutput, Fn
 from constructs import Construct, IDependable
 
-from device_contract import names
+from device_contract import captures, names
 from edge_constructs.compilation_job.construct import (
     INPUT_NAME,
     CompilationJob,
@@ -127,6 +127,14 @@ def package_metadata(
             else {}
         ),
     }
+
+
+def release_configuration(configuration: Mapping[str, Any]) -> dict[str, Any]:
+    """What the deployment merges: the recipe's configuration without ``CaptureBucket``. The
+    bucket's name is a CloudFormation reference (the bucket is named at deploy time), which a
+    release in cdk.json cannot record (rollout/promote.py refuses it); it stays the recipe's
+    default, and a stage's artifact bucket never changes (it is retained and stateful)."""
+    return {k: v for k, v in configuration.items() if k != "CaptureBucket"}
 
 
 class DeviceClassPipeline(Construct):
@@ -279,6 +287,8 @@ class DeviceClassPipeline(Construct):
             top_k=config.inference_top_k,
             topic_prefix=config.publish_topic_prefix,
             runtime="dlr" if device_class.dlr else "onnx",
+            capture_bucket=artifacts.bucket.bucket_name,
+            capture_prefix=captures.device_prefix(config.stage, device_class.name),
         )
         model_component, configuration = self.model_component, self.configuration
         runtime_name_, runtime_version_ = self.runtime_name, self.runtime_version
@@ -364,7 +374,7 @@ class DeviceClassPipeline(Construct):
             self.model_component.name: ComponentPin(self.model_component.version),
             self.runtime_name: ComponentPin(self.runtime_version),
             self.inference_component.name: ComponentPin(
-                self.inference_component.version, self.configuration
+                self.inference_component.version, release_configuration(self.configuration)
             ),
             LOG_MANAGER: ComponentPin(
                 config.log_manager_version,

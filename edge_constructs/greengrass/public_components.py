@@ -23,6 +23,12 @@ from edge_constructs.greengrass.version_requirements import satisfies
 LOG_MANAGER = "aws.greengrass.LogManager"
 VARIANT_DLR = "variant.DLR"
 NUCLEUS = "aws.greengrass.Nucleus"
+#: Built into the nucleus (aws-greengrass-nucleus tes/TokenExchangeService.java,
+#: ``@ImplementsService``): no artifacts. The developer guide's token-exchange-service-component
+#: page lists its versions as "2.0.x"; a range, not a pin, so whichever 2.0 patch the catalog
+#: holds resolves.
+TOKEN_EXCHANGE = "aws.greengrass.TokenExchangeService"  # noqa: S105 (a component name)
+TOKEN_EXCHANGE_RANGE = ">=2.0.0 <3.0.0"  # noqa: S105 (a version range)
 CURRENT_NUCLEUS = "2.18.2"  # newest tag in aws-greengrass/aws-greengrass-nucleus here
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from device_contract import settings, topics
 from device_contract.topics import PREDICTIONS_SUFFIX as PREDICTIONS_SUFFIX  # the stack's output
 from edge_constructs import neo_targets
+from edge_constructs.greengrass.public_components import TOKEN_EXCHANGE, TOKEN_EXCHANGE_RANGE
 
 RECIPE_FORMAT = "2020-01-25"
 PUBLISHER = "edge-ai-pipeline"
@@ -176,16 +177,26 @@ def variant_dlr_launcher(architecture: str | None) -> str:
 
 
 def inference_configuration(
-    *, top_k: int, topic_prefix: str, runtime: str = "dlr"
+    *,
+    top_k: int,
+    topic_prefix: str,
+    runtime: str = "dlr",
+    capture_bucket: str = "",
+    capture_prefix: str | None = None,
 ) -> dict[str, Any]:
     """Default configuration of the inference component: the settings table's recipe keys and
     defaults (device_contract/settings.py), with the stage's ``top_k``, topic and ``runtime``
-    (``dlr`` or ``onnx``)."""
+    (``dlr`` or ``onnx``), and where captures go (``capture_bucket``, ``capture_prefix``:
+    ``device_contract.captures.device_prefix``; no bucket: they stay on the device)."""
+    captures: dict[str, Any] = {"CaptureBucket": capture_bucket}
+    if capture_prefix is not None:
+        captures["CapturePrefix"] = capture_prefix
     return settings.default_configuration(
         Runtime=runtime,
         TopK=top_k,
         PublishTopic=topics.publish_topic(topic_prefix),
         MetricsTopic=topics.metrics_topic(topic_prefix),
+        **captures,
     )
 
 
@@ -233,6 +244,14 @@ def inference_recipe(
             },
             model_name: {"VersionRequirement": f"={model_version}", "DependencyType": "HARD"},
             runtime_name: {"VersionRequirement": f"={runtime_version}", "DependencyType": "HARD"},
+            # Credentials for the capture uploads: the nucleus runs its token-exchange service
+            # only for a deployment that depends on it (aws-greengrass-nucleus tes/README.md,
+            # "by default disabled"); the developer guide's token-exchange-service-component
+            # page lists its versions as 2.0.x.
+            TOKEN_EXCHANGE: {
+                "VersionRequirement": TOKEN_EXCHANGE_RANGE,
+                "DependencyType": "HARD",
+            },
         },
         "ComponentConfiguration": {
             "DefaultConfiguration": {

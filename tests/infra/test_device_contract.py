@@ -227,9 +227,12 @@ def test_synthesized_recipe_carries_the_table(dev) -> None:
     recipe = component_recipes(dev.template_json("dev/Pipeline"))[f"{NAMESPACE}.dev.DlrInference"]
     configuration = dict(recipe["ComponentConfiguration"]["DefaultConfiguration"])
     configuration.pop("accessControl")
+    stage_values = ("TopK", "PublishTopic", "MetricsTopic", "CaptureBucket", "CapturePrefix")
     for key, value in configuration.items():
-        if key not in ("TopK", "PublishTopic", "MetricsTopic"):  # the stage's values (cdk.json)
+        if key not in stage_values:  # the stage's values (cdk.json, its bucket)
             assert value == settings.setting(key).default, key
+    assert configuration["CapturePrefix"] == "captures/dev/default/{iot:thingName}/"
+    assert configuration["CaptureBucket"] not in ("", None)  # the stage's artifact bucket
     assert [s.key for s in settings.SETTINGS if s.in_recipe] == list(configuration)
 
 

@@ -48,8 +48,13 @@ def test_token_exchange_role_reads_only_device_prefixes_and_writes_greengrass_lo
         for statement in r["Properties"]["PolicyDocument"]["Statement"]
     ]
     by_sid = {s["Sid"]: s for s in policy}
-    assert set(by_sid) == {"ComponentArtifacts"}
+    assert set(by_sid) == {"ComponentArtifacts", "CaptureUploads"}
     assert by_sid["ComponentArtifacts"]["Action"] == "s3:GetObject"
+    # captures: PutObject only, into each device's own folder of the stage's one class
+    assert by_sid["CaptureUploads"]["Action"] == "s3:PutObject"
+    captures = json.dumps(by_sid["CaptureUploads"]["Resource"])
+    assert "/captures/dev/default/${credentials-iot:ThingName}/*" in captures
+    assert captures.count("captures/") == 1
     resources = json.dumps(by_sid["ComponentArtifacts"]["Resource"])
     assert "/packages/*" in resources and "/components/*" in resources
     assert "/training/" not in resources and "/compiled/" not in resources
