@@ -1,0 +1,1 @@
+"""Labelled captures into a training channel (issue 15): ``python -m capture_channel``."""

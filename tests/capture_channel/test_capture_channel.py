@@ -1,0 +1,181 @@
+"""``python -m capture_channel`` (issue 15): labelled captures become a channel the training
+script accepts, merged with the current one, each image once, and every input a user can get
+wrong is named without losing what exists.
+
+The manifest lines follow the SageMaker developer guide's image-classification output
+("Labeling job output data": ``source-ref``, the label attribute, and its ``-metadata`` with
+``class-name`` and ``"type": "groundtruth/image-classification"``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from capture_channel.__main__ import main
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "training_src"))
+from edge_training.data import check_images, scan_image_folder
+
+
+def photo(path: Path, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def gt_line(uri: str, label: str, index: int = 0) -> str:
+    return json.dumps(
+        {
+            "source-ref": uri,
+            "animal": index,
+            "animal-metadata": {
+                "class-name": label,
+                "confidence": 0.9,
+                "type": "groundtruth/image-classification",
+                "job-name": "labeling-job/captures",
+                "human-annotated": "yes",
+                "creation-date": "2027-01-15T08:00:00",
+            },
+        }
+    )
+
+
+def test_labelled_folders_become_a_channel_the_training_script_accepts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    labelled = tmp_path / "labelled"
+    for i in range(3):
+        photo(labelled / "cat" / f"c{i}.jpg", i)
+        photo(labelled / "dog" / f"d{i}.png", 10 + i)
+    (labelled / "cat" / "c0.jpg.json").write_text("{}")  # a capture's sidecar: ignored
+    out = tmp_path / "channel"
+    assert main(["--folders", str(labelled), "--out", str(out), "--stage", "prod",
+                 "--bucket", "my-bucket"]) == 0  # fmt: skip
+    classes, samples = scan_image_folder(str(out), "train")
+    check_images(samples)
+    assert classes == ["cat", "dog"] and len(samples) == 6
+    printed = capsys.readouterr().out
+    assert "aws s3 sync" in printed
+    assert "-c training_data_uri=s3://my-bucket/training/channels/channel/" in printed
+    assert "-c stage=prod" in printed
+
+
+def test_the_current_channel_is_merged_and_duplicates_kept_once(tmp_path: Path) -> None:
+    base = tmp_path / "train"
+    photo(base / "cat" / "old.jpg", 1)
+    photo(base / "dog" / "old.jpg", 2)
+    labelled = tmp_path / "labelled"
+    photo(labelled / "cat" / "again.jpg", 1)  # the same picture as base/cat/old.jpg
+    photo(labelled / "fox" / "new.jpg", 3)
+    out = tmp_path / "channel"
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps(["cat", "dog"]))
+    assert main(["--folders", str(labelled), "--base", str(base), "--labels", str(labels),
+                 "--out", str(out)]) == 0  # fmt: skip
+    assert sorted(str(p.relative_to(out)).split("/")[0] for p in out.rglob("*.*")) == [
+        "cat",
+        "dog",
+        "fox",
+    ]
+
+
+def test_an_image_labelled_two_ways_is_left_out_and_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    labelled = tmp_path / "labelled"
+    photo(labelled / "cat" / "x.jpg", 5)
+    photo(labelled / "dog" / "x.jpg", 5)
+    photo(labelled / "cat" / "a.jpg", 6)
+    photo(labelled / "dog" / "b.jpg", 7)
+    whole = photo(tmp_path / "whole.png", 8).read_bytes()
+    (labelled / "dog" / "cut.png").write_bytes(whole[: len(whole) // 2])  # a cut-off upload
+    out = tmp_path / "channel"
+    assert main(["--folders", str(labelled), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "labelled both 'cat' and 'dog'" in printed
+    assert "left out: dog/cut.png" in printed
+    assert len(list(out.rglob("*.jpg"))) == 2
+
+
+def test_a_ground_truth_manifest_reads_the_images_from_a_copy_of_the_bucket(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    objects = tmp_path / "s3"
+    key = "captures/dev/default/cam-1/2027/01/15"
+    photo(objects / "bkt" / key / "0001-a.jpg", 1)
+    photo(objects / "bkt" / key / "0002-b.jpg", 2)
+    photo(objects / "bkt" / key / "0003-c.jpg", 3)
+    (objects / "bkt" / key / "0004-broken.jpg").write_bytes(b"not a jpeg")
+    manifest = tmp_path / "output.manifest"
+    manifest.write_text("\n".join([
+        gt_line(f"s3://bkt/{key}/0001-a.jpg", "cat"),
+        gt_line(f"s3://bkt/{key}/0002-b.jpg", "dog", 1),
+        gt_line(f"s3://bkt/{key}/0003-c.jpg", "dog", 1),
+        gt_line(f"s3://bkt/{key}/0004-broken.jpg", "cat"),
+        gt_line(f"s3://bkt/{key}/0005-gone.jpg", "cat"),
+    ]) + "\n")  # fmt: skip
+    out = tmp_path / "channel"
+    assert main(["--manifest", str(manifest), "--objects", str(objects), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "cat: 1" in printed and "dog: 2" in printed
+    assert "0004-broken.jpg" in printed and "0005-gone.jpg" in printed  # named, left out
+    classes, samples = scan_image_folder(str(out), "train")
+    assert classes == ["cat", "dog"] and len(samples) == 3
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("not json", "line 1: Expecting value"),
+        (json.dumps({"animal": 0}), "line 1: no source-ref"),
+        (json.dumps({"source-ref": "/local/a.jpg"}), "is not an s3://bucket/key URI"),
+        (
+            json.dumps({"source-ref": "s3://b/k.jpg", "x-metadata": {"type": "groundtruth/bbox"}}),
+            "found 0",
+        ),
+        (gt_line("s3://b/k.jpg", "../etc"), "cannot be a class folder name"),
+    ],
+)
+def test_a_bad_manifest_line_is_named_and_nothing_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str, message: str
+) -> None:
+    manifest = tmp_path / "m.manifest"
+    manifest.write_text(line + "\n")
+    out = tmp_path / "channel"
+    assert main(["--manifest", str(manifest), "--objects", str(tmp_path), "--out", str(out)]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_one_class_is_refused_and_an_existing_folder_is_never_replaced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    labelled = tmp_path / "labelled"
+    photo(labelled / "cat" / "a.jpg", 1)
+    out = tmp_path / "channel"
+    assert main(["--folders", str(labelled), "--out", str(out)]) == 2
+    assert "training needs at least two" in capsys.readouterr().err
+    assert not out.exists() and not list(tmp_path.glob(".channel*"))
+    photo(labelled / "dog" / "b.jpg", 2)
+    out.mkdir()
+    (out / "mine.txt").write_text("keep")
+    assert main(["--folders", str(labelled), "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (out / "mine.txt").read_text() == "keep"
+
+
+def test_objects_without_a_manifest_and_a_missing_folder_are_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--folders", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+    assert "no such folder" in capsys.readouterr().err
+    assert main(["--folders", str(tmp_path), "--objects", str(tmp_path),
+                 "--out", str(tmp_path / "o")]) == 2  # fmt: skip
+    assert "--objects goes with --manifest" in capsys.readouterr().err
