@@ -14,12 +14,14 @@ from pathlib import Path
 
 from device_contract import topics
 from main_job.errors import MainJobError
+from main_job.fleet import capture_lines, metrics_lines, retrain_commands
 from main_job.inputs import user_images
 from main_job.outdir import out_problem
 from main_job.own_model import quick_check
 from main_job.pipeline import run
 from main_job.progress import Progress
 from main_job.report import TOPIC_PREFIX, outcome, subscriber_lines, table
+from main_job.synth import STAGE
 from model_check import ONLY_NEO
 
 
@@ -137,6 +139,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  note: {note}")
         print(f"  deploy it: upload {job.own.archive}, then")
         print(f"    {job.own.deploy_command()}")
+    if job.fleet is not None:
+        print("Device metrics (one window per minute; the fleet stack turns them into CloudWatch):")
+        for line in metrics_lines(job.fleet) or ["no window closed while the device ran"]:
+            print(f"  {line}")
+        captured = capture_lines(job.fleet)
+        print(f"Captured for retraining ({len(captured)}, uploaded to the simulated S3):")
+        for line in captured or ["nothing (every top-1 at or above CaptureBelowConfidence)"]:
+            print(f"  {line}")
+        for line in job.fleet.refused:
+            print(f"  upload refused: {line}", file=sys.stderr)
+        print()
     for step in job.steps_failed:
         print(f"device step failed: {step}", file=sys.stderr)
     print(f"Output folder: {job.out}")
@@ -151,6 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  results:    {job.out / 'results.jsonl'}")
     print(f"  report:     {job.report_html}")
     print(f"done in {time.monotonic() - start:.0f} s")
+    if job.fleet is not None:
+        for line in retrain_commands(job.fleet, STAGE):
+            print(line)
     code, why = outcome(job.results, job.steps_failed)
     print(why)
     return code

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from main_job.device import classify_on_device
 from main_job.errors import MainJobError
+from main_job.fleet import FleetView, fleet_view
 from main_job.inputs import (
     shipped_photos,
     stage_photos,
@@ -67,6 +68,7 @@ class MainJob:
     report_html: Path
     steps_failed: list[str]
     own: OwnModel | None = None  # --model: the user's model, checked
+    fleet: FleetView | None = None  # the device's metrics and captures
 
 
 def run(
@@ -147,6 +149,7 @@ def run(
         PhotoResult(p.name, p, skipped=f"not a supported type ({supported})") for p in skipped
     ]
     package_zip = copy_package(root, out / "package")
+    fleet = fleet_view(root, report.metrics, report.uploads)
     # written last, each by rename: a run that fails before here leaves neither (prepare_out
     # removed the previous ones), and no reader ever sees half a file
     write_results(out / "results.jsonl", results)
@@ -155,9 +158,12 @@ def run(
         results,
         title="Edge inference on the simulated device",
         note=_own_note(own) if own is not None else None,
+        fleet=fleet,
     )
     progress.close()
-    return MainJob(out, results, report.published, digits, brought, package_zip, html, failed, own)
+    return MainJob(
+        out, results, report.published, digits, brought, package_zip, html, failed, own, fleet
+    )
 
 
 def _brought_model(own: OwnModel) -> BroughtModel:

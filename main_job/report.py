@@ -17,6 +17,7 @@ from device_contract import topics
 from device_contract.messages import Key
 from device_sim.run_record import original_input_name
 from edge_follow.render import printable, render, topic_filter, topic_matches
+from main_job.fleet import FleetView, metrics_lines
 from main_job.results import PhotoResult
 
 TOPIC_PREFIX = topics.DEFAULT_TOPIC_PREFIX  # the stage's default prefix (device_contract)
@@ -166,10 +167,59 @@ h1 { font-size: 1.4rem; } p.note { color: #555; }
 """
 
 
+def fleet_section(view: FleetView | None) -> str:
+    """The device's metrics windows and its captures, as report sections."""
+    if view is None:
+        return ""
+    parts = ["<h2>Device metrics</h2>"]
+    if view.windows:
+        kept = (
+            f" ({view.kept_on_device} kept on the device until its next connection)"
+            if view.kept_on_device
+            else ""
+        )
+        parts.append(f'<p class="note">One window per minute, per device{kept}.</p><ul>')
+        parts += [f"<li>{html.escape(line)}</li>" for line in metrics_lines(view)]
+        parts.append("</ul>")
+    else:
+        parts.append('<p class="note">No window closed while the device ran.</p>')
+    parts.append("<h2>Captured for retraining</h2>")
+    if not view.captured:
+        parts.append(
+            '<p class="note">Nothing was captured (every top-1 confidence was at or '
+            "above CaptureBelowConfidence, no input failed).</p>"
+        )
+    else:
+        parts.append(
+            f'<p class="note">Uploaded to the simulated account\'s S3 '
+            f"({html.escape(str(view.s3_root))}), each with a JSON sidecar.</p>"
+        )
+        cards = []
+        for item in view.captured:
+            uri = thumbnail_data_uri(item.path)
+            picture = f'<img alt="{html.escape(item.photo)}" src="{uri}">' if uri else ""
+            why = item.reason + (
+                f": {item.label} {item.score:.3f}" if item.score is not None else ""
+            )
+            cards.append(
+                f'<div class="card">{picture}<div class="name">{html.escape(item.photo)}</div>'
+                f'<div class="latency">{html.escape(why)}</div>'
+                f'<div class="latency">{html.escape(item.key)}</div></div>'
+            )
+        parts.append(f'<div class="grid">{"".join(cards)}</div>')
+    return "".join(parts)
+
+
 def write_report(
-    target: Path, results: Sequence[PhotoResult], *, title: str, note: str | None = None
+    target: Path,
+    results: Sequence[PhotoResult],
+    *,
+    title: str,
+    note: str | None = None,
+    fleet: FleetView | None = None,
 ) -> Path:
-    """``report.html``: one card per photo, its thumbnail embedded, top-3 with score bars.
+    """``report.html``: one card per photo, its thumbnail embedded, top-3 with score bars;
+    then, with ``fleet``, the device's metrics and its captures.
     ``note``: what ran (default: the pretrained EfficientNet-Lite0)."""
     cards = []
     for result in results:
@@ -208,7 +258,7 @@ def write_report(
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
         f"<h1>{html.escape(title)}</h1>"
         f'<p class="note">{html.escape(note or DEFAULT_NOTE)}</p>'
-        f'<div class="grid">{"".join(cards)}</div></body></html>\n'
+        f'<div class="grid">{"".join(cards)}</div>{fleet_section(fleet)}</body></html>\n'
     )
     scratch = target.with_name(f".{target.name}.tmp")  # renamed into place: never half a report
     scratch.write_text(document, encoding="utf-8")

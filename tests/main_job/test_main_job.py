@@ -51,7 +51,9 @@ def test_every_photo_was_published_by_the_device_and_is_in_the_outputs(job: Main
     lines = (job.out / "results.jsonl").read_text().splitlines()
     assert [json.loads(line)["photo"] for line in lines] == [r.photo for r in job.results]
     html = job.report_html.read_text()
-    assert html.count('src="data:image/jpeg;base64,') == len(job.results)
+    assert job.fleet is not None  # each photo's card, then each capture's (issue 15)
+    thumbnails = len(job.results) + len(job.fleet.captured)
+    assert html.count('src="data:image/jpeg;base64,') == thumbnails
     assert "military uniform" in html
     assert job.package_zip is not None and job.package_zip.suffix == ".zip"
     assert (job.out / "model" / "model.tar.gz").is_file()
@@ -555,3 +557,24 @@ def test_an_onnx_only_model_is_deployed_to_onnx_classes(tmp_path: Path) -> None:
     assert any("no model.pth" in note for note in own.notes)
     command = own.deploy_command()
     assert '"build": "onnx"' in command and "-c device_classes=" in command
+
+
+def test_the_report_shows_the_devices_metrics_and_what_it_captured(job: MainJob) -> None:
+    """Issue 15 in the main job: the device's metrics window (kept on the device: the run is
+    shorter than a window) counts the photos, and every photo whose top-1 confidence is below
+    the recipe's CaptureBelowConfidence (0.5) reached the simulated S3 with its reason."""
+    assert job.fleet is not None
+    classified = [r for r in job.results if r.top]
+    assert sum(int(w["processed"]) for w in job.fleet.windows) == len(classified)
+    low = {r.photo for r in classified if float(r.top[0]["score"]) < 0.5}
+    captured = {c.photo: c for c in job.fleet.captured}
+    assert set(captured) == low
+    for photo in low:
+        item = captured[photo]
+        assert item.reason == "low-confidence" and item.path.is_file()
+        assert item.key.startswith("s3://") and "/captures/dev/" in item.key
+        assert item.path.read_bytes() == (job.out / "photos" / photo).read_bytes()
+    assert job.fleet.refused == []
+    page = job.report_html.read_text(encoding="utf-8")
+    assert "Device metrics" in page and "Captured for retraining" in page
+    assert page.count('class="card"') == len(job.results) + len(low)
