@@ -22,6 +22,12 @@ Measures, each in a fresh child process:
   of them. The inputs are hard links to one small ``.npy`` (``1x3x32x32``), so the folder is
   cheap to build; ``--backlog 0`` skips this part.
 
+With ``--watch`` (issue 15), instead: the component with its metrics windows and capture on vs
+off, paired in one child (rounds alternate off/on on each set, medians compared): capture at its
+worst, every input captured (``CaptureBelowConfidence`` 1.0) and sent through an uploader that
+drops the bytes (so the network is not measured), metrics windows each second; and the peak RSS
+of a child that runs them on vs one that runs them off. Target: on >= 0.97x off.
+
 Targets (from the issue): component >= 0.90x raw for .npy, >= 0.80x raw for 224-640 px JPEGs,
 peak memory <= 1.2x raw. Ends with a table and one JSON line. The model is exported once into
 ``bench/out/`` (gitignored); nothing is downloaded.
@@ -236,6 +242,70 @@ def child_component(args: argparse.Namespace) -> Dict[str, Any]:
     return {"sets": results}
 
 
+class DroppingUploader:
+    def put(self, key: str, body: bytes, content_type: str) -> None:
+        return
+
+
+def child_watch(args: argparse.Namespace) -> Dict[str, Any]:
+    """Metrics and capture off vs on, alternating, on the npy set and the first JPEG set."""
+    from edge_inference.capture import Capturer
+    from edge_inference.config import Config
+    from edge_inference.metrics import MetricsReporter
+    from edge_inference.model import load_model
+    from edge_inference.outbox import Outbox
+    from edge_inference.service import InferenceService
+    from edge_inference.spool import Spool
+
+    model_dir = Path(args.model_dir)
+    model = load_model(model_dir, args.runtime)
+    work = OUT / "work-watch"
+    modes = {"off": [False], "on": [True], "both": [False, True]}[args.watch_mode]
+
+    def run_set(folder: Path, watched: bool) -> float:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.copytree(folder, work / "input")
+        config = Config(
+            model_dir=model_dir, input_dir=work / "input", processed_dir=work / "processed",
+            failed_dir=work / "failed", runtime=args.runtime, settle_seconds=0.0,
+            poll_interval=0.01, capture_below_confidence=1.0, capture_bucket="bench-bucket",
+            capture_prefix="captures/bench/", metrics_interval=1.0,
+        )  # fmt: skip
+        metrics = capture = None
+        if watched:
+            metrics = MetricsReporter(
+                Outbox(work / "state" / "metrics"), CountingPublisher(), interval=1.0,
+                keep=1440, thing="bench", input_dir=config.input_dir,
+            )  # fmt: skip
+            capture = Capturer(
+                work / "state" / "captures", config, thing_name="bench",
+                uploader_factory=lambda bucket: DroppingUploader(),
+            )  # fmt: skip
+        publisher = CountingPublisher()
+        service = InferenceService(
+            config=config, model=model, spool=Spool(work / "state"), publisher=publisher,
+            stop=threading.Event(), metrics=metrics, capture=capture,
+        )  # fmt: skip
+        start = time.perf_counter()
+        service.run(once=True)
+        elapsed = time.perf_counter() - start
+        assert publisher.count == len(os.listdir(folder)), "not every input was processed"
+        if watched:
+            assert capture is not None and capture.store.ids() == [], "captures left unsent"
+        return publisher.count / elapsed
+
+    sets = json.loads(args.sets)
+    chosen = {name: Path(folder) for name, folder in list(sets.items())[:2]}
+    run_set(chosen["npy"], True)  # warm-up
+    rates: Dict[str, Dict[str, List[float]]] = {n: {"off": [], "on": []} for n in chosen}
+    for _ in range(args.rounds):
+        for name, folder in chosen.items():
+            for watched in modes:
+                rates[name]["on" if watched else "off"].append(run_set(folder, watched))
+    shutil.rmtree(work, ignore_errors=True)
+    return {"rates": rates}
+
+
 class NullRunner:
     """Stands in for the runtime: returns a fixed output at once (inference excluded)."""
 
@@ -322,12 +392,14 @@ def child_backlog(args: argparse.Namespace) -> Dict[str, Any]:
     return result
 
 
-def run_child(mode: str, args: argparse.Namespace, model_dir: Path, sets: Dict[str, Path]) -> Any:
+def run_child(
+    mode: str, args: argparse.Namespace, model_dir: Path, sets: Dict[str, Path], *extra: str
+) -> Any:
     command = [
         sys.executable, str(Path(__file__).resolve()), "--child", mode,
         "--runtime", args.runtime, "--images", str(args.images),
         "--model-dir", str(model_dir), "--sets", json.dumps({k: str(v) for k, v in sets.items()}),
-        "--backlog", str(args.backlog),
+        "--backlog", str(args.backlog), "--rounds", str(args.rounds), *extra,
     ]  # fmt: skip
     if not args.serial:
         command.append("--no-serial")
@@ -353,6 +425,35 @@ def peak_rss_mb() -> float:
 # -- report -----------------------------------------------------------------------------------
 
 
+def watch_report(
+    args: argparse.Namespace, model_dir: Path, sets: Dict[str, Path], started: float
+) -> None:
+    import statistics
+
+    paired = run_child("watch", args, model_dir, sets)
+    off = run_child("watch", args, model_dir, sets, "--watch-mode", "off")
+    on = run_child("watch", args, model_dir, sets, "--watch-mode", "on")
+    model_name = "VGG16 (ONNX Runtime)" if args.runtime == "onnx" else "tiny Neo model (DLR)"
+    print(f"\n{model_name}: metrics + capture (every input captured) on vs off, "
+          f"{args.images} inputs per set, {args.rounds} rounds, {os.cpu_count()} CPUs")  # fmt: skip
+    print(f"{'input set':<12}{'off img/s':>11}{'on img/s':>10}{'ratio':>8}{'target':>8}")
+    summary: Dict[str, Any] = {"runtime": args.runtime, "watch": {}}
+    ok = True
+    for name, rates in paired["rates"].items():
+        off_ips, on_ips = statistics.median(rates["off"]), statistics.median(rates["on"])
+        ratio = on_ips / off_ips
+        ok &= ratio >= 0.97
+        print(f"{name:<12}{off_ips:>11.2f}{on_ips:>10.2f}{ratio:>8.3f}{'>=0.97':>8}")
+        summary["watch"][name] = {"off_ips": off_ips, "on_ips": on_ips, "ratio": round(ratio, 3)}
+    extra = on["peak_rss_mb"] - off["peak_rss_mb"]
+    print(f"\npeak RSS: off {off['peak_rss_mb']:.0f} MB, on {on['peak_rss_mb']:.0f} MB "
+          f"(+{extra:.1f} MB)")  # fmt: skip
+    print(f"target met: {ok}   ({time.perf_counter() - started:.0f} s)")
+    summary.update(off_peak_rss_mb=off["peak_rss_mb"], on_peak_rss_mb=on["peak_rss_mb"],
+                   extra_rss_mb=round(extra, 1), target_met=ok)  # fmt: skip
+    print(json.dumps(summary))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runtime", choices=["onnx", "dlr"], default="onnx")
@@ -362,7 +463,12 @@ def main() -> None:
                         help="skip the run without the prefetch thread")  # fmt: skip
     parser.add_argument("--backlog", type=int, default=10_000,
                         help="files waiting for the overhead/RSS run (0 skips)")  # fmt: skip
-    parser.add_argument("--child", choices=["raw", "component", "backlog"], help=argparse.SUPPRESS)
+    parser.add_argument("--watch", action="store_true",
+                        help="metrics and capture on vs off instead (issue 15)")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=5, help="--watch: off/on rounds per set")
+    parser.add_argument("--watch-mode", default="both", help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["raw", "component", "backlog", "watch"],
+                        help=argparse.SUPPRESS)  # fmt: skip
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     parser.add_argument("--sets", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -371,7 +477,12 @@ def main() -> None:
         import logging
 
         logging.basicConfig(level=logging.WARNING)
-        children = {"raw": child_raw, "component": child_component, "backlog": child_backlog}
+        children = {
+            "raw": child_raw,
+            "component": child_component,
+            "backlog": child_backlog,
+            "watch": child_watch,
+        }
         result = children[args.child](args)
         result["peak_rss_mb"] = peak_rss_mb()
         print(json.dumps(result))
@@ -380,6 +491,9 @@ def main() -> None:
     started = time.perf_counter()
     model_dir = prepare_model(args.runtime)
     sets = prepare_inputs(args.images, [int(s) for s in args.sizes.split(",")])
+    if args.watch:
+        watch_report(args, model_dir, sets, started)
+        return
     raw = run_child("raw", args, model_dir, sets)
     component = run_child("component", args, model_dir, sets)
 

@@ -193,7 +193,9 @@ class CaptureStore:
         with self._lock:
             self._bytes += size
             self._counts["captured"] += 1
-        self._make_room()
+            over = self._bytes > self.max_bytes
+        if over:  # listing the folder costs: only when something must go
+            self._make_room()
         self.changed.set()
         return True
 
