@@ -48,6 +48,12 @@ LOW_CONFIDENCE = "LowConfidence"
 #: 1 per window a device published: its Sum over a period is device-windows reporting.
 DEVICES_REPORTING = "DevicesReporting"
 DROPPED_WINDOWS = "DroppedWindows"
+#: Capture (``Metrics.captured`` ...): inputs captured, dropped on the device (CaptureMaxMB, a
+#: full disk), uploaded, and waiting for upload at the window's end.
+CAPTURED = "Captured"
+CAPTURE_DROPPED = "CaptureDropped"
+CAPTURE_UPLOADED = "CaptureUploaded"
+CAPTURE_WAITING = "CaptureWaiting"
 
 #: name -> CloudWatch unit (botocore cloudwatch ``StandardUnit``).
 UNITS: Dict[str, str] = {
@@ -61,6 +67,10 @@ UNITS: Dict[str, str] = {
     LOW_CONFIDENCE: "Count",
     DEVICES_REPORTING: "Count",
     DROPPED_WINDOWS: "Count",
+    CAPTURED: "Count",
+    CAPTURE_DROPPED: "Count",
+    CAPTURE_UPLOADED: "Count",
+    CAPTURE_WAITING: "Count",
 }
 METRIC_NAMES: Tuple[str, ...] = tuple(UNITS)
 
@@ -131,6 +141,10 @@ def window_values(metrics: Metrics) -> List[Tuple[str, float]]:
         LOW_CONFIDENCE: sum(c.count for c in metrics.confidence if c.name == low),
         DEVICES_REPORTING: 1,
         DROPPED_WINDOWS: metrics.dropped_windows,
+        CAPTURED: metrics.captured,
+        CAPTURE_DROPPED: metrics.capture_dropped,
+        CAPTURE_UPLOADED: metrics.capture_uploaded,
+        CAPTURE_WAITING: metrics.capture_waiting,
     }
     return [(name, float(values[name])) for name in METRIC_NAMES]
 

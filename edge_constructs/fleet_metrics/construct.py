@@ -382,6 +382,18 @@ class FleetMetrics(Construct):
                 ),
             ],
             [
+                graph(
+                    "Captures per period (low confidence, failed, sampled)",
+                    [self.line(fm.CAPTURED, ring=r) for r in rings]
+                    + [self.line(fm.CAPTURE_UPLOADED, ring=r) for r in rings],
+                ),
+                graph(
+                    "Captures dropped on devices (CaptureMaxMB), waiting (max of devices)",
+                    [self.line(fm.CAPTURE_DROPPED, ring=r) for r in rings]
+                    + [self.line(fm.CAPTURE_WAITING, "Maximum", r) for r in rings],
+                ),
+            ],
+            [
                 cw.AlarmStatusWidget(
                     title="Alarms", alarms=list(self.alarms.values()), width=2 * width
                 )

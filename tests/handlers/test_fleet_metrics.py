@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
 
 from device_contract import fleet_metrics as fm
-from device_contract.messages import confidence_buckets
+from device_contract.messages import Metrics, confidence_buckets
 
 NOW = datetime.datetime(2026, 12, 4, 12, 0, tzinfo=datetime.timezone.utc)
 NAMESPACE = "EdgeAi/dev"
@@ -101,6 +101,8 @@ def test_a_window_becomes_every_metric_stage_wide_per_ring_and_per_model(cloudwa
     assert values[fm.DEVICES_REPORTING] == 1
     assert values[fm.DROPPED_WINDOWS] == 2
     assert values[fm.BACKLOG_OLDEST_SECONDS] == 12.5
+    # a window from a component without capture (the fields came later) counts none
+    assert values[fm.CAPTURED] == values[fm.CAPTURE_DROPPED] == values[fm.CAPTURE_WAITING] == 0
     assert stage[fm.LATENCY_P95]["Unit"] == "Milliseconds"
     assert stage[fm.PROCESSED]["Timestamp"] == datetime.datetime(
         2026, 12, 4, 11, 58, tzinfo=datetime.timezone.utc
@@ -108,7 +110,8 @@ def test_a_window_becomes_every_metric_stage_wide_per_ring_and_per_model(cloudwa
 
 
 def test_data_is_split_into_requests_of_at_most_the_chunk_size(cloudwatch: Any) -> None:
-    """30 datums in chunks of 8: 4 requests (the real limit, 1000, is the default)."""
+    """42 datums (14 metrics, three dimension sets) in chunks of 8: 6 requests (the real
+    limit, 1000, is the default)."""
     assert metrics_logic.MAX_DATUMS_PER_REQUEST == 1000
     sizes: list[int] = []
     cloudwatch.meta.events.register(
@@ -116,12 +119,12 @@ def test_data_is_split_into_requests_of_at_most_the_chunk_size(cloudwatch: Any) 
         lambda params, **_: sizes.append(len(params["MetricData"])),
     )
     with Stubber(cloudwatch) as stub:
-        for _ in range(4):
+        for _ in range(6):
             stub.add_response("put_metric_data", {})
         result = ingest(window(), cloudwatch, chunk_size=8)
         stub.assert_no_pending_responses()
-    assert sizes == [8, 8, 8, 6]
-    assert result["requests"] == 4
+    assert sizes == [8, 8, 8, 8, 8, 2]
+    assert result["requests"] == 6
 
 
 @pytest.mark.parametrize(
@@ -304,3 +307,14 @@ def test_the_groups_environment_parses_as_the_construct_writes_it() -> None:
         "EdgeAiDevJetsons": ("jetson", "fleet"),
         "EdgeAiDevJetsonsCanary": ("jetson", "canary"),
     }
+
+
+def test_a_windows_capture_counts_become_metrics() -> None:
+    raw = {k: v for k, v in window().items() if k != "topic_thing"}
+    message = Metrics.from_dict(
+        {**raw, "captured": 5, "capture_dropped": 2, "capture_uploaded": 4,
+         "capture_waiting": 9}
+    )  # fmt: skip
+    values = dict(fm.window_values(message))
+    assert (values[fm.CAPTURED], values[fm.CAPTURE_DROPPED]) == (5, 2)
+    assert (values[fm.CAPTURE_UPLOADED], values[fm.CAPTURE_WAITING]) == (4, 9)

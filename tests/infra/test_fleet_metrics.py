@@ -234,8 +234,12 @@ def test_the_dashboard_shows_each_asked_view(fleet: Template) -> None:
         "Backlog",
         "windows dropped",
         "Free disk",
+        "Captures per period",
+        "Captures dropped on devices",
     ):
         assert title in body
+    for metric in ("Captured", "CaptureUploaded", "CaptureDropped", "CaptureWaiting"):
+        assert f'\\"{metric}\\"' in body, metric  # capture volume (issue 15)
     assert "SEARCH('{EdgeAi/dev,Model}" in body
 
 
