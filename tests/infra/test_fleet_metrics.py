@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import device_contract
 from app_config import ConfigError, load_config
 from device_contract import fleet_metrics as fm
 from stacks.fleet_stack import FleetStack
-from tests.infra.conftest import CDK_JSON_CONTEXT
+from tests.infra.conftest import CDK_JSON_CONTEXT, REPO_ROOT
 
 
 def fleet_template(tmp_path: Path, **overrides: Any) -> Template:
@@ -271,3 +272,16 @@ def test_the_alarm_window_cloudwatch_refuses_is_refused_at_synth(
             ConfigError, match=r"alarm_evaluation_periods=.*CloudWatch allows at most"
         ):
             load_config(context, "dev")
+
+
+def test_the_readmes_dashboard_picture_is_the_one_the_stack_defines(dev: Any) -> None:
+    """docs/dashboard.svg is drawn from the synthesized dashboard (scripts/dashboard_picture.py):
+    a widget added, moved or renamed without redrawing it fails here."""
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    import dashboard_picture
+
+    drawn = dashboard_picture.render(dev.template_json("dev/Fleet"))
+    assert "Captures per period" in drawn and "Alarms" in drawn
+    assert (REPO_ROOT / "docs" / "dashboard.svg").read_text(encoding="utf-8") == drawn, (
+        "redraw it: python app.py && python scripts/dashboard_picture.py"
+    )
