@@ -231,8 +231,24 @@ class CaptureStore:
         with self._lock:
             self._counts[what] += 1
 
+    def _disk_bytes(self) -> int:
+        total = 0
+        try:
+            with os.scandir(self.folder) as entries:
+                for entry in entries:
+                    with contextlib.suppress(OSError):
+                        total += entry.stat(follow_symlinks=False).st_size
+        except OSError:
+            return 0
+        return total
+
     def _make_room(self) -> None:
-        """Drop the oldest captures until the folder holds at most ``max_bytes``."""
+        """Drop the oldest captures until the folder holds at most ``max_bytes``. The count is
+        first taken again from the disk: captures removed under the store (an operator's
+        ``rm -rf``, the folder deleted) must not count against the bound."""
+        actual = self._disk_bytes()
+        with self._lock:
+            self._bytes = actual
         dropped = 0
         for record_id in self.ids():
             if self.bytes <= self.max_bytes:

@@ -376,3 +376,21 @@ def capture_mod_latency() -> Any:
     from device_contract.messages import Latency
 
     return Latency(p50_ms=1.0, p95_ms=1.0, max_ms=1.0)
+
+
+def test_after_the_folder_is_deleted_new_captures_are_not_dropped_for_old_bytes(
+    tmp_path: Path,
+) -> None:
+    """The store's byte count must follow the disk: captures deleted from under it (an
+    operator's rm -rf) no longer count against CaptureMaxMB."""
+    source = tmp_path / "a.jpg"
+    source.write_bytes(bytes(400))
+    store = CaptureStore(tmp_path / "captures", max_bytes=1500)
+    store.open()
+    for i in range(2):
+        store.add(source, f"{i:04d}", {"input": "a.jpg"}, REASON_SAMPLE, T0)
+    shutil.rmtree(tmp_path / "captures")
+    for i in range(2, 4):
+        store.add(source, f"{i:04d}", {"input": "a.jpg"}, REASON_SAMPLE, T0)
+    assert store.ids() == ["0002", "0003"]
+    assert store.take_counts()["dropped"] == 0
