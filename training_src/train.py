@@ -266,6 +266,31 @@ def quantize_and_gate(args, class_names, data):
     quantize.enforce(report, args.max_int8_top1_drop)
 
 
+def write_baseline(args, model, class_names, data):
+    """The drift baseline (edge_training/baseline.py) into metadata.json: the model's top-1
+    confidence buckets and predicted classes on the whole validation set (the leader alone
+    writes, so it runs on every validation image, not a shard)."""
+    from edge_training import baseline
+
+    _, _, val_samples = data
+    class_to_index = {name: index for index, name in enumerate(class_names)}
+    loader = make_loader(
+        val_samples,
+        class_to_index,
+        eval_transform(args.input_shape, args.resize_shorter),
+        args,
+        shuffle=False,
+    )
+    device = next(model.parameters()).device
+    record = baseline.compute(model, loader, class_names, device)
+    baseline.record_in_metadata(os.path.join(args.output_data_dir, METADATA_FILE), record)
+    LOGGER.info(
+        "drift baseline: %d validation images, top-1 confidence buckets %s",
+        record["images"],
+        record["confidence"],
+    )
+
+
 def run(args, topology=SINGLE):
     seed_everything(args.seed)
     check_int8_inputs(args)
@@ -290,6 +315,10 @@ def run(args, topology=SINGLE):
             args.output_data_dir,
             args.export_onnx,
         )
+        if data is not None and data[2]:
+            write_baseline(args, model, class_names, data)
+        else:
+            LOGGER.warning("no validation images: metadata.json gets no drift baseline")
     if args.quantize == "int8":
         quantize_and_gate(args, class_names, data)
     LOGGER.info("wrote %s", args.model_dir)
