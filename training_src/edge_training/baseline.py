@@ -1,9 +1,9 @@
 """The drift baseline: what the trained model's answers look like on its validation set.
 
-Written into ``metadata.json`` under ``"baseline"``; packaging carries it into the model package
-and into the artifact bucket (``baselines/<model_id>.json``), where the fleet-metrics Lambda
-reads it to publish, beside each window's observed top-1 confidence buckets, the counts the
-baseline expects (docs/OBSERVABILITY.md, "Drift"). The record:
+Written into ``metadata.json`` (the job's output data, beside ``model.onnx``) under
+``"baseline"``. What is built so far is this record only: the packaging step does not carry it
+into the model package yet, and no alarm compares the fleet with it (issue 15's drift alarm is
+open; the low-confidence-rate alarm is the fleet's drift signal until then). The record:
 
 ``{"images": N, "confidence_edges": [...], "confidence": {bucket: count},
 "classes": {label: count}}``: counts of the validation images by top-1 confidence bucket (every
