@@ -323,11 +323,11 @@ class FleetMetrics(Construct):
         rings = self.rings
 
         def graph(
-            title: str, lines: list[cw.IMetric], alarm_at: float | None = None
+            title: str, lines: Sequence[cw.IMetric], alarm_at: float | None = None
         ) -> cw.GraphWidget:
             annotations = [_line(alarm_at, "alarm")] if alarm_at is not None else None
             return cw.GraphWidget(
-                title=title, left=lines, left_annotations=annotations, width=width
+                title=title, left=list(lines), left_annotations=annotations, width=width
             )
 
         widgets: list[list[cw.IWidget]] = [
