@@ -17,4 +17,4 @@ beside ``edge_inference/`` (``edge_constructs/bundles.py`` ``build_source_zip``)
 """
 
 #: Modules the device never imports; the inference component's zip leaves them out.
-CLOUD_ONLY = ("fleet_metrics.py",)
+CLOUD_ONLY = ("fleet_metrics.py", "drift.py")
