@@ -101,6 +101,7 @@ def add_stage(app: cdk.App, config: PipelineConfig, env: cdk.Environment | None)
         stage,
         "Fleet",
         config=config,
+        bucket=artifacts.bucket,
         stack_name=f"{name}-fleet",
         description="Edge AI pipeline: fleet metrics (IoT rule to CloudWatch), dashboard, alarms",
     )

@@ -86,23 +86,27 @@ def parse_fleet_alarms(values: Mapping[str, Any]) -> FleetAlarmsConfig:
     a period of less than one hour (3,600 seconds), the total evaluation period can't be longer
     than one day (86,400 seconds)" (botocore ``cloudwatch/2010-08-01``, PutMetricAlarm
     ``Period``): CloudFormation would refuse the alarm at deploy time."""
-    period = values["alarm_period_minutes"] * 60
     count = values["alarm_evaluation_periods"]
-    limit = 604_800 if period >= 3_600 else 86_400
-    if period * count > limit:
-        raise ConfigError(
-            "alarm_evaluation_periods",
-            count,
-            f"{count} periods of alarm_period_minutes={values['alarm_period_minutes']} is "
-            f"{period * count} s; CloudWatch allows at most {limit} s "
-            + ("(7 days)" if limit == 604_800 else "(1 day, for a period under an hour)"),
-        )
+    for period_key in ("alarm_period_minutes", "alarm_drift_period_minutes"):
+        period = values[period_key] * 60
+        limit = 604_800 if period >= 3_600 else 86_400
+        if period * count > limit:
+            raise ConfigError(
+                "alarm_evaluation_periods",
+                count,
+                f"{count} periods of {period_key}={values[period_key]} is "
+                f"{period * count} s; CloudWatch allows at most {limit} s "
+                + ("(7 days)" if limit == 604_800 else "(1 day, for a period under an hour)"),
+            )
     return FleetAlarmsConfig(
         failure_rate_percent=values["alarm_failure_rate_percent"],
         latency_p95_ms=values["alarm_latency_p95_ms"],
         low_confidence_percent=values["alarm_low_confidence_percent"],
         period_minutes=values["alarm_period_minutes"],
         evaluation_periods=count,
+        drift_psi_hundredths=values["alarm_drift_psi_hundredths"],
+        drift_min_results=values["alarm_drift_min_results"],
+        drift_period_minutes=values["alarm_drift_period_minutes"],
     )
 
 

@@ -12,7 +12,7 @@ One module for every side that names it (``STYLE.md``, "one place per change"):
   imported: "Export ... cannot be updated as it is in use by ...");
 * the fleet-metrics Lambda reads the baseline of each window's model and publishes, per class
   and ring, the window's results by confidence bucket (:data:`OBSERVED`) beside what the
-  baseline expected for as many results (:data:`EXPECTED`: results × the baseline's share of
+  baseline expected for as many results (:data:`EXPECTED`: results x the baseline's share of
   the bucket). Both are sums, so a period's totals stay right when a ring runs several models
   at once (a canary rollout): the expectation is then the mixture of their baselines;
 * the drift alarm is the population stability index (PSI) of the period's observed shares
@@ -167,12 +167,13 @@ def psi(observed: Sequence[float], expected: Sequence[float]) -> Optional[float]
     return value
 
 
-def metric_ids(count: int) -> Tuple[List[str], List[str]]:
-    """The expression's ids of the observed and expected metrics: ``o0..``, ``e0..``."""
-    return [f"o{i}" for i in range(count)], [f"e{i}" for i in range(count)]
+def metric_ids(count: int, suffix: str = "") -> Tuple[List[str], List[str]]:
+    """The expression's ids of the observed and expected metrics: ``o0..``, ``e0..`` (plus
+    ``suffix``, so that several rings' expressions can share one graph)."""
+    return [f"o{i}{suffix}" for i in range(count)], [f"e{i}{suffix}" for i in range(count)]
 
 
-def psi_expression(count: int, min_results: int) -> str:
+def psi_expression(count: int, min_results: int, suffix: str = "") -> str:
     """:func:`psi` as a CloudWatch metric-math expression over ``o0..`` and ``e0..`` (each the
     period's Sum of one bucket), 0 while the period has fewer than ``min_results`` results.
 
@@ -184,7 +185,7 @@ def psi_expression(count: int, min_results: int) -> str:
     metrics" (User Guide, "Limits that apply to alarms based on metric math expressions"):
     four buckets make eight.
     """
-    o, e = metric_ids(count)
+    o, e = metric_ids(count, suffix)
     total_o = "(" + " + ".join(o) + ")"
     total_e = "(" + " + ".join(e) + ")"
     terms = [

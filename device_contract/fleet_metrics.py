@@ -79,11 +79,14 @@ FAILURE_RATE_ALARM = "failure-rate"
 LATENCY_ALARM = "latency-p95"
 NO_DEVICES_ALARM = "no-devices-reporting"
 LOW_CONFIDENCE_ALARM = "low-confidence-rate"
+#: PSI of the ring's confidence buckets against the training baseline (device_contract.drift).
+DRIFT_ALARM = "drift"
 ALARM_KINDS: Tuple[str, ...] = (
     FAILURE_RATE_ALARM,
     LATENCY_ALARM,
     NO_DEVICES_ALARM,
     LOW_CONFIDENCE_ALARM,
+    DRIFT_ALARM,
 )
 
 

@@ -85,6 +85,11 @@ class FleetAlarmsConfig:
     low_confidence_percent: alarm past this share of results in the lowest confidence bucket.
     period_minutes: the period each alarm evaluates.
     evaluation_periods: periods in a row past the threshold before ALARM.
+    drift_psi_hundredths: the drift alarm's threshold, the population stability index of the
+        fleet's top-1 confidence buckets against the training baseline, in hundredths (25:
+        PSI 0.25, the usual rule's "significant shift"; 0.1 to 0.25 is "moderate").
+    drift_min_results: a drift period with fewer results counts as PSI 0 (too few to tell).
+    drift_period_minutes: the period the drift alarm evaluates (longer: drift needs results).
     """
 
     failure_rate_percent: int = 5
@@ -92,6 +97,13 @@ class FleetAlarmsConfig:
     low_confidence_percent: int = 30
     period_minutes: int = 5
     evaluation_periods: int = 3
+    drift_psi_hundredths: int = 25
+    drift_min_results: int = 200
+    drift_period_minutes: int = 60
+
+    @property
+    def drift_psi(self) -> float:
+        return self.drift_psi_hundredths / 100
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,9 @@
 
 A stack of its own: it depends on no model build, so a dashboard or threshold change never
 touches the pipeline, and the pipeline's updates never touch the alarms that gate promotion.
+It reads the artifact bucket's name from the artifacts stack (a name that never changes): the
+drift baselines are read from the bucket at run time, by model id, not imported from the
+pipeline stack, whose every training run would change them (``device_contract.drift``).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from app_config import PipelineConfig
@@ -28,7 +32,15 @@ def rings_of(config: PipelineConfig) -> list[Ring]:
 
 
 class FleetStack(Stack):
-    def __init__(self, scope: Construct, id_: str, *, config: PipelineConfig, **kwargs: Any):
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        config: PipelineConfig,
+        bucket: s3.IBucket,
+        **kwargs: Any,
+    ):
         super().__init__(scope, id_, **kwargs)
         self.metrics = FleetMetrics(
             self,
@@ -38,6 +50,7 @@ class FleetStack(Stack):
             topic_prefix=config.publish_topic_prefix,
             rings=rings_of(config),
             alarms=config.fleet_alarms,
+            bucket=bucket,
             log_retention=retention_days(config.log_retention_days),
         )
         CfnOutput(self, "MetricsNamespace", value=self.metrics.namespace)

@@ -20,18 +20,21 @@ from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_iot as iot
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 import device_contract
+from device_contract import drift, topics
 from device_contract import fleet_metrics as fm
-from device_contract import topics
+from device_contract.messages import confidence_buckets
 from edge_constructs.lambda_function import PythonFunction
-from edge_constructs.nag import acknowledge_wildcards
+from edge_constructs.nag import S3_OBJECT_ACTIONS, acknowledge_wildcards, resource_ending
 from edge_constructs.props import FleetAlarmsConfig
 
 RUNTIME_DIR = Path(__file__).parent / "runtime"
 NAMESPACE_ENV = "METRICS_NAMESPACE"  # metrics_handler.NAMESPACE_ENV (a test checks they agree)
 GROUPS_ENV = "THING_GROUPS"  # metrics_handler.GROUPS_ENV (same test)
+BASELINES_BUCKET_ENV = "BASELINES_BUCKET"  # metrics_handler.BASELINES_BUCKET_ENV (same test)
 
 
 class Ring(NamedTuple):
@@ -65,6 +68,8 @@ class FleetMetrics(Construct):
         rings: every class's rings with their thing groups; each gets its alarms and its lines
             on the dashboard.
         alarms: the alarms' thresholds and periods.
+        bucket: the artifact bucket; the Lambda reads the drift baselines in it
+            (``device_contract.drift``: ``fleet/baselines/``, nothing else).
         log_retention: retention of the Lambda's and the rule's error logs.
     """
 
@@ -78,6 +83,7 @@ class FleetMetrics(Construct):
         topic_prefix: str,
         rings: Sequence[Ring],
         alarms: FleetAlarmsConfig,
+        bucket: s3.IBucket,
         log_retention: logs.RetentionDays,
     ) -> None:
         super().__init__(scope, id_)
@@ -99,8 +105,12 @@ class FleetMetrics(Construct):
             environment={
                 NAMESPACE_ENV: self.namespace,
                 GROUPS_ENV: json.dumps(groups, sort_keys=True, separators=(",", ":")),
+                BASELINES_BUCKET_ENV: bucket.bucket_name,
             },
         )
+        # The drift baselines: read only (GetObject; ListBucket on the prefix, so a model with
+        # no baseline answers NoSuchKey, not AccessDenied: botocore s3 GetObject documentation).
+        bucket.grant_read(self.handler.role, f"{drift.PREFIX}*")
         # A window counts for the class and ring of its thing's group: ListThingGroupsForThing
         # on the thing (Service Authorization Reference, AWS IoT: resource type "thing").
         stack = Stack.of(self)
@@ -129,6 +139,8 @@ class FleetMetrics(Construct):
             [
                 "Resource::*",
                 "Resource::arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:thing/*",
+                *S3_OBJECT_ACTIONS,
+                resource_ending(f"/{drift.PREFIX}*"),
             ],
         )
 
@@ -231,6 +243,46 @@ class FleetMetrics(Construct):
             period=Duration.minutes(self.config.period_minutes),
         )
 
+    def drift_psi(self, ring: Ring, ids: str = "") -> cw.MathExpression:
+        """The PSI of one ring's confidence buckets against what its models' baselines expected,
+        over the drift period (``device_contract.drift.psi_expression``)."""
+        buckets = confidence_buckets()
+        observed, expected = drift.metric_ids(len(buckets), ids)
+        period = Duration.minutes(self.config.drift_period_minutes)
+        using: dict[str, cw.IMetric] = {}
+        for bucket, o_id, e_id in zip(buckets, observed, expected):
+            for metric_id, name in ((o_id, drift.OBSERVED), (e_id, drift.EXPECTED)):
+                using[metric_id] = cw.Metric(
+                    namespace=self.namespace,
+                    metric_name=name,
+                    statistic="Sum",
+                    period=period,
+                    dimensions_map={
+                        d["Name"]: d["Value"]
+                        for d in drift.bucket_dimensions(ring.device_class, ring.ring, bucket)
+                    },
+                )
+        return cw.MathExpression(
+            expression=drift.psi_expression(len(buckets), self.config.drift_min_results, ids),
+            using_metrics=using,
+            label=_label("drift (PSI vs training)", ring),
+            period=period,
+        )
+
+    def bucket_line(self, ring: Ring, bucket: str) -> cw.Metric:
+        """One ring's results in one confidence bucket (what the drift alarm compares)."""
+        return cw.Metric(
+            namespace=self.namespace,
+            metric_name=drift.OBSERVED,
+            statistic="Sum",
+            period=Duration.minutes(self.config.drift_period_minutes),
+            dimensions_map={
+                d["Name"]: d["Value"]
+                for d in drift.bucket_dimensions(ring.device_class, ring.ring, bucket)
+            },
+            label=f"{ring.device_class} {ring.ring} {bucket}",
+        )
+
     def _per_model(self, name: str, statistic: str) -> cw.MathExpression:
         """One line per model id: a search expression over the Model dimension."""
         period = self.config.period_minutes * 60
@@ -289,6 +341,18 @@ class FleetMetrics(Construct):
                 f"in {fm.low_confidence_bucket()} (drift, or inputs the model finds hard)",
             ),
         }
+        specs[fm.DRIFT_ALARM] = (
+            self.drift_psi(ring),
+            config.drift_psi,
+            cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            # No baseline (a brought model) or no results: nothing to compare.
+            cw.TreatMissingData.NOT_BREACHING,
+            f"the top-1 confidence buckets moved from the training baseline's (PSI over "
+            f"{config.drift_psi:g}, with at least {config.drift_min_results} results)",
+        )
+        period_minutes = (
+            config.drift_period_minutes if kind == fm.DRIFT_ALARM else config.period_minutes
+        )
         metric, threshold, operator, missing, what = specs[kind]
         alarm = cw.Alarm(
             self,
@@ -299,7 +363,7 @@ class FleetMetrics(Construct):
             alarm_name=fm.alarm_name(self.name_prefix, ring.device_class, ring.ring, kind),
             alarm_description=f"{ring.device_class} {ring.ring} ring (thing group "
             f"{ring.thing_group}): {what}, {evaluation} periods of "
-            f"{config.period_minutes} min in a row (namespace {self.namespace})",
+            f"{period_minutes} min in a row (namespace {self.namespace})",
             metric=metric,
             threshold=threshold,
             comparison_operator=operator,
@@ -391,6 +455,18 @@ class FleetMetrics(Construct):
                     "Captures dropped on devices (CaptureMaxMB), waiting (max of devices)",
                     [self.line(fm.CAPTURE_DROPPED, ring=r) for r in rings]
                     + [self.line(fm.CAPTURE_WAITING, "Maximum", r) for r in rings],
+                ),
+            ],
+            [
+                graph(
+                    f"Drift: PSI of top-1 confidence vs training baseline "
+                    f"({config.drift_period_minutes} min)",
+                    [self.drift_psi(r, f"_{n}") for n, r in enumerate(rings)],
+                    config.drift_psi,
+                ),
+                graph(
+                    "Results by top-1 confidence bucket (observed)",
+                    [self.bucket_line(r, bucket) for r in rings for bucket in confidence_buckets()],
                 ),
             ],
             [

@@ -12,6 +12,7 @@ raised (retried), not swallowed.
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 from typing import Any
 
@@ -195,9 +196,11 @@ def test_handler_reads_the_namespace_from_its_environment(
 
     assert construct.NAMESPACE_ENV == metrics_handler.NAMESPACE_ENV
     assert construct.GROUPS_ENV == metrics_handler.GROUPS_ENV
+    assert construct.BASELINES_BUCKET_ENV == metrics_handler.BASELINES_BUCKET_ENV
     monkeypatch.setenv(metrics_handler.NAMESPACE_ENV, "EdgeAi/prod")
     monkeypatch.setattr(metrics_handler, "cloudwatch_client", lambda: cloudwatch)
     monkeypatch.setattr(metrics_handler, "placements", lambda: lambda thing: ("a", "fleet"))
+    monkeypatch.setattr(metrics_handler, "baselines", lambda: metrics_logic.no_baselines)
     window_now = datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
     with Stubber(cloudwatch) as stub:
         stub.add_response("put_metric_data", {}, {"Namespace": "EdgeAi/prod", "MetricData": ANY})
@@ -318,3 +321,119 @@ def test_a_windows_capture_counts_become_metrics() -> None:
     values = dict(fm.window_values(message))
     assert (values[fm.CAPTURED], values[fm.CAPTURE_DROPPED]) == (5, 2)
     assert (values[fm.CAPTURE_UPLOADED], values[fm.CAPTURE_WAITING]) == (4, 9)
+
+
+# ------------------------------------------------------------------ drift (device_contract.drift)
+MODEL = "vgg16-0123456789ab"
+RECORD = {
+    "images": 200,
+    "confidence_edges": [0.0, 0.5, 0.7, 0.9],
+    "confidence": {"0-0.5": 10, "0.5-0.7": 10, "0.7-0.9": 40, "0.9-1": 140},
+    "classes": {"cat": 120, "dog": 80},
+}
+
+
+def put_baseline(s3: Any, bucket: str, model: str = MODEL, record: Any = RECORD) -> None:
+    from device_contract import drift
+
+    body = json.dumps(drift.document(model, record, "s3://b/training/out/output.tar.gz"))
+    s3.put_object(Bucket=bucket, Key=drift.baseline_key(model), Body=body.encode())
+
+
+def drift_data(cloudwatch: Any, event: Any, **kwargs: Any) -> tuple[dict[str, Any], list[Any]]:
+    captured: list[dict[str, Any]] = []
+    cloudwatch.meta.events.register(
+        "provide-client-params.cloudwatch.PutMetricData",
+        lambda params, **_: captured.append(params),
+    )
+    with Stubber(cloudwatch) as stub:
+        stub.add_response("put_metric_data", {}, {"Namespace": NAMESPACE, "MetricData": ANY})
+        result = ingest(event, cloudwatch, **kwargs)
+        stub.assert_no_pending_responses()
+    data = [d for call in captured for d in call["MetricData"]]
+    return result, [d for d in data if d["MetricName"].startswith("Drift")]
+
+
+def test_a_ring_windows_results_by_bucket_go_beside_what_the_baseline_expected(
+    cloudwatch: Any, s3: Any
+) -> None:
+    """Observed counts and expected counts (results x the baseline's share) per bucket, with
+    Class, Ring and Bucket: sums, so a period's totals stay right across devices and models."""
+    s3.create_bucket(Bucket="art", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    put_baseline(s3, "art")
+    baselines = metrics_logic.Baselines(s3, "art", Clock())
+    result, data = drift_data(
+        cloudwatch, window(), placement=lambda thing: ("jetson", "canary"), baseline=baselines
+    )
+    assert result["drift"] is True
+    observed = {
+        d["Dimensions"][2]["Value"]: d["Value"] for d in data if d["MetricName"] == "DriftObserved"
+    }
+    expected = {
+        d["Dimensions"][2]["Value"]: d["Value"] for d in data if d["MetricName"] == "DriftExpected"
+    }
+    # window(): 7, 3, 10, 20 results per bucket; the baseline: 5%, 5%, 20%, 70%.
+    assert observed == {"0-0.5": 7, "0.5-0.7": 3, "0.7-0.9": 10, "0.9-1": 20}
+    assert expected == pytest.approx({"0-0.5": 2.0, "0.5-0.7": 2.0, "0.7-0.9": 8.0, "0.9-1": 28.0})
+    assert {tuple(x["Value"] for x in d["Dimensions"][:2]) for d in data} == {("jetson", "canary")}
+
+
+def test_a_model_with_no_baseline_gets_no_drift_and_keeps_its_other_metrics(
+    cloudwatch: Any, s3: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """NoSuchKey (a brought model, or no validation images): the window's other metrics are
+    put as always, and the missing baseline is not asked again within the TTL."""
+    s3.create_bucket(Bucket="art", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    calls: list[str] = []
+    s3.meta.events.register("before-call.s3.GetObject", lambda **_: calls.append("get"))
+    clock = Clock()
+    baselines = metrics_logic.Baselines(s3, "art", clock)
+    with caplog.at_level(logging.INFO):
+        result, data = drift_data(
+            cloudwatch, window(), placement=lambda thing: ("a", "fleet"), baseline=baselines
+        )
+    assert result["status"] == "put" and result["drift"] is False and data == []
+    assert "has no drift baseline (NoSuchKey)" in caplog.text
+    assert baselines(MODEL) is None and calls == ["get"]  # cached as missing
+    put_baseline(s3, "art")
+    clock.now += metrics_logic.MISSING_BASELINE_TTL
+    assert baselines(MODEL) is not None and calls == ["get", "get"]  # asked again after the TTL
+
+
+def test_a_thing_in_none_of_the_stages_rings_gets_no_drift(cloudwatch: Any, s3: Any) -> None:
+    s3.create_bucket(Bucket="art", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    put_baseline(s3, "art")
+    baselines = metrics_logic.Baselines(s3, "art", Clock())
+    result, data = drift_data(cloudwatch, window(), baseline=baselines)
+    assert result["class"] == fm.UNASSIGNED and data == []
+
+
+@pytest.mark.parametrize(
+    "record, why",
+    [
+        ({**RECORD, "confidence_edges": [0.0, 0.6, 0.8, 0.95]}, "not the device's"),
+        ({**RECORD, "confidence": {**RECORD["confidence"], "0.9-1": -1}}, "is -1"),
+        ({**RECORD, "confidence": {k: 0 for k in RECORD["confidence"]}}, "counts no"),
+    ],
+)
+def test_a_baseline_the_fleet_cannot_compare_with_is_left_out_with_the_reason(
+    s3: Any, record: Any, why: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from device_contract import drift
+
+    s3.create_bucket(Bucket="art", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    body = json.dumps({"model": MODEL, "source": "x", "baseline": record})
+    s3.put_object(Bucket="art", Key=drift.baseline_key(MODEL), Body=body.encode())
+    with caplog.at_level(logging.WARNING):
+        assert metrics_logic.Baselines(s3, "art", Clock())(MODEL) is None
+    assert why in caplog.text
+
+
+def test_a_baseline_read_that_fails_is_not_raised(cloudwatch: Any, s3: Any) -> None:
+    """A read of the baseline that fails (here: no such bucket) leaves drift out of that window
+    and never raises: raising would make Lambda retry a window whose other datums are put."""
+    baselines = metrics_logic.Baselines(s3, "no-such-bucket-here", Clock())
+    result, data = drift_data(
+        cloudwatch, window(), placement=lambda thing: ("a", "fleet"), baseline=baselines
+    )
+    assert result["status"] == "put" and data == []

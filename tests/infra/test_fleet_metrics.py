@@ -15,6 +15,7 @@ from aws_cdk.assertions import Capture, Match, Template
 import device_contract
 from app_config import ConfigError, load_config
 from device_contract import fleet_metrics as fm
+from stacks.artifact_stack import ArtifactStack
 from stacks.fleet_stack import FleetStack
 from tests.infra.conftest import CDK_JSON_CONTEXT, REPO_ROOT
 
@@ -23,7 +24,8 @@ def fleet_template(tmp_path: Path, **overrides: Any) -> Template:
     """Only the fleet stack, for a configuration with ``overrides`` (as ``-c key=value``)."""
     config = load_config({**CDK_JSON_CONTEXT, **overrides}, "dev")
     app = cdk.App(outdir=str(tmp_path))
-    stack = FleetStack(app, "Fleet", config=config)
+    artifacts = ArtifactStack(app, "Artifacts", config=config)
+    stack = FleetStack(app, "Fleet", config=config, bucket=artifacts.bucket)
     return Template.from_stack(stack)
 
 
@@ -47,7 +49,12 @@ def test_the_rule_takes_the_thing_from_the_topic_and_invokes_the_lambda(fleet: T
         },
     )
     functions = fleet.find_resources("AWS::Lambda::Function")
-    assert functions[function.as_string()]["Properties"]["Environment"]["Variables"] == {
+    variables = functions[function.as_string()]["Properties"]["Environment"]["Variables"]
+    # The artifact bucket's name, from the artifacts stack (the drift baselines are in it).
+    assert variables.pop("BASELINES_BUCKET")["Fn::GetStackOutput"]["StackName"] == (
+        "edge-ai-dev-artifacts"
+    )
+    assert variables == {
         "METRICS_NAMESPACE": "EdgeAi/dev",
         "THING_GROUPS": '{"EdgeAiDevCoreDevices":["default","fleet"]}',
     }
@@ -186,6 +193,8 @@ def test_thresholds_and_periods_come_from_the_configuration(tmp_path: Path) -> N
         alarm_low_confidence_percent="40",
         alarm_period_minutes="10",
         alarm_evaluation_periods="2",
+        alarm_drift_psi_hundredths="15",
+        alarm_drift_period_minutes="120",
     )
     alarms = template.find_resources("AWS::CloudWatch::Alarm")
     by_name = {a["Properties"]["AlarmName"]: a["Properties"] for a in alarms.values()}
@@ -195,8 +204,13 @@ def test_thresholds_and_periods_come_from_the_configuration(tmp_path: Path) -> N
         fm.LATENCY_ALARM: 750,
         fm.NO_DEVICES_ALARM: 1,
         fm.LOW_CONFIDENCE_ALARM: 40,
+        fm.DRIFT_ALARM: 0.15,
     }
     assert {p["EvaluationPeriods"] for p in by_name.values()} == {2}
+    drift_alarm = by_name[fm.alarm_name("edge-ai-dev", "default", "fleet", fm.DRIFT_ALARM)]
+    assert {q["MetricStat"]["Period"] for q in drift_alarm["Metrics"] if "MetricStat" in q} == {
+        7200
+    }
     latency = by_name[fm.alarm_name("edge-ai-dev", "default", "fleet", fm.LATENCY_ALARM)]
     assert latency["Period"] == 600 and latency["Statistic"] == "Maximum"
 
@@ -285,3 +299,108 @@ def test_the_readmes_dashboard_picture_is_the_one_the_stack_defines(dev: Any) ->
     assert (REPO_ROOT / "docs" / "dashboard.svg").read_text(encoding="utf-8") == drawn, (
         "redraw it: python app.py && python scripts/dashboard_picture.py"
     )
+
+
+# ------------------------------------------------------------------ drift (device_contract.drift)
+def evaluate(expression: str, values: dict[str, float]) -> float:
+    """The alarm's metric-math expression on one period's sums, the way CloudWatch reads it
+    (User Guide, "Using metric math"): ``IF(c, a, b)``, ``LOG`` the natural logarithm, and a
+    division by zero drops the point (here: NaN, which the IF's false branch replaces)."""
+    import ast
+
+    import numpy as np
+
+    tree = ast.parse(expression.replace("IF(", "_if(").replace("LOG(", "_log("), mode="eval")
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    assert names <= {"_if", "_log", *values}, names - {"_if", "_log", *values}
+    scope = {k: np.float64(v) for k, v in values.items()}
+    scope.update(_if=lambda c, a, b: a if c else b, _log=np.log)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(eval(compile(tree, "<alarm>", "eval"), {"__builtins__": {}}, scope))
+
+
+def drift_alarm(template: Template, ring: str = "fleet") -> dict[str, Any]:
+    name = fm.alarm_name("edge-ai-dev", "default", ring, fm.DRIFT_ALARM)
+    return alarms_by_name(template)[name]["Properties"]  # type: ignore[no-any-return]
+
+
+def test_the_drift_alarm_is_the_psi_of_the_rings_buckets_against_their_baselines(
+    fleet: Template,
+) -> None:
+    """Eight metrics (observed and expected, per bucket) with the ring's Class and Ring, Sum over
+    the drift period, and an expression that computes what drift.psi computes: within the 10
+    metrics an alarm may reference (User Guide, "Limits that apply to alarms based on metric
+    math expressions") and botocore's 2048-character ``MetricExpression``."""
+    from device_contract import drift
+    from device_contract.messages import confidence_buckets
+
+    props = drift_alarm(fleet)
+    assert props["Threshold"] == 0.25 and props["TreatMissingData"] == "notBreaching"
+    stats = {q["Id"]: q["MetricStat"] for q in props["Metrics"] if "MetricStat" in q}
+    (expression,) = [q["Expression"] for q in props["Metrics"] if "Expression" in q]
+    assert len(stats) == 8 <= 10 and len(expression) <= 2048
+    for index, bucket in enumerate(confidence_buckets()):
+        for prefix, name in (("o", drift.OBSERVED), ("e", drift.EXPECTED)):
+            stat = stats[f"{prefix}{index}"]
+            assert stat["Metric"]["MetricName"] == name
+            assert stat["Metric"]["Dimensions"] == [
+                {"Name": "Bucket", "Value": bucket},
+                {"Name": "Class", "Value": "default"},
+                {"Name": "Ring", "Value": "fleet"},
+            ] or sorted(stat["Metric"]["Dimensions"], key=lambda d: d["Name"]) == [
+                {"Name": "Bucket", "Value": bucket},
+                {"Name": "Class", "Value": "default"},
+                {"Name": "Ring", "Value": "fleet"},
+            ]
+            assert (stat["Stat"], stat["Period"]) == ("Sum", 3600)
+    baseline = [10.0, 10.0, 40.0, 140.0]  # 5%, 5%, 20%, 70% of 200 results
+    cases = {
+        "as trained": [10.0, 10.0, 40.0, 140.0],
+        "a little off": [14.0, 12.0, 40.0, 134.0],
+        "shifted to low confidence": [90.0, 40.0, 40.0, 30.0],
+    }
+    for what, observed in cases.items():
+        values = {f"o{i}": v for i, v in enumerate(observed)}
+        values.update({f"e{i}": v for i, v in enumerate(baseline)})
+        psi = drift.psi(observed, baseline)
+        assert evaluate(expression, values) == pytest.approx(psi), what
+    assert drift.psi(cases["as trained"], baseline) == 0
+    assert drift.psi(cases["a little off"], baseline) < 0.25  # no alarm
+    assert drift.psi(cases["shifted to low confidence"], baseline) > 0.25  # alarm
+    too_few = {f"o{i}": v / 10 for i, v in enumerate(cases["shifted to low confidence"])}
+    too_few.update({f"e{i}": v / 10 for i, v in enumerate(baseline)})
+    assert evaluate(expression, too_few) == 0  # 20 results < alarm_drift_min_results (200)
+    empty = {f"{p}{i}": 0.0 for p in "oe" for i in range(4)}
+    assert evaluate(expression, empty) == 0
+
+
+def test_the_lambda_reads_the_drift_baselines_and_nothing_else_of_the_bucket(
+    fleet: Template,
+) -> None:
+    """s3 actions of the ingestion Lambda's role: read only, on fleet/baselines/ only."""
+    from device_contract import drift
+
+    policies = fleet.find_resources("AWS::IAM::Policy")
+    s3_statements = [
+        statement
+        for policy in policies.values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if any(str(a).startswith("s3:") for a in _as_list(statement["Action"]))
+    ]
+    assert s3_statements
+    for statement in s3_statements:
+        actions = _as_list(statement["Action"])
+        assert not any(a.startswith(("s3:Put", "s3:Delete")) for a in actions), actions
+        for resource in _as_list(statement["Resource"]):
+            # the bucket itself (ListBucket: NoSuchKey for a model with no baseline), or the
+            # objects under fleet/baselines/
+            if "Fn::GetStackOutput" in resource:
+                assert resource["Fn::GetStackOutput"]["OutputName"].startswith(
+                    "PublishOutputFnGetAttArtifactBucketArn"
+                )
+            else:
+                assert resource["Fn::Join"][1][-1] == f"/{drift.PREFIX}*", resource
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]

@@ -34,6 +34,14 @@ thing in none of the stage's groups counts as class and ring ``-`` (``UNASSIGNED
 that no longer exists (``ResourceNotFoundException``) too. Any other error of the lookup
 (throttling, access denied) is raised: Lambda retries.
 
+Drift (``device_contract.drift``): a window of a thing in one of the stage's rings, whose model
+has a baseline (``fleet/baselines/<model id>.json`` in the artifact bucket, written by the
+pipeline's ``Custom::DriftBaseline``), also gets its results per confidence bucket and what the
+baseline expected there (:class:`Baselines` reads and caches them). A window whose baseline
+cannot be read gets no drift datums; its other metrics are put as always. The baseline is read
+before anything is put, so a failure there can never make Lambda retry a window whose other
+datums were already put (they would be counted twice).
+
 PutMetricData takes "no more than 1000 different metrics" per request and 1 MB (same
 documentation): a window is 20 datums, well under, but the data is still sent in chunks of
 :data:`MAX_DATUMS_PER_REQUEST` so a change in the contract cannot produce a refused request.
@@ -44,11 +52,11 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from device_contract import fleet_metrics
+from device_contract import drift, fleet_metrics
 from device_contract.messages import MessageError, Metrics
 
 LOGGER = logging.getLogger(__name__)
@@ -127,6 +135,82 @@ class Placements:
         return found[0]
 
 
+#: bucket -> share of a model's validation results (``device_contract.drift.shares``).
+Shares = Mapping[str, float]
+#: How long a model with no readable baseline is not asked again (a baseline written after the
+#: first windows arrive, a throttled read).
+MISSING_BASELINE_TTL = datetime.timedelta(minutes=15)
+# GetObject answers for a key that is not there: NoSuchKey with s3:ListBucket on the bucket,
+# else "403 Access Denied" (botocore s3 GetObject documentation: "If you don't have the
+# s3:ListBucket permission, Amazon S3 returns an HTTP status code 403 Access Denied error").
+_ABSENT_CODES = frozenset({"NoSuchKey", "404", "AccessDenied", "403"})
+
+
+class Baselines:
+    """model id -> its drift baseline's bucket shares, or None, read from
+    ``s3://<bucket>/fleet/baselines/<model id>.json``.
+
+    A model id names one model's files by their digests (packaging ``model_id_for``), and its
+    baseline is written once for it, so a baseline found is kept as long as the warm function
+    lives; one not found (or unreadable) is asked again after ``missing_ttl``.
+    """
+
+    def __init__(
+        self,
+        s3: Any,
+        bucket: str,
+        clock: Callable[[], datetime.datetime],
+        missing_ttl: datetime.timedelta = MISSING_BASELINE_TTL,
+    ) -> None:
+        self.s3 = s3
+        self.bucket = bucket
+        self.clock = clock
+        self.missing_ttl = missing_ttl
+        self._found: Dict[str, Shares] = {}
+        self._missing: Dict[str, datetime.datetime] = {}
+
+    def __call__(self, model_id: str) -> Optional[Shares]:
+        if model_id in self._found:
+            return self._found[model_id]
+        now = self.clock()
+        since = self._missing.get(model_id)
+        if since is not None and now - since < self.missing_ttl:
+            return None
+        shares = self._read(model_id)
+        if shares is None:
+            self._missing[model_id] = now
+        else:
+            self._found[model_id] = shares
+            self._missing.pop(model_id, None)
+        return shares
+
+    def _read(self, model_id: str) -> Optional[Shares]:
+        try:
+            key = drift.baseline_key(model_id)
+            body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            return drift.parse_document(body, model_id)
+        except drift.BaselineError as error:
+            LOGGER.warning("no drift for model %s: %s", model_id, error)
+        except ClientError as error:
+            code = str(error.response.get("Error", {}).get("Code", ""))
+            if code in _ABSENT_CODES:
+                LOGGER.info(
+                    "model %s has no drift baseline (%s): a model brought without training, "
+                    "or trained with no validation images",
+                    model_id,
+                    code,
+                )
+            else:
+                LOGGER.warning("could not read the drift baseline of %s: %s", model_id, error)
+        except BotoCoreError as error:
+            LOGGER.warning("could not read the drift baseline of %s: %s", model_id, error)
+        return None
+
+
+def no_baselines(model_id: str) -> Optional[Shares]:
+    return None
+
+
 def parse_groups(text: str) -> Dict[str, Placement]:
     """The ``THING_GROUPS`` environment: a JSON object, group -> [class, ring]."""
     raw = json.loads(text)
@@ -159,6 +243,7 @@ def ingest(
         fleet_metrics.UNASSIGNED,
     ),
     chunk_size: int = MAX_DATUMS_PER_REQUEST,
+    baseline: Callable[[str], Optional[Shares]] = no_baselines,
 ) -> Dict[str, Any]:
     """Put one window's metrics; returns what was done (``status``: put, refused, skipped)."""
     if not isinstance(event, Mapping):
@@ -185,6 +270,13 @@ def ingest(
         return {"status": "skipped", "thing": sender, "window_start": metrics.window_start}
     device_class, ring = placement(sender)
     data = fleet_metrics.datums(metrics, window, device_class, ring)
+    drifted = False
+    if ring in fleet_metrics.RINGS:
+        shares = baseline(metrics.model)
+        if shares is not None:
+            confidence = [(c.name, c.count) for c in metrics.confidence]
+            data += drift.datums(confidence, shares, window, device_class, ring)
+            drifted = True
     requests = 0
     for chunk in chunks(data, chunk_size):
         try:
@@ -203,6 +295,7 @@ def ingest(
         "ring": ring,
         "datums": len(data),
         "requests": requests,
+        "drift": drifted,
     }
 
 
