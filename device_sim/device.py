@@ -19,6 +19,10 @@ files to the inference component and records what the device publishes:
   https://docs.aws.amazon.com/iot/latest/developerguide/thing-policy-variables.html); on a
   ``thing#2`` connection it does not, and statements using it do not match.
 
+Allowed messages then reach the account's IoT rules (``device_sim/cloud/rules.py``): the fleet
+stack's rule runs its Lambda on each metrics window, whose CloudWatch data lands in
+``<root>/cloud/cloudwatch/<namespace>/<metric>.jsonl`` (``device_sim/cloud/cloudwatch.py``).
+
 Allowed messages are appended to ``<root>/mqtt/published.jsonl`` (one JSON object per line:
 ``topic``, ``payload`` (the decoded JSON), ``qos``, ``client_id``, ``time``), except the
 component's metrics windows (``<prefix>/<thing>/metrics``, ``device_contract.topics``), which go
@@ -249,6 +253,9 @@ class Device:
                 "class runs your model itself (model_check lists what only Neo checks)"
             )
         self.cloud = cloud
+        # What the stacks' IoT rules make of the device's messages lands under <root>/cloud/.
+        cloud.cloudwatch.folder = self.paths.root / "cloud" / "cloudwatch"
+        cloud.rules.folder = self.paths.root / "cloud" / "iot" / "rules"
         self.report.step("deploy stacks", True, ", ".join(s.display_name for s in stage.stacks))
         return stage, cloud
 
@@ -542,6 +549,8 @@ class Device:
             log = "metrics.jsonl" if is_metrics else "published.jsonl"
             with (mqtt / log).open("a", encoding="utf-8") as out:
                 out.write(json.dumps(line, sort_keys=True) + "\n")
+        # AWS IoT Core hands the message to the account's rules (the fleet stack's metrics rule).
+        self.cloud.rules.publish(request.topic, payload)
 
     def _results_seen(self) -> int:
         """Messages that answer an input: published results, or denied publishes."""

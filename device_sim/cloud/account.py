@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from device_sim.cloud.cloudformation.stack import DeployedStack
+from device_sim.cloud.cloudwatch import CloudWatchBackend
 from device_sim.cloud.env import Env
 from device_sim.cloud.errors import AssemblyError
 from device_sim.cloud.events import EventsBackend
@@ -19,7 +20,8 @@ from device_sim.cloud.iam import IamBackend, Role
 from device_sim.cloud.iot import IotBackend
 from device_sim.cloud.lambda_ import LambdaBackend
 from device_sim.cloud.logs import LogsBackend
-from device_sim.cloud.s3 import S3Backend
+from device_sim.cloud.rules import Clients, RulesEngine
+from device_sim.cloud.s3 import ObjectReader, S3Backend
 from device_sim.cloud.sagemaker import SageMakerBackend
 from device_sim.cloud.sqs import SqsBackend
 from device_sim.cloud.waitcondition import WaitConditions
@@ -50,6 +52,17 @@ class Cloud:
         self.events = EventsBackend(env, self.lambda_.invoke, self.sqs.send_message)
         self.sagemaker.emit = self.events.put_event
         self.wait_conditions = WaitConditions(env, lambda: self.now)
+        self.cloudwatch = CloudWatchBackend()
+        self.rules = RulesEngine(self._rule_clients, self.lambda_.get)
+
+    def _rule_clients(self) -> Clients:
+        """The AWS clients of a function a rule invokes: this account's services."""
+        return Clients(
+            cloudwatch=self.cloudwatch.client(),
+            iot=self.iot.client(),
+            s3=ObjectReader(self.s3_backend),
+            now=self.cloudwatch.clock,
+        )
 
     def next_request(self) -> int:
         """A new number for each request CloudFormation sends a custom resource."""

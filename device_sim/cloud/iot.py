@@ -173,3 +173,20 @@ class IotClient:
     def delete_policy(self, policyName: str) -> dict[str, Any]:
         self.backend.delete_policy(policyName)
         return {}
+
+    def list_thing_groups_for_thing(self, thingName: str, **_: Any) -> dict[str, Any]:
+        """One page of the thing's groups; ``ResourceNotFoundException`` for a thing that does
+        not exist (botocore iot ``ListThingGroupsForThing``)."""
+        if thingName not in self.backend.things:
+            raise ServiceError(
+                "ListThingGroupsForThing",
+                "ResourceNotFoundException",
+                f"Thing {thingName} cannot be found.",
+                404,
+            )
+        return {
+            "thingGroups": [
+                {"groupName": g, "groupArn": self.backend.thing_groups.get(g, "")}
+                for g in self.backend.things[thingName]
+            ]
+        }

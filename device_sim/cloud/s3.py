@@ -134,3 +134,24 @@ def _moto_bucket(client: Any, bucket: str, region: str) -> None:
         client.create_bucket(
             Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region}
         )
+
+
+class ObjectReader:
+    """The ``GetObject`` a Lambda makes to read a small object, answered from the backend:
+    ``NoSuchBucket`` / ``NoSuchKey`` as botocore's s3 model names them (the caller's role is
+    assumed to hold s3:ListBucket, without which S3 answers 403 for a missing key)."""
+
+    def __init__(self, backend: S3Backend) -> None:
+        self.backend = backend
+
+    def get_object(self, Bucket: str, Key: str, **_: Any) -> dict[str, Any]:
+        import io
+
+        if Bucket not in self.backend.objects:
+            raise ServiceError(
+                "GetObject", "NoSuchBucket", "The specified bucket does not exist", 404
+            )
+        data = self.backend.get(Bucket, Key)
+        if data is None:
+            raise ServiceError("GetObject", "NoSuchKey", "The specified key does not exist.", 404)
+        return {"Body": io.BytesIO(data), "ContentLength": len(data)}

@@ -321,6 +321,73 @@ class EventSourceMapping(Base):
         ctx.cloud.sqs.remove_mapping(mapping.queue_arn, mapping.function_arn)
 
 
+class TopicRule(Base):
+    """``AWS::IoT::TopicRule``: the rule, its SQL and its Lambda actions, in the rules engine
+    (``device_sim/cloud/rules.py``). ``Ref`` is the rule name, ``Arn`` an attribute (registry
+    schema aws-iot-topicrule.json); a name CloudFormation generates has only letters, digits
+    and ``_`` (the schema's ``RuleName`` pattern ``^[a-zA-Z0-9_]+$``)."""
+
+    def create(self, ctx: Context, logical: str, props: dict[str, Any]) -> Created:
+        import re
+
+        from device_sim.cloud.rules import TopicRule as Rule
+        from device_sim.cloud.rules import parse_sql
+
+        name = props.get("RuleName") or re.sub(
+            r"[^A-Za-z0-9_]", "_", ctx.generated_name(logical, 128)
+        )
+        payload = props.get("TopicRulePayload", {})
+        statement = parse_sql(name, str(payload.get("Sql", "")))
+        arns = [
+            str(action["Lambda"]["FunctionArn"])
+            for action in payload.get("Actions", [])
+            if "Lambda" in action
+        ]
+        for arn in arns:
+            ctx.cloud.rules.check_function(name, arn)
+        arn = ctx.env.arn("iot", f"rule/{name}")
+        ctx.cloud.rules.put_rule(
+            Rule(name, arn, statement, arns, not payload.get("RuleDisabled", False))
+        )
+        return name, {"Arn": arn}
+
+    def update(
+        self, ctx: Context, resource: DeployedResource, props: dict[str, Any]
+    ) -> dict[str, Any]:
+        self.create(ctx, resource.logical_id, {**props, "RuleName": resource.physical_id})
+        return resource.attributes
+
+    def delete(self, ctx: Context, resource: DeployedResource) -> None:
+        ctx.cloud.rules.delete_rule(resource.physical_id)
+
+
+class LambdaPermission(Base):
+    """``AWS::Lambda::Permission``: a statement of the function's resource policy (botocore
+    lambda ``AddPermission``: ``FunctionName`` a name or an ARN, ``Principal``, ``SourceArn``)."""
+
+    def create(self, ctx: Context, logical: str, props: dict[str, Any]) -> Created:
+        from device_sim.cloud.rules import Permission
+
+        function = str(props.get("FunctionName", ""))
+        arn = function if function.startswith("arn:") else ctx.cloud.lambda_.arn(function)
+        sid = ctx.generated_name(logical, 100)
+        source = props.get("SourceArn")
+        ctx.cloud.rules.add_permission(
+            sid, Permission(arn, str(props.get("Principal", "")), str(source) if source else None)
+        )
+        return sid, {}
+
+    def update(
+        self, ctx: Context, resource: DeployedResource, props: dict[str, Any]
+    ) -> dict[str, Any]:
+        ctx.cloud.rules.remove_permission(resource.physical_id)
+        self.create(ctx, resource.logical_id, props)
+        return resource.attributes
+
+    def delete(self, ctx: Context, resource: DeployedResource) -> None:
+        ctx.cloud.rules.remove_permission(resource.physical_id)
+
+
 class WaitConditionHandle(Base):
     def create(self, ctx: Context, logical: str, props: dict[str, Any]) -> Created:
         return ctx.cloud.wait_conditions.create_handle(ctx.stack_id, logical), {}
@@ -411,6 +478,8 @@ PROVIDERS: dict[str, Provider] = {
     "AWS::Events::Rule": EventRule(),
     "AWS::SQS::Queue": SqsQueue(),
     "AWS::Lambda::EventSourceMapping": EventSourceMapping(),
+    "AWS::Lambda::Permission": LambdaPermission(),
+    "AWS::IoT::TopicRule": TopicRule(),
     "AWS::CloudFormation::WaitConditionHandle": WaitConditionHandle(),
     "AWS::CloudFormation::WaitCondition": WaitCondition(),
     "AWS::GreengrassV2::ComponentVersion": ComponentVersion(),

@@ -1,0 +1,140 @@
+"""The fleet stack in the simulated account: the device's metrics windows reach the fleet
+stack's IoT rule, which runs the stack's Lambda (its synthesized asset) with the account's
+CloudWatch, IoT and S3; the data lands under ``<root>/cloud/cloudwatch/`` (issue 15).
+
+What AWS refuses is modelled (``device_sim/cloud/rules.py``, ``cloudwatch.py``): a rule whose
+function's resource policy does not let ``iot.amazonaws.com`` invoke it for that rule fails into
+the error action; ``PutMetricData`` is checked against botocore's model and the documented
+limits.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ParamValidationError
+
+from device_contract import fleet_metrics as fm
+from device_contract.messages import Metrics
+from device_sim.cloud.cloudwatch import CloudWatchBackend
+from device_sim.cloud.errors import AssemblyError, ServiceError
+from device_sim.cloud.rules import parse_sql, topic_matches
+from tests.sim.conftest import Run
+
+
+def cloudwatch_files(run: Run) -> dict[str, list[dict[str, Any]]]:
+    base = run.root / "cloud" / "cloudwatch"
+    return {
+        str(p.relative_to(base)): [json.loads(line) for line in p.read_text().splitlines()]
+        for p in sorted(base.rglob("*.jsonl"))
+    }
+
+
+def test_the_devices_windows_become_cloudwatch_data_under_the_root(dev_run: Run) -> None:
+    """Every window the device published went through the rule and the Lambda: Processed per
+    class and ring counts what the windows counted, with the thing's class and ring from its
+    thing group (the device joined the dev fleet group)."""
+    files = cloudwatch_files(dev_run)
+    assert "EdgeAi/dev/Processed.jsonl" in files, sorted(files)
+    rules = dev_run.root / "cloud" / "iot" / "rules"
+    assert not (rules / "errors.jsonl").exists(), (rules / "errors.jsonl").read_text()
+    runs = [json.loads(line) for line in (rules / "runs.jsonl").read_text().splitlines()]
+    assert len(runs) == len(dev_run.report.metrics) > 0
+    assert {r["result"]["status"] for r in runs} == {"put"}
+    windows = [Metrics.from_dict(m["payload"]) for m in dev_run.report.metrics]
+    ring = [
+        d
+        for d in files["EdgeAi/dev/Processed.jsonl"]
+        if d["Dimensions"] == {fm.CLASS_DIMENSION: "default", fm.RING_DIMENSION: "fleet"}
+    ]
+    assert sum(d["Value"] for d in ring) == sum(w.processed for w in windows)
+    for name in fm.METRIC_NAMES:
+        assert f"EdgeAi/dev/{name}.jsonl" in files, name
+
+
+class _Function:
+    def __init__(self, handler: str = "metrics_handler.on_message") -> None:
+        self.handler = handler
+        self.environment: dict[str, str] = {}
+        self.code = None
+        self.name = "f"
+
+
+def test_the_rules_engine_refuses_without_the_permission() -> None:
+    from device_sim.cloud.rules import Permission, RulesEngine, Statement, TopicRule
+
+    calls: list[Any] = []
+
+    def function(arn: str) -> Any:
+        calls.append(arn)
+        return _Function()
+
+    engine = RulesEngine(lambda: None, function)  # type: ignore[arg-type,return-value]
+    rule = TopicRule(
+        "metrics", "arn:rule/metrics", Statement("edge-ai/+/metrics", ((2, "t"),)), ["arn:fn"]
+    )
+    engine.put_rule(rule)
+    (run,) = engine.publish("edge-ai/cam-1/metrics", {"thing": "cam-1"})
+    assert run.error is not None and "AccessDeniedException" in run.error
+    assert engine.errors == [run] and calls == []  # never invoked
+    engine.add_permission("other", Permission("arn:fn", "iot.amazonaws.com", "arn:rule/other"))
+    (run,) = engine.publish("edge-ai/cam-1/metrics", {"thing": "cam-1"})
+    assert run.error is not None and "AccessDeniedException" in run.error  # another rule's
+    engine.add_permission("ok", Permission("arn:fn", "iot.amazonaws.com", "arn:rule/metrics"))
+    (run,) = engine.publish("edge-ai/cam-1/metrics", {"thing": "cam-1"})
+    assert calls == ["arn:fn"]  # invoked now (it then fails: this stand-in has no code)
+    assert engine.publish("edge-ai/cam-1/predictions", {"thing": "cam-1"}) == []
+
+
+@pytest.mark.parametrize(
+    "sql, ok",
+    [
+        ("SELECT *, topic(2) AS topic_thing FROM 'edge-ai/+/metrics'", True),
+        ("SELECT * FROM 'a/#'", True),
+        ("SELECT thing FROM 'a/+'", False),
+        ("SELECT * FROM 'a/+' WHERE processed > 0", False),
+    ],
+)
+def test_a_rule_the_simulator_cannot_run_fails_the_deploy(sql: str, ok: bool) -> None:
+    if ok:
+        parse_sql("r", sql)
+    else:
+        with pytest.raises(AssemblyError, match="simulator runs only"):
+            parse_sql("r", sql)
+
+
+def test_topic_filters_match_as_mqtt_does() -> None:
+    assert topic_matches("edge-ai/+/metrics", "edge-ai/cam-1/metrics")
+    assert not topic_matches("edge-ai/+/metrics", "edge-ai/cam-1/x/metrics")
+    assert not topic_matches("edge-ai/+/metrics", "edge-ai/cam-1/predictions")
+    assert topic_matches("edge-ai/#", "edge-ai/cam-1/metrics")
+    assert not topic_matches("plant/+/metrics", "edge-ai/cam-1/metrics")
+
+
+def test_put_metric_data_is_checked_against_botocores_model_and_its_limits(
+    tmp_path: Path,
+) -> None:
+    now = datetime.datetime(2026, 12, 5, tzinfo=datetime.timezone.utc)
+    backend = CloudWatchBackend(lambda: now)
+    backend.folder = tmp_path
+    client = backend.client()
+    datum = {"MetricName": "Processed", "Value": 1.0, "Unit": "Count", "Timestamp": now}
+    client.put_metric_data(Namespace="EdgeAi/dev", MetricData=[datum])
+    assert json.loads((tmp_path / "EdgeAi" / "dev" / "Processed.jsonl").read_text())["Value"] == 1
+    with pytest.raises(ParamValidationError):
+        client.put_metric_data(Namespace="EdgeAi/dev", MetricData=[{"Value": 1.0}])
+    with pytest.raises(ServiceError, match="at most 1024"):  # botocore: DimensionValue max
+        client.put_metric_data(
+            Namespace="EdgeAi/dev",
+            MetricData=[{**datum, "Dimensions": [{"Name": "Class", "Value": "x" * 1025}]}],
+        )
+    with pytest.raises(ServiceError, match="InvalidParameterValue"):
+        client.put_metric_data(Namespace="EdgeAi/dev", MetricData=[datum] * 1001)
+    with pytest.raises(ServiceError, match="two weeks"):
+        old = {**datum, "Timestamp": now - datetime.timedelta(weeks=2, seconds=1)}
+        client.put_metric_data(Namespace="EdgeAi/dev", MetricData=[old])
+    assert len(backend.data) == 1
