@@ -14,7 +14,7 @@ from pathlib import Path
 
 from device_contract import topics
 from main_job.errors import MainJobError
-from main_job.fleet import capture_lines, metrics_lines, retrain_commands
+from main_job.fleet import capture_lines, cloudwatch_lines, metrics_lines, retrain_commands
 from main_job.inputs import user_images
 from main_job.outdir import out_problem
 from main_job.own_model import quick_check
@@ -143,6 +143,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("Device metrics (one window per minute; the fleet stack turns them into CloudWatch):")
         for line in metrics_lines(job.fleet) or ["no window closed while the device ran"]:
             print(f"  {line}")
+        if job.fleet.cloudwatch_root is not None:
+            print(
+                "In CloudWatch (the fleet stack's IoT rule and Lambda, in the simulated account; "
+                f"{job.fleet.cloudwatch_root}):"
+            )
+            for line in cloudwatch_lines(job.fleet):
+                print(f"  {line}")
         captured = capture_lines(job.fleet)
         print(f"Captured for retraining ({len(captured)}, uploaded to the simulated S3):")
         for line in captured or ["nothing (every top-1 at or above CaptureBelowConfidence)"]:

@@ -9,6 +9,11 @@ captured for retraining (issue 15).
   ``captures/<stage>/<class>/<thing>/...`` (``device_contract/captures.py``), read from
   ``<device root>/cloud/s3/<bucket>/``, where the simulator writes it; each with the reason
   its sidecar gives.
+* **CloudWatch**: what the fleet stack's IoT rule and Lambda made of the published windows in
+  the simulated account, read from ``<device root>/cloud/cloudwatch/<namespace>/`` (one JSON
+  line per datum, ``device_sim/cloud/cloudwatch.py``): each metric's sum for the device's
+  class and ring, and the drift PSI of the period (``device_contract.drift``) when the model
+  has a baseline.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from device_contract import captures
+from device_contract import captures, drift
+from device_contract import fleet_metrics as fm
+from device_contract.messages import confidence_buckets
 from device_sim.run_record import original_input_name
 
 
@@ -39,6 +46,11 @@ class FleetView:
     captured: list[Captured] = field(default_factory=list)
     s3_root: Path | None = None
     refused: list[str] = field(default_factory=list)  # uploads S3 refused
+    #: the simulated CloudWatch: (class, ring) -> metric -> sum of its datums
+    cloudwatch: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
+    cloudwatch_root: Path | None = None
+    #: (class, ring) -> drift PSI over everything published (None: no baseline, no results)
+    drift: dict[tuple[str, str], float | None] = field(default_factory=dict)
 
     @property
     def capture_folder(self) -> Path | None:
@@ -71,6 +83,7 @@ def fleet_view(
             view.windows.append(kept["message"])
             view.kept_on_device += 1
     view.refused = [f"{u.key}: {u.status} {u.code}" for u in uploads if u.status != 200]
+    read_cloudwatch(root / "cloud" / "cloudwatch", view)
     s3 = root / "cloud" / "s3"
     if not s3.is_dir():
         return view
@@ -96,6 +109,52 @@ def fleet_view(
             )
         )
     return view
+
+
+def read_cloudwatch(folder: Path, view: FleetView) -> None:
+    """Sum the simulated CloudWatch's datums per class and ring (the alarms' dimensions)."""
+    buckets: dict[tuple[str, str], dict[str, list[float]]] = {}
+    for path in sorted(folder.rglob("*.jsonl")) if folder.is_dir() else []:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                datum = json.loads(line)
+                dims = datum["Dimensions"]
+                ring = (dims[fm.CLASS_DIMENSION], dims[fm.RING_DIMENSION])
+                value = float(datum["Value"])
+            except (ValueError, KeyError, TypeError):
+                continue
+            view.cloudwatch_root = path.parent
+            name = str(datum.get("MetricName", path.stem))
+            if drift.BUCKET_DIMENSION in dims:
+                index = confidence_buckets().index(dims[drift.BUCKET_DIMENSION])
+                pair = buckets.setdefault(
+                    ring, {drift.OBSERVED: [0.0] * 4, drift.EXPECTED: [0.0] * 4}
+                )
+                pair[name][index] += value
+            elif len(dims) == 2:
+                sums = view.cloudwatch.setdefault(ring, {})
+                sums[name] = sums.get(name, 0.0) + value
+    for ring in view.cloudwatch:
+        found = buckets.get(ring)
+        view.drift[ring] = (
+            drift.psi(found[drift.OBSERVED], found[drift.EXPECTED]) if found else None
+        )
+
+
+def cloudwatch_lines(view: FleetView) -> list[str]:
+    """Per class and ring: what reached the simulated CloudWatch, and the drift PSI."""
+    lines = []
+    shown = (fm.PROCESSED, fm.FAILED, fm.LOW_CONFIDENCE, fm.DEVICES_REPORTING, fm.CAPTURED)
+    for (device_class, ring), sums in sorted(view.cloudwatch.items()):
+        numbers = ", ".join(f"{name} {sums.get(name, 0):g}" for name in shown)
+        psi = view.drift.get((device_class, ring))
+        drifted = (
+            f"drift PSI {psi:.3f} against the training baseline"
+            if psi is not None
+            else "no drift: the model has no training baseline here"
+        )
+        lines.append(f"{device_class} {ring}: {numbers}; {drifted}")
+    return lines
 
 
 def metrics_lines(view: FleetView) -> list[str]:

@@ -17,7 +17,7 @@ from device_contract import topics
 from device_contract.messages import Key
 from device_sim.run_record import original_input_name
 from edge_follow.render import printable, render, topic_filter, topic_matches
-from main_job.fleet import FleetView, metrics_lines
+from main_job.fleet import FleetView, cloudwatch_lines, metrics_lines
 from main_job.results import PhotoResult
 
 TOPIC_PREFIX = topics.DEFAULT_TOPIC_PREFIX  # the stage's default prefix (device_contract)
@@ -183,6 +183,14 @@ def fleet_section(view: FleetView | None) -> str:
         parts.append("</ul>")
     else:
         parts.append('<p class="note">No window closed while the device ran.</p>')
+    if view.cloudwatch_root is not None:
+        parts.append(
+            '<h3>In CloudWatch</h3><p class="note">What the fleet stack\'s IoT rule and '
+            f"Lambda put in the simulated account ({html.escape(str(view.cloudwatch_root))}), "
+            "per class and ring: what the dashboard and the alarms read.</p><ul>"
+        )
+        parts += [f"<li>{html.escape(line)}</li>" for line in cloudwatch_lines(view)]
+        parts.append("</ul>")
     parts.append("<h2>Captured for retraining</h2>")
     if not view.captured:
         parts.append(

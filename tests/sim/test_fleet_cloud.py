@@ -138,3 +138,17 @@ def test_put_metric_data_is_checked_against_botocores_model_and_its_limits(
         old = {**datum, "Timestamp": now - datetime.timedelta(weeks=2, seconds=1)}
         client.put_metric_data(Namespace="EdgeAi/dev", MetricData=[old])
     assert len(backend.data) == 1
+
+
+def test_the_main_jobs_fleet_view_reads_what_reached_cloudwatch(dev_run: Run) -> None:
+    """main_job.fleet sums the simulated CloudWatch's datums per class and ring, as the alarms
+    read them: the same count of results the device's windows hold."""
+    from main_job.fleet import cloudwatch_lines, fleet_view
+
+    view = fleet_view(dev_run.root, dev_run.report.metrics, dev_run.report.uploads)
+    published = [Metrics.from_dict(m["payload"]) for m in dev_run.report.metrics]
+    sums = view.cloudwatch[("default", "fleet")]
+    assert sums[fm.PROCESSED] == sum(w.processed for w in published)
+    assert sums[fm.DEVICES_REPORTING] == len(published)
+    (line,) = cloudwatch_lines(view)
+    assert line.startswith(f"default fleet: Processed {sums[fm.PROCESSED]:g},")
