@@ -26,6 +26,7 @@ from edge_constructs.device_class.construct import (
     DeviceClassPipeline,
     TrainedModel,
 )
+from edge_constructs.drift_baseline.construct import DriftBaseline, DriftBaselineHandler
 from edge_constructs.limits import LOG_RETENTION_NAMES
 from edge_constructs.model_packaging.construct import ArtifactHandler
 from edge_constructs.training_job.construct import TrainingJob
@@ -143,6 +144,28 @@ class PipelineStack(Stack):
                 code=code,
                 log_groups=self.log_groups,
             )
+
+        # 4. The drift baseline of the trained model, per class's model id
+        # (device_contract.drift), in each class's own scope: adding a class adds its own
+        # resources only. A brought model has none (its drift alarm stays OK for lack of data).
+        if self.training is not None:
+            handler = DriftBaselineHandler(self, "Drift", bucket=bucket, log_retention=retention)
+            for class_name, pipeline in self.classes.items():
+                baseline = DriftBaseline(
+                    pipeline,
+                    "DriftBaseline",
+                    handler=handler,
+                    source_uri=self.training.onnx_artifact_uri,
+                    model_ids=[pipeline.package.model_id],
+                    after=[pipeline.package.resource],
+                )
+                CfnOutput(
+                    pipeline,
+                    "DriftBaselineStatus",
+                    value=baseline.status,
+                    description=f"device class {class_name}: what the fleet's "
+                    "drift alarm compares with (fleet/baselines/<model id>.json)",
+                )
 
         CfnOutput(
             self,

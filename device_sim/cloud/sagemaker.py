@@ -9,7 +9,8 @@ found", what ``sagemaker_calls.is_not_found`` reads); ``Stop*`` of a job that is
 
 SageMaker cannot run here. A created training job "runs" at once: the stand-in writes what the
 handlers say SageMaker writes (``<OutputS3Uri>/<job>/output/model.tar.gz`` with ``labels.json``,
-and ``output/output.tar.gz`` when there is an ONNX model: "How Amazon SageMaker Processes Training
+and ``output/output.tar.gz``, the output data folder: ``metadata.json`` with a stand-in drift
+baseline, and ``model.onnx`` when there is an ONNX model: "How Amazon SageMaker Processes Training
 Output", https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-output.html),
 marks the job Completed and emits the "SageMaker Training Job State Change" event (EventBridge).
 A compilation job writes Neo's output (``model-<target>.tar.gz``) and is COMPLETED.
@@ -37,6 +38,8 @@ from device_sim.cloud.standins import (
     StandIns,
     int8_archive,
     onnx_archive,
+    output_archive,
+    stand_in_baseline,
     tar_folder,
     training_archive,
 )
@@ -123,9 +126,12 @@ class SageMakerBackend:
             bucket, key = _split(job.artifact_uri)
             self.s3.put(bucket, key, training_archive(stand_ins.labels))
             self.notes.append(f"SageMaker training stand-in wrote {job.artifact_uri}")
+            # SageMaker uploads the output data folder as output/output.tar.gz; train.py writes
+            # metadata.json there (with the drift baseline) and model.onnx when it exports one.
+            uri = job.artifact_uri.rsplit("/", 1)[0] + "/output.tar.gz"
+            bucket, key = _split(uri)
+            baseline = stand_in_baseline()
             if stand_ins.onnx_model is not None:
-                uri = job.artifact_uri.rsplit("/", 1)[0] + "/output.tar.gz"
-                bucket, key = _split(uri)
                 hyper = job.request.get("HyperParameters") or {}
                 if hyper.get("quantize") == "int8":
                     data, record = int8_archive(
@@ -134,6 +140,7 @@ class SageMakerBackend:
                         str(hyper.get("int8-format", "s8s8")),
                         str(hyper.get("max-int8-top1-drop", "1")),
                         stand_ins.model_dir.parent / "int8",
+                        baseline,
                     )
                     self.notes.append(
                         "SageMaker training stand-in quantized model.onnx to int8 with the "
@@ -143,9 +150,14 @@ class SageMakerBackend:
                         "gate runs on held-out images)"
                     )
                 else:
-                    data = onnx_archive(stand_ins.onnx_model, stand_ins.labels)
-                self.s3.put(bucket, key, data)
-                self.notes.append(f"SageMaker training stand-in wrote {uri}")
+                    data = onnx_archive(stand_ins.onnx_model, stand_ins.labels, baseline)
+            else:
+                data = output_archive(stand_ins.labels, baseline)
+            self.s3.put(bucket, key, data)
+            self.notes.append(
+                f"SageMaker training stand-in wrote {uri} (its drift baseline is a stand-in: "
+                "the same share in each confidence bucket; a job measures its validation set)"
+            )
             job.status = "Completed"
         detail = {
             "TrainingJobName": job.name,

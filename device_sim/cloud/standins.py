@@ -60,19 +60,62 @@ def training_archive(labels: Mapping[str, str]) -> bytes:
     return buffer.getvalue()
 
 
-def onnx_archive(onnx_model: Path, labels: Mapping[str, str]) -> bytes:
+def stand_in_baseline() -> dict[str, object]:
+    """The drift baseline the training stand-in records (``metadata.json`` ``"baseline"``,
+    training_src/edge_training/baseline.py's layout): it has no validation set, so it says the
+    same share of results in each of the device's confidence buckets, and says it is a
+    stand-in."""
+    from device_contract.messages import CONFIDENCE_EDGES, confidence_buckets
+
+    return {
+        "images": 40,
+        "confidence_edges": list(CONFIDENCE_EDGES),
+        "confidence": {bucket: 10 for bucket in confidence_buckets()},
+        "classes": {},
+        "stand_in": "no validation set: the same share in each bucket",
+    }
+
+
+def _metadata(model_dir: Path | None, baseline: Mapping[str, object] | None) -> bytes | None:
+    """The model folder's metadata.json (if any), with ``baseline`` recorded in it."""
+    path = model_dir / "metadata.json" if model_dir is not None else None
+    metadata = json.loads(path.read_text()) if path is not None and path.is_file() else {}
+    if baseline is not None:
+        metadata["baseline"] = dict(baseline)
+    return json.dumps(metadata, sort_keys=True).encode() if metadata else None
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    tar.addfile(info, io.BytesIO(data))
+
+
+def onnx_archive(
+    onnx_model: Path, labels: Mapping[str, str], baseline: Mapping[str, object] | None = None
+) -> bytes:
     """``output.tar.gz`` as ``train.py --export-onnx true`` leaves it: ``model.onnx`` and
-    ``labels.json`` at the root (plus ``metadata.json`` when the model folder has one)."""
+    ``labels.json`` at the root, plus ``metadata.json`` when the model folder has one or a
+    drift ``baseline`` is given."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         tar.add(onnx_model / ONNX_FILE, arcname=ONNX_FILE)
-        metadata = onnx_model / "metadata.json"
-        if metadata.is_file():
-            tar.add(metadata, arcname="metadata.json")
-        data = json.dumps(dict(labels), sort_keys=True).encode()
-        info = tarfile.TarInfo("labels.json")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
+        metadata = _metadata(onnx_model, baseline)
+        if metadata is not None:
+            _add(tar, "metadata.json", metadata)
+        _add(tar, "labels.json", json.dumps(dict(labels), sort_keys=True).encode())
+    return buffer.getvalue()
+
+
+def output_archive(labels: Mapping[str, str], baseline: Mapping[str, object] | None) -> bytes:
+    """``output.tar.gz`` as ``train.py --export-onnx false`` leaves it: ``labels.json`` and
+    ``metadata.json`` (with the drift baseline) and no model."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        metadata = _metadata(None, baseline)
+        if metadata is not None:
+            _add(tar, "metadata.json", metadata)
+        _add(tar, "labels.json", json.dumps(dict(labels), sort_keys=True).encode())
     return buffer.getvalue()
 
 
@@ -100,7 +143,12 @@ print(json.dumps(record))
 
 
 def int8_archive(
-    onnx_model: Path, labels: Mapping[str, str], int8_format: str, max_drop: str, workdir: Path
+    onnx_model: Path,
+    labels: Mapping[str, str],
+    int8_format: str,
+    max_drop: str,
+    workdir: Path,
+    baseline: Mapping[str, object] | None = None,
 ) -> tuple[bytes, dict[str, object]]:
     """``output.tar.gz`` as ``train.py --quantize int8`` leaves it: ``model.onnx``,
     ``model.int8.onnx`` (a real ONNX Runtime static quantization by the training code), and
@@ -132,6 +180,8 @@ def int8_archive(
     metadata_path = onnx_model / "metadata.json"
     metadata = json.loads(metadata_path.read_text()) if metadata_path.is_file() else {}
     metadata["int8"] = record
+    if baseline is not None:
+        metadata["baseline"] = dict(baseline)
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         tar.add(fp32, arcname=ONNX_FILE)

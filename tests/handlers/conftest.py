@@ -29,6 +29,7 @@ RUNTIME_DIRS = [
         "component_logs",
         "core_device",
         "fleet_metrics",
+        "drift_baseline",
     )
 ]
 # PythonFunction copies runtime_common's modules into every runtime folder's asset.

@@ -548,3 +548,54 @@ def test_the_end_signal_goes_through_a_queue_retried_until_a_dead_letter_alarm(t
     ]
     assert alarm_props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
     assert alarm_props["Threshold"] == 1
+
+
+def test_each_class_publishes_its_drift_baseline_after_its_package(dev: Any) -> None:
+    """Custom::DriftBaseline per class (in the class's own scope), reading the training job's
+    output.tar.gz and naming the class's package model id; the handler may read training/ and
+    write fleet/baselines/ only (device_contract.drift)."""
+    from device_contract import drift
+
+    template = dev.template_json("dev/Pipeline")
+    resources = template["Resources"]
+    baselines = {k: r for k, r in resources.items() if r["Type"] == "Custom::DriftBaseline"}
+    assert len(baselines) == 1
+    # (the default class's scope is the construct id "Default", which CDK leaves out of
+    # logical ids; other classes' start with Class<name>: test_device_classes)
+    ((_, resource),) = baselines.items()
+    props = resource["Properties"]
+    (model_id,) = props["ModelIds"]
+    package = model_id["Fn::GetAtt"][0]
+    assert resources[package]["Type"] == "Custom::ModelPackage"
+    assert package in resource["DependsOn"]
+    source = json.dumps(props["SourceUri"])
+    assert "/output/output.tar.gz" in source and "training" in source
+    outputs = [k for k in template["Outputs"] if "DriftBaselineStatus" in k]
+    assert len(outputs) == 1
+    role = next(
+        k
+        for k, r in resources.items()
+        if r["Type"] == "AWS::Lambda::Function"
+        and "DriftBaseline" in json.dumps(r["Properties"].get("Description", ""))
+    )
+    role_ref = resources[role]["Properties"]["Role"]["Fn::GetAtt"][0]
+    statements = [
+        s
+        for r in resources.values()
+        if r["Type"] == "AWS::IAM::Policy" and {"Ref": role_ref} in r["Properties"]["Roles"]
+        for s in r["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    writes = [s for s in statements if any(a.startswith("s3:Put") for a in _listed(s["Action"]))]
+    assert writes
+    for statement in writes:
+        for resource_arn in _listed(statement["Resource"]):
+            assert json.dumps(resource_arn).endswith(f'/{drift.PREFIX}*"]]}}'), resource_arn
+
+
+def test_a_brought_model_has_no_drift_baseline(byo_jetson: Any) -> None:
+    template = byo_jetson.template_json("dev/Pipeline")
+    assert not [r for r in template["Resources"].values() if r["Type"] == "Custom::DriftBaseline"]
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]

@@ -152,3 +152,28 @@ def test_the_main_jobs_fleet_view_reads_what_reached_cloudwatch(dev_run: Run) ->
     assert sums[fm.DEVICES_REPORTING] == len(published)
     (line,) = cloudwatch_lines(view)
     assert line.startswith(f"default fleet: Processed {sums[fm.PROCESSED]:g},")
+
+
+def test_the_drift_baseline_reaches_s3_per_model_and_drift_reaches_cloudwatch(
+    dev_run: Run,
+) -> None:
+    """The pipeline's Custom::DriftBaseline (replayed with its own handler code) copied the
+    training stand-in's baseline to fleet/baselines/<model id>.json; the fleet Lambda read it
+    for each window of that model and put observed and expected results per bucket, which sum
+    to the windows' results."""
+    from device_contract import drift
+    from main_job.fleet import fleet_view
+
+    files = cloudwatch_files(dev_run)
+    observed = files.get(f"EdgeAi/dev/{drift.OBSERVED}.jsonl", [])
+    expected = files.get(f"EdgeAi/dev/{drift.EXPECTED}.jsonl", [])
+    published = [Metrics.from_dict(m["payload"]) for m in dev_run.report.metrics]
+    results = sum(sum(c.count for c in w.confidence) for w in published)
+    assert observed and expected, sorted(files)
+    assert sum(d["Value"] for d in observed) == results
+    assert sum(d["Value"] for d in expected) == pytest.approx(results)
+    # the stand-in baseline: the same share in each bucket
+    per_bucket = {d["Dimensions"][drift.BUCKET_DIMENSION] for d in expected}
+    assert len(per_bucket) == 4
+    view = fleet_view(dev_run.root, dev_run.report.metrics, dev_run.report.uploads)
+    assert view.drift[("default", "fleet")] is not None

@@ -42,6 +42,7 @@ LOGIC = {
     "Custom::GreengrassComponentVersion": "component_logic",
     "Custom::GreengrassLogGroup": "log_group_logic",
     "Custom::IotPolicyRelease": "policy_release_logic",
+    "Custom::DriftBaseline": "baseline_logic",
 }
 
 
@@ -120,6 +121,10 @@ class CustomResource:
                 event["OldResourceProperties"] = {
                     k: v for k, v in old.items() if k != "ServiceToken"
                 }
+            with cloud.s3_backend.session() as s3:
+                return dict(logic.on_event(event, s3))
+        if self.rtype == "Custom::DriftBaseline":
+            # Reads the training stand-in's output.tar.gz, writes fleet/baselines/ (moto S3).
             with cloud.s3_backend.session() as s3:
                 return dict(logic.on_event(event, s3))
         if self.rtype == "Custom::GreengrassDeployment":

@@ -1,0 +1,1 @@
+"""``Custom::DriftBaseline``: the training job's drift baseline, published per model id."""
