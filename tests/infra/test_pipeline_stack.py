@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+from typing import Any
 
 from tests.infra.conftest import THREE_CLASSES
 from tests.infra.fast import pipeline_template
