@@ -1,9 +1,10 @@
 """The drift baseline: what the trained model's answers look like on its validation set.
 
 Written into ``metadata.json`` (the job's output data, beside ``model.onnx``) under
-``"baseline"``. What is built so far is this record only: the packaging step does not carry it
-into the model package yet, and no alarm compares the fleet with it (issue 15's drift alarm is
-open; the low-confidence-rate alarm is the fleet's drift signal until then). The record:
+``"baseline"``. The pipeline's ``Custom::DriftBaseline`` copies it to
+``fleet/baselines/<model id>.json`` for each class built from the job, and the fleet's drift
+alarm compares each ring's confidence buckets with it (``device_contract/drift.py``,
+docs/OBSERVABILITY.md "Drift"). The record:
 
 ``{"images": N, "confidence_edges": [...], "confidence": {bucket: count},
 "classes": {label: count}}``: counts of the validation images by top-1 confidence bucket (every
