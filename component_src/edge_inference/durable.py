@@ -22,11 +22,14 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
+def write_json_atomic(path: Path, obj: Any, *, sync: bool = True) -> None:
     """Write ``obj`` as JSON to ``path``: temp file beside it, fsync, rename, fsync the folder.
 
     A crash leaves either the old state (plus at worst a ``.<name>.edge-tmp`` file, which
     :func:`remove_temp_files` cleans up) or the complete new file, never a partial one.
+    ``sync=False`` skips both fsyncs: the rename still makes the file whole or absent when the
+    process dies (SIGKILL: the kernel keeps what was written), but after a power cut it may be
+    empty or missing; for records whose reader treats that as "not there" (captures).
     """
     room = NAME_MAX - len("." + TMP_SUFFIX)
     tmp = path.with_name("." + _cut(path.name, room) + TMP_SUFFIX)
@@ -36,13 +39,15 @@ def write_json_atomic(path: Path, obj: Any) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                os.fsync(handle.fileno())
         os.replace(str(tmp), str(path))
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(str(tmp))
         raise
-    fsync_dir(path.parent)
+    if sync:
+        fsync_dir(path.parent)
 
 
 def remove_temp_files(folder: Path) -> int:
