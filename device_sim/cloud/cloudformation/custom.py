@@ -214,12 +214,26 @@ def _require_onnx(ctx: Context, uri: str) -> None:
         return
     bucket, _, key = uri[5:].partition("/")
     s3 = ctx.cloud.s3_backend
-    if bucket in s3.bucket_regions and not s3.exists(bucket, key):
+    if bucket in s3.bucket_regions and not _holds_onnx(s3.get(bucket, key)):
+        # absent, or the training stand-in's output.tar.gz without a model (export-onnx false)
         raise AssemblyError(
             f"an ONNX device class packages {uri}, and the training stand-in "
             "has no ONNX model to put there: give one (--onnx-model DIR with "
             "model.onnx and labels.json)"
         )
+
+
+def _holds_onnx(archive: bytes | None) -> bool:
+    import io
+    import tarfile
+
+    if archive is None:
+        return False
+    try:
+        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:*") as tar:
+            return any(name.lstrip("./") == "model.onnx" for name in tar.getnames())
+    except tarfile.TarError:
+        return True  # not ours to judge: packaging refuses it with its own message
 
 
 def _no_sleep(seconds: float) -> None:
