@@ -86,6 +86,8 @@ def shares(record: Mapping[str, Any]) -> Dict[str, float]:
             raise BaselineError(f"the baseline's count of bucket {bucket!r} is {value!r}")
         values[bucket] = float(value)
     total = sum(values.values())
+    if not math.isfinite(total):
+        raise BaselineError(f"the baseline's counts add up to {total!r}")
     if total <= 0:
         raise BaselineError("the baseline counts no validation results")
     return {bucket: value / total for bucket, value in values.items()}

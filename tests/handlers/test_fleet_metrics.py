@@ -414,6 +414,7 @@ def test_a_thing_in_none_of_the_stages_rings_gets_no_drift(cloudwatch: Any, s3: 
         ({**RECORD, "confidence_edges": [0.0, 0.6, 0.8, 0.95]}, "not the device's"),
         ({**RECORD, "confidence": {**RECORD["confidence"], "0.9-1": -1}}, "is -1"),
         ({**RECORD, "confidence": {k: 0 for k in RECORD["confidence"]}}, "counts no"),
+        ({**RECORD, "confidence": {k: 1e308 for k in RECORD["confidence"]}}, "add up to inf"),
     ],
 )
 def test_a_baseline_the_fleet_cannot_compare_with_is_left_out_with_the_reason(
@@ -437,3 +438,14 @@ def test_a_baseline_read_that_fails_is_not_raised(cloudwatch: Any, s3: Any) -> N
         cloudwatch, window(), placement=lambda thing: ("a", "fleet"), baseline=baselines
     )
     assert result["status"] == "put" and data == []
+
+
+def test_the_remembered_models_are_bounded(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A device that names a new model id in every window (broken, or hostile) cannot grow the
+    warm function's memory without bound."""
+    s3.create_bucket(Bucket="art", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    monkeypatch.setattr(metrics_logic, "MAX_REMEMBERED_MODELS", 10)
+    baselines = metrics_logic.Baselines(s3, "art", Clock())
+    for index in range(25):
+        assert baselines(f"m-{index:03d}") is None
+        assert len(baselines._found) + len(baselines._missing) <= 10

@@ -140,6 +140,10 @@ Shares = Mapping[str, float]
 #: How long a model with no readable baseline is not asked again (a baseline written after the
 #: first windows arrive, a throttled read).
 MISSING_BASELINE_TTL = datetime.timedelta(minutes=15)
+#: Model ids a warm function remembers (found or missing); past it the memory starts over. A
+#: device names its model in each window, so a fleet with a broken or hostile device sending a
+#: new id every minute must not grow the function's memory without bound.
+MAX_REMEMBERED_MODELS = 1000
 # GetObject answers for a key that is not there: NoSuchKey with s3:ListBucket on the bucket,
 # else "403 Access Denied" (botocore s3 GetObject documentation: "If you don't have the
 # s3:ListBucket permission, Amazon S3 returns an HTTP status code 403 Access Denied error").
@@ -176,6 +180,9 @@ class Baselines:
         since = self._missing.get(model_id)
         if since is not None and now - since < self.missing_ttl:
             return None
+        if len(self._found) + len(self._missing) >= MAX_REMEMBERED_MODELS:
+            self._found.clear()
+            self._missing.clear()
         shares = self._read(model_id)
         if shares is None:
             self._missing[model_id] = now
