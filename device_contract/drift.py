@@ -60,18 +60,31 @@ def baseline_key(model_id: str) -> str:
     return f"{PREFIX}{model_id}.json"
 
 
+def _number(value: Any) -> Optional[float]:
+    """``value`` as a finite float, or None for anything else (bools and strings included)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an int too large for a float
+        return None
+    return number if math.isfinite(number) else None
+
+
 def shares(record: Mapping[str, Any]) -> Dict[str, float]:
     """bucket -> share of the validation results, from the training job's ``baseline`` record.
 
-    Refuses a record whose buckets are not the device's (``CONFIDENCE_EDGES``): the shares
-    would be compared with counts of other buckets.
+    Refuses (:class:`BaselineError`, never another error) a record whose buckets are not the
+    device's (``CONFIDENCE_EDGES``: the shares would be compared with counts of other
+    buckets), or whose counts are not finite non-negative numbers.
     """
     if not isinstance(record, Mapping):
         raise BaselineError("the baseline is not a JSON object")
     edges = record.get("confidence_edges")
-    if not isinstance(edges, list) or [float(e) for e in edges] != list(CONFIDENCE_EDGES):
+    numbers = [_number(e) for e in edges] if isinstance(edges, list) else None
+    if numbers != list(CONFIDENCE_EDGES):
         raise BaselineError(
-            f"the baseline's confidence_edges {edges!r} are not the device's "
+            f"the baseline's confidence_edges {edges!r:.200} are not the device's "
             f"{list(CONFIDENCE_EDGES)}"
         )
     counts = record.get("confidence")
@@ -79,12 +92,12 @@ def shares(record: Mapping[str, Any]) -> Dict[str, float]:
         raise BaselineError("the baseline has no confidence counts")
     values: Dict[str, float] = {}
     for bucket in confidence_buckets():
-        value = counts.get(bucket)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise BaselineError(f"the baseline's count of bucket {bucket!r} is {value!r}")
-        if not math.isfinite(value):
-            raise BaselineError(f"the baseline's count of bucket {bucket!r} is {value!r}")
-        values[bucket] = float(value)
+        value = _number(counts.get(bucket))
+        if value is None or value < 0:
+            raise BaselineError(
+                f"the baseline's count of bucket {bucket!r} is {counts.get(bucket)!r:.100}"
+            )
+        values[bucket] = value
     total = sum(values.values())
     if not math.isfinite(total):
         raise BaselineError(f"the baseline's counts add up to {total!r}")
@@ -103,7 +116,7 @@ def parse_document(text: bytes | str, model_id: str) -> Dict[str, float]:
     """The bucket shares of a stored :func:`document` for ``model_id``."""
     try:
         doc = json.loads(text)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:
         raise BaselineError(f"the baseline of {model_id} is not JSON: {error}") from None
     if not isinstance(doc, Mapping) or doc.get("model") != model_id:
         raise BaselineError(f"the baseline stored for {model_id} names another model")

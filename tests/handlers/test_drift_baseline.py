@@ -141,6 +141,20 @@ def test_delete_touches_nothing(bucket: Any) -> None:
             "are not the device's",
         ),
         ({"metadata.json": b"{not json"}, "metadata.json is not JSON"),
+        # found by the hostile review: these escaped on_event and failed the deploy
+        (
+            {"metadata.json": metadata({**RECORD, "confidence_edges": ["a", 0.5, 0.7, 0.9]})},
+            "are not the device's",
+        ),
+        (
+            {"metadata.json": metadata({**RECORD, "confidence_edges": [None, 0.5, 0.7, 0.9]})},
+            "are not the device's",
+        ),
+        (
+            {"metadata.json": metadata({**RECORD, "confidence": {"0-0.5": 10**400}})},
+            "count of bucket",
+        ),
+        ({"metadata.json": b"[" * 200_000}, "metadata.json is not JSON"),
         ({"../metadata.json": metadata()}, "unsafe path"),
         ({"/etc/metadata.json": metadata()}, "unsafe path"),
     ],

@@ -449,3 +449,51 @@ def test_the_remembered_models_are_bounded(s3: Any, monkeypatch: pytest.MonkeyPa
     for index in range(25):
         assert baselines(f"m-{index:03d}") is None
         assert len(baselines._found) + len(baselines._missing) <= 10
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"processed": 10**400},
+        {"confidence": [{"name": "0.9-1", "count": 10**400}]},
+    ],
+)
+def test_a_number_too_large_for_cloudwatch_is_refused_not_raised(
+    cloudwatch: Any, s3: Any, changes: dict[str, Any]
+) -> None:
+    """Found by the hostile review: 10**400 raised OverflowError, so Lambda retried the window
+    twice and then lost it. Such a window is refused (logged) instead."""
+    s3.create_bucket(Bucket="art", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    put_baseline(s3, "art")
+    baselines = metrics_logic.Baselines(s3, "art", Clock())
+    result = ingest(
+        window(**changes), cloudwatch, placement=lambda t: ("a", "fleet"), baseline=baselines
+    )
+    assert result["status"] == "refused" and "too large" in result["reason"]
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {**RECORD, "confidence_edges": ["x", 0.5, 0.7, 0.9]},
+        {**RECORD, "confidence_edges": [None, 0.5, 0.7, 0.9]},
+        {**RECORD, "confidence_edges": ["0", "0.5", "0.7", "0.9"]},
+        {**RECORD, "confidence": {**RECORD["confidence"], "0-0.5": 10**400}},
+        {**RECORD, "confidence": {**RECORD["confidence"], "0-0.5": False}},
+    ],
+)
+def test_a_baseline_of_the_wrong_types_leaves_out_drift_only(
+    cloudwatch: Any, s3: Any, record: Any
+) -> None:
+    """Found by the hostile review: such documents raised ValueError/OverflowError out of the
+    reader, so every metric of the model's windows was lost, not only drift."""
+    from device_contract import drift
+
+    s3.create_bucket(Bucket="art", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    body = json.dumps({"model": MODEL, "source": "x", "baseline": record})
+    s3.put_object(Bucket="art", Key=drift.baseline_key(MODEL), Body=body.encode())
+    baselines = metrics_logic.Baselines(s3, "art", Clock())
+    result, data = drift_data(
+        cloudwatch, window(), placement=lambda t: ("a", "fleet"), baseline=baselines
+    )
+    assert result["status"] == "put" and result["drift"] is False and data == []

@@ -103,10 +103,10 @@ def read_metadata(s3: Any, uri: str) -> Optional[dict[str, Any]]:
                 return data if isinstance(data, dict) else {}
     except (tarfile.TarError, EOFError, OSError) as error:
         raise BaselineFailed(f"{uri} is not a gzip tar archive: {error}") from None
-    except ValueError as error:  # metadata.json that is not JSON
+    except (ValueError, RecursionError) as error:  # metadata.json that is not JSON
         if isinstance(error, BaselineFailed):
             raise
-        raise BaselineFailed(f"{uri}: {METADATA} is not JSON: {error}") from None
+        raise BaselineFailed(f"{uri}: {METADATA} is not JSON: {error!s:.200}") from None
     return None
 
 

@@ -211,6 +211,10 @@ class Baselines:
                 LOGGER.warning("could not read the drift baseline of %s: %s", model_id, error)
         except BotoCoreError as error:
             LOGGER.warning("could not read the drift baseline of %s: %s", model_id, error)
+        except Exception as error:  # anything else about one baseline: drift only is left out
+            LOGGER.warning(
+                "unusable drift baseline of %s: %s: %s", model_id, type(error).__name__, error
+            )
         return None
 
 
@@ -276,14 +280,17 @@ def ingest(
         )
         return {"status": "skipped", "thing": sender, "window_start": metrics.window_start}
     device_class, ring = placement(sender)
-    data = fleet_metrics.datums(metrics, window, device_class, ring)
     drifted = False
-    if ring in fleet_metrics.RINGS:
-        shares = baseline(metrics.model)
-        if shares is not None:
-            confidence = [(c.name, c.count) for c in metrics.confidence]
-            data += drift.datums(confidence, shares, window, device_class, ring)
-            drifted = True
+    try:
+        data = fleet_metrics.datums(metrics, window, device_class, ring)
+        if ring in fleet_metrics.RINGS:
+            shares = baseline(metrics.model)
+            if shares is not None:
+                confidence = [(c.name, c.count) for c in metrics.confidence]
+                data += drift.datums(confidence, shares, window, device_class, ring)
+                drifted = True
+    except OverflowError as error:  # a count too large for CloudWatch's doubles
+        return _refused(f"a number of the window is too large: {error}", sender)
     requests = 0
     for chunk in chunks(data, chunk_size):
         try:
