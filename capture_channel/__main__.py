@@ -84,6 +84,12 @@ def main(argv: list[str] | None = None) -> int:
             f"new classes (not in {args.labels}): {', '.join(summary.new_classes)}: the retrained "
             "model's output layer changes; devices get the new labels with the new model"
         )
+    if summary.missing_classes:
+        print(
+            f"WARNING: classes of {args.labels} with no image in this channel: "
+            f"{', '.join(summary.missing_classes)}: a model retrained on it alone will not know "
+            "them (add --base with the current training channel)"
+        )
     prefix = f"s3://{args.bucket}/training/channels/{args.out.name}/"
     print("\nNext: upload the channel, retrain on it, then canary and promote:")
     print(f"  aws s3 sync {args.out} {prefix}")

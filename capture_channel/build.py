@@ -52,6 +52,8 @@ class Labelled:
     label: str
     origin: str
     uri: str | None = None  # an s3:// image not on disk (downloaded when building)
+    #: why it cannot be used, when that is known before reading it (said, then left out)
+    unusable: str = ""
 
 
 @dataclasses.dataclass
@@ -60,10 +62,19 @@ class Summary:
     duplicates: int = 0
     left_out: list[str] = dataclasses.field(default_factory=list)
     new_classes: list[str] = dataclasses.field(default_factory=list)
+    #: classes of --labels that the channel holds no image of
+    missing_classes: list[str] = dataclasses.field(default_factory=list)
 
 
 def _is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+NOT_READ = (
+    "not a file type the training script reads ("
+    + ", ".join(IMAGE_EXTENSIONS)
+    + "); convert it to one of those to use it"
+)
 
 
 def _check_label(label: str, where: str) -> str:
@@ -82,15 +93,27 @@ def from_folders(root: Path) -> Iterator[Labelled]:
         raise ChannelError(f"--folders {root}: no class folders (expected {root}/<label>/<image>)")
     for folder in classes:
         label = _check_label(folder.name, f"--folders {root}")
-        for path in sorted(folder.iterdir()):
-            if path.is_file() and not path.name.startswith(".") and _is_image(path.name):
-                yield Labelled(path, label, f"{folder.name}/{path.name}")
+        entries = [p for p in sorted(folder.iterdir()) if not p.name.startswith(".")]
+        if not entries:
+            yield Labelled(None, label, f"{folder.name}/", unusable="an empty class folder")
+        for path in entries:
+            origin = f"{folder.name}/{path.name}"
+            if path.is_dir():
+                yield Labelled(
+                    path, label, origin + "/", unusable="a folder: only <label>/<image> is read"
+                )
+            elif not _is_image(path.name):
+                yield Labelled(path, label, origin, unusable=NOT_READ)
+            else:
+                yield Labelled(path, label, origin)
 
 
 def _split_s3(uri: str) -> tuple[str, str]:
     if not uri.startswith("s3://") or "/" not in uri[5:]:
         raise ValueError(f"source-ref {uri!r} is not an s3://bucket/key URI")
     bucket, key = uri[5:].split("/", 1)
+    if ".." in bucket.split("/") + key.split("/") or not bucket or not key:
+        raise ValueError(f"source-ref {uri!r} has an empty or '..' part")
     return bucket, key
 
 
@@ -116,26 +139,34 @@ def from_manifest(manifest: Path, objects: Path | None) -> Iterator[Labelled]:
     """A Ground Truth image-classification output manifest (JSON lines)."""
     if not manifest.is_file():
         raise ChannelError(f"--manifest {manifest}: no such file")
-    with manifest.open(encoding="utf-8") as lines:
-        for number, text in enumerate(lines, start=1):
-            if not text.strip():
-                continue
-            where = f"--manifest {manifest} line {number}"
-            try:
-                line = json.loads(text)
-                if not isinstance(line, dict):
-                    raise ValueError("not a JSON object")
-                uri = str(line["source-ref"])
-                bucket, key = _split_s3(uri)
-                label = _check_label(_ground_truth_label(line), where)
-            except KeyError:
-                raise ChannelError(f"{where}: no source-ref") from None
-            except ValueError as error:
-                raise ChannelError(f"{where}: {error}") from None
-            if objects is None:
-                yield Labelled(None, label, uri, uri=uri)
-            else:
-                yield Labelled(objects / bucket / key, label, uri)
+    try:
+        texts = manifest.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise ChannelError(f"--manifest {manifest}: not UTF-8 JSON lines ({error})") from None
+    except OSError as error:
+        raise ChannelError(f"--manifest {manifest}: {error.strerror or error}") from None
+    for number, text in enumerate(texts, start=1):
+        if not text.strip():
+            continue
+        where = f"--manifest {manifest} line {number}"
+        try:
+            line = json.loads(text)
+            if not isinstance(line, dict):
+                raise ValueError("not a JSON object")
+            uri = str(line["source-ref"])
+            bucket, key = _split_s3(uri)
+            label = _check_label(_ground_truth_label(line), where)
+        except ChannelError:
+            raise
+        except KeyError:
+            raise ChannelError(f"{where}: no source-ref") from None
+        except (ValueError, RecursionError) as error:
+            raise ChannelError(f"{where}: {error}") from None
+        unusable = "" if _is_image(key) else NOT_READ
+        if objects is None:
+            yield Labelled(None, label, uri, uri=uri, unusable=unusable)
+        else:
+            yield Labelled(objects / bucket / key, label, uri, unusable=unusable)
 
 
 def _download(uri: str, into: Path) -> Path:
@@ -167,13 +198,19 @@ def build(
     items.extend(sources)
     staging = out.with_name(f".{out.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    try:
+        staging.mkdir(parents=True)
+    except OSError as error:
+        raise ChannelError(f"--out {out}: cannot write there ({error.strerror or error})") from None
     summary = Summary()
     seen: dict[str, tuple[str, Path]] = {}  # sha256 -> (label, written path)
     conflicted: set[str] = set()
     try:
         downloads = staging / ".downloads"
         for item in items:
+            if item.unusable:
+                summary.left_out.append(f"{item.origin}: {item.unusable}")
+                continue
             path = item.path
             try:
                 if path is None and item.uri is not None:
@@ -228,6 +265,7 @@ def build(
         known = set(known_labels)
         if known:
             summary.new_classes = sorted(set(summary.counts) - known)
+            summary.missing_classes = sorted(known - set(summary.counts))
         staging.rename(out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

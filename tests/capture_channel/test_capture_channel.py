@@ -179,3 +179,69 @@ def test_objects_without_a_manifest_and_a_missing_folder_are_named(
     assert main(["--folders", str(tmp_path), "--objects", str(tmp_path),
                  "--out", str(tmp_path / "o")]) == 2  # fmt: skip
     assert "--objects goes with --manifest" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- found by the hostile review
+def test_files_training_does_not_read_are_named_not_counted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A .webp or extensionless manifest object was counted and written, then the training
+    script found no image in the class; a .npy capture, a nested folder and an empty class
+    folder were dropped without a word. Each is now named, and what is counted is what
+    scan_image_folder reads."""
+    objects = tmp_path / "s3"
+    photo(objects / "b" / "k" / "1.jpg", 1)
+    photo(objects / "b" / "k" / "2.png", 2)
+    photo(objects / "b" / "k" / "3.webp", 3).rename(objects / "b" / "k" / "3")
+    photo(objects / "b" / "k" / "4.webp", 4)
+    manifest = tmp_path / "m.manifest"
+    manifest.write_text("\n".join([
+        gt_line("s3://b/k/1.jpg", "cat"),
+        gt_line("s3://b/k/2.png", "dog", 1),
+        gt_line("s3://b/k/3", "cat"),
+        gt_line("s3://b/k/4.webp", "dog", 1),
+    ]) + "\n")  # fmt: skip
+    out = tmp_path / "channel"
+    assert main(["--manifest", str(manifest), "--objects", str(objects), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "wrote 2 images in 2 classes" in printed
+    assert "s3://b/k/3: not a file type" in printed and "s3://b/k/4.webp: not a file" in printed
+    classes, samples = scan_image_folder(str(out), "train")
+    assert classes == ["cat", "dog"] and len(samples) == 2
+
+    labelled = tmp_path / "labelled"
+    photo(labelled / "cat" / "a.jpg", 5)
+    photo(labelled / "dog" / "b.jpg", 6)
+    np.save(labelled / "dog" / "c.npy", np.zeros((1, 3, 8, 8), dtype=np.float32))
+    photo(labelled / "dog" / "2027" / "01" / "n.jpg", 7)
+    (labelled / "bird").mkdir()
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps(["cat", "dog", "bird", "fish"]))
+    out2 = tmp_path / "channel2"
+    code = main(["--folders", str(labelled), "--labels", str(labels), "--out", str(out2)])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "dog/c.npy: not a file type" in printed
+    assert "dog/2027/: a folder" in printed and "bird/: an empty class folder" in printed
+    assert "no image in this channel: bird, fish" in printed
+
+
+def test_unreadable_manifests_and_unwritable_outputs_are_named_not_raised(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = tmp_path / "m.manifest"
+    manifest.write_bytes(b"\xff\xfe{not utf-8}\n")
+    out = tmp_path / "channel"
+    assert main(["--manifest", str(manifest), "--objects", str(tmp_path), "--out", str(out)]) == 2
+    assert "not UTF-8" in capsys.readouterr().err
+    manifest.write_text(gt_line("s3://b/../../etc/a.jpg", "cat") + "\n")
+    assert main(["--manifest", str(manifest), "--objects", str(tmp_path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "'..' part" in err and err.count("line 1") == 1
+    labelled = tmp_path / "labelled"
+    photo(labelled / "cat" / "a.jpg", 1)
+    photo(labelled / "dog" / "b.jpg", 2)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    assert main(["--folders", str(labelled), "--out", str(blocker / "x")]) == 2
+    assert "cannot write there" in capsys.readouterr().err
