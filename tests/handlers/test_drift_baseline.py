@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import random
 import tarfile
 from typing import Any
 
@@ -107,6 +108,64 @@ def test_the_baseline_is_written_for_each_model_id_streamed_past_the_model(bucke
             {"0-0.5": 0.05, "0.5-0.7": 0.05, "0.7-0.9": 0.2, "0.9-1": 0.7}
         )
         assert stored[drift.baseline_key(model_id)]["source"] == SOURCE
+
+
+class CountingBody:
+    """A GetObject body that records each read, to tell a stream from a download."""
+
+    def __init__(self, body: Any) -> None:
+        self.body = body
+        self.sizes: list[Any] = []
+        self.total = 0
+
+    def read(self, size: Any = None) -> bytes:
+        self.sizes.append(size)
+        data: bytes = self.body.read() if size is None or size < 0 else self.body.read(size)
+        self.total += len(data)
+        return data
+
+
+class RecordingS3:
+    """The moto client, with each GetObject body counted."""
+
+    def __init__(self, s3: Any) -> None:
+        self.s3 = s3
+        self.bodies: list[CountingBody] = []
+
+    def get_object(self, **kwargs: Any) -> Any:
+        response = self.s3.get_object(**kwargs)
+        self.bodies.append(CountingBody(response["Body"]))
+        return {**response, "Body": self.bodies[-1]}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.s3, name)
+
+
+@pytest.mark.parametrize("metadata_first", [True, False])
+def test_the_archive_is_read_in_small_pieces_and_no_further_than_metadata_json(
+    bucket: Any, metadata_first: bool
+) -> None:
+    """The real archive holds a model.onnx of hundreds of MB: it is never read whole (every
+    read asks for a bounded size), and when metadata.json comes first, nothing past it is
+    read. The model stand-in is random, so it stays 4 MB compressed."""
+    model = random.Random(0).randbytes(4 << 20)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        members = [("metadata.json", metadata()), ("model.onnx", model)]
+        for name, data in members if metadata_first else members[::-1]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    put_source(bucket, buffer.getvalue())
+    s3 = RecordingS3(bucket)
+    data = baseline_logic.on_event(event(), s3)["Data"]
+    assert data["Baselines"] == drift.baseline_key("vgg16-0123456789ab")
+    (body,) = s3.bodies
+    assert all(size is not None and 0 < size <= 1 << 20 for size in body.sizes), body.sizes
+    if metadata_first:
+        assert body.total < 1 << 20, body.total
+    else:
+        assert body.total >= 4 << 20
 
 
 def test_an_update_with_new_model_ids_writes_their_baselines_and_keeps_the_old(
