@@ -586,7 +586,15 @@ def test_each_class_publishes_its_drift_baseline_after_its_package(dev: Any) -> 
         if r["Type"] == "AWS::IAM::Policy" and {"Ref": role_ref} in r["Properties"]["Roles"]
         for s in r["Properties"]["PolicyDocument"]["Statement"]
     ]
-    writes = [s for s in statements if any(a.startswith("s3:Put") for a in _listed(s["Action"]))]
+    # Anything but a read (Put, Delete, Abort, ...) is a write: only on fleet/baselines/.
+    writes = [
+        s
+        for s in statements
+        if any(
+            a.startswith("s3:") and not a.startswith(("s3:Get", "s3:List"))
+            for a in _listed(s["Action"])
+        )
+    ]
     assert writes
     for statement in writes:
         for resource_arn in _listed(statement["Resource"]):
