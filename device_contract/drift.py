@@ -44,6 +44,9 @@ BUCKET_DIMENSION = "Bucket"
 #: Added to each share before the logarithm, so an empty bucket on either side gives a large
 #: finite term, not an infinite one (the usual smoothing of PSI).
 EPSILON = 0.001
+#: An expected count below this is put as 0 (a fraction of a result; and CloudWatch refuses a
+#: whole PutMetricData for one value too close to zero).
+MIN_EXPECTED = 1e-6
 
 # A model id: ``<model name>-<12 hex>`` (packaging_logic.model_id_for); as a key, nothing else.
 _MODEL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
@@ -153,9 +156,12 @@ def datums(
     total = sum(counts.values())
     out: List[Dict[str, Any]] = []
     for bucket in confidence_buckets():
+        expected = total * baseline[bucket]
+        if expected < MIN_EXPECTED:  # a share of 1e-200: CloudWatch "rejects values that
+            expected = 0.0  # are either too small or too large" (botocore MetricDatum Value)
         for name, value in (
             (OBSERVED, float(counts[bucket])),
-            (EXPECTED, total * baseline[bucket]),
+            (EXPECTED, expected),
         ):
             out.append(
                 {

@@ -72,6 +72,7 @@ class CloudWatchBackend:
         lines: list[tuple[str, dict[str, Any]]] = []
         for datum in data:
             _check_maximums(datum)
+            _check_value(datum.get("Value"))
             moment = datum.get("Timestamp", now)
             if isinstance(moment, datetime.datetime):
                 if moment.tzinfo is None:
@@ -102,6 +103,27 @@ class CloudWatchBackend:
             for name, record in lines:
                 with (folder / f"{name}.jsonl").open("a", encoding="utf-8") as out:
                     out.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+#: "CloudWatch rejects values that are either too small or too large. Values must be in the
+#: range of -2^360 to 2^360. In addition, special values (for example, NaN, +Infinity,
+#: -Infinity) are not supported" (botocore MetricDatum ``Value``); the smallest magnitude, 2^-360
+#: (8.5e-109), is the earlier form of that page ("2e-360 to 2e360 (Base 2)").
+VALUE_MAX = 2.0**360
+VALUE_MIN = 2.0**-360
+
+
+def _check_value(value: Any) -> None:
+    if value is None:
+        return
+    number = float(value)
+    magnitude = abs(number)
+    if number != number or magnitude > VALUE_MAX or 0 < magnitude < VALUE_MIN:
+        raise ServiceError(
+            "PutMetricData",
+            "InvalidParameterValue",
+            f"The value {number!r} for parameter MetricData.member.Value is invalid.",
+        )
 
 
 def _check_maximums(datum: dict[str, Any]) -> None:

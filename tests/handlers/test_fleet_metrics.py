@@ -497,3 +497,22 @@ def test_a_baseline_of_the_wrong_types_leaves_out_drift_only(
         cloudwatch, window(), placement=lambda t: ("a", "fleet"), baseline=baselines
     )
     assert result["status"] == "put" and result["drift"] is False and data == []
+
+
+def test_a_tiny_baseline_share_never_makes_cloudwatch_refuse_the_window(
+    cloudwatch: Any, s3: Any
+) -> None:
+    """Found by the hostile review: a share of 1e-200 put DriftExpected = 1e-199, a value
+    CloudWatch rejects ("too small", botocore MetricDatum Value), and with it the whole window.
+    An expected count below drift.MIN_EXPECTED is put as 0."""
+    from device_contract import drift
+
+    record = {**RECORD, "confidence": {**RECORD["confidence"], "0-0.5": 1e-200}}
+    s3.create_bucket(Bucket="art", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    put_baseline(s3, "art", record=record)
+    baselines = metrics_logic.Baselines(s3, "art", Clock())
+    _, data = drift_data(
+        cloudwatch, window(), placement=lambda t: ("a", "fleet"), baseline=baselines
+    )
+    expected = [d["Value"] for d in data if d["MetricName"] == drift.EXPECTED]
+    assert expected and all(v == 0 or v >= drift.MIN_EXPECTED for v in expected)

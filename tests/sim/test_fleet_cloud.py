@@ -137,6 +137,9 @@ def test_put_metric_data_is_checked_against_botocores_model_and_its_limits(
     with pytest.raises(ServiceError, match="two weeks"):
         old = {**datum, "Timestamp": now - datetime.timedelta(weeks=2, seconds=1)}
         client.put_metric_data(Namespace="EdgeAi/dev", MetricData=[old])
+    for value in (1e-200, 2.0**361, float("nan")):  # too small, too large, special
+        with pytest.raises(ServiceError, match="InvalidParameterValue"):
+            client.put_metric_data(Namespace="EdgeAi/dev", MetricData=[{**datum, "Value": value}])
     assert len(backend.data) == 1
 
 
