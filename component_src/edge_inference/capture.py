@@ -212,7 +212,16 @@ class CaptureStore:
             self.remove(record_id)
             self._count("dropped")
             return None
-        return record if isinstance(record, dict) else None
+        if not isinstance(record, dict):
+            self.drop(record_id, "its sidecar is not a JSON object")
+            return None
+        return record
+
+    def drop(self, record_id: str, why: str) -> None:
+        """Remove a capture that can never be sent, counted as dropped."""
+        LOG.error("capture %s dropped: %s", record_id, why)
+        self.remove(record_id)
+        self._count("dropped")
 
     def data_path(self, record_id: str) -> Path:
         return self.folder / (record_id + DATA)
@@ -301,9 +310,18 @@ def content_type(name: str) -> str:
     return CONTENT_TYPES.get(os.path.splitext(name)[1].lower(), "application/octet-stream")
 
 
+_DATE_RE = re.compile(r"^\d{4}/\d{2}/\d{2}$")
+
+
 def capture_keys(prefix: str, record: Dict[str, Any]) -> Tuple[str, str]:
-    """(input key, sidecar key) of a capture under ``prefix``."""
-    base = f"{prefix}{record['date']}/{record['key_name']}"
+    """(input key, sidecar key) of a capture under ``prefix``; ValueError for a record whose
+    ``date`` or ``key_name`` is not what :meth:`CaptureStore.add` writes."""
+    date, name = record["date"], record["key_name"]
+    if not isinstance(date, str) or not _DATE_RE.match(date):
+        raise ValueError(f"date {date!r}")
+    if not isinstance(name, str) or not name or "/" in name:
+        raise ValueError(f"key_name {name!r}")
+    base = f"{prefix}{date}/{name}"
     return base, base + ".json"
 
 
@@ -347,7 +365,12 @@ class CaptureSender:
             record = self.store.read(record_id)
             if record is None:
                 continue
-            data_key, sidecar_key = capture_keys(self.prefix, record)
+            try:
+                data_key, sidecar_key = capture_keys(self.prefix, record)
+                kind = content_type(str(record["key_name"]))
+            except (KeyError, TypeError, ValueError) as err:  # a sidecar not written by us
+                self.store.drop(record_id, f"its sidecar has no usable {err}")
+                continue
             try:
                 body = self.store.data_path(record_id).read_bytes()
             except FileNotFoundError:  # removed under us (a folder deleted): nothing to send
@@ -358,7 +381,7 @@ class CaptureSender:
                 self.store.remove(record_id)
                 continue
             try:
-                self.uploader.put(data_key, body, content_type(record["key_name"]))
+                self.uploader.put(data_key, body, kind)
                 sidecar = json.dumps(record, sort_keys=True).encode("utf-8")
                 self.uploader.put(sidecar_key, sidecar, "application/json")
             except Exception as err:  # any upload failure: keep it, retry later
@@ -395,6 +418,9 @@ class CaptureSender:
                 ok = False
                 with contextlib.suppress(OSError):
                     self.store.folder.mkdir(parents=True, exist_ok=True)
+            except Exception:  # never let the uploads stop for good: log, back off, go on
+                LOG.exception("capture upload pass failed; retrying")
+                ok = False
             delay = 0.0 if ok else min(self.max_backoff, max(self.min_backoff, delay * 2))
 
 

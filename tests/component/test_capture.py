@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import threading
+import time
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
@@ -317,6 +318,34 @@ def test_a_sidecar_a_power_cut_left_empty_is_dropped_and_counted_not_sent(
     assert CaptureSender(store, s3, PREFIX).send_once()
     assert len(s3.objects) == 2  # 0002's input and sidecar
     assert store.take_counts()["dropped"] == 1 and store.ids() == []
+
+
+@pytest.mark.parametrize("sidecar", [b'{"id": "0001"}', b"[]", b'{"date": 5, "key_name": null}'])
+def test_a_sidecar_not_written_by_the_component_is_dropped_and_the_rest_goes(
+    tmp_path: Path, sidecar: bytes
+) -> None:
+    """Found by the hostile review: a sidecar without ``date`` raised KeyError out of
+    send_once and killed the upload thread for good (at every restart too); a JSON list was
+    skipped but waited forever. Both are dropped and counted; the next capture is sent."""
+    source = tmp_path / "a.jpg"
+    source.write_bytes(b"x")
+    store = CaptureStore(tmp_path / "captures", max_bytes=MB)
+    store.open()
+    store.add(source, "0001", {"input": "a.jpg"}, REASON_SAMPLE, T0)
+    store.add(source, "0002", {"input": "a.jpg"}, REASON_SAMPLE, T0)
+    (tmp_path / "captures" / "0001.json").write_bytes(sidecar)
+    store.take_counts()
+    s3 = FakeS3()
+    sender = CaptureSender(store, s3, PREFIX, min_backoff=0.01, max_backoff=0.01)
+    sender.start()
+    try:
+        deadline = time.monotonic() + 5
+        while store.ids() and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        sender.stop()
+    assert store.ids() == [] and len(s3.objects) == 2
+    assert store.take_counts()["dropped"] == 1
 
 
 def test_the_capture_folder_deleted_under_the_component(tmp_path: Path) -> None:
