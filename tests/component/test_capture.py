@@ -290,6 +290,26 @@ def test_a_disk_that_refuses_the_capture_never_fails_the_input(
     assert window["message"]["capture_dropped"] == 3 and window["message"]["captured"] == 0
 
 
+def test_at_the_bound_the_folder_is_not_listed_for_every_new_capture(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the hostile review: at CaptureMaxMB every new capture listed and sorted the
+    whole folder twice (half a second per input with 61,000 small captures, on the finisher
+    thread). Past the bound the store drops down to LOW_WATER, so listing is rare."""
+    source = tmp_path / "a.jpg"
+    source.write_bytes(b"x" * 1000)
+    store = CaptureStore(tmp_path / "captures", max_bytes=200_000)
+    store.open()
+    listings = []
+    real = store._disk_bytes
+    monkeypatch.setattr(store, "_disk_bytes", lambda: listings.append(1) or real())
+    for index in range(1000):
+        store.add(source, f"{index:06d}", {"input": "a.jpg"}, REASON_SAMPLE, T0)
+    assert store.bytes <= 200_000
+    # ~140 captures fit: one listing per 10% refilled (~14 captures), not one per capture
+    assert len(listings) <= 100, len(listings)
+
+
 def test_a_crash_between_the_input_and_its_sidecar_leaves_no_half_capture(
     tmp_path: Path,
 ) -> None:
