@@ -195,7 +195,8 @@ def build(
     if out.exists():
         raise ChannelError(f"--out {out} already exists; choose a new folder (nothing is replaced)")
     items = list(from_folders(base)) if base is not None else []
-    items.extend(sources)
+    new = list(sources)
+    items.extend(new)
     staging = out.with_name(f".{out.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     try:
@@ -205,11 +206,16 @@ def build(
     summary = Summary()
     seen: dict[str, tuple[str, Path]] = {}  # sha256 -> (label, written path)
     conflicted: set[str] = set()
+    new_ids = {id(item) for item in new}
+    used_new = 0  # new images written or already there (a whole-run failure leaves none)
+    new_left_out: set[str] = set()
     try:
         downloads = staging / ".downloads"
         for item in items:
             if item.unusable:
                 summary.left_out.append(f"{item.origin}: {item.unusable}")
+                if id(item) in new_ids:
+                    new_left_out.add(summary.left_out[-1])
                 continue
             path = item.path
             try:
@@ -222,7 +228,11 @@ def build(
                     image.verify()
             except Exception as error:  # a missing object, a broken image: named, left out
                 summary.left_out.append(f"{item.origin}: {error or type(error).__name__}")
+                if id(item) in new_ids:
+                    new_left_out.add(summary.left_out[-1])
                 continue
+            if id(item) in new_ids:
+                used_new += 1
             digest = hashlib.sha256(data).hexdigest()
             if digest in conflicted:
                 continue
@@ -246,6 +256,12 @@ def build(
             seen[digest] = (item.label, target)
             summary.counts[item.label] = summary.counts.get(item.label, 0) + 1
         shutil.rmtree(downloads, ignore_errors=True)
+        if new and used_new == 0:
+            first = next((line for line in summary.left_out if line in new_left_out), "")
+            raise ChannelError(
+                f"none of the {len(new)} new image(s) could be used (first: {first}); nothing "
+                "was written"
+            )
         summary.counts = {k: v for k, v in sorted(summary.counts.items()) if v > 0}
         for label in list(os.listdir(staging)):
             if label not in summary.counts:

@@ -191,6 +191,9 @@ def retrain_commands(view: FleetView, stage: str) -> list[str]:
         return []
     return [
         f"label the captured photos (in {folder}) into labelled/<class>/, then:",
-        f"  python -m capture_channel --folders labelled --out channel-1 --stage {stage}",
+        "  python -m capture_channel --folders labelled --base <your current training channel>"
+        f" --out channel-1 --stage {stage}",
+        "  (--base merges the current channel in: retraining on the captures alone would lose "
+        "the rest)",
         "  (it prints the upload and `cdk deploy -c training_data_uri=...` that retrain on them)",
     ]

@@ -245,3 +245,23 @@ def test_unreadable_manifests_and_unwritable_outputs_are_named_not_raised(
     blocker.write_text("x")
     assert main(["--folders", str(labelled), "--out", str(blocker / "x")]) == 2
     assert "cannot write there" in capsys.readouterr().err
+
+
+def test_a_run_where_no_new_image_can_be_used_fails_instead_of_writing_the_base_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found by the hostile review: with no AWS credentials every capture of a manifest was
+    left out one by one, and the run still wrote the --base channel alone and exited 0."""
+    base = tmp_path / "base"
+    photo(base / "cat" / "a.jpg", 1)
+    photo(base / "dog" / "b.jpg", 2)
+    manifest = tmp_path / "m.manifest"
+    manifest.write_text(gt_line("s3://b/k/1.jpg", "cat") + "\n" + gt_line("s3://b/k/2.jpg", "dog"))
+    out = tmp_path / "channel"
+    empty = tmp_path / "empty-copy"
+    empty.mkdir()
+    args = ["--manifest", str(manifest), "--objects", str(empty), "--base", str(base)]
+    assert main([*args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "none of the 2 new image(s) could be used (first: s3://b/k/1.jpg:" in err
+    assert not out.exists()
