@@ -158,6 +158,14 @@ def _as_key_prefix(value: Any) -> str:
         raise ValueError(f"must end with / and not start with one, got {_short(value)}")
     if len(text.encode("utf-8")) > KEY_PREFIX_BYTES:
         raise ValueError(f"must be at most {KEY_PREFIX_BYTES} bytes")
+    if any(part in (".", "..") for part in text.split("/")) or any(
+        ord(c) < 32 or ord(c) == 127 for c in text
+    ):
+        # S3 takes such keys literally, but every tool that copies them to a disk (aws s3
+        # sync, the simulator) resolves "..": refuse them, and control characters
+        raise ValueError(
+            f"must have no . or .. level and no control character, got {_short(value)}"
+        )
     return text
 
 

@@ -227,7 +227,11 @@ class S3Endpoint(_Server):
         with self._lock:
             self.objects.setdefault(bucket, {})[key] = body
             if self.folder is not None:
-                target = self.folder / bucket / key
+                # S3 keeps the key as it is; the copy on disk never leaves the folder (a key
+                # with ".." levels would): such an object stays in the account only.
+                target = (self.folder / bucket / key).resolve()
+                if not target.is_relative_to(self.folder.resolve()):
+                    return
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(body)
 

@@ -462,3 +462,38 @@ def test_after_the_folder_is_deleted_new_captures_are_not_dropped_for_old_bytes(
         store.add(source, f"{i:04d}", {"input": "a.jpg"}, REASON_SAMPLE, T0)
     assert store.ids() == ["0002", "0003"]
     assert store.take_counts()["dropped"] == 0
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    ["captures/dev/default/{iot:thingName}/../../x/", "captures/./a/", "captures/a\n/"],
+)
+def test_a_capture_prefix_with_dot_levels_or_control_characters_is_refused(
+    tmp_path: Path, prefix: str
+) -> None:
+    """Found by the hostile review: '..' levels were accepted; S3 keeps them literally, but a
+    copy to disk (aws s3 sync, the simulator's <root>/cloud/s3) resolves them, outside."""
+    from edge_inference.config import Config, ConfigError, merge_config
+
+    base = Config(tmp_path / "m", tmp_path / "i", tmp_path / "p", tmp_path / "f")
+    with pytest.raises(ConfigError, match=r"CapturePrefix must have no \. or \.\. level"):
+        merge_config(base, {"CapturePrefix": prefix}, cwd=tmp_path)
+
+
+def test_the_simulated_s3_never_writes_outside_its_folder(tmp_path: Path) -> None:
+    from device_sim.cloud.s3_http import S3Endpoint, Sessions
+
+    objects: Dict[str, Dict[str, bytes]] = {}
+    endpoint = S3Endpoint(
+        sessions=Sessions(),
+        region="eu-west-1",
+        partition="aws",
+        objects=objects,
+        bucket_policies={},
+        folder=tmp_path / "cloud" / "s3",
+    )
+    endpoint.store("b", "captures/../../../escaped/x.jpg", b"x")
+    endpoint.store("b", "captures/ok/x.jpg", b"y")
+    assert objects["b"]["captures/../../../escaped/x.jpg"] == b"x"  # S3 keeps the key as is
+    assert not (tmp_path / "cloud" / "escaped").exists()  # s3/b/captures/../../.. = cloud/
+    assert (tmp_path / "cloud" / "s3" / "b" / "captures" / "ok" / "x.jpg").read_bytes() == b"y"
