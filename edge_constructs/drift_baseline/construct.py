@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from aws_cdk import CustomResource, Duration
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import custom_resources as cr
@@ -23,7 +24,6 @@ from device_contract import drift
 from edge_constructs.artifact_bucket.construct import Prefixes
 from edge_constructs.lambda_function import PythonFunction
 from edge_constructs.nag import (
-    S3_OBJECT_ACTIONS,
     acknowledge_provider_framework,
     acknowledge_wildcards,
     resource_ending,
@@ -68,16 +68,28 @@ class DriftBaselineHandler(Construct):
             packages=[Path(device_contract.__file__).parent],
         )
         self.role = self.function.role
-        bucket.grant_read(self.role, f"{Prefixes.TRAINING}*")
-        bucket.grant_put(self.role, f"{drift.PREFIX}*")
+        # GetObject on the training output, PutObject under fleet/baselines/: no List (a missing
+        # archive then answers AccessDenied, which the handler reports as no baseline).
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadTrainingOutput",
+                actions=["s3:GetObject"],
+                resources=[bucket.arn_for_objects(f"{Prefixes.TRAINING}*")],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteDriftBaselines",
+                actions=["s3:PutObject"],
+                resources=[bucket.arn_for_objects(f"{drift.PREFIX}*")],
+            )
+        )
         acknowledge_wildcards(
             self.role,
             "Reads the training job's output archive (training/, whose key holds the job name "
             "made at deploy time) and writes fleet/baselines/<model id>.json, whose model ids "
-            "are digests computed at packaging time. grant_* adds the object-level action "
-            "families for those prefixes only.",
+            "are digests computed at packaging time: GetObject and PutObject only.",
             [
-                *S3_OBJECT_ACTIONS,
                 resource_ending(f"/{Prefixes.TRAINING}*"),
                 resource_ending(f"/{drift.PREFIX}*"),
             ],

@@ -28,7 +28,7 @@ from device_contract import drift, topics
 from device_contract import fleet_metrics as fm
 from device_contract.messages import confidence_buckets
 from edge_constructs.lambda_function import PythonFunction
-from edge_constructs.nag import S3_OBJECT_ACTIONS, acknowledge_wildcards, resource_ending
+from edge_constructs.nag import acknowledge_wildcards, resource_ending
 from edge_constructs.props import FleetAlarmsConfig
 
 RUNTIME_DIR = Path(__file__).parent / "runtime"
@@ -108,9 +108,25 @@ class FleetMetrics(Construct):
                 BASELINES_BUCKET_ENV: bucket.bucket_name,
             },
         )
-        # The drift baselines: read only (GetObject; ListBucket on the prefix, so a model with
-        # no baseline answers NoSuchKey, not AccessDenied: botocore s3 GetObject documentation).
-        bucket.grant_read(self.handler.role, f"{drift.PREFIX}*")
+        # The drift baselines, and nothing else of the bucket: GetObject under the prefix, and
+        # ListBucket limited to it by the s3:prefix condition key (Service Authorization
+        # Reference, Amazon S3), so a model with no baseline answers NoSuchKey, not
+        # AccessDenied (botocore s3 GetObject documentation).
+        self.handler.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadDriftBaselines",
+                actions=["s3:GetObject"],
+                resources=[bucket.arn_for_objects(f"{drift.PREFIX}*")],
+            )
+        )
+        self.handler.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ListDriftBaselines",
+                actions=["s3:ListBucket"],
+                resources=[bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": f"{drift.PREFIX}*"}},
+            )
+        )
         # A window counts for the class and ring of its thing's group: ListThingGroupsForThing
         # on the thing (Service Authorization Reference, AWS IoT: resource type "thing").
         stack = Stack.of(self)
@@ -139,7 +155,6 @@ class FleetMetrics(Construct):
             [
                 "Resource::*",
                 "Resource::arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:thing/*",
-                *S3_OBJECT_ACTIONS,
                 resource_ending(f"/{drift.PREFIX}*"),
             ],
         )

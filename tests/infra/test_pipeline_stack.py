@@ -599,6 +599,10 @@ def test_each_class_publishes_its_drift_baseline_after_its_package(dev: Any) -> 
     for statement in writes:
         for resource_arn in _listed(statement["Resource"]):
             assert json.dumps(resource_arn).endswith(f'/{drift.PREFIX}*"]]}}'), resource_arn
+    # It reads the training output only: no listing of the bucket (the second hostile review:
+    # grant_read gave s3:List* and s3:GetBucket* on the whole bucket).
+    s3_actions = {a for s in statements for a in _listed(s["Action"]) if a.startswith("s3:")}
+    assert s3_actions == {"s3:GetObject", "s3:PutObject"}, s3_actions
 
 
 def test_a_brought_model_has_no_drift_baseline(byo_jetson: Any) -> None:

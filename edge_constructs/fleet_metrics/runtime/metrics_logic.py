@@ -200,7 +200,13 @@ class Baselines:
             LOGGER.warning("no drift for model %s: %s", model_id, error)
         except ClientError as error:
             code = str(error.response.get("Error", {}).get("Code", ""))
-            if code in _ABSENT_CODES:
+            if code in ("AccessDenied", "403"):  # the role may list the prefix: a fault
+                LOGGER.warning(
+                    "the function may not read the drift baseline of %s (%s): check its role",
+                    model_id,
+                    code,
+                )
+            elif code in _ABSENT_CODES:
                 LOGGER.info(
                     "model %s has no drift baseline (%s): a model brought without training, "
                     "or trained with no validation images",
