@@ -258,44 +258,37 @@ class FleetMetrics(Construct):
             period=Duration.minutes(self.config.period_minutes),
         )
 
-    def drift_psi(self, ring: Ring, ids: str = "") -> cw.MathExpression:
-        """The PSI of one ring's confidence buckets against what its models' baselines expected,
-        over the drift period (``device_contract.drift.psi_expression``)."""
-        buckets = confidence_buckets()
-        observed, expected = drift.metric_ids(len(buckets), ids)
-        period = Duration.minutes(self.config.drift_period_minutes)
-        using: dict[str, cw.IMetric] = {}
-        for bucket, o_id, e_id in zip(buckets, observed, expected):
-            for metric_id, name in ((o_id, drift.OBSERVED), (e_id, drift.EXPECTED)):
-                using[metric_id] = cw.Metric(
-                    namespace=self.namespace,
-                    metric_name=name,
-                    statistic="Sum",
-                    period=period,
-                    dimensions_map={
-                        d["Name"]: d["Value"]
-                        for d in drift.bucket_dimensions(ring.device_class, ring.ring, bucket)
-                    },
-                )
-        return cw.MathExpression(
-            expression=drift.psi_expression(len(buckets), self.config.drift_min_results, ids),
-            using_metrics=using,
-            label=_label("drift (PSI vs training)", ring),
-            period=period,
-        )
-
-    def bucket_line(self, ring: Ring, bucket: str) -> cw.Metric:
-        """One ring's results in one confidence bucket (what the drift alarm compares)."""
+    def bucket_metric(
+        self, ring: Ring, bucket: str, name: str = drift.OBSERVED, label: str | None = None
+    ) -> cw.Metric:
+        """One ring's ``DriftObserved`` (or ``DriftExpected``) for one confidence bucket: the
+        Sum over the drift period."""
         return cw.Metric(
             namespace=self.namespace,
-            metric_name=drift.OBSERVED,
+            metric_name=name,
             statistic="Sum",
             period=Duration.minutes(self.config.drift_period_minutes),
             dimensions_map={
                 d["Name"]: d["Value"]
                 for d in drift.bucket_dimensions(ring.device_class, ring.ring, bucket)
             },
-            label=f"{ring.device_class} {ring.ring} {bucket}",
+            label=label,
+        )
+
+    def drift_psi(self, ring: Ring, ids: str = "") -> cw.MathExpression:
+        """The PSI of one ring's confidence buckets against what its models' baselines expected,
+        over the drift period (``device_contract.drift.psi_expression``)."""
+        buckets = confidence_buckets()
+        observed, expected = drift.metric_ids(len(buckets), ids)
+        using: dict[str, cw.IMetric] = {}
+        for bucket, o_id, e_id in zip(buckets, observed, expected):
+            using[o_id] = self.bucket_metric(ring, bucket, drift.OBSERVED)
+            using[e_id] = self.bucket_metric(ring, bucket, drift.EXPECTED)
+        return cw.MathExpression(
+            expression=drift.psi_expression(len(buckets), self.config.drift_min_results, ids),
+            using_metrics=using,
+            label=_label("drift (PSI vs training)", ring),
+            period=Duration.minutes(self.config.drift_period_minutes),
         )
 
     def _per_model(self, name: str, statistic: str) -> cw.MathExpression:
@@ -481,7 +474,11 @@ class FleetMetrics(Construct):
                 ),
                 graph(
                     "Results by top-1 confidence bucket (observed)",
-                    [self.bucket_line(r, bucket) for r in rings for bucket in confidence_buckets()],
+                    [
+                        self.bucket_metric(r, b, label=f"{r.device_class} {r.ring} {b}")
+                        for r in rings
+                        for b in confidence_buckets()
+                    ],
                 ),
             ],
             [

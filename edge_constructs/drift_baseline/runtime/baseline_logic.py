@@ -13,14 +13,14 @@ model id each device's metrics window names.
   at ``metadata.json``. A member with an absolute path or ``..`` is refused, as packaging
   refuses it.
 * Whatever keeps a baseline from being read writes nothing and succeeds, saying why in
-  ``Status`` (the stack output ``DriftBaseline``) and in the log: monitoring must never block a
-  model deploy; the drift alarm then stays OK for lack of data. That covers a run with no
-  validation images (no record), a record the fleet cannot compare with (``drift.shares``
-  says why), a missing archive (``NoSuchKey``; ``AccessDenied`` when the role cannot list the
-  bucket: botocore s3 GetObject documentation, "If you don't have the s3:ListBucket
-  permission, Amazon S3 returns an HTTP status code 403 Access Denied error"), and an archive
-  that is not a gzip tar or holds an unsafe path. Only properties that are not what the stack
-  sends fail the resource.
+  ``Status`` (each class's stack output ``...DriftBaselineStatus``) and in the log: monitoring
+  must never block a model deploy; the drift alarm then stays OK for lack of data. That covers
+  a run with no validation images (no record), a record the fleet cannot compare with
+  (``drift.shares`` says why), a missing archive (``AccessDenied``: the role may not list the
+  bucket, and "If you don't have the s3:ListBucket permission, Amazon S3 returns an HTTP status
+  code 403 Access Denied error", botocore s3 GetObject documentation; ``NoSuchKey`` where it
+  may), and an archive that is not a gzip tar or holds an unsafe path. Only properties that
+  are not what the stack sends fail the resource.
 * Delete writes and deletes nothing: devices may still report with the model (a rollback, a
   fleet ring that was not promoted), and the objects are a few hundred bytes.
 """

@@ -54,7 +54,7 @@ import json
 import logging
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from device_contract import drift, fleet_metrics
 from device_contract.messages import MessageError, Metrics
@@ -144,10 +144,11 @@ MISSING_BASELINE_TTL = datetime.timedelta(minutes=15)
 #: device names its model in each window, so a fleet with a broken or hostile device sending a
 #: new id every minute must not grow the function's memory without bound.
 MAX_REMEMBERED_MODELS = 1000
-# GetObject answers for a key that is not there: NoSuchKey with s3:ListBucket on the bucket,
-# else "403 Access Denied" (botocore s3 GetObject documentation: "If you don't have the
-# s3:ListBucket permission, Amazon S3 returns an HTTP status code 403 Access Denied error").
-_ABSENT_CODES = frozenset({"NoSuchKey", "404", "AccessDenied", "403"})
+# GetObject answers for a key that is not there: NoSuchKey, since the function may list the
+# baselines' prefix; without s3:ListBucket it would be "403 Access Denied" (botocore s3
+# GetObject documentation), so AccessDenied here means the role is wrong.
+_ABSENT_CODES = frozenset({"NoSuchKey", "404"})
+_DENIED_CODES = frozenset({"AccessDenied", "403"})
 
 
 class Baselines:
@@ -200,7 +201,7 @@ class Baselines:
             LOGGER.warning("no drift for model %s: %s", model_id, error)
         except ClientError as error:
             code = str(error.response.get("Error", {}).get("Code", ""))
-            if code in ("AccessDenied", "403"):  # the role may list the prefix: a fault
+            if code in _DENIED_CODES:
                 LOGGER.warning(
                     "the function may not read the drift baseline of %s (%s): check its role",
                     model_id,
@@ -215,8 +216,6 @@ class Baselines:
                 )
             else:
                 LOGGER.warning("could not read the drift baseline of %s: %s", model_id, error)
-        except BotoCoreError as error:
-            LOGGER.warning("could not read the drift baseline of %s: %s", model_id, error)
         except Exception as error:  # anything else about one baseline: drift only is left out
             LOGGER.warning(
                 "unusable drift baseline of %s: %s: %s", model_id, type(error).__name__, error
