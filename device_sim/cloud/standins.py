@@ -52,11 +52,8 @@ def training_archive(labels: Mapping[str, str]) -> bytes:
     stand-in ``model.pth``."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        data = json.dumps(dict(labels), sort_keys=True).encode()
-        for name, content in (("labels.json", data), ("model.pth", STAND_IN_MODEL_PTH)):
-            info = tarfile.TarInfo(name)
-            info.size = len(content)
-            tar.addfile(info, io.BytesIO(content))
+        _add(tar, "labels.json", json.dumps(dict(labels), sort_keys=True).encode())
+        _add(tar, "model.pth", STAND_IN_MODEL_PTH)
     return buffer.getvalue()
 
 
@@ -76,13 +73,13 @@ def stand_in_baseline() -> dict[str, object]:
     }
 
 
-def _metadata(model_dir: Path | None, baseline: Mapping[str, object] | None) -> bytes | None:
-    """The model folder's metadata.json (if any), with ``baseline`` recorded in it."""
+def _metadata(model_dir: Path | None, **records: object) -> dict[str, object]:
+    """The model folder's metadata.json (if any), with each of ``records`` that is not None
+    recorded in it (``baseline``: the drift baseline; ``int8``: the gate record)."""
     path = model_dir / "metadata.json" if model_dir is not None else None
     metadata = json.loads(path.read_text()) if path is not None and path.is_file() else {}
-    if baseline is not None:
-        metadata["baseline"] = dict(baseline)
-    return json.dumps(metadata, sort_keys=True).encode() if metadata else None
+    metadata.update({name: record for name, record in records.items() if record is not None})
+    return dict(metadata)
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -91,32 +88,36 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
+def _output_tar(
+    files: list[tuple[Path, str]], labels: Mapping[str, str], metadata: Mapping[str, object]
+) -> bytes:
+    """A training job's ``output.tar.gz``: ``files`` (path, name in the archive), then
+    ``metadata.json`` (when there is any) and ``labels.json``, all at the root."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for path, name in files:
+            tar.add(path, arcname=name)
+        if metadata:
+            _add(tar, "metadata.json", json.dumps(dict(metadata), sort_keys=True).encode())
+        _add(tar, "labels.json", json.dumps(dict(labels), sort_keys=True).encode())
+    return buffer.getvalue()
+
+
 def onnx_archive(
     onnx_model: Path, labels: Mapping[str, str], baseline: Mapping[str, object] | None = None
 ) -> bytes:
     """``output.tar.gz`` as ``train.py --export-onnx true`` leaves it: ``model.onnx`` and
     ``labels.json`` at the root, plus ``metadata.json`` when the model folder has one or a
     drift ``baseline`` is given."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        tar.add(onnx_model / ONNX_FILE, arcname=ONNX_FILE)
-        metadata = _metadata(onnx_model, baseline)
-        if metadata is not None:
-            _add(tar, "metadata.json", metadata)
-        _add(tar, "labels.json", json.dumps(dict(labels), sort_keys=True).encode())
-    return buffer.getvalue()
+    return _output_tar(
+        [(onnx_model / ONNX_FILE, ONNX_FILE)], labels, _metadata(onnx_model, baseline=baseline)
+    )
 
 
 def output_archive(labels: Mapping[str, str], baseline: Mapping[str, object] | None) -> bytes:
     """``output.tar.gz`` as ``train.py --export-onnx false`` leaves it: ``labels.json`` and
     ``metadata.json`` (with the drift baseline) and no model."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        metadata = _metadata(None, baseline)
-        if metadata is not None:
-            _add(tar, "metadata.json", metadata)
-        _add(tar, "labels.json", json.dumps(dict(labels), sort_keys=True).encode())
-    return buffer.getvalue()
+    return _output_tar([], labels, _metadata(None, baseline=baseline))
 
 
 TRAINING_SRC = Path(__file__).resolve().parents[2] / "training_src"
@@ -177,23 +178,12 @@ def int8_archive(
         max_top1_drop=100.0,
         stand_in="random tensors, compared with the FP32 model's top-1; not gated",
     )
-    metadata_path = onnx_model / "metadata.json"
-    metadata = json.loads(metadata_path.read_text()) if metadata_path.is_file() else {}
-    metadata["int8"] = record
-    if baseline is not None:
-        metadata["baseline"] = dict(baseline)
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        tar.add(fp32, arcname=ONNX_FILE)
-        tar.add(int8, arcname="model.int8.onnx")
-        for name, data in (
-            ("labels.json", json.dumps(dict(labels), sort_keys=True).encode()),
-            ("metadata.json", json.dumps(metadata, sort_keys=True).encode()),
-        ):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue(), record
+    data = _output_tar(
+        [(fp32, ONNX_FILE), (int8, "model.int8.onnx")],
+        labels,
+        _metadata(onnx_model, int8=record, baseline=baseline),
+    )
+    return data, record
 
 
 def zip_folder(folder: Path) -> bytes:
