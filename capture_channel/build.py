@@ -208,14 +208,19 @@ def build(
     conflicted: set[str] = set()
     new_ids = {id(item) for item in new}
     used_new = 0  # new images written or already there (a whole-run failure leaves none)
-    new_left_out: set[str] = set()
+    first_new_left_out = ""
+
+    def leave_out(item: Labelled, why: str) -> None:
+        nonlocal first_new_left_out
+        summary.left_out.append(f"{item.origin}: {why}")
+        if id(item) in new_ids and not first_new_left_out:
+            first_new_left_out = summary.left_out[-1]
+
     try:
         downloads = staging / ".downloads"
         for item in items:
             if item.unusable:
-                summary.left_out.append(f"{item.origin}: {item.unusable}")
-                if id(item) in new_ids:
-                    new_left_out.add(summary.left_out[-1])
+                leave_out(item, item.unusable)
                 continue
             path = item.path
             try:
@@ -227,9 +232,7 @@ def build(
                 with Image.open(path) as image:
                     image.verify()
             except Exception as error:  # a missing object, a broken image: named, left out
-                summary.left_out.append(f"{item.origin}: {error or type(error).__name__}")
-                if id(item) in new_ids:
-                    new_left_out.add(summary.left_out[-1])
+                leave_out(item, str(error) or type(error).__name__)
                 continue
             if id(item) in new_ids:
                 used_new += 1
@@ -244,9 +247,7 @@ def build(
                 written.unlink()
                 summary.counts[label] -= 1
                 conflicted.add(digest)
-                summary.left_out.append(
-                    f"{item.origin}: labelled both {label!r} and {item.label!r}; left out"
-                )
+                leave_out(item, f"labelled both {label!r} and {item.label!r}; left out")
                 continue
             folder = staging / item.label
             folder.mkdir(exist_ok=True)
@@ -257,9 +258,9 @@ def build(
             summary.counts[item.label] = summary.counts.get(item.label, 0) + 1
         shutil.rmtree(downloads, ignore_errors=True)
         if new and used_new == 0:
-            first = next((line for line in summary.left_out if line in new_left_out), "")
             raise ChannelError(
-                f"none of the {len(new)} new image(s) could be used (first: {first}); nothing "
+                f"none of the {len(new)} new image(s) could be used (first: "
+                f"{first_new_left_out}); nothing "
                 "was written"
             )
         summary.counts = {k: v for k, v in sorted(summary.counts.items()) if v > 0}

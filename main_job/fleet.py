@@ -113,6 +113,7 @@ def fleet_view(
 
 def read_cloudwatch(folder: Path, view: FleetView) -> None:
     """Sum the simulated CloudWatch's datums per class and ring (the alarms' dimensions)."""
+    names = confidence_buckets()
     buckets: dict[tuple[str, str], dict[str, list[float]]] = {}
     for path in sorted(folder.rglob("*.jsonl")) if folder.is_dir() else []:
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -121,16 +122,17 @@ def read_cloudwatch(folder: Path, view: FleetView) -> None:
                 dims = datum["Dimensions"]
                 ring = (dims[fm.CLASS_DIMENSION], dims[fm.RING_DIMENSION])
                 value = float(datum["Value"])
+                name = str(datum.get("MetricName", path.stem))
+                bucket = names.index(dims[drift.BUCKET_DIMENSION]) if len(dims) == 3 else None
             except (ValueError, KeyError, TypeError):
                 continue
             view.cloudwatch_root = path.parent
-            name = str(datum.get("MetricName", path.stem))
-            if drift.BUCKET_DIMENSION in dims:
-                index = confidence_buckets().index(dims[drift.BUCKET_DIMENSION])
+            if bucket is not None:
                 pair = buckets.setdefault(
-                    ring, {drift.OBSERVED: [0.0] * 4, drift.EXPECTED: [0.0] * 4}
+                    ring, {drift.OBSERVED: [0.0] * len(names), drift.EXPECTED: [0.0] * len(names)}
                 )
-                pair[name][index] += value
+                if name in pair:
+                    pair[name][bucket] += value
             elif len(dims) == 2:
                 sums = view.cloudwatch.setdefault(ring, {})
                 sums[name] = sums.get(name, 0.0) + value
