@@ -321,19 +321,25 @@ def test_a_crash_between_the_input_and_its_sidecar_leaves_no_half_capture(
     assert os.listdir(folder) == [] and store.bytes == 0
 
 
-def test_a_sidecar_a_power_cut_left_empty_is_dropped_and_counted_not_sent(
-    tmp_path: Path,
-) -> None:
-    """The sidecar is written without fsync (capture.py: two fsyncs per input cost 0.81x on a
-    fast model); after a power cut it may be empty. It is dropped and counted; the others go."""
+def two_captures_the_first_with_sidecar(tmp_path: Path, sidecar: bytes) -> CaptureStore:
+    """Captures 0001 and 0002, 0001's sidecar replaced by ``sidecar``, counts taken."""
     source = tmp_path / "a.jpg"
     source.write_bytes(b"x")
     store = CaptureStore(tmp_path / "captures", max_bytes=MB)
     store.open()
     store.add(source, "0001", {"input": "a.jpg"}, REASON_SAMPLE, T0)
     store.add(source, "0002", {"input": "a.jpg"}, REASON_SAMPLE, T0)
-    (tmp_path / "captures" / "0001.json").write_bytes(b"")  # what the power cut left
+    (tmp_path / "captures" / "0001.json").write_bytes(sidecar)
     store.take_counts()
+    return store
+
+
+def test_a_sidecar_a_power_cut_left_empty_is_dropped_and_counted_not_sent(
+    tmp_path: Path,
+) -> None:
+    """The sidecar is written without fsync (capture.py: two fsyncs per input cost 0.81x on a
+    fast model); after a power cut it may be empty. It is dropped and counted; the others go."""
+    store = two_captures_the_first_with_sidecar(tmp_path, b"")  # what the power cut left
     s3 = FakeS3()
     assert CaptureSender(store, s3, PREFIX).send_once()
     assert len(s3.objects) == 2  # 0002's input and sidecar
@@ -347,14 +353,7 @@ def test_a_sidecar_not_written_by_the_component_is_dropped_and_the_rest_goes(
     """Found by the hostile review: a sidecar without ``date`` raised KeyError out of
     send_once and killed the upload thread for good (at every restart too); a JSON list was
     skipped but waited forever. Both are dropped and counted; the next capture is sent."""
-    source = tmp_path / "a.jpg"
-    source.write_bytes(b"x")
-    store = CaptureStore(tmp_path / "captures", max_bytes=MB)
-    store.open()
-    store.add(source, "0001", {"input": "a.jpg"}, REASON_SAMPLE, T0)
-    store.add(source, "0002", {"input": "a.jpg"}, REASON_SAMPLE, T0)
-    (tmp_path / "captures" / "0001.json").write_bytes(sidecar)
-    store.take_counts()
+    store = two_captures_the_first_with_sidecar(tmp_path, sidecar)
     s3 = FakeS3()
     sender = CaptureSender(store, s3, PREFIX, min_backoff=0.01, max_backoff=0.01)
     sender.start()
