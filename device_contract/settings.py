@@ -96,6 +96,16 @@ SETTINGS: Tuple[Setting, ...] = (
         "larger images fail (decompression-bomb guard)", low=1, high=2**40,
     ),
     Setting(
+        "BatchSize", "batch_size", INTEGER, 1, "--batch-size", "N",
+        "run N waiting inputs as one batch (ONNX models with a dynamic batch axis); 1: one by one",
+        low=1, high=32, in_recipe=False,
+    ),
+    Setting(
+        "InferenceThreads", "inference_threads", INTEGER, 0, "--inference-threads", "N",
+        "ONNX Runtime intra-op threads; 0: one per CPU core the process may use",
+        low=0, high=256, in_recipe=False,
+    ),
+    Setting(
         "MaxOutboxFiles", "max_outbox_files", INTEGER, 10_000, "--max-outbox-files", "N",
         "unpublished results kept before new inputs wait", low=1, high=10_000_000,
     ),

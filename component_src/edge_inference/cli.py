@@ -218,13 +218,15 @@ def build_service(
     spool = Spool(state_dir)
     spool.lock()  # before the (slow) model load: a second instance stops at once
 
-    def load(model_dir: Path, runtime: str) -> LoadedModel:
+    def load(model_dir: Path, runtime: str, threads: int) -> LoadedModel:
         with terminate_at_once():
             # the work folder survives restarts and reboots: a later start skips optimizing
-            return load_model(model_dir, runtime, cache_dir=state_dir / "optimized-models")
+            return load_model(
+                model_dir, runtime, cache_dir=state_dir / "optimized-models", threads=threads
+            )
 
     try:
-        model = load(config.model_dir, config.runtime)
+        model = load(config.model_dir, config.runtime, config.inference_threads)
     except BaseException:
         spool.close()
         raise

@@ -54,6 +54,8 @@ class Config:
     settle_seconds: float = _default("SettleSeconds")
     max_image_pixels: int = _default("MaxImagePixels")
     publish_topic: str = _default("PublishTopic")
+    batch_size: int = _default("BatchSize")
+    inference_threads: int = _default("InferenceThreads")
     max_outbox_files: int = _default("MaxOutboxFiles")
     processed_retention_days: float = _default("ProcessedRetentionDays")
     failed_retention_days: float = _default("FailedRetentionDays")

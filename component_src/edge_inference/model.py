@@ -184,6 +184,9 @@ class DlrRunner:
             raise ModelError(f"DLR cannot load {folder}: {type(err).__name__}: {err}") from err
         names: List[str] = list(self._model.get_input_names())
         self.input_name = _pick_input(names, input_name)
+        # Neo compiles for the input shape it was given (the compilation job's
+        # DataInputConfig, batch 1 here): a compiled model has no dynamic batch axis.
+        self.max_batch: Optional[int] = 1
 
     def run(self, tensor: np.ndarray) -> np.ndarray:
         outputs = self._model.run({self.input_name: tensor})
@@ -304,7 +307,7 @@ class OnnxRunner:
             opts.inter_op_num_threads = 1
             # One intra-op thread per core: the preprocessing thread overlaps with inference,
             # so threads must not spin-wait on cores it needs between runs.
-            opts.intra_op_num_threads = threads or (os.cpu_count() or 1)
+            opts.intra_op_num_threads = threads or usable_cores()
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             opts.log_severity_level = 3
             return opts
@@ -380,10 +383,31 @@ class OnnxRunner:
         shape = self._session.get_outputs()[0].shape
         # the class axis, when the graph states it (a symbolic one is a str, e.g. "batch")
         self.classes = shape[-1] if shape and isinstance(shape[-1], int) else None
+        self.max_batch = batch_limit(self._session.get_inputs()[0].shape)
+        self.threads = threads or usable_cores()
 
     def run(self, tensor: np.ndarray) -> np.ndarray:
         outputs = self._session.run(None, {self.input_name: tensor})
         return np.asarray(outputs[0])
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, which ``taskset`` and
+    container CPU sets narrow), else the machine's count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def batch_limit(shape: Sequence[Any]) -> Optional[int]:
+    """How many inputs one run of a graph input of ``shape`` takes: ``None`` (any number) when
+    its first axis is symbolic (ONNX Runtime reports a named dimension as a ``str`` and an
+    unnamed one as ``None``), else that axis's fixed size."""
+    if not shape:
+        return 1
+    first = shape[0]
+    return first if isinstance(first, int) and first > 0 else None
 
 
 def _pick_input(names: List[str], wanted: str) -> str:
@@ -447,10 +471,13 @@ def check_labels(labels: Dict[int, str], classes: Optional[int], target: Path) -
     )
 
 
-def load_model(model_dir: Path, runtime: str, cache_dir: Optional[Path] = None) -> LoadedModel:
+def load_model(
+    model_dir: Path, runtime: str, cache_dir: Optional[Path] = None, threads: int = 0
+) -> LoadedModel:
     """Load the model once; raises :class:`ModelError` with the reason. ``cache_dir``: where
     an ONNX model's optimized graph is kept between loads (:class:`OnnxRunner`); DLR loads
-    Neo's already-compiled library and has nothing to cache."""
+    Neo's already-compiled library and has nothing to cache. ``threads``: ONNX Runtime's
+    intra-op threads (0: :func:`usable_cores`); DLR runs on TVM's own thread pool."""
     target = check_model_files(model_dir, runtime)
     info = read_metadata(model_dir)
     labels = read_labels(model_dir)
@@ -458,7 +485,7 @@ def load_model(model_dir: Path, runtime: str, cache_dir: Optional[Path] = None) 
     if runtime == "dlr":
         runner = DlrRunner(target, info.input_name)
     else:
-        runner = OnnxRunner(target, info.input_name, cache_dir=cache_dir)
+        runner = OnnxRunner(target, info.input_name, threads=threads or None, cache_dir=cache_dir)
         check_labels(labels, runner.classes, target)
     LOG.info("loaded model %s from %s with %s", info.model_id, target, runtime)
     return LoadedModel(model_dir=model_dir, info=info, labels=labels, runner=runner)

@@ -4,6 +4,15 @@ While the runtime runs one input, a single worker thread decodes the next one (t
 PIL release the GIL), so preprocessing mostly hides behind inference. At most one input is
 prefetched. The loop checks its stop event between files: on SIGTERM it finishes the file in
 hand, returns the prefetched one to the input folder, and returns.
+
+Batching a backlog (``BatchSize`` N > 1, a model whose batch axis is dynamic): when at least N
+inputs are waiting, N of them are decoded and run as one batch, and the next N are decoded
+during that run. Fewer waiting inputs run one by one, so a trickle keeps batch-1 latency. A
+batch changes only how the model is called: each input is still claimed, recorded and moved on
+its own (a kill mid-batch leaves recorded results recorded and re-runs the others), an input
+that fails to decode fails alone, and a batch the runtime refuses is run again input by input,
+so per-file failures stay per file. An input that was in progress when the process died runs
+alone on the next start, so one input that crashes the runtime cannot take its batch with it.
 """
 
 from __future__ import annotations
@@ -158,7 +167,7 @@ class InferenceService:
         publisher: Publisher,
         stop: threading.Event,
         store: Optional[ConfigStore] = None,
-        model_loader: Callable[[Path, str], LoadedModel] = load_model,
+        model_loader: Optional[Callable[[Path, str, int], LoadedModel]] = None,
         prefetch: bool = True,
         retry_backoff: Tuple[float, float] = (1.0, 60.0),
         metrics: Optional[MetricsReporter] = None,
@@ -171,7 +180,7 @@ class InferenceService:
         self.stop = stop
         self.store = store
         self.prefetch = prefetch
-        self._load_model = model_loader
+        self._load_model = model_loader or _load_uncached
         self._decoder = InputDecoder(model.info, config.max_image_pixels)
         self._tracker = SettleTracker()
         self._drainer = Drainer(
@@ -188,6 +197,7 @@ class InferenceService:
         self._retry_delay = 0.0
         self._retry_at = 0.0
         self._claim_error: Optional[str] = None
+        self._batch_refused = False  # the "model takes no batch" warning was given
         self.retention = Retention()
         self.counts: Dict[str, int] = {"processed": 0, "failed": 0}
         self.metrics = metrics
@@ -268,6 +278,18 @@ class InferenceService:
                 self._feed(claims, in_flight, owed=self._finisher.outstanding)
             if not in_flight:
                 break
+            size = self._batch_size()
+            if size > 1 and self._fill(claims, in_flight, size):
+                group = [in_flight.popleft() for _ in range(size)]
+                if self.prefetch:  # decode the next batch during this one
+                    for _ in range(size):
+                        owed = size + len(in_flight) + self._finisher.outstanding
+                        if not self._feed(claims, in_flight, owed=owed):
+                            break
+                self._handle_batch([(claim, future.result()) for claim, future in group])
+                taken += size
+                self._tick_metrics()
+                continue
             claim, future = in_flight.popleft()
             if self.prefetch:  # decode the next input during this inference
                 owed = 1 + len(in_flight) + self._finisher.outstanding
@@ -394,14 +416,42 @@ class InferenceService:
             self.metrics.failure(reason)
         LOG.warning("%s failed and stays in the input folder: %s", name, message["error"])
 
-    def _feed(self, claims: Iterator[Claim], in_flight: Deque[Pending], *, owed: int) -> None:
+    def _batch_size(self) -> int:
+        """Inputs per run: ``BatchSize``, capped by what the model takes (a fixed batch axis
+        of 1, a Neo model: one by one)."""
+        size = self.config.batch_size
+        limit = getattr(self.model.runner, "max_batch", 1)
+        if limit is not None:
+            size = min(size, limit)
+        if size < self.config.batch_size and not self._batch_refused:
+            self._batch_refused = True
+            LOG.warning(
+                "BatchSize %d: model %s takes at most %d input(s) per run (its batch axis is "
+                "fixed); running inputs one by one",
+                self.config.batch_size,
+                self.model.info.model_id,
+                size,
+            )
+        return max(1, size)
+
+    def _fill(self, claims: Iterator[Claim], in_flight: Deque[Pending], size: int) -> bool:
+        """Claim inputs until ``size`` are in flight; True when a batch of ``size`` is ready
+        (at least that many inputs were waiting) and none of them was in progress when the
+        process died (those run alone)."""
+        while len(in_flight) < size:
+            owed = len(in_flight) + self._finisher.outstanding
+            if not self._feed(claims, in_flight, owed=owed):
+                return False
+        return all(claim.attempts == 1 for claim, _ in list(in_flight)[:size])
+
+    def _feed(self, claims: Iterator[Claim], in_flight: Deque[Pending], *, owed: int) -> bool:
         """Claim the next input and start decoding it (on the prefetch thread if enabled).
-        ``owed``: results already on their way to the outbox."""
+        ``owed``: results already on their way to the outbox. False when nothing was taken."""
         if self.stop.is_set() or self._outbox_is_full(owed):
-            return
+            return False
         claim = next(claims, None)
         if claim is None:
-            return
+            return False
         future: concurrent.futures.Future[Decoded]
         if self._executor is not None:
             future = self._executor.submit(decode, self._decoder, claim, self.spool.active)
@@ -409,6 +459,7 @@ class InferenceService:
             future = concurrent.futures.Future()
             future.set_result(decode(self._decoder, claim, self.spool.active))
         in_flight.append((claim, future))
+        return True
 
     def _outbox_is_full(self, owed: int = 0) -> bool:
         count, limit = self.spool.outbox.count + owed, self.config.max_outbox_files
@@ -436,18 +487,64 @@ class InferenceService:
         self.spool.active.add(claim.id)
         try:
             output = self.model.runner.run(tensor)
-            finite = bool(np.isfinite(output).all())
-            top = self.model.top_k(output, self.config.top_k) if finite else []
         except Exception as err:  # runtime errors (DLRError, ORT Fail) fail this input only
             self.spool.active.discard(claim.id)
             LOG.exception("inference failed for %s", claim.display)
             self._fail(claim, f"inference failed: {type(err).__name__}: {err}")
             return
         self.spool.active.discard(claim.id)
+        infer_ms = (time.perf_counter() - start) * 1000.0
+        self._record(claim, output, decode_ms, infer_ms)
+
+    def _handle_batch(self, group: List[Tuple[Claim, Decoded]]) -> None:
+        """Run the decoded inputs of ``group`` as one batch; inputs that did not decode fail
+        alone, and a batch the runtime refuses (or answers in an unexpected shape) is run again
+        input by input, so that a failure names the input that caused it."""
+        ready: List[Tuple[Claim, np.ndarray, float]] = []
+        for claim, (tensor, decode_ms) in group:
+            if isinstance(tensor, str):
+                self._fail(claim, tensor)
+            else:
+                ready.append((claim, tensor, decode_ms))
+        if len(ready) < 2:
+            for claim, tensor, decode_ms in ready:
+                self._handle(claim, (tensor, decode_ms))
+            return
+        start = time.perf_counter()
+        self.spool.active.add(*(claim.id for claim, _, _ in ready))
+        try:
+            outputs = self.model.runner.run(np.concatenate([t for _, t, _ in ready], axis=0))
+            if outputs.shape[0] != len(ready):
+                raise ValueError(f"{outputs.shape[0]} outputs for {len(ready)} inputs")
+        except Exception as err:
+            self.spool.active.discard(*(claim.id for claim, _, _ in ready))
+            LOG.warning(
+                "a batch of %d inputs failed (%s: %s); running them one by one",
+                len(ready),
+                type(err).__name__,
+                err,
+            )
+            for claim, tensor, decode_ms in ready:
+                self._handle(claim, (tensor, decode_ms))
+            return
+        self.spool.active.discard(*(claim.id for claim, _, _ in ready))
+        # each input waited for the whole batch: that is its inference time
+        infer_ms = (time.perf_counter() - start) * 1000.0
+        for (claim, _, decode_ms), output in zip(ready, outputs):
+            self._record(claim, output[np.newaxis], decode_ms, infer_ms)
+
+    def _record(self, claim: Claim, output: np.ndarray, decode_ms: float, infer_ms: float) -> None:
+        """One input's output, as a result (or a failure when it cannot be one)."""
+        try:
+            finite = bool(np.isfinite(output).all())
+            top = self.model.top_k(output, self.config.top_k) if finite else []
+        except Exception as err:  # an output top_k cannot rank fails this input only
+            LOG.exception("inference failed for %s", claim.display)
+            self._fail(claim, f"inference failed: {type(err).__name__}: {err}")
+            return
         if not finite:  # NaN is not JSON; a result must never carry one
             self._fail(claim, "model output holds NaN or Inf values")
             return
-        infer_ms = (time.perf_counter() - start) * 1000.0
         result = Prediction(
             input=claim.display,
             top=tuple(Score(**entry) for entry in top),
@@ -497,9 +594,11 @@ class InferenceService:
             return
         old = self.config
         model = self.model
-        if (new.model_dir, new.runtime) != (old.model_dir, old.runtime):
+        if (new.model_dir, new.runtime, new.inference_threads) != (
+            old.model_dir, old.runtime, old.inference_threads
+        ):  # fmt: skip
             try:
-                model = self._load_model(new.model_dir, new.runtime)
+                model = self._load_model(new.model_dir, new.runtime, new.inference_threads)
             except (ModelError, ImportError, OSError) as err:
                 LOG.error("configuration not applied, keeping the current one: %s", err)
                 return
@@ -509,6 +608,7 @@ class InferenceService:
             LOG.error("configuration not applied, keeping the current one: %s", err)
             return
         self.model = model
+        self._batch_refused = False
         self._decoder = InputDecoder(model.info, new.max_image_pixels)
         apply = getattr(self.publisher, "apply_config", None)
         if apply is not None:
@@ -524,6 +624,10 @@ class InferenceService:
     def _make_folders(config: Config) -> None:
         for folder in (config.input_dir, config.processed_dir, config.failed_dir):
             folder.mkdir(parents=True, exist_ok=True)
+
+
+def _load_uncached(model_dir: Path, runtime: str, threads: int) -> LoadedModel:
+    return load_model(model_dir, runtime, threads=threads)
 
 
 def _describe_changes(old: Config, new: Config) -> str:

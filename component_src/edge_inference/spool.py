@@ -60,7 +60,9 @@ MAX_ATTEMPTS = 3
 IGNORED_SUFFIXES = (".tmp", ".part")
 _CLAIM_NAME = re.compile(r"^([0-9a-f]{16})-(.+)$", re.DOTALL)  # names may hold newlines
 _CLAIM_PREFIX = 17  # "<16 hex digits>-"
-_ACTIVE_BYTES = 128  # state/active: up to two ids, padded so one write replaces it all
+# state/active: the ids of a whole batch (BatchSize is at most 32) and the input decoded beside
+# it, padded so that one write replaces it all
+_ACTIVE_BYTES = 1024
 
 Signature = Tuple[int, int]  # (size, mtime_ns)
 
@@ -216,14 +218,14 @@ class ActiveRecord:
             os.close(self._fd)
             self._fd = None
 
-    def add(self, record_id: str) -> None:
+    def add(self, *record_ids: str) -> None:
         with self._lock:
-            self._ids.add(record_id)
+            self._ids.update(record_ids)
             self._write()
 
-    def discard(self, record_id: str) -> None:
+    def discard(self, *record_ids: str) -> None:
         with self._lock:
-            self._ids.discard(record_id)
+            self._ids.difference_update(record_ids)
             self._write()
 
     def _write(self) -> None:

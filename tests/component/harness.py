@@ -60,8 +60,10 @@ def tiny_package(tmp_path_factory: pytest.TempPathFactory) -> TinyPackage:
     return TinyPackage(model_dir=model_dir, classifier=classifier, labels=labels)
 
 
-def write_tiny_onnx(classifier: TinyClassifier, path: Path) -> None:
-    """The tiny classifier's graph as ONNX (4x4 average pooling, dense, softmax)."""
+def write_tiny_onnx(classifier: TinyClassifier, path: Path, batch: Any = 1) -> None:
+    """The tiny classifier's graph as ONNX (4x4 average pooling, dense, softmax). ``batch``:
+    the batch axis, a number or a name (a dynamic axis, as ``torch.onnx.export`` writes for
+    ``dynamic_axes``)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -77,8 +79,12 @@ def write_tiny_onnx(classifier: TinyClassifier, path: Path) -> None:
     graph = helper.make_graph(
         nodes,
         "tiny",
-        [helper.make_tensor_value_info("input0", TensorProto.FLOAT, list(classifier.input_shape))],
-        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, classifier.num_classes])],
+        [helper.make_tensor_value_info("input0", TensorProto.FLOAT, [batch, 3, h, w])],
+        [
+            helper.make_tensor_value_info(
+                "output0", TensorProto.FLOAT, [batch, classifier.num_classes]
+            )
+        ],
         [
             numpy_helper.from_array(classifier.weight, "weight"),
             numpy_helper.from_array(classifier.bias, "bias"),
@@ -99,6 +105,19 @@ def dual_package(tmp_path_factory: pytest.TempPathFactory) -> TinyPackage:
     metadata = {"model_id": "tiny-dual-1", "input_shape": list(TINY_SHAPE)}
     (model_dir / "metadata.json").write_text(json.dumps(metadata))
     return TinyPackage(model_dir=model_dir, classifier=classifier, labels={})
+
+
+@pytest.fixture(scope="session")
+def batch_package(tmp_path_factory: pytest.TempPathFactory) -> TinyPackage:
+    """The tiny model as ONNX with a dynamic batch axis (``BatchSize`` batches it)."""
+    model_dir = tmp_path_factory.mktemp("batch_package")
+    classifier = build_tiny_classifier(model_dir / "neo", input_shape=TINY_SHAPE, seed=2)
+    write_tiny_onnx(classifier, model_dir / "model.onnx", batch="batch")
+    labels = {i: f"class-{i}" for i in range(NUM_CLASSES)}
+    (model_dir / "labels.json").write_text(json.dumps([labels[i] for i in range(NUM_CLASSES)]))
+    metadata = {"model_id": "tiny-batch-1", "input_shape": list(TINY_SHAPE)}
+    (model_dir / "metadata.json").write_text(json.dumps(metadata))
+    return TinyPackage(model_dir=model_dir, classifier=classifier, labels=labels)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,6 +198,7 @@ def make_service(
     publisher: Optional[RecordingPublisher] = None,
     stop: Optional[threading.Event] = None,
     retry_backoff: Any = (0.05, 0.2),
+    prefetch: bool = True,
     **changes: Any,
 ) -> InferenceService:
     """The service over ``folders`` with a recording publisher and fast publish retries."""
@@ -189,6 +209,7 @@ def make_service(
         publisher=publisher or RecordingPublisher(),
         stop=stop or threading.Event(),
         retry_backoff=retry_backoff,
+        prefetch=prefetch,
     )
 
 
