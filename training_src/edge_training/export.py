@@ -129,10 +129,24 @@ def _onnx_opset():
     return 17 if major_minor >= (1, 13) else 13
 
 
+# The first axis of input and output is named, not fixed: the inference component runs a
+# waiting backlog as one batch (``BatchSize``) on such a model. ``dynamic_axes`` is in
+# ``torch.onnx.export`` since PyTorch 1.2, so also in the 1.8.1 training image ("torch.onnx",
+# ``dynamic_axes``: "a dictionary to specify dynamic axes of input/output ... KEY (str): an input
+# or output name ... VALUE (dict or list): ... the names of the dynamic axes").
+BATCH_AXIS = "batch"
+
+
 def export_onnx(model, input_shape, path):
-    """TorchScript-based ONNX export (fast, no onnxscript); ``input0`` -> ``output0``."""
+    """TorchScript-based ONNX export (fast, no onnxscript); ``input0`` -> ``output0``, with a
+    dynamic batch axis (:data:`BATCH_AXIS`)."""
     model = model.to("cpu").float().eval()
-    kwargs = dict(input_names=[INPUT_NAME], output_names=["output0"], opset_version=_onnx_opset())
+    kwargs = dict(
+        input_names=[INPUT_NAME],
+        output_names=["output0"],
+        opset_version=_onnx_opset(),
+        dynamic_axes={INPUT_NAME: {0: BATCH_AXIS}, "output0": {0: BATCH_AXIS}},
+    )
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
         kwargs["dynamo"] = False  # the torch.export-based default is slower and needs onnxscript
     with warnings.catch_warnings():
@@ -145,7 +159,8 @@ def export_onnx(model, input_shape, path):
         LOGGER.info("onnxruntime is not installed: skipping the ONNX check")
         return
     session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-    probe = _random_input(input_shape, seed=2)
+    # two inputs in one run: the batch axis really is dynamic, and rows stay apart
+    probe = torch.cat([_random_input(input_shape, seed=2), _random_input(input_shape, seed=3)])
     (actual,) = session.run(None, {INPUT_NAME: probe.numpy()})
     with torch.no_grad():
         _check_close(ONNX_FILE, model(probe), torch.from_numpy(actual))
