@@ -11,8 +11,9 @@ from typing import Any
 from app_config.errors import ConfigError, did_you_mean
 from app_config.keys import DEFAULTS
 from app_config.neo import parse_compiler_options, parse_neo_target, target_architecture
-from app_config.parse import THING_GROUP_RE, choice, matching
+from app_config.parse import THING_GROUP_RE, as_int, choice, matching
 from app_config.releases import parse_release
+from device_contract.settings import setting
 from edge_constructs.props import DEFAULT_CLASS, DeviceClass, NeoTarget
 
 RUNTIME_COMPONENTS = ("bundled", "variant.DLR")
@@ -31,6 +32,8 @@ CLASS_KEYS = (
     "canary_thing_group",
     "quantize",
     "int8_format",
+    "batch_size",
+    "inference_threads",
 )
 QUANTIZE = ("none", "int8")
 # The single-target keys: without device_classes they make the class "default".
@@ -98,6 +101,7 @@ def _device_class(
             key("platform_architecture"), arch_text or "amd64", ONNX_ARCHITECTURES
         )
     quantize, int8_format = _quantize(entry, build, key)
+    batch_size, inference_threads = _tuning(entry, build, key)
     return DeviceClass(
         name=name,
         thing_group=thing_group,
@@ -110,7 +114,31 @@ def _device_class(
         release=parse_release(f"releases.{stage}.{name}", release, canary),
         quantize=quantize,
         int8_format=int8_format,
+        batch_size=batch_size,
+        inference_threads=inference_threads,
     )
+
+
+def _tuning(entry: Mapping[str, Any], build: str, key: Any) -> tuple[int, int]:
+    """``batch_size`` and ``inference_threads`` of one class: the inference component's
+    ``BatchSize`` and ``InferenceThreads``, with the bounds of its settings table
+    (device_contract/settings.py). A neo class cannot batch: Neo compiles the model for the
+    one input shape the compilation job is given (``InputConfig.DataInputConfig``, batch 1)."""
+    values = []
+    for name, setting_key in (
+        ("batch_size", "BatchSize"),
+        ("inference_threads", "InferenceThreads"),
+    ):
+        row = setting(setting_key)
+        low, high = int(row.low or 0), int(row.high or 0)
+        values.append(as_int(key(name), entry.get(name, row.default), minimum=low, maximum=high))
+    if values[0] != 1 and build != "onnx":
+        raise ConfigError(
+            key("batch_size"),
+            values[0],
+            "Neo compiles the model for batch 1; only onnx classes (build: onnx) run batches",
+        )
+    return values[0], values[1]
 
 
 def _quantize(entry: Mapping[str, Any], build: str, key: Any) -> tuple[str, str]:

@@ -196,13 +196,23 @@ def defaults() -> Dict[str, Value]:
     return {s.key: s.default for s in SETTINGS}
 
 
-def default_configuration(**overrides: Any) -> Dict[str, Any]:
+def default_configuration(
+    optional: Optional[Dict[str, Value]] = None, **overrides: Any
+) -> Dict[str, Any]:
     """The recipe's ``DefaultConfiguration``: the keys with ``in_recipe``, in table order,
-    ``overrides`` (by key) replacing defaults; an override of another key is an error."""
+    ``overrides`` (by key) replacing defaults; an override of another key is an error.
+    ``optional``: keys without ``in_recipe`` that this recipe carries anyway (a device class
+    that sets them), in table order after the others; a recipe that sets none stays as it was."""
     unknown = sorted(set(overrides) - {s.key for s in SETTINGS if s.in_recipe})
     if unknown:
         raise KeyError(f"not recipe settings: {', '.join(unknown)}")
-    return {s.key: overrides.get(s.key, s.default) for s in SETTINGS if s.in_recipe}
+    extra = dict(optional or {})
+    strays = sorted(set(extra) - {s.key for s in SETTINGS if not s.in_recipe})
+    if strays:
+        raise KeyError(f"not optional recipe settings: {', '.join(strays)}")
+    configuration = {s.key: overrides.get(s.key, s.default) for s in SETTINGS if s.in_recipe}
+    configuration.update((s.key, extra[s.key]) for s in SETTINGS if s.key in extra)
+    return configuration
 
 
 def _text(value: Value) -> str:

@@ -137,6 +137,8 @@ class DeviceClass:
         model (ONNX Runtime static QDQ, gated against FP32; training_src/edge_training/
         quantize.py) instead of its FP32 export.
     int8_format: the int8 types (``s8s8``, ``u8s8``, ``u8s8-reduce-range``), "" unless int8.
+    batch_size: the inference component's ``BatchSize`` (onnx classes; 1: one by one).
+    inference_threads: its ``InferenceThreads`` (0: one per core).
     release: the promoted release the rest of the class runs (canary classes only; None =
         nothing promoted yet, so the fleet gets no deployment from this stack).
     """
@@ -152,6 +154,8 @@ class DeviceClass:
     release: Mapping[str, ComponentPin] | None = None
     quantize: str = "none"
     int8_format: str = ""
+    batch_size: int = 1
+    inference_threads: int = 0
 
     @property
     def int8(self) -> bool:

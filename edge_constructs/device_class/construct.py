@@ -289,6 +289,8 @@ class DeviceClassPipeline(Construct):
             runtime="dlr" if device_class.dlr else "onnx",
             capture_bucket=artifacts.bucket.bucket_name,
             capture_prefix=captures.device_prefix(config.stage, device_class.name),
+            batch_size=device_class.batch_size,
+            inference_threads=device_class.inference_threads,
         )
         model_component, configuration = self.model_component, self.configuration
         runtime_name_, runtime_version_ = self.runtime_name, self.runtime_version

@@ -183,15 +183,26 @@ def inference_configuration(
     runtime: str = "dlr",
     capture_bucket: str = "",
     capture_prefix: str | None = None,
+    batch_size: int = 1,
+    inference_threads: int = 0,
 ) -> dict[str, Any]:
     """Default configuration of the inference component: the settings table's recipe keys and
     defaults (device_contract/settings.py), with the stage's ``top_k``, topic and ``runtime``
     (``dlr`` or ``onnx``), and where captures go (``capture_bucket``, ``capture_prefix``:
-    ``device_contract.captures.device_prefix``; no bucket: they stay on the device)."""
+    ``device_contract.captures.device_prefix``; no bucket: they stay on the device).
+    ``batch_size`` and ``inference_threads`` (a device class's) are in the recipe only when they
+    differ from the component's defaults, so that a class which sets neither keeps its recipe,
+    and its component version, as they were."""
     captures: dict[str, Any] = {"CaptureBucket": capture_bucket}
     if capture_prefix is not None:
         captures["CapturePrefix"] = capture_prefix
+    tuning = {
+        key: value
+        for key, value in (("BatchSize", batch_size), ("InferenceThreads", inference_threads))
+        if value != settings.setting(key).default
+    }
     return settings.default_configuration(
+        tuning,
         Runtime=runtime,
         TopK=top_k,
         PublishTopic=topics.publish_topic(topic_prefix),
