@@ -82,7 +82,8 @@ Job = Tuple[Claim, Dict[str, object], bool, Path]  # claim, message, failed, fol
 
 class _Finisher:
     """Runs :meth:`Spool.complete` (fsync'd result, then the move) in order on a background
-    thread, so its I/O waits overlap the next inference. At most two are outstanding. A job
+    thread, so its I/O waits overlap the next inference. At most :attr:`limit` are outstanding
+    (two, or a whole batch and one more, so that recording a batch overlaps the next one). A job
     that fails with ``OSError`` (disk full, a folder that cannot be written) goes to
     :attr:`failed` with its error, for the service to retry; its input stays in progress."""
 
@@ -100,13 +101,14 @@ class _Finisher:
         )
         self._pending: Deque[Tuple[Job, concurrent.futures.Future[Path]]] = collections.deque()
         self.failed: List[Tuple[Job, OSError]] = []
+        self.limit = 2
 
     def submit(
         self, claim: Claim, message: Dict[str, object], *, failed: bool, folder: Path
     ) -> None:
         job: Job = (claim, message, failed, folder)
         self._collect()
-        while len(self._pending) >= 2:
+        while len(self._pending) >= self.limit:
             self._settle(*self._pending.popleft())
         if self._executor is None:
             try:
@@ -279,6 +281,7 @@ class InferenceService:
             if not in_flight:
                 break
             size = self._batch_size()
+            self._finisher.limit = max(2, size + 1)
             if size > 1 and self._fill(claims, in_flight, size):
                 group = [in_flight.popleft() for _ in range(size)]
                 if self.prefetch:  # decode the next batch during this one
