@@ -11,7 +11,7 @@ Adding a setting is one row here plus the component code that uses its value.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from device_contract.topics import DEFAULT_TOPIC_PREFIX, metrics_topic, publish_topic
 
@@ -197,7 +197,7 @@ def defaults() -> Dict[str, Value]:
 
 
 def default_configuration(
-    optional: Optional[Dict[str, Value]] = None, **overrides: Any
+    optional: Optional[Mapping[str, Value]] = None, **overrides: Any
 ) -> Dict[str, Any]:
     """The recipe's ``DefaultConfiguration``: the keys with ``in_recipe``, in table order,
     ``overrides`` (by key) replacing defaults; an override of another key is an error.

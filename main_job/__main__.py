@@ -16,9 +16,10 @@ from device_contract import topics
 from main_job.errors import MainJobError
 from main_job.fleet import capture_lines, cloudwatch_lines, metrics_lines, retrain_commands
 from main_job.inputs import user_images
+from main_job.int8 import int8_lines
 from main_job.outdir import out_problem
 from main_job.own_model import quick_check
-from main_job.pipeline import run
+from main_job.pipeline import STEPS, STEPS_OWN_MODEL, run
 from main_job.progress import Progress
 from main_job.report import TOPIC_PREFIX, outcome, subscriber_lines, table
 from main_job.synth import STAGE
@@ -106,7 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.out,
             images=args.images,
             digits_epochs=args.digits_epochs,
-            progress=Progress(6 if args.model is None else 5, enabled=not args.no_progress),
+            progress=Progress(
+                STEPS if args.model is None else STEPS_OWN_MODEL, enabled=not args.no_progress
+            ),
             model=args.model,
             model_name=args.model_name,
         )
@@ -139,6 +142,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  note: {note}")
         print(f"  deploy it: upload {job.own.archive}, then")
         print(f"    {job.own.deploy_command()}")
+    if job.int8 is not None:
+        print("int8 beside FP32 (the inference component, same photos, one after the other):")
+        for line in int8_lines(job.int8):
+            print(f"  {line}")
+        print()
     if job.fleet is not None:
         print("Device metrics (one window per minute; the fleet stack turns them into CloudWatch):")
         for line in metrics_lines(job.fleet) or ["no window closed while the device ran"]:

@@ -18,7 +18,10 @@ Each step is the project's own code path, one module each; :func:`run` only orde
    deployment, downloads, runs the runtime component's ``pip install`` and the inference
    component, which classifies the photos dropped into its input folder and publishes over
    Greengrass IPC.
-6. **Results** (:mod:`main_job.results`, :mod:`main_job.report`): ``results.jsonl`` and
+6. **int8 beside FP32** (:mod:`main_job.int8`, the brought model only): the model an int8
+   device class would run, quantized by the training job's code, and both models run by the
+   inference component over the same photos: top-1 agreement, latency, size.
+7. **Results** (:mod:`main_job.results`, :mod:`main_job.report`): ``results.jsonl`` and
    ``report.html``.
 
 Everything lands in one output folder (``out/`` by default, :mod:`main_job.outdir`): the model,
@@ -43,6 +46,7 @@ from main_job.inputs import (
     unsupported_files,
     user_images,
 )
+from main_job.int8 import Int8View, compare_int8
 from main_job.outdir import prepare_out, replace_tree
 from main_job.own_model import OwnModel, bring_own
 from main_job.pretrained import Brought, bring_pretrained
@@ -57,6 +61,10 @@ if TYPE_CHECKING:
     from device_sim.brought import BroughtModel
 
 
+STEPS = 7  # progress steps of a run with the pretrained model
+STEPS_OWN_MODEL = 5  # with --model: no training, no int8 comparison
+
+
 @dataclass
 class MainJob:
     out: Path
@@ -69,6 +77,7 @@ class MainJob:
     steps_failed: list[str]
     own: OwnModel | None = None  # --model: the user's model, checked
     fleet: FleetView | None = None  # the device's metrics and captures
+    int8: Int8View | None = None  # int8 beside FP32 (the brought model only)
 
 
 def run(
@@ -88,7 +97,7 @@ def run(
     prepare_out(out, images, model)
     out = out.resolve()
     cache = (cache or out / "cache").resolve()
-    progress = progress or Progress(6 if model is None else 5, enabled=False)
+    progress = progress or Progress(STEPS if model is None else STEPS_OWN_MODEL, enabled=False)
 
     brought: Brought | None = None
     own: OwnModel | None = None
@@ -143,6 +152,11 @@ def run(
     if report.failure is not None and not report.published:
         raise MainJobError(f"simulated device: {report.failure}")
 
+    int8: Int8View | None = None
+    if brought is not None:
+        progress.step("int8 beside FP32: quantizing (training code), running both (component)")
+        int8 = compare_int8(brought.onnx_dir, out / "photos", cache, out / ".int8-work")
+
     progress.step("writing results.jsonl and report.html")
     supported = ", ".join(supported_suffixes())
     results = photo_results(staged, report.published) + [
@@ -159,11 +173,13 @@ def run(
         title="Edge inference on the simulated device",
         note=_own_note(own) if own is not None else None,
         fleet=fleet,
+        int8=int8,
     )
     progress.close()
     return MainJob(
-        out, results, report.published, digits, brought, package_zip, html, failed, own, fleet
-    )
+        out, results, report.published, digits, brought, package_zip, html, failed, own, fleet,
+        int8,
+    )  # fmt: skip
 
 
 def _brought_model(own: OwnModel) -> BroughtModel:

@@ -18,6 +18,7 @@ from device_contract.messages import Key
 from device_sim.run_record import original_input_name
 from edge_follow.render import printable, render, topic_filter, topic_matches
 from main_job.fleet import FleetView, cloudwatch_lines, metrics_lines
+from main_job.int8 import Int8View, int8_lines
 from main_job.results import PhotoResult
 
 TOPIC_PREFIX = topics.DEFAULT_TOPIC_PREFIX  # the stage's default prefix (device_contract)
@@ -161,6 +162,7 @@ h1 { font-size: 1.4rem; } p.note { color: #555; }
 .row { display: flex; align-items: center; gap: 6px; font-size: 0.9rem; margin: 3px 0; }
 .bar { height: 8px; background: #3b82f6; border-radius: 4px; }
 .label { flex: 1; } .score { width: 3.2rem; text-align: right; color: #555; }
+.mono { font-family: monospace; white-space: pre; }
 .error { color: #b91c1c; } .skipped { color: #777; } .latency { color: #777; font-size: 0.8rem; }
 .missing { width: 224px; height: 224px; display: flex; align-items: center;
   justify-content: center; background: #fee2e2; color: #b91c1c; }
@@ -218,6 +220,19 @@ def fleet_section(view: FleetView | None) -> str:
     return "".join(parts)
 
 
+def int8_section(view: Int8View | None) -> str:
+    """int8 beside FP32: the comparison's lines (sizes, latency, agreement, differences)."""
+    if view is None:
+        return ""
+    lines = "".join(f"<li>{html.escape(line)}</li>" for line in int8_lines(view))
+    return (
+        '<h2>int8 beside FP32</h2><p class="note">The model an int8 device class would run, '
+        "built by the training job's quantization code, and the FP32 model, each run by the "
+        "inference component over the same photos.</p>"
+        f'<ul class="mono">{lines}</ul>'
+    )
+
+
 def write_report(
     target: Path,
     results: Sequence[PhotoResult],
@@ -225,6 +240,7 @@ def write_report(
     title: str,
     note: str | None = None,
     fleet: FleetView | None = None,
+    int8: Int8View | None = None,
 ) -> Path:
     """``report.html``: one card per photo, its thumbnail embedded, top-3 with score bars;
     then, with ``fleet``, the device's metrics and its captures.
@@ -266,7 +282,8 @@ def write_report(
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
         f"<h1>{html.escape(title)}</h1>"
         f'<p class="note">{html.escape(note or DEFAULT_NOTE)}</p>'
-        f'<div class="grid">{"".join(cards)}</div>{fleet_section(fleet)}</body></html>\n'
+        f'<div class="grid">{"".join(cards)}</div>{int8_section(int8)}{fleet_section(fleet)}'
+        "</body></html>\n"
     )
     scratch = target.with_name(f".{target.name}.tmp")  # renamed into place: never half a report
     scratch.write_text(document, encoding="utf-8")

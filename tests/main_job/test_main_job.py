@@ -578,3 +578,22 @@ def test_the_report_shows_the_devices_metrics_and_what_it_captured(job: MainJob)
     page = job.report_html.read_text(encoding="utf-8")
     assert "Device metrics" in page and "Captured for retraining" in page
     assert page.count('class="card"') == len(job.results) + len(low)
+
+
+def test_the_int8_model_runs_beside_fp32_and_the_report_compares_them(job: MainJob) -> None:
+    """Issue 16: an int8 model (the training job's quantization code) beside the FP32 one,
+    both run by the inference component over the photos: sizes, latency, top-1 agreement."""
+    view = job.int8
+    assert view is not None and view.problem is None, view and view.problem
+    fp32, int8 = view.runs
+    photos = {r.photo for r in job.results if r.error is None and r.skipped is None}
+    assert set(fp32.top1) == set(int8.top1) == photos
+    # ORT's quantization guide: int8 weights make the model about 4x smaller
+    assert 3.0 < fp32.size_bytes / int8.size_bytes < 4.5
+    same, both = view.agreement
+    assert both == len(photos) and same >= both - 1  # ImageNet weights keep their top-1
+    assert all(ms > 0 for ms in fp32.inference_ms + int8.inference_ms)
+    assert len(fp32.inference_ms) == 2 * len(photos)  # two alternated runs of each
+    assert view.calibration_images == 32
+    html = job.report_html.read_text()
+    assert "int8 beside FP32" in html and f"{same} of {both} photos" in html
