@@ -278,7 +278,8 @@ def _prune(cache_dir: Path, keep: Path) -> None:
 
 
 class OnnxRunner:
-    """``model.onnx`` under ONNX Runtime, on CPU, tuned for batch-1 latency.
+    """``model.onnx`` under ONNX Runtime, on CPU, tuned for batch-1 latency; a model with a
+    dynamic batch axis (``max_batch`` None) also takes a batch in one run.
 
     Cold start: with ``cache_dir``, the first load optimizes the graph (``ORT_ENABLE_ALL``) and
     ONNX Runtime writes the result (``SessionOptions.optimized_model_filepath``); a later load
@@ -402,8 +403,12 @@ def usable_cores() -> int:
 
 def batch_limit(shape: Sequence[Any]) -> Optional[int]:
     """How many inputs one run of a graph input of ``shape`` takes: ``None`` (any number) when
-    its first axis is symbolic (ONNX Runtime reports a named dimension as a ``str`` and an
-    unnamed one as ``None``), else that axis's fixed size."""
+    its first axis is symbolic, else that axis's fixed size. ``shape`` is ONNX Runtime's
+    ``NodeArg.shape`` ("node shape", onnxruntime 1.32's Python API): a fixed dimension is an
+    ``int``, a named one (ONNX ``dim_param``, what ``torch.onnx.export``'s ``dynamic_axes``
+    writes) its name as a ``str``, an unknown one ``None``; the installed runtime is held to
+    that by tests/training/test_trained_model.py (``["batch", 3, 32, 32]``) and
+    tests/component/test_batching.py."""
     if not shape:
         return 1
     first = shape[0]
