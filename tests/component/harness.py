@@ -285,3 +285,44 @@ def encode(image: Image.Image, fmt: str, **params: Any) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, fmt, **params)
     return buffer.getvalue()
+
+
+def sigkill_then_restart(
+    folders: Folders, model_dir: Path, names: List[str], *flags: str, kill_after: int = 10
+) -> None:
+    """Run the component over ``folders.input`` (holding ``names``), SIGKILL it once
+    ``kill_after`` inputs are processed, run it again with ``--once``: every input ends up
+    processed exactly once, and its result is printed once (at most one twice: a kill between
+    printing a result and deleting it repeats that one, at least once by design)."""
+    import signal
+    from collections import Counter
+
+    args = [
+        sys.executable, "-u", "-m", "edge_inference",
+        "--model-dir", str(model_dir),
+        "--input-dir", str(folders.input),
+        "--settle-seconds", "0",
+        "--poll-interval", "0.05",
+        *flags,
+    ]  # fmt: skip
+    env = component_env()
+    first = subprocess.Popen(
+        args, cwd=folders.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    assert wait_for(lambda: len(folders.names(folders.processed)) >= kill_after, timeout=60)
+    first.send_signal(signal.SIGKILL)
+    first_out, _ = first.communicate(timeout=10)
+    assert len(folders.names(folders.processed)) < len(names), "finished before the kill"
+
+    second = subprocess.run(
+        [*args, "--once"], cwd=folders.root, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert second.returncode == 0, second.stderr
+
+    assert folders.names(folders.processed) == sorted(names)
+    for folder in (folders.input, folders.in_progress, folders.outbox):
+        assert folders.names(folder) == [], folder
+    printed = Counter(m["input"] for m in json_lines(first_out.decode()))
+    printed.update(m["input"] for m in json_lines(second.stdout))
+    assert set(printed) == set(names)
+    assert sum(printed.values()) - len(names) <= 1

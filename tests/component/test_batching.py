@@ -5,9 +5,6 @@ middle of a batch loses and duplicates nothing (issue 16)."""
 from __future__ import annotations
 
 import logging
-import signal
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, List
@@ -23,15 +20,13 @@ from tests.component.harness import (
     Folders,
     RecordingPublisher,
     TinyPackage,
-    component_env,
     encode,
-    json_lines,
     make_config,
     make_service,
     photo,
     random_tensor,
     run_once,
-    wait_for,
+    sigkill_then_restart,
 )
 
 
@@ -241,35 +236,10 @@ def test_sigkill_mid_batch_then_restart_loses_nothing_and_runs_nothing_twice(
     folders: Folders, batch_package: TinyPackage
 ):
     names = write_inputs(folders.input, 400)
-    args = [
-        sys.executable, "-u", "-m", "edge_inference",
-        "--model-dir", str(batch_package.model_dir),
-        "--runtime", "onnx",
-        "--batch-size", "8",
-        "--input-dir", str(folders.input),
-        "--settle-seconds", "0",
-        "--poll-interval", "0.05",
-    ]  # fmt: skip
-    env = component_env()
-    first = subprocess.Popen(
-        args, cwd=folders.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-    )
-    assert wait_for(lambda: len(folders.names(folders.processed)) >= 20, timeout=60)
-    first.send_signal(signal.SIGKILL)
-    first_out, _ = first.communicate(timeout=10)
-    assert len(folders.names(folders.processed)) < len(names), "finished before the kill"
-
-    second = subprocess.run(
-        [*args, "--once"], cwd=folders.root, env=env, capture_output=True, text=True, timeout=120
-    )
-    assert second.returncode == 0, second.stderr
-
-    assert_all_processed_once(folders, names)
-    printed = Counter(m["input"] for m in json_lines(first_out.decode()))
-    printed.update(m["input"] for m in json_lines(second.stdout))
-    assert set(printed) == set(names)
-    # At least once: only a kill between printing a result and deleting it repeats one.
-    assert sum(printed.values()) - len(names) <= 1
+    sigkill_then_restart(
+        folders, batch_package.model_dir, names, "--runtime", "onnx", "--batch-size", "8",
+        kill_after=20,
+    )  # fmt: skip
 
 
 def test_the_active_record_holds_a_whole_batch_and_the_input_decoded_beside_it(

@@ -4,9 +4,6 @@ folder state machine, a real SIGKILL, and a failing publisher."""
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -21,11 +18,10 @@ from tests.component.harness import (
     Folders,
     RecordingPublisher,
     TinyPackage,
-    component_env,
-    json_lines,
     make_service,
     random_tensor,
     run_once,
+    sigkill_then_restart,
     wait_for,
 )
 
@@ -131,33 +127,8 @@ def test_sigkill_mid_run_then_restart_loses_nothing_and_runs_nothing_twice(
     folders: Folders, tiny_package: TinyPackage
 ):
     names = sorted(write_inputs(folders, 60))
-    args = [
-        sys.executable, "-u", "-m", "edge_inference",
-        "--model-dir", str(tiny_package.model_dir),
-        "--input-dir", str(folders.input),
-        "--settle-seconds", "0",
-        "--poll-interval", "0.05",
-    ]  # fmt: skip
-    env = component_env()
-    first = subprocess.Popen(
-        args, cwd=folders.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-    )
-    assert wait_for(lambda: len(folders.names(folders.processed)) >= 10, timeout=60)
-    first.send_signal(signal.SIGKILL)
-    first_out, _ = first.communicate(timeout=10)
-    assert len(folders.names(folders.processed)) < len(names), "finished before the kill"
-
-    second = subprocess.run(
-        [*args, "--once"], cwd=folders.root, env=env, capture_output=True, text=True, timeout=120
-    )
-    assert second.returncode == 0, second.stderr
-
-    assert_all_processed_once(folders, names)
-    printed = Counter(m["input"] for m in json_lines(first_out.decode()))
-    printed.update(m["input"] for m in json_lines(second.stdout))
-    assert set(printed) == set(names)
-    # At least once: only a kill between printing a result and deleting it repeats one.
-    assert sum(printed.values()) - len(names) <= 1
+    sigkill_then_restart(folders, tiny_package.model_dir, names)
+    assert folders.names(folders.state / "attempts") == []
 
 
 def test_failed_publishing_keeps_results_in_the_outbox_and_retries(
