@@ -298,3 +298,20 @@ def test_inference_threads_reach_onnx_runtime_and_a_change_reloads_the_model(
     service.store = Store(service.config.replace(batch_size=4))  # type: ignore[assignment]
     service._apply_new_config()
     assert loads == [1] and service.config.batch_size == 4  # no reload for BatchSize
+
+
+def test_threads_follow_the_cores_the_process_may_use(batch_package: TinyPackage):
+    """InferenceThreads 0: one intra-op thread per core in the process's affinity mask (what
+    ``taskset`` or a container's CPU set leaves it), not every core of the machine."""
+    script = (
+        "import os, sys; from pathlib import Path\n"
+        "os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})\n"
+        "from edge_inference.model import load_model, usable_cores\n"
+        "runner = load_model(Path(sys.argv[1]), 'onnx').runner\n"
+        "print(usable_cores(), runner.threads)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(batch_package.model_dir)],
+        env=component_env(), capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    assert result.stdout.split() == ["1", "1"]
