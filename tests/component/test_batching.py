@@ -5,6 +5,8 @@ middle of a batch loses and duplicates nothing (issue 16)."""
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, List
@@ -20,6 +22,7 @@ from tests.component.harness import (
     Folders,
     RecordingPublisher,
     TinyPackage,
+    component_env,
     encode,
     make_config,
     make_service,
