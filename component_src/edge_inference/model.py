@@ -488,6 +488,12 @@ def load_model(
     labels = read_labels(model_dir)
     runner: Any
     if runtime == "dlr":
+        if threads:
+            LOG.warning(
+                "InferenceThreads %d is not applied: DLR runs the model on TVM's own thread "
+                "pool (its TVM_NUM_THREADS environment variable)",
+                threads,
+            )
         runner = DlrRunner(target, info.input_name)
     else:
         runner = OnnxRunner(target, info.input_name, threads=threads or None, cache_dir=cache_dir)

@@ -318,3 +318,11 @@ def test_threads_follow_the_cores_the_process_may_use(batch_package: TinyPackage
         env=component_env(), capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
     assert result.stdout.split() == ["1", "1"]
+
+
+def test_inference_threads_on_a_dlr_model_says_it_is_not_applied(
+    dual_package: TinyPackage, caplog
+):
+    with caplog.at_level(logging.WARNING):
+        load_model(dual_package.model_dir, "dlr", threads=2)
+    assert "InferenceThreads 2 is not applied" in caplog.text
