@@ -489,6 +489,9 @@ def load_model(
     runner: Any
     if runtime == "dlr":
         if threads:
+            # TVM sizes its pool once per process from TVM_NUM_THREADS (else OMP_NUM_THREADS,
+            # else the hardware's concurrency): apache/tvm src/runtime/threading_backend.cc,
+            # MaxConcurrency(); DLR embeds that runtime.
             LOG.warning(
                 "InferenceThreads %d is not applied: DLR runs the model on TVM's own thread "
                 "pool (its TVM_NUM_THREADS environment variable)",
