@@ -85,12 +85,23 @@ def _as_int(value: Any, low: int, high: int) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     elif isinstance(value, str):
-        value = int(value.strip())
+        value = _int_text(value)
     if not isinstance(value, int):
         raise ValueError(f"must be an integer, got {value!r}")
     if not low <= value <= high:
         raise ValueError(f"must be between {low} and {high}, got {_short(value)}")
     return value
+
+
+def _int_text(text: str) -> int:
+    """A whole number written in ASCII digits, as JSON or a shell would (``"8"``, ``"8.0"``);
+    ``int()`` alone would also take ``"1_6"`` (16) and other scripts' digits."""
+    stripped = text.strip()
+    if re.fullmatch(r"[+-]?[0-9]+", stripped):
+        return int(stripped)
+    if re.fullmatch(r"[+-]?[0-9]+\.0*", stripped):
+        return int(stripped.split(".")[0])
+    raise ValueError(f"must be an integer, got {_short(text)}")
 
 
 def _as_float(value: Any, low: float, high: float, *, low_open: bool = False) -> float:

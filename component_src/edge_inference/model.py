@@ -384,7 +384,9 @@ class OnnxRunner:
         shape = self._session.get_outputs()[0].shape
         # the class axis, when the graph states it (a symbolic one is a str, e.g. "batch")
         self.classes = shape[-1] if shape and isinstance(shape[-1], int) else None
-        self.max_batch = batch_limit(self._session.get_inputs()[0].shape)
+        self.max_batch = batching_of(
+            path, self._session.get_inputs()[0].shape, self._session.get_outputs()[0].shape
+        )
         self.threads = threads or usable_cores()
 
     def run(self, tensor: np.ndarray) -> np.ndarray:
@@ -413,6 +415,32 @@ def batch_limit(shape: Sequence[Any]) -> Optional[int]:
         return 1
     first = shape[0]
     return first if isinstance(first, int) and first > 0 else None
+
+
+def batching_of(
+    path: Path, input_shape: Sequence[Any], output_shape: Sequence[Any]
+) -> Optional[int]:
+    """How many inputs one run takes: ``None`` (a batch of any size) when the first axis of
+    both the input and the output is dynamic, else 1. A first input axis fixed at any other
+    size cannot run the one input the component decodes: :class:`ModelError`. An output whose
+    first axis is fixed (classes first, say) is not batched even if its input's axis is
+    dynamic: splitting it by rows would give each input another input's scores."""
+    taken = batch_limit(input_shape)
+    if taken is not None and taken != 1:
+        raise ModelError(
+            f"{path.name}: its input's first axis is fixed at {taken}, but the component runs "
+            "one input per call (or a batch of any size on a dynamic axis); export it with a "
+            "batch of 1 or a dynamic batch axis"
+        )
+    if taken is None and batch_limit(output_shape) is not None:
+        LOG.warning(
+            "%s: the input's first axis is dynamic but the output's is fixed (%s): not "
+            "batching its inputs",
+            path.name,
+            list(output_shape),
+        )
+        return 1
+    return taken
 
 
 def _pick_input(names: List[str], wanted: str) -> str:

@@ -200,6 +200,7 @@ class InferenceService:
         self._retry_at = 0.0
         self._claim_error: Optional[str] = None
         self._batch_refused = False  # the "model takes no batch" warning was given
+        self._batch_broken = False  # the model refused a batch: no more batches for it
         self.retention = Retention()
         self.counts: Dict[str, int] = {"processed": 0, "failed": 0}
         self.metrics = metrics
@@ -238,7 +239,9 @@ class InferenceService:
                 taken, waiting = self._process_available(backlog)
                 self._tick_metrics()
                 degraded = bool(self._unfinished)
-                if once and not (taken or waiting or backlog or self._outbox_full or degraded):
+                pending = self.store is not None and self.store.has_pending()
+                busy = taken or waiting or backlog or self._outbox_full or degraded or pending
+                if once and not busy:
                     break
                 if once and self._outbox_full and self._drainer.failing:
                     LOG.warning("outbox full and publishing fails; leaving the rest for later")
@@ -423,17 +426,16 @@ class InferenceService:
         """Inputs per run: ``BatchSize``, capped by what the model takes (a fixed batch axis
         of 1, a Neo model: one by one)."""
         size = self.config.batch_size
-        limit = getattr(self.model.runner, "max_batch", 1)
+        limit = 1 if self._batch_broken else getattr(self.model.runner, "max_batch", 1)
         if limit is not None:
             size = min(size, limit)
-        if size < self.config.batch_size and not self._batch_refused:
+        if size < self.config.batch_size and not self._batch_refused and not self._batch_broken:
             self._batch_refused = True
             LOG.warning(
-                "BatchSize %d: model %s takes at most %d input(s) per run (its batch axis is "
-                "fixed); running inputs one by one",
+                "BatchSize %d: model %s takes one input per run (its batch axis is fixed); "
+                "running inputs one by one",
                 self.config.batch_size,
                 self.model.info.model_id,
-                size,
             )
         return max(1, size)
 
@@ -521,11 +523,17 @@ class InferenceService:
                 raise ValueError(f"{outputs.shape[0]} outputs for {len(ready)} inputs")
         except Exception as err:
             self.spool.active.discard(*(claim.id for claim, _, _ in ready))
+            # A model whose graph names a dynamic batch axis but cannot take a batch (a reshape
+            # to a fixed 1, an output that mixes the inputs) would fail every batch: stop
+            # batching it after the first refusal rather than doing the work twice for good.
+            self._batch_broken = True
             LOG.warning(
-                "a batch of %d inputs failed (%s: %s); running them one by one",
+                "a batch of %d inputs failed (%s: %s); running them one by one, and every "
+                "later input of model %s too",
                 len(ready),
                 type(err).__name__,
                 err,
+                self.model.info.model_id,
             )
             for claim, tensor, decode_ms in ready:
                 self._handle(claim, (tensor, decode_ms))
@@ -610,8 +618,9 @@ class InferenceService:
         except OSError as err:
             LOG.error("configuration not applied, keeping the current one: %s", err)
             return
+        if model is not self.model:
+            self._batch_refused = self._batch_broken = False
         self.model = model
-        self._batch_refused = False
         self._decoder = InputDecoder(model.info, new.max_image_pixels)
         apply = getattr(self.publisher, "apply_config", None)
         if apply is not None:

@@ -14,7 +14,7 @@ from typing import Any, Dict, List
 import numpy as np
 import pytest
 from edge_inference.config import ConfigError, merge_config
-from edge_inference.model import OnnxRunner, batch_limit, load_model
+from edge_inference.model import ModelError, OnnxRunner, batch_limit, load_model
 from edge_inference.spool import _ACTIVE_BYTES, ActiveRecord, Spool
 
 from device_contract import settings
@@ -122,10 +122,12 @@ def test_an_input_that_does_not_decode_fails_alone_in_its_batch(
     assert batch_calls == [7]  # the seven that decoded, still as one batch
 
 
-def test_a_batch_the_runtime_refuses_is_run_input_by_input(
+def test_a_batch_the_runtime_refuses_is_run_input_by_input_and_batching_stops(
     folders: Folders, batch_package: TinyPackage, monkeypatch, caplog
 ):
-    """Only the input that really fails is failed: the batch is retried one by one."""
+    """Only the input that really fails is failed: the batch is retried one by one. A model
+    that refuses one batch (its graph names a dynamic axis it cannot honour) is not batched
+    again: the work would be done twice for every later batch (hostile review)."""
     real = OnnxRunner.run
     calls: List[int] = []
 
@@ -138,15 +140,122 @@ def test_a_batch_the_runtime_refuses_is_run_input_by_input(
         return real(self, tensor)
 
     monkeypatch.setattr(OnnxRunner, "run", run)
-    names = write_inputs(folders.input, 8)
+    names = write_inputs(folders.input, 24)
     with caplog.at_level(logging.WARNING):
         messages = by_input(
             run_once(folders, batch_package.model_dir, runtime="onnx", batch_size=8)
         )
-    assert calls == [8] + [1] * 8
+    assert calls == [8] + [1] * 24
     assert "this input breaks the runtime" in messages["in002.npy"]["error"]
     assert all("top" in messages[n] for n in names if n != "in002.npy")
-    assert "a batch of 8 inputs failed" in caplog.text
+    assert caplog.text.count("a batch of 8 inputs failed") == 1
+
+
+def _onnx_with_shapes(classifier, path: Path, input_batch, transpose_output: bool) -> None:
+    """The tiny graph with a chosen input batch axis, its output optionally classes-first."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [
+        helper.make_node("AveragePool", ["input0"], ["pooled"], kernel_shape=[8, 8],
+                         strides=[8, 8]),
+        helper.make_node("Flatten", ["pooled"], ["features"], axis=1),
+        helper.make_node("Gemm", ["features", "weight", "bias"], ["logits"], transB=1),
+        helper.make_node("Softmax", ["logits"], ["probs" if transpose_output else "output0"],
+                         axis=1),
+    ]  # fmt: skip
+    out_shape = [input_batch, 10]
+    if transpose_output:
+        nodes.append(helper.make_node("Transpose", ["probs"], ["output0"], perm=[1, 0]))
+        out_shape = [10, input_batch]
+    graph = helper.make_graph(
+        nodes,
+        "shapes",
+        [helper.make_tensor_value_info("input0", TensorProto.FLOAT, [input_batch, 3, 32, 32])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, out_shape)],
+        [
+            numpy_helper.from_array(classifier.weight, "weight"),
+            numpy_helper.from_array(classifier.bias, "bias"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
+def _package_like(batch_package: TinyPackage, folder: Path, **shapes: Any) -> Path:
+    folder.mkdir()
+    for name in ("metadata.json", "labels.json"):
+        (folder / name).write_bytes((batch_package.model_dir / name).read_bytes())
+    _onnx_with_shapes(batch_package.classifier, folder / "model.onnx", **shapes)
+    return folder
+
+
+def test_an_output_with_a_fixed_first_axis_is_not_batched(
+    folders: Folders, batch_package: TinyPackage, batch_calls: List[int], tmp_path: Path, caplog
+):
+    """Input axis dynamic, output ``[10, batch]`` (classes first): with BatchSize 10 its rows
+    would be split as if they were inputs, giving each input another's scores (hostile
+    review). Such a model runs one by one, with a warning at load."""
+    model_dir = _package_like(
+        batch_package, tmp_path / "transposed", input_batch="batch", transpose_output=True
+    )
+    with caplog.at_level(logging.WARNING):
+        assert load_model(model_dir, "onnx").runner.max_batch == 1
+    assert "the output's is fixed" in caplog.text
+    names = write_inputs(folders.input, 20)
+    batched = by_input(run_once(folders, model_dir, runtime="onnx", batch_size=10))
+    assert set(batch_calls) == {1}
+    write_inputs(tmp_path / "ref" / "input", 20)
+    reference = by_input(
+        run_once(Folders(tmp_path / "ref"), batch_package.model_dir, runtime="onnx")
+    )
+    assert sorted(batched) == names
+    for name in names:  # the same weights: the same top-1 as the plain model
+        assert batched[name]["top"][0]["index"] == reference[name]["top"][0]["index"], name
+
+
+def test_a_model_whose_input_takes_exactly_four_is_refused_at_load(
+    batch_package: TinyPackage, tmp_path: Path
+):
+    """A first axis fixed at 4 cannot run the one input the component decodes: every input
+    would fail, or pass only when four happened to wait (hostile review)."""
+    model_dir = _package_like(
+        batch_package, tmp_path / "fixed4", input_batch=4, transpose_output=False
+    )
+    with pytest.raises(ModelError, match="first axis is fixed at 4"):
+        load_model(model_dir, "onnx")
+
+
+def test_once_waits_for_a_configuration_that_arrived_during_the_run(
+    folders: Folders, batch_package: TinyPackage
+):
+    """With ``--once``, an update that interrupts a pass must be applied and the inputs still
+    processed, not the run ended with the folder full (hostile review)."""
+    names = write_inputs(folders.input, 30)
+    service = make_service(folders, batch_package.model_dir, runtime="onnx")
+
+    class Store:
+        """Delivers an update on its first question: just after the pass began."""
+
+        def __init__(self) -> None:
+            self.asked = 0
+            self.pending = None
+
+        def has_pending(self) -> bool:
+            self.asked += 1
+            if self.asked == 1:
+                self.pending = service.config.replace(batch_size=4)
+            return self.pending is not None
+
+        def take(self):
+            config, self.pending = self.pending, None
+            return config
+
+    service.store = Store()  # type: ignore[assignment]
+    service.run(once=True)
+    assert service.config.batch_size == 4
+    assert_all_processed_once(folders, names)
 
 
 def test_a_model_with_a_fixed_batch_axis_runs_one_by_one_and_says_so(
@@ -157,7 +266,7 @@ def test_a_model_with_a_fixed_batch_axis_runs_one_by_one_and_says_so(
         messages = run_once(folders, dual_package.model_dir, runtime="onnx", batch_size=4)
     assert sorted(by_input(messages)) == names
     assert batch_calls == [1] * 10
-    assert caplog.text.count("takes at most 1 input(s) per run") == 1
+    assert caplog.text.count("takes one input per run") == 1
 
 
 def test_neo_models_keep_batch_one(dual_package: TinyPackage):
@@ -260,13 +369,21 @@ def test_the_active_record_holds_a_whole_batch_and_the_input_decoded_beside_it(
     assert (tmp_path / "active").stat().st_size == _ACTIVE_BYTES
 
 
-@pytest.mark.parametrize("value", [0, 33, "eight", 2.5, True])
+@pytest.mark.parametrize("value", [0, 33, "eight", 2.5, True, "1_6", "\u0668", "8.5", "0x8"])
 def test_batch_size_out_of_bounds_is_refused_naming_the_key(
     folders: Folders, batch_package: TinyPackage, value
 ):
     base = make_config(folders, batch_package.model_dir)
     with pytest.raises(ConfigError, match="BatchSize"):
         merge_config(base, {"BatchSize": value}, cwd=folders.root)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("8", 8), (" 8.0 ", 8), (8.0, 8), ("+4", 4)])
+def test_batch_size_as_json_or_a_shell_writes_it(
+    folders: Folders, batch_package: TinyPackage, value, expected
+):
+    base = make_config(folders, batch_package.model_dir)
+    assert merge_config(base, {"BatchSize": value}, cwd=folders.root).batch_size == expected
 
 
 def test_inference_threads_reach_onnx_runtime_and_a_change_reloads_the_model(
@@ -320,9 +437,7 @@ def test_threads_follow_the_cores_the_process_may_use(batch_package: TinyPackage
     assert result.stdout.split() == ["1", "1"]
 
 
-def test_inference_threads_on_a_dlr_model_says_it_is_not_applied(
-    dual_package: TinyPackage, caplog
-):
+def test_inference_threads_on_a_dlr_model_says_it_is_not_applied(dual_package: TinyPackage, caplog):
     with caplog.at_level(logging.WARNING):
         load_model(dual_package.model_dir, "dlr", threads=2)
     assert "InferenceThreads 2 is not applied" in caplog.text
