@@ -10,8 +10,9 @@ that ship in installed packages, decoded by the component's own decoder (as the 
 model). Then ``python -m edge_inference --once`` (the component, as Greengrass starts it) runs the
 FP32 model and the int8 model over the photos, one after the other, with the same settings, so
 that their latencies compare: top-1 of each photo, agreement, median inference time (two
-alternated runs of each) and model size. The int8 model is cached under ``<cache>/int8/<key>`` (key: the FP32 model's bytes, the
-calibration images, the quantization code).
+alternated runs of each) and model size. The int8 model is cached under
+``<cache>/int8/<key>`` (key: the FP32 model's bytes, the calibration images, the quantization
+code).
 
 Calibration and evaluation share the shipped photos when the job runs on them (the crops differ
 from the centred view the component classifies); with ``--images`` the photos classified are
