@@ -122,8 +122,9 @@ def _device_class(
 def _tuning(entry: Mapping[str, Any], build: str, key: Any) -> tuple[int, int]:
     """``batch_size`` and ``inference_threads`` of one class: the inference component's
     ``BatchSize`` and ``InferenceThreads``, with the bounds of its settings table
-    (device_contract/settings.py). A neo class cannot batch: Neo compiles the model for the
-    one input shape the compilation job is given (``InputConfig.DataInputConfig``, batch 1)."""
+    (device_contract/settings.py); empty or null means the default. Neither works on a neo
+    class: Neo compiles the model for the one input shape the compilation job is given
+    (``InputConfig.DataInputConfig``, batch 1), and DLR runs it on TVM's own thread pool."""
     values = []
     for name, setting_key in (
         ("batch_size", "BatchSize"),
@@ -131,12 +132,22 @@ def _tuning(entry: Mapping[str, Any], build: str, key: Any) -> tuple[int, int]:
     ):
         row = setting(setting_key)
         low, high = int(row.low or 0), int(row.high or 0)
-        values.append(as_int(key(name), entry.get(name, row.default), minimum=low, maximum=high))
+        raw = entry.get(name)
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            raw = row.default
+        values.append(as_int(key(name), raw, minimum=low, maximum=high))
     if values[0] != 1 and build != "onnx":
         raise ConfigError(
             key("batch_size"),
             values[0],
             "Neo compiles the model for batch 1; only onnx classes (build: onnx) run batches",
+        )
+    if values[1] != 0 and build != "onnx":
+        raise ConfigError(
+            key("inference_threads"),
+            values[1],
+            "a neo class's devices run DLR, whose threads are TVM's own; it sets ONNX Runtime's "
+            "threads on onnx classes (build: onnx)",
         )
     return values[0], values[1]
 

@@ -17,9 +17,13 @@ class ConfigError(ValueError):
 def did_you_mean(key: str, known: Iterable[str]) -> str:
     """`` (did you mean a, b?)`` for a mistyped ``key``: the known keys that read most like it
     (``difflib``'s ratio of at least 0.75: a swapped, missing or extra letter or two), else
-    those sharing its first word (``inference_`` ...); "" when nothing is close."""
+    those sharing its first word (``inference_`` ...); "" when nothing is close. A key written
+    as the component's configuration spells it (``BatchSize`` for ``batch_size``) is matched
+    without case and underscores first."""
     candidates = sorted(set(known))
-    close = difflib.get_close_matches(key, candidates, n=3, cutoff=0.75)
+    folded = key.replace("-", "").replace("_", "").lower()
+    same = [k for k in candidates if k.replace("_", "").lower() == folded]
+    close = same or difflib.get_close_matches(key, candidates, n=3, cutoff=0.75)
     if not close:
         first = key.replace("-", "_").lower().split("_")[0]
         close = [k for k in candidates if k.split("_")[0] == first][:5]

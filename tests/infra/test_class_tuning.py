@@ -82,6 +82,8 @@ def test_the_component_accepts_the_recipe_s_configuration(
         ({**ONNX, "batch_size": "eight"}, "batch_size", "expected an integer"),
         ({**ONNX, "inference_threads": -1}, "inference_threads", "at least 0"),
         ({**NEO, "batch_size": 4}, "batch_size", "only onnx classes"),
+        ({**NEO, "inference_threads": 4}, "inference_threads", "run DLR"),
+        ({**ONNX, "BatchSize": 4}, "BatchSize", "did you mean batch_size"),
     ],
 )
 def test_values_that_cannot_work_are_named(
@@ -89,8 +91,17 @@ def test_values_that_cannot_work_are_named(
 ) -> None:
     with pytest.raises(ConfigError) as raised:
         pipeline_template(tmp_path, device_classes={"c": entry})
-    assert str(raised.value).startswith(f"invalid configuration device_classes.c.{key}=")
+    assert str(raised.value).startswith(f"invalid configuration device_classes.c.{key}")
     assert message in str(raised.value)
+
+
+def test_null_or_empty_means_the_default(tmp_path: Path) -> None:
+    template = pipeline_template(
+        tmp_path,
+        device_classes={"plain": {**ONNX, "batch_size": None, "inference_threads": ""}},
+    )
+    configuration = _inference_configurations(template)["plain"]
+    assert "BatchSize" not in configuration and "InferenceThreads" not in configuration
 
 
 def test_the_bounds_are_the_component_s() -> None:
