@@ -156,8 +156,23 @@ def main() -> int:
     args = parser.parse_args()
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     unknown = sorted(set(names) - set(MODELS))
-    if unknown:
-        parser.error(f"--models: unknown {', '.join(unknown)}; known: {', '.join(MODELS)}")
+    if unknown or not names:
+        parser.error(
+            f"--models: unknown {', '.join(unknown) or '(none)'}; known: {', '.join(MODELS)}"
+        )
+    from device_contract.settings import setting
+
+    high = int(setting("BatchSize").high or 0)
+    if not 2 <= args.batch <= high:
+        parser.error(f"--batch must be between 2 and {high} (the component's BatchSize)")
+    if args.images < args.batch:
+        parser.error(f"--images must be at least --batch ({args.batch}): else no batch forms")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    left = args.images % args.batch
+    if left:
+        print(f"note: the last {left} of the {args.images} files of each run are run one by one "
+              f"(fewer than {args.batch} waiting), as on a device")  # fmt: skip
     from edge_inference.model import load_model, usable_cores
 
     print("CPU:", json.dumps(cpu_features()), "threads:", usable_cores(), flush=True)

@@ -211,7 +211,10 @@ def compare_int8(fp32_dir: Path, photos: Path, cache: Path, work: Path) -> Int8V
             else:
                 for kept, again in zip(view.runs, runs):
                     kept.inference_ms += again.inference_ms
-    except (MainJobError, OSError, ValueError, subprocess.SubprocessError) as err:
+    except OSError as err:  # a cache or work folder that cannot be written, a full disk
+        where = f"{err.filename}: " if err.filename else ""
+        view.problem = f"{where}{err.strerror or err}"
+    except (MainJobError, ValueError, subprocess.SubprocessError) as err:
         view.problem = str(err)
     finally:
         shutil.rmtree(work, ignore_errors=True)

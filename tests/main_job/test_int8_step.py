@@ -86,3 +86,12 @@ def test_a_component_failure_is_reported_naming_the_model(
     assert view.problem is not None
     assert view.problem.startswith("the inference component on the FP32 model:"), view.problem
     assert "labels.json names 3 classes" in view.problem
+
+
+def test_a_cache_that_cannot_be_written_is_one_readable_line(
+    tiny_onnx: Path, photos: Path, tmp_path: Path
+):
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "int8").write_text("a file where the cache folder goes")
+    view = compare_int8(tiny_onnx, photos, tmp_path / "cache", tmp_path / "work")
+    assert view.problem == f"{tmp_path / 'cache' / 'int8'}: File exists"
