@@ -20,6 +20,7 @@ from edge_inference.config import (
     Config,
     ConfigError,
     ConfigStore,
+    int_text,
     merge_config,
     resolve_path,
 )
@@ -94,7 +95,15 @@ def _argument(row: settings.Setting) -> Dict[str, Any]:
     }
     if row.kind == settings.CHOICE:
         return {**keywords, "choices": row.choices}
+    if row.kind == settings.INTEGER:  # as configuration keys take them: ASCII digits, no "1_6"
+        return {**keywords, "type": integer, "metavar": row.metavar}
     return {**keywords, "type": row.python_type, "metavar": row.metavar}
+
+
+def integer(text: str) -> int:
+    """An integer flag's value (argparse names this function in its error: "invalid integer
+    value")."""
+    return int_text(text)
 
 
 def build_parser() -> argparse.ArgumentParser:

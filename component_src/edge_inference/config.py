@@ -85,7 +85,7 @@ def _as_int(value: Any, low: int, high: int) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     elif isinstance(value, str):
-        value = _int_text(value)
+        value = int_text(value)
     if not isinstance(value, int):
         raise ValueError(f"must be an integer, got {value!r}")
     if not low <= value <= high:
@@ -93,7 +93,7 @@ def _as_int(value: Any, low: int, high: int) -> int:
     return value
 
 
-def _int_text(text: str) -> int:
+def int_text(text: str) -> int:
     """A whole number written in ASCII digits, as JSON or a shell would (``"8"``, ``"8.0"``);
     ``int()`` alone would also take ``"1_6"`` (16) and other scripts' digits."""
     stripped = text.strip()

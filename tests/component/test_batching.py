@@ -441,3 +441,12 @@ def test_inference_threads_on_a_dlr_model_says_it_is_not_applied(dual_package: T
     with caplog.at_level(logging.WARNING):
         load_model(dual_package.model_dir, "dlr", threads=2)
     assert "InferenceThreads 2 is not applied" in caplog.text
+
+
+@pytest.mark.parametrize("value", ["\u0668", "1_6", "0x8"])
+def test_integer_flags_take_what_configuration_keys_take(value: str):
+    """``--batch-size 1_6`` was 16 through argparse's ``int`` while the key refused it."""
+    from edge_inference.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--model-dir", "m", "--batch-size", value])
