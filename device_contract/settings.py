@@ -236,7 +236,7 @@ def bounds(s: Setting) -> str:
     if s.kind == PATH:
         return "folder"
     if s.kind == BUCKET:
-        return "an S3 bucket name, or empty"
+        return "an S3 bucket name without dots or reserved affixes, or empty"
     if s.kind == KEY_PREFIX:
         return "ends in `/`, at most 512 bytes"
     low, high = _bound(s.low), _bound(s.high)

@@ -153,6 +153,13 @@ _IP = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 KEY_PREFIX_BYTES = 512  # S3 keys: at most 1024 bytes; the rest is yyyy/mm/dd/<id>-<name>
 
 
+# Reserved by S3 ("General purpose bucket naming rules": "must not start with the prefix xn--",
+# sthree-, amzn-s3-demo-; "must not end with the suffix -s3alias", --ol-s3, .mrap; the S3
+# Tables naming rules list the reserved suffixes -s3alias, --ol-s3, --x-s3, --table-s3).
+_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+
+
 def _as_bucket(value: Any) -> str:
     if value is None or (isinstance(value, str) and not value.strip()):
         return ""
@@ -161,6 +168,20 @@ def _as_bucket(value: Any) -> str:
         raise ValueError(
             f"must be an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens), "
             f"got {_short(value)}"
+        )
+    if text.startswith(_RESERVED_PREFIXES) or text.endswith(_RESERVED_SUFFIXES):
+        raise ValueError(
+            f"must not use a prefix or suffix S3 has reserved ({', '.join(_RESERVED_PREFIXES)}; "
+            f"{', '.join(_RESERVED_SUFFIXES)}), got {_short(value)}"
+        )
+    if "." in text:
+        # Uploads go to https://<bucket>.s3.<region>.amazonaws.com (s3_upload.py), whose
+        # wildcard certificate covers one label: with periods "you can't use
+        # virtual-host-style addressing over HTTPS" (S3 User Guide, "Virtual hosting of
+        # buckets"), so every upload would fail for good.
+        raise ValueError(
+            f"must have no dots: captures are uploaded over HTTPS to <bucket>.s3.<region>."
+            f"amazonaws.com, which a dotted name cannot use, got {_short(value)}"
         )
     return text
 

@@ -479,6 +479,38 @@ def test_a_capture_prefix_with_dot_levels_or_control_characters_is_refused(
         merge_config(base, {"CapturePrefix": prefix}, cwd=tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("bucket", "why"),
+    [
+        ("my.captures", "no dots"),  # virtual-hosted HTTPS: *.s3.<region> covers one label
+        ("xn--captures", "reserved"),
+        ("sthree-captures", "reserved"),
+        ("amzn-s3-demo-captures", "reserved"),
+        ("captures-s3alias", "reserved"),
+        ("captures--ol-s3", "reserved"),
+        ("captures--x-s3", "reserved"),
+        ("captures--table-s3", "reserved"),
+    ],
+)
+def test_a_capture_bucket_the_uploads_cannot_reach_is_refused(
+    tmp_path: Path, bucket: str, why: str
+) -> None:
+    """S3 User Guide, "General purpose bucket naming rules": names "must not start with the
+    prefix xn--", sthree-, amzn-s3-demo-, "must not end with the suffix -s3alias", --ol-s3,
+    --x-s3 (directory buckets), --table-s3 (table buckets). Dots are legal, but the component
+    uploads virtual-hosted style over HTTPS (``https://<bucket>.s3.<region>.amazonaws.com``)
+    and the wildcard certificate covers a single label: the same guide ("Virtual hosting of
+    buckets") says that with periods "you can't use virtual-host-style addressing over HTTPS,
+    unless you perform your own certificate validation". Accepted, such a bucket fails every
+    upload for good; refused, the deployment says why."""
+    from edge_inference.config import Config, ConfigError, merge_config
+
+    base = Config(tmp_path / "m", tmp_path / "i", tmp_path / "p", tmp_path / "f")
+    with pytest.raises(ConfigError, match=f"CaptureBucket .*{why}"):
+        merge_config(base, {"CaptureBucket": bucket}, cwd=tmp_path)
+    assert merge_config(base, {"CaptureBucket": "my-captures-1"}, cwd=tmp_path).capture_bucket
+
+
 def test_the_simulated_s3_never_writes_outside_its_folder(tmp_path: Path) -> None:
     from device_sim.cloud.s3_http import S3Endpoint, Sessions
 
