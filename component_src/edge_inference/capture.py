@@ -34,7 +34,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
+from typing import Any, Callable, Dict, List, Optional, Protocol, Set, Tuple
 
 from edge_inference.durable import remove_temp_files, write_json_atomic
 
@@ -117,6 +117,9 @@ class CaptureStore:
         self._counts = {"captured": 0, "dropped": 0, "uploaded": 0}
         self._unlogged = 0
         self._logged_at = -LOG_EVERY_SECONDS
+        # Captures this process is done with but could not delete (a read-only folder): not
+        # listed again, else each retry would upload them again, for good.
+        self._done: Set[str] = set()
 
     def open(self) -> None:
         """Create the folder, drop interrupted writes and data files with no sidecar (a crash
@@ -144,7 +147,11 @@ class CaptureStore:
             names = os.listdir(self.folder)
         except FileNotFoundError:
             return []
-        return sorted(n[: -len(SIDECAR)] for n in names if n.endswith(SIDECAR) and n[0] != ".")
+        return sorted(
+            n[: -len(SIDECAR)]
+            for n in names
+            if n.endswith(SIDECAR) and n[0] != "." and n[: -len(SIDECAR)] not in self._done
+        )
 
     @property
     def bytes(self) -> int:
@@ -234,10 +241,24 @@ class CaptureStore:
         freed = 0
         for suffix in (SIDECAR, DATA):  # the sidecar first: a crash leaves no half capture
             path = self.folder / (record_id + suffix)
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 size = path.stat().st_size
                 path.unlink()
                 freed += size
+            except FileNotFoundError:
+                pass
+            except OSError as err:  # a folder that refuses deletes: done with it all the same
+                with self._lock:
+                    first = not self._done
+                    self._done.add(record_id)
+                if first:
+                    LOG.error(
+                        "cannot remove captures from %s (%s); those sent or dropped stay on "
+                        "disk and are not sent again by this process",
+                        self.folder,
+                        err,
+                    )
+                break
         with self._lock:
             self._bytes = max(0, self._bytes - freed)
             if uploaded:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import shutil
 import threading
@@ -379,6 +380,40 @@ def test_the_capture_folder_deleted_under_the_component(tmp_path: Path) -> None:
     assert sender.send_once()  # nothing to send, no crash
     assert store.add(source, "0002", {"input": "a.jpg"}, REASON_SAMPLE, T0)  # recreated
     assert sender.send_once() and len(s3.objects) == 2
+
+
+def test_a_capture_folder_that_cannot_be_written_does_not_upload_the_same_capture_forever(
+    folders: Folders, tiny_package: TinyPackage, monkeypatch, caplog
+) -> None:
+    """Left from stop 25: with a folder that refuses deletes (read-only, a full-disk journal),
+    each uploaded capture stayed, so every retry sent it again (every 5 minutes, for good). An
+    upload is now remembered: each capture is sent once per process, counted once, and the
+    trouble is said once."""
+    drop_inputs(folders, 3)
+    offline = FakeS3(failing=10**6)
+    service, _ = service_with_capture(folders, tiny_package, offline, capture_below_confidence=1)
+    service.run(once=True)
+    store = CaptureStore(folders.state / "captures", max_bytes=10 * MB)
+    store.open()
+    captured = store.ids()
+    assert len(captured) == 3
+    real_unlink = Path.unlink
+
+    def refuse(self: Path, missing_ok: bool = False) -> None:
+        if self.parent == store.folder:
+            raise PermissionError(13, "Permission denied", str(self))
+        real_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", refuse)
+    s3 = FakeS3()
+    sender = CaptureSender(store, s3, PREFIX, min_backoff=0.01, max_backoff=0.02)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(5):
+            assert sender.send_once()
+    assert len(s3.puts) == 6 and len(set(s3.puts)) == 6  # each capture and sidecar once
+    assert store.take_counts()["uploaded"] == 3
+    assert store.ids() == []  # nothing left to send in this process
+    assert caplog.text.count("cannot remove") == 1
 
 
 def test_the_metrics_window_counts_captures(folders: Folders, tiny_package: TinyPackage) -> None:
