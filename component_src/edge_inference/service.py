@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Deque, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -87,15 +87,8 @@ class _Finisher:
     that fails with ``OSError`` (disk full, a folder that cannot be written) goes to
     :attr:`failed` with its error, for the service to retry; its input stays in progress."""
 
-    def __init__(
-        self,
-        spool: Spool,
-        *,
-        threaded: bool,
-        after: Optional[Callable[[Claim, Dict[str, object], bool, Path], None]] = None,
-    ) -> None:
+    def __init__(self, spool: Spool, *, threaded: bool) -> None:
         self._spool = spool
-        self._after = after
         self._executor = (
             concurrent.futures.ThreadPoolExecutor(1, "edge-finish") if threaded else None
         )
@@ -122,13 +115,7 @@ class _Finisher:
     def _complete(
         self, claim: Claim, message: Dict[str, object], failed: bool, folder: Path
     ) -> Path:
-        dest = self._spool.complete(claim, message, failed=failed, folder=folder)
-        if self._after is not None:
-            try:  # after the result is recorded: nothing here may fail or redo the input
-                self._after(claim, message, failed, dest)
-            except Exception:
-                LOG.exception("after recording %s", claim.display)
-        return dest
+        return self._spool.complete(claim, message, failed=failed, folder=folder)
 
     def _settle(self, job: Job, future: concurrent.futures.Future[Path]) -> None:
         try:
@@ -190,9 +177,9 @@ class InferenceService:
         )
         self._executor: Optional[concurrent.futures.ThreadPoolExecutor] = None
         self.capture = capture
-        self._finisher = _Finisher(
-            spool, threaded=prefetch, after=self._captured if capture is not None else None
-        )
+        self._finisher = _Finisher(spool, threaded=prefetch)
+        if capture is not None:
+            spool.on_finished = self._captured
         self._outbox_full = False
         self._backoff = retry_backoff
         self._unfinished: List[Job] = []  # results that could not be recorded yet
@@ -207,9 +194,11 @@ class InferenceService:
         if metrics is not None and capture is not None:
             metrics.capture_counts = capture.counts
 
-    def _captured(self, claim: Claim, message: Dict[str, object], failed: bool, dest: Path) -> None:
+    def _captured(self, record: Dict[str, Any], dest: Path) -> None:
+        """Offer a finished result to capture (:attr:`Spool.on_finished`: before its release,
+        and again for a record that recovery finishes)."""
         assert self.capture is not None
-        self.capture.offer(dest, claim.id, dict(message), failed)
+        self.capture.offer(dest, str(record["id"]), dict(record["message"]), bool(record["failed"]))
 
     # -- lifecycle -------------------------------------------------------------------------
 

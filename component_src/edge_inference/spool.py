@@ -249,6 +249,11 @@ class Spool:
         self.names_dir = state_dir / "names"
         self.outbox = outbox or Outbox(state_dir / "outbox")
         self.active = ActiveRecord(state_dir / "active")
+        # Called with each finished record and where its input went, after the move and before
+        # the release, also when recovery finishes a record: what must follow every result
+        # (its capture) survives a kill between the two. It must not raise, and may run twice
+        # for one record (a kill after it and before the release): act idempotently by id.
+        self.on_finished: Optional[Callable[[Dict[str, Any], Path], None]] = None
         self._last_id = 0
         self._lock_fd: Optional[int] = None
 
@@ -367,6 +372,11 @@ class Spool:
             # No fsync here: until this rename is durable, the durable pending record makes
             # recovery redo it. That keeps the cost per input to one file + one folder fsync.
             os.rename(str(src), str(dest))
+        if self.on_finished is not None:
+            try:
+                self.on_finished(record, dest)
+            except Exception:  # the result is recorded: nothing here may undo or redo it
+                LOG.exception("after recording %s", record["id"])
         self.outbox.release(record["id"])
         self._forget(record["id"])
         return dest

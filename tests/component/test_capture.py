@@ -416,6 +416,44 @@ def test_a_capture_folder_that_cannot_be_written_does_not_upload_the_same_captur
     assert caplog.text.count("cannot remove") == 1
 
 
+class Crash(BaseException):
+    """Stands for the process dying: nothing in the component catches it."""
+
+
+def test_a_kill_between_recording_a_result_and_capturing_it_loses_no_capture(
+    folders: Folders, tiny_package: TinyPackage, monkeypatch
+) -> None:
+    """Left from stop 25: the capture was taken after the result was recorded and released,
+    so a kill in between lost it (recovery finished the result without offering it to
+    capture). The capture now happens before the release and again on recovery (by id, so a
+    second offer replaces the first)."""
+    drop_inputs(folders, 3)
+    offline = FakeS3(failing=10**6)
+    released = []
+    real = Outbox.release
+
+    def release(self: Outbox, record_id: str) -> None:
+        if self.folder == folders.outbox and not released:
+            released.append(record_id)
+            raise Crash
+        real(self, record_id)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Outbox, "release", release)
+        service, _ = service_with_capture(
+            folders, tiny_package, offline, capture_below_confidence=1
+        )
+        with pytest.raises(Crash):
+            service.run(once=True)
+    service, capturer = service_with_capture(
+        folders, tiny_package, offline, capture_below_confidence=1
+    )
+    service.run(once=True)
+    assert sorted(folders.names(folders.processed)) == ["in-0.npy", "in-1.npy", "in-2.npy"]
+    inputs = sorted(str(capturer.store.read(i)["input"]) for i in capturer.store.ids())
+    assert inputs == ["in-0.npy", "in-1.npy", "in-2.npy"]
+
+
 def test_the_metrics_window_counts_captures(folders: Folders, tiny_package: TinyPackage) -> None:
     drop_inputs(folders, 4)
     s3 = FakeS3()
