@@ -182,6 +182,23 @@ SETTINGS: Tuple[Setting, ...] = (
 
 BY_KEY: Dict[str, Setting] = {setting.key: setting for setting in SETTINGS}
 
+#: Keys outside the recipe's defaults that a device class may add to its inference recipe
+#: (``batch_size``, ``inference_threads``). Every inference deployment resets them: a deployment
+#: merges, and the nucleus keeps a key it does not name (KernelConfigResolver.
+#: resolveConfigurationToApply: reset, then the recipe's defaults without overwriting, then
+#: the merge), so a class that stopped setting one would keep it on its devices for good.
+CLASS_RECIPE_KEYS = ("BatchSize", "InferenceThreads")
+
+
+def reset_pointers(merge: Mapping[str, Any]) -> List[str]:
+    """The ``ConfigurationUpdate.Reset`` of a deployment that merges ``merge``: the recipe's
+    ``accessControl`` (its wildcard is the recipe's, never a device's), and for the inference
+    component's configuration (it names the ``Runtime``) the keys a class may set."""
+    pointers = ["/accessControl"]
+    if "Runtime" in merge:
+        pointers += [f"/{key}" for key in CLASS_RECIPE_KEYS]
+    return pointers
+
 
 def setting(key: str) -> Setting:
     """The row of ``key``; ``KeyError`` naming the known keys otherwise."""
@@ -207,7 +224,7 @@ def default_configuration(
     if unknown:
         raise KeyError(f"not recipe settings: {', '.join(unknown)}")
     extra = dict(optional or {})
-    strays = sorted(set(extra) - {s.key for s in SETTINGS if not s.in_recipe})
+    strays = sorted(set(extra) - set(CLASS_RECIPE_KEYS))
     if strays:
         raise KeyError(f"not optional recipe settings: {', '.join(strays)}")
     configuration = {s.key: overrides.get(s.key, s.default) for s in SETTINGS if s.in_recipe}

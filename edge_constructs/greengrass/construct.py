@@ -13,6 +13,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
+from device_contract import settings
 from edge_constructs.artifact_bucket.construct import Prefixes
 from edge_constructs.lambda_function import PythonFunction
 from edge_constructs.nag import (
@@ -360,7 +361,7 @@ class ThingGroupDeployment(Construct):
             if pin.merge is not None:
                 spec["ConfigurationUpdate"] = {
                     "Merge": stack.to_json_string(dict(pin.merge)),
-                    "Reset": ["/accessControl"],
+                    "Reset": settings.reset_pointers(pin.merge),
                 }
             specs[component] = spec
         properties = {

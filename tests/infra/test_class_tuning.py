@@ -5,6 +5,7 @@ component would refuse, and batching on a Neo class, are refused at synth naming
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from app_config import ConfigError
 from device_contract import settings
 from tests.infra.conftest import REPO_ROOT
 from tests.infra.fast import pipeline_template
-from tests.infra.rendering import component_recipes
+from tests.infra.rendering import component_recipes, render, resources_of_type
 
 ONNX = {"thing_group": "EdgeAiDevOnnx", "build": "onnx"}
 NEO = {"thing_group": "EdgeAiDevNeo", "neo_target_device": "ml_c5"}
@@ -109,3 +110,47 @@ def test_the_bounds_are_the_component_s() -> None:
     assert (settings.setting("BatchSize").low, settings.setting("BatchSize").high) == (1, 32)
     assert settings.setting("InferenceThreads").low == 0
     assert not settings.setting("BatchSize").in_recipe  # only classes that set it carry it
+
+
+def _device_after(
+    template: dict[str, Any], running: dict[str, Any] | None, group_class: str
+) -> dict[str, Any]:
+    """The inference component's configuration on a device of ``group_class`` once the
+    template's deployment is applied over ``running``, as the nucleus resolves it (reset, then
+    the recipe's defaults without overwriting, then the merge: device_sim.deployment)."""
+    from device_sim.deployment import configuration_to_apply
+
+    recipes = {
+        name: recipe
+        for name, recipe in component_recipes(template).items()
+        if name.endswith("Inference") and f".{group_class}." in name
+    }
+    ((name, recipe),) = recipes.items()
+    (deployment,) = [
+        d["Properties"]
+        for d in resources_of_type(template, "Custom::GreengrassDeployment").values()
+        if name in d["Properties"]["Components"]
+    ]
+    update = deployment["Components"][name]["ConfigurationUpdate"]
+    merge = json.loads(render(update["Merge"]))
+    defaults = recipe["ComponentConfiguration"]["DefaultConfiguration"]
+    return configuration_to_apply(running, defaults, merge, update.get("Reset"))
+
+
+def test_a_class_that_stops_setting_them_goes_back_to_the_defaults_on_its_devices(
+    tmp_path: Path,
+) -> None:
+    """Found by the second hostile review: a deployment merges configuration, and the nucleus
+    keeps keys a deployment does not name (nucleus ``KernelConfigResolver.
+    resolveConfigurationToApply``: reset, then defaults without overwrite, then merge), so a
+    class that dropped ``batch_size: 8`` kept batching on every device. Each inference
+    deployment now resets the keys a class may set."""
+    tuned = {**ONNX, "batch_size": 8, "inference_threads": 2}
+    first = pipeline_template(tmp_path / "a", device_classes={"gw": tuned})
+    running = _device_after(first, None, "gw")
+    assert (running["BatchSize"], running["InferenceThreads"]) == (8, 2)
+    second = pipeline_template(tmp_path / "b", device_classes={"gw": ONNX})
+    after = _device_after(second, running, "gw")
+    assert "BatchSize" not in after and "InferenceThreads" not in after  # the component's 1, 0
+    again = _device_after(first, after, "gw")
+    assert (again["BatchSize"], again["InferenceThreads"]) == (8, 2)

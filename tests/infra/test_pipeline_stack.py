@@ -199,7 +199,12 @@ def test_deployment_pins_every_component_and_is_safe(dev) -> None:
     for spec in components.values():
         assert re.fullmatch(r"\d+\.\d+\.\d+", spec["ComponentVersion"])
     inference = components["com.example.edgeai.dev.DlrInference"]
-    assert inference["ConfigurationUpdate"]["Reset"] == ["/accessControl"]
+    # accessControl is the recipe's; the class keys go back to the defaults unless merged
+    assert inference["ConfigurationUpdate"]["Reset"] == [
+        "/accessControl",
+        "/BatchSize",
+        "/InferenceThreads",
+    ]
     merged = json.loads(inference["ConfigurationUpdate"]["Merge"])
     assert merged["Runtime"] == "dlr" and merged["TopK"] == 5
     assert props["DeploymentPolicies"]["FailureHandlingPolicy"] == "ROLLBACK"
