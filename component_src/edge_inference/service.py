@@ -188,6 +188,7 @@ class InferenceService:
         self._claim_error: Optional[str] = None
         self._batch_refused = False  # the "model takes no batch" warning was given
         self._batch_broken = False  # the model refused a batch: no more batches for it
+        self._batch_checked = False  # the model's first batch matched its inputs run alone
         self.retention = Retention()
         self.counts: Dict[str, int] = {"processed": 0, "failed": 0}
         self.metrics = metrics
@@ -527,11 +528,47 @@ class InferenceService:
             for claim, tensor, decode_ms in ready:
                 self._handle(claim, (tensor, decode_ms))
             return
-        self.spool.active.discard(*(claim.id for claim, _, _ in ready))
         # each input waited for the whole batch: that is its inference time
         infer_ms = (time.perf_counter() - start) * 1000.0
-        for (claim, _, decode_ms), output in zip(ready, outputs):
+        checked = outputs if self._batch_checked else self._check_batch(ready, outputs)
+        self.spool.active.discard(*(claim.id for claim, _, _ in ready))
+        if checked is None:  # an input failed alone: each goes its own way, failures its own
+            for claim, tensor, decode_ms in ready:
+                self._handle(claim, (tensor, decode_ms))
+            return
+        for (claim, _, decode_ms), output in zip(ready, checked):
             self._record(claim, output[np.newaxis], decode_ms, infer_ms)
+
+    def _check_batch(
+        self, ready: List[Tuple[Claim, np.ndarray, float]], outputs: np.ndarray
+    ) -> Optional[np.ndarray]:
+        """The first batch of a model is also run input by input: a graph whose rows depend on
+        each other (dynamic quantization's scale over the whole tensor, a softmax or a mean over
+        the batch axis) gives each input a result that depends on which files arrived with it.
+        Such a model is not batched again, and this batch keeps the inputs' own results. None
+        when an input fails alone (the caller then handles each input by itself)."""
+        try:
+            alone = np.concatenate([self.model.runner.run(t) for _, t, _ in ready], axis=0)
+        except Exception as err:
+            self._batch_broken = True
+            LOG.warning(
+                "model %s: an input of a batch fails alone (%s)", self.model.info.model_id, err
+            )
+            return None
+        scale = max(1.0, float(np.abs(alone).max())) if alone.size else 1.0
+        if alone.shape == outputs.shape and np.allclose(
+            outputs, alone, rtol=1e-3, atol=1e-4 * scale, equal_nan=True
+        ):
+            self._batch_checked = True
+            return outputs
+        self._batch_broken = True
+        LOG.warning(
+            "model %s gives an input a different result in a batch than alone (its rows depend "
+            "on each other: dynamic quantization, a softmax or mean over the batch axis); "
+            "running inputs one by one",
+            self.model.info.model_id,
+        )
+        return alone
 
     def _record(self, claim: Claim, output: np.ndarray, decode_ms: float, infer_ms: float) -> None:
         """One input's output, as a result (or a failure when it cannot be one)."""
@@ -608,7 +645,7 @@ class InferenceService:
             LOG.error("configuration not applied, keeping the current one: %s", err)
             return
         if model is not self.model:
-            self._batch_refused = self._batch_broken = False
+            self._batch_refused = self._batch_broken = self._batch_checked = False
         self.model = model
         self._decoder = InputDecoder(model.info, new.max_image_pixels)
         apply = getattr(self.publisher, "apply_config", None)

@@ -88,8 +88,9 @@ def test_batched_results_equal_unbatched_ones_input_for_input(
         assert_all_processed_once(folders, [*names, "photo.jpg"])
         if size == 1:
             assert set(batch_calls) == {1}
-        else:  # 38 waiting: four batches of 8, then the 6 left one by one
-            assert Counter(batch_calls) == {8: 4, 1: 6}
+        else:  # 38 waiting: four batches of 8 (the first also run input by input, to check
+            # the model's rows are independent), then the 6 left one by one
+            assert Counter(batch_calls) == {8: 4, 1: 8 + 6}
 
     assert set(results[1]) == set(results[8]) and len(results[8]) == 38
     for name, single in results[1].items():
@@ -119,7 +120,7 @@ def test_an_input_that_does_not_decode_fails_alone_in_its_batch(
     assert "error" in messages["in003.npy"]
     assert all("top" in messages[n] for n in names if n != "in003.npy")
     assert folders.names(folders.failed) == ["in003.npy", "in003.npy.error.json"]
-    assert batch_calls == [7]  # the seven that decoded, still as one batch
+    assert batch_calls == [7] + [1] * 7  # the seven that decoded, as one batch (checked)
 
 
 def test_a_batch_the_runtime_refuses_is_run_input_by_input_and_batching_stops(
@@ -151,7 +152,9 @@ def test_a_batch_the_runtime_refuses_is_run_input_by_input_and_batching_stops(
     assert caplog.text.count("a batch of 8 inputs failed") == 1
 
 
-def _onnx_with_shapes(classifier, path: Path, input_batch, transpose_output: bool) -> None:
+def _onnx_with_shapes(
+    classifier, path: Path, input_batch, transpose_output: bool, softmax_axis: int = 1
+) -> None:
     """The tiny graph with a chosen input batch axis, its output optionally classes-first."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -162,7 +165,7 @@ def _onnx_with_shapes(classifier, path: Path, input_batch, transpose_output: boo
         helper.make_node("Flatten", ["pooled"], ["features"], axis=1),
         helper.make_node("Gemm", ["features", "weight", "bias"], ["logits"], transB=1),
         helper.make_node("Softmax", ["logits"], ["probs" if transpose_output else "output0"],
-                         axis=1),
+                         axis=softmax_axis),
     ]  # fmt: skip
     out_shape = [input_batch, 10]
     if transpose_output:
@@ -213,6 +216,30 @@ def test_an_output_with_a_fixed_first_axis_is_not_batched(
     assert sorted(batched) == names
     for name in names:  # the same weights: the same top-1 as the plain model
         assert batched[name]["top"][0]["index"] == reference[name]["top"][0]["index"], name
+
+
+def test_a_model_whose_rows_depend_on_each_other_is_not_batched(
+    tmp_path: Path, batch_package: TinyPackage, batch_calls: List[int], caplog
+):
+    """Found by the second hostile review: a softmax over the batch axis (or dynamic
+    quantization, whose scale spans the whole batch) gave each input a result that depended on
+    the files that arrived with it. The first batch of a model is checked against its inputs
+    run alone; such a model keeps the inputs' own results and runs one by one from then on."""
+    model_dir = _package_like(
+        batch_package, tmp_path / "mixing", input_batch="batch", transpose_output=False,
+        softmax_axis=0,
+    )  # fmt: skip
+    results = {}
+    for size in (1, 8):
+        folders = Folders(tmp_path / f"b{size}")
+        write_inputs(folders.input, 24)
+        batch_calls.clear()
+        with caplog.at_level(logging.WARNING):
+            results[size] = by_input(run_once(folders, model_dir, runtime="onnx", batch_size=size))
+    assert batch_calls == [8] + [1] * 8 + [1] * 16  # one batch, checked, then one by one
+    assert caplog.text.count("different result in a batch than alone") == 1
+    for name, single in results[1].items():
+        assert results[8][name]["top"] == single["top"], name
 
 
 def test_a_model_whose_input_takes_exactly_four_is_refused_at_load(
