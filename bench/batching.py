@@ -20,9 +20,11 @@ is 224 px, from scikit-learn's sample images) and batch size (1 and ``--batch``)
   run with ``BatchSize`` = batch until the folder is empty (claim, decode, inference, durable
   result, move, publish).
 
-Each component run is paired with a bare run just before it; the medians of ``--rounds`` are
-printed. The ratios depend on the CPU and the model (a model whose runs are already long gains
-little from batching), so the CPU's flags and the threads are printed first. Nothing is
+Each component run is paired with a bare run (at least 2 s) just before it; the medians of
+``--rounds`` are printed. A component run includes what a device pays once per model load:
+its first batch is also run input by input, to check that the model's rows are independent.
+The ratios depend on the CPU and the model (a model whose runs are already long gains little
+from batching), so the CPU's flags and the threads are printed first. Nothing is
 downloaded; models go to ``bench/out/batching`` (gitignored).
 """
 
@@ -110,16 +112,21 @@ def _int8_of(fp32_dir: Path) -> Path:
     return folder
 
 
-def bare_rate(runner: Any, tensors: List[np.ndarray], batch: int) -> float:
+def bare_rate(runner: Any, tensors: List[np.ndarray], batch: int, seconds: float = 2.0) -> float:
+    """Images/s of ``runner`` on ``batch`` tensors per run, for at least ``seconds`` after a
+    warm-up (32 tensors, a fraction of a second, was too short on a shared machine)."""
     batches = [
         np.concatenate(tensors[i : i + batch]) for i in range(0, len(tensors) - batch + 1, batch)
     ]
     for chunk in batches[:2]:
         runner.run(chunk)
-    start = time.perf_counter()
-    for chunk in batches:
-        runner.run(chunk)
-    return len(batches) * batch / (time.perf_counter() - start)
+    runs, start = 0, time.perf_counter()
+    while True:
+        runner.run(batches[runs % len(batches)])
+        runs += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return runs * batch / elapsed
 
 
 def component_rate(model: Any, model_dir: Path, folder: Path, batch: int) -> float:

@@ -154,7 +154,9 @@ def run(
 
     int8: Int8View | None = None
     if brought is not None:
-        progress.step("int8 beside FP32: quantizing (training code), running both (component)")
+        progress.step(
+            "int8 beside FP32: the int8 model (training code, cached), both run by the component"
+        )
         int8 = compare_int8(brought.onnx_dir, out / "photos", cache, out / ".int8-work")
 
     progress.step("writing results.jsonl and report.html")
