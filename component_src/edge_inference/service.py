@@ -502,17 +502,17 @@ class InferenceService:
             else:
                 ready.append((claim, tensor, decode_ms))
         if len(ready) < 2:
-            for claim, tensor, decode_ms in ready:
-                self._handle(claim, (tensor, decode_ms))
+            self._handle_each(ready)
             return
+        ids = [claim.id for claim, _, _ in ready]
         start = time.perf_counter()
-        self.spool.active.add(*(claim.id for claim, _, _ in ready))
+        self.spool.active.add(*ids)
         try:
             outputs = self.model.runner.run(np.concatenate([t for _, t, _ in ready], axis=0))
             if outputs.shape[0] != len(ready):
                 raise ValueError(f"{outputs.shape[0]} outputs for {len(ready)} inputs")
         except Exception as err:
-            self.spool.active.discard(*(claim.id for claim, _, _ in ready))
+            self.spool.active.discard(*ids)
             # A model whose graph names a dynamic batch axis but cannot take a batch (a reshape
             # to a fixed 1, an output that mixes the inputs) would fail every batch: stop
             # batching it after the first refusal rather than doing the work twice for good.
@@ -525,19 +525,22 @@ class InferenceService:
                 err,
                 self.model.info.model_id,
             )
-            for claim, tensor, decode_ms in ready:
-                self._handle(claim, (tensor, decode_ms))
+            self._handle_each(ready)
             return
         # each input waited for the whole batch: that is its inference time
         infer_ms = (time.perf_counter() - start) * 1000.0
         checked = outputs if self._batch_checked else self._check_batch(ready, outputs)
-        self.spool.active.discard(*(claim.id for claim, _, _ in ready))
+        self.spool.active.discard(*ids)
         if checked is None:  # an input failed alone: each goes its own way, failures its own
-            for claim, tensor, decode_ms in ready:
-                self._handle(claim, (tensor, decode_ms))
+            self._handle_each(ready)
             return
         for (claim, _, decode_ms), output in zip(ready, checked):
             self._record(claim, output[np.newaxis], decode_ms, infer_ms)
+
+    def _handle_each(self, ready: List[Tuple[Claim, np.ndarray, float]]) -> None:
+        """Decoded inputs of a batch that is not run as one: each through :meth:`_handle`."""
+        for claim, tensor, decode_ms in ready:
+            self._handle(claim, (tensor, decode_ms))
 
     def _check_batch(
         self, ready: List[Tuple[Claim, np.ndarray, float]], outputs: np.ndarray
